@@ -1,0 +1,101 @@
+//! What a check run produces. The JSON form is part of the interface
+//! (`warden check --format json`, the API, the registry).
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+/// The outcome of one check. `Error` means it could not be evaluated; it is
+/// never reported as a pass.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Outcome {
+    Pass,
+    Warn,
+    Fail,
+    Error,
+}
+
+impl Outcome {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Pass => "pass",
+            Self::Warn => "warn",
+            Self::Fail => "fail",
+            Self::Error => "error",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "pass" => Some(Self::Pass),
+            "warn" => Some(Self::Warn),
+            "fail" => Some(Self::Fail),
+            "error" => Some(Self::Error),
+            _ => None,
+        }
+    }
+
+    pub const ALL: [Outcome; 4] = [Self::Pass, Self::Warn, Self::Fail, Self::Error];
+}
+
+impl std::fmt::Display for Outcome {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// One evaluated check, in the shape of DESIGN §3.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CheckResult {
+    /// `<dataset>.<name>`.
+    pub check: String,
+    pub dataset: String,
+    pub kind: String,
+    pub column: Option<String>,
+    /// The partition checked, or `None` for the whole relation.
+    pub partition: Option<String>,
+    pub outcome: Outcome,
+    /// The observed value (row count, ratio, lag in seconds, …); `None` on error.
+    pub observed: Option<f64>,
+    /// The limits the check was held to, e.g. `{"max": 0.0}`.
+    pub threshold: BTreeMap<String, serde_json::Value>,
+    pub message: String,
+    pub duration_ms: u64,
+}
+
+/// Counts per outcome, as printed in the JSON `summary`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Summary {
+    pub pass: usize,
+    pub warn: usize,
+    pub fail: usize,
+    pub error: usize,
+}
+
+impl Summary {
+    pub fn of<'a>(results: impl IntoIterator<Item = &'a CheckResult>) -> Self {
+        let mut s = Self::default();
+        for r in results {
+            match r.outcome {
+                Outcome::Pass => s.pass += 1,
+                Outcome::Warn => s.warn += 1,
+                Outcome::Fail => s.fail += 1,
+                Outcome::Error => s.error += 1,
+            }
+        }
+        s
+    }
+
+    /// `warden check`'s exit status: 0 none failed or errored, 1 a check
+    /// failed, 3 none failed but one errored.
+    pub fn exit_code(&self) -> i32 {
+        if self.fail > 0 {
+            1
+        } else if self.error > 0 {
+            3
+        } else {
+            0
+        }
+    }
+}

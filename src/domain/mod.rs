@@ -1,0 +1,12 @@
+//! "Parse, don't validate" types: every value that reaches SQL or the
+//! registry has been checked by the constructor of one of these types.
+
+mod identifier;
+mod names;
+mod partition;
+mod threshold;
+
+pub use identifier::{Identifier, TableRef};
+pub use names::{CheckId, DatasetName, NameError};
+pub use partition::{Granularity, PartitionError, PartitionKey};
+pub use threshold::{Ratio, ThresholdError};

@@ -1,0 +1,11 @@
+//! warden: a data-quality and freshness agent.
+//!
+//! Checks declared in YAML ([`config`]) are compiled by the [`check`] planner
+//! into as few statements as possible, run against a [`warehouse`], evaluated,
+//! and recorded in the [`registry`].
+
+pub mod check;
+pub mod config;
+pub mod domain;
+pub mod registry;
+pub mod warehouse;

@@ -1,0 +1,3 @@
+fn main() {
+    println!("warden {}", env!("CARGO_PKG_VERSION"));
+}
