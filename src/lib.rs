@@ -6,6 +6,7 @@
 
 pub mod check;
 pub mod config;
+pub mod demo;
 pub mod domain;
 pub mod registry;
 pub mod warehouse;

@@ -1,0 +1,100 @@
+//! Command-line arguments as the user typed them (clap). Commands resolve
+//! them into typed values (config, partitions) before doing any work.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+#[derive(Debug, Parser)]
+#[command(name = "warden", version, about = "Data-quality and freshness agent for warehouse tables")]
+pub struct Cli {
+    /// Path of warden.yaml (else $WARDEN_CONFIG, else ./warden.yaml).
+    #[arg(long, global = true, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+
+    /// Log format on stderr.
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Create ./warden-demo (a SQLite warehouse with real problems) and check it.
+    Demo(DemoArgs),
+    /// Run checks once and print the results.
+    Check(CheckArgs),
+    /// Parse and validate the configuration without connecting to anything.
+    Validate,
+    /// Rerun a dataset's partition checks over a range of partitions.
+    Backfill(BackfillArgs),
+    /// Manage schema baselines.
+    Baseline {
+        #[command(subcommand)]
+        action: BaselineAction,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct DemoArgs {
+    /// Where to create the demo.
+    #[arg(long, default_value = "warden-demo")]
+    pub dir: PathBuf,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Format {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Args)]
+pub struct CheckArgs {
+    /// Only this dataset.
+    #[arg(long)]
+    pub dataset: Option<String>,
+    /// Check this partition (e.g. 2026-11-20) instead of the latest complete one.
+    #[arg(long, requires = "dataset")]
+    pub partition: Option<String>,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    pub format: Format,
+    /// Do not record the results in the registry (dry run).
+    #[arg(long)]
+    pub no_record: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct BackfillArgs {
+    /// The partitioned dataset.
+    pub dataset: String,
+    /// First partition, included.
+    #[arg(long)]
+    pub from: String,
+    /// Last partition, included.
+    #[arg(long)]
+    pub to: String,
+    /// Partitions checked at once.
+    #[arg(long, default_value_t = 4)]
+    pub concurrency: usize,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    pub format: Format,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum BaselineAction {
+    /// Take the dataset's current schema as its new baseline.
+    Accept {
+        /// The dataset.
+        dataset: String,
+    },
+}
