@@ -35,12 +35,14 @@ impl Registry {
 
     /// Forgets claims of runs scheduled before `before`; returns how many.
     pub async fn prune_claims(&self, before: DateTime<Utc>) -> Result<u64, RegistryError> {
-        let deleted = on_pool!(self, |pool| sqlx::query("DELETE FROM scheduler_claims WHERE scheduled_at < $1")
-            .bind(stored(before))
-            .execute(pool)
-            .await
-            .op("prune claims")?
-            .rows_affected());
+        let deleted = on_pool!(self, |pool| sqlx::query(
+            "DELETE FROM scheduler_claims WHERE scheduled_at < $1"
+        )
+        .bind(stored(before))
+        .execute(pool)
+        .await
+        .op("prune claims")?
+        .rows_affected());
         Ok(deleted)
     }
 }

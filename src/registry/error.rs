@@ -32,7 +32,10 @@ pub enum RegistryError {
     /// A statement failed, e.g. a stored value broke a constraint. Nothing of
     /// the operation it belongs to was kept.
     #[error("registry {op} failed: {error}")]
-    Query { op: &'static str, error: sqlx::Error },
+    Query {
+        op: &'static str,
+        error: sqlx::Error,
+    },
 
     /// A partition state change the state machine does not allow, or whose
     /// expected current state did not match (HTTP 409).
@@ -78,7 +81,10 @@ impl<T> OpContext<T> for Result<T, sqlx::Error> {
     fn op(self, op: &'static str) -> Result<T, RegistryError> {
         self.map_err(|error| {
             if is_connection_error(&error) {
-                RegistryError::Unavailable { op, reason: describe(&error) }
+                RegistryError::Unavailable {
+                    op,
+                    reason: describe(&error),
+                }
             } else {
                 RegistryError::Query { op, error }
             }
@@ -184,11 +190,23 @@ mod tests {
     #[test]
     fn passwords_are_redacted() {
         for (url, want) in [
-            ("postgres://warden:s3cr:et@db:5432/reg", "postgres://warden:***@db:5432/reg"),
+            (
+                "postgres://warden:s3cr:et@db:5432/reg",
+                "postgres://warden:***@db:5432/reg",
+            ),
             ("postgres://warden@db/reg", "postgres://warden@db/reg"),
-            ("postgres://db/reg?user=w&password=hunter2", "postgres://db/reg?user=w&password=***"),
-            ("postgres://a:b@db/reg?sslmode=require#x", "postgres://a:***@db/reg?sslmode=require#x"),
-            ("sqlite:///var/lib/warden/warden.db", "sqlite:///var/lib/warden/warden.db"),
+            (
+                "postgres://db/reg?user=w&password=hunter2",
+                "postgres://db/reg?user=w&password=***",
+            ),
+            (
+                "postgres://a:b@db/reg?sslmode=require#x",
+                "postgres://a:***@db/reg?sslmode=require#x",
+            ),
+            (
+                "sqlite:///var/lib/warden/warden.db",
+                "sqlite:///var/lib/warden/warden.db",
+            ),
             ("sqlite:warden.db", "sqlite:warden.db"),
             ("postgres://u:p@w@db/x", "postgres://u:***@db/x"),
         ] {
@@ -202,7 +220,10 @@ mod tests {
         assert_eq!(describe(&refused), "connection refused");
         let err = Err::<(), _>(refused).op("ping").unwrap_err();
         assert!(err.is_unavailable());
-        assert_eq!(err.to_string(), "registry unavailable during ping: connection refused");
+        assert_eq!(
+            err.to_string(),
+            "registry unavailable during ping: connection refused"
+        );
     }
 
     #[test]

@@ -5,7 +5,7 @@
 //! Both engines hold the same tables (`migrations/sqlite`,
 //! `migrations/postgres`), applied when the registry is opened. Statements
 //! are written once with `$1`-style parameters, which both engines accept;
-//! [`on_pool!`] and [`in_transaction!`] run them against whichever pool is
+//! `on_pool!` and `in_transaction!` run them against whichever pool is
 //! open. Timestamps are UTC, kept to the microsecond (PostgreSQL's
 //! precision) so both engines store the same instant.
 //!
@@ -47,14 +47,12 @@ macro_rules! in_transaction {
     ($registry:expr, $op:expr, |$tx:ident| $body:expr) => {
         match &$registry.pool {
             $crate::registry::Pool::Sqlite(pool) => {
-                #[allow(unused_mut)]
                 let mut $tx = pool.begin_with("BEGIN IMMEDIATE").await.op($op)?;
                 let value = $body;
                 $tx.commit().await.op($op)?;
                 value
             }
             $crate::registry::Pool::Postgres(pool) => {
-                #[allow(unused_mut)]
                 let mut $tx = pool.begin().await.op($op)?;
                 let value = $body;
                 $tx.commit().await.op($op)?;
@@ -73,7 +71,9 @@ mod schema;
 
 pub use error::{RegistryError, redact_url};
 pub use outbox::{OutboxEntry, OutboxStatus};
-pub use partitions::{PartitionRecord, PartitionState, PublishedPartition, StateChange, Transition};
+pub use partitions::{
+    PartitionRecord, PartitionState, PublishedPartition, StateChange, Transition,
+};
 pub use results::{RunRecord, StoredResult};
 pub use schema::{SchemaBaseline, StoredColumn};
 
@@ -136,13 +136,24 @@ impl Registry {
             .foreign_keys(true);
         // One connection first: its error says why the file cannot be opened.
         probe(options.connect(), &redacted).await?;
-        let mut pool_options = SqlitePoolOptions::new().max_connections(4).acquire_timeout(CONNECT_TIMEOUT);
+        let mut pool_options = SqlitePoolOptions::new()
+            .max_connections(4)
+            .acquire_timeout(CONNECT_TIMEOUT);
         if options.get_filename().to_str() == Some(":memory:") || url.contains("mode=memory") {
             // An in-memory database lives only while a connection is open.
-            pool_options = pool_options.min_connections(1).idle_timeout(None).max_lifetime(None);
+            pool_options = pool_options
+                .min_connections(1)
+                .idle_timeout(None)
+                .max_lifetime(None);
         }
-        let pool = pool_options.connect_with(options).await.map_err(|e| unreachable(&redacted, &e))?;
-        Ok(Self { pool: Pool::Sqlite(pool), url: redacted })
+        let pool = pool_options
+            .connect_with(options)
+            .await
+            .map_err(|e| unreachable(&redacted, &e))?;
+        Ok(Self {
+            pool: Pool::Sqlite(pool),
+            url: redacted,
+        })
     }
 
     async fn open_postgres(url: &str, redacted: String) -> Result<Self, RegistryError> {
@@ -156,7 +167,10 @@ impl Registry {
             .connect_with(options)
             .await
             .map_err(|e| unreachable(&redacted, &e))?;
-        Ok(Self { pool: Pool::Postgres(pool), url: redacted })
+        Ok(Self {
+            pool: Pool::Postgres(pool),
+            url: redacted,
+        })
     }
 
     async fn migrate(&self) -> Result<(), RegistryError> {
@@ -165,8 +179,13 @@ impl Registry {
             Pool::Postgres(pool) => POSTGRES_MIGRATIONS.run(pool).await,
         };
         result.map_err(|error| match error {
-            sqlx::migrate::MigrateError::Execute(e) if is_unreachable(&e) => unreachable(&self.url, &e),
-            error => RegistryError::Migration { url: self.url.clone(), error },
+            sqlx::migrate::MigrateError::Execute(e) if is_unreachable(&e) => {
+                unreachable(&self.url, &e)
+            }
+            error => RegistryError::Migration {
+                url: self.url.clone(),
+                error,
+            },
         })
     }
 
@@ -185,7 +204,11 @@ impl Registry {
 
     /// Checks that the registry answers, for `/readyz`.
     pub async fn ping(&self) -> Result<(), RegistryError> {
-        on_pool!(self, |pool| sqlx::query("SELECT 1").execute(pool).await.op("ping").map(drop))?;
+        on_pool!(self, |pool| sqlx::query("SELECT 1")
+            .execute(pool)
+            .await
+            .op("ping")
+            .map(drop))?;
         Ok(())
     }
 
@@ -214,15 +237,24 @@ async fn probe<C: Connection>(
 }
 
 fn invalid_url(url: &str, error: &sqlx::Error) -> RegistryError {
-    RegistryError::InvalidUrl { url: url.to_owned(), reason: describe(error) }
+    RegistryError::InvalidUrl {
+        url: url.to_owned(),
+        reason: describe(error),
+    }
 }
 
 fn unreachable(url: &str, error: &sqlx::Error) -> RegistryError {
-    RegistryError::Unreachable { url: url.to_owned(), reason: describe(error) }
+    RegistryError::Unreachable {
+        url: url.to_owned(),
+        reason: describe(error),
+    }
 }
 
 fn is_unreachable(error: &sqlx::Error) -> bool {
-    matches!(error, sqlx::Error::Io(_) | sqlx::Error::Tls(_) | sqlx::Error::PoolTimedOut)
+    matches!(
+        error,
+        sqlx::Error::Io(_) | sqlx::Error::Tls(_) | sqlx::Error::PoolTimedOut
+    )
 }
 
 /// A timestamp as both engines store it: UTC, whole microseconds.

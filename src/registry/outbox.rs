@@ -31,7 +31,9 @@ impl OutboxStatus {
     }
 
     pub fn parse(s: &str) -> Option<Self> {
-        [Self::Pending, Self::Delivered, Self::Dead].into_iter().find(|status| status.as_str() == s)
+        [Self::Pending, Self::Delivered, Self::Dead]
+            .into_iter()
+            .find(|status| status.as_str() == s)
     }
 }
 
@@ -98,7 +100,8 @@ impl Registry {
         dedup_key: Option<&str>,
     ) -> Result<i64, RegistryError> {
         let at = now();
-        let id: i64 = on_pool!(self, |pool| sqlx::query_scalar(
+        let id: i64 = on_pool!(self, |pool| {
+            sqlx::query_scalar(
             "INSERT INTO outbox (receiver, payload, dedup_key, attempts, next_attempt_at, created_at, status) \
              VALUES ($1, $2, $3, 0, $4, $4, 'pending') RETURNING id"
         )
@@ -108,12 +111,17 @@ impl Registry {
         .bind(at)
         .fetch_one(pool)
         .await
-        .op("enqueue notification"))?;
+        .op("enqueue notification")
+        })?;
         Ok(id)
     }
 
     /// Up to `limit` pending notifications due at `now`, oldest due first.
-    pub async fn due(&self, now: DateTime<Utc>, limit: u32) -> Result<Vec<OutboxEntry>, RegistryError> {
+    pub async fn due(
+        &self,
+        now: DateTime<Utc>,
+        limit: u32,
+    ) -> Result<Vec<OutboxEntry>, RegistryError> {
         let sql = format!(
             "SELECT {COLUMNS} FROM outbox WHERE status = 'pending' AND next_attempt_at <= $1 \
              ORDER BY next_attempt_at, id LIMIT $2"
@@ -129,7 +137,8 @@ impl Registry {
 
     /// The dead-letter list, newest first.
     pub async fn dead_letters(&self, limit: u32) -> Result<Vec<OutboxEntry>, RegistryError> {
-        let sql = format!("SELECT {COLUMNS} FROM outbox WHERE status = 'dead' ORDER BY id DESC LIMIT $1");
+        let sql =
+            format!("SELECT {COLUMNS} FROM outbox WHERE status = 'dead' ORDER BY id DESC LIMIT $1");
         let rows: Vec<OutboxRow> = on_pool!(self, |pool| sqlx::query_as(&sql)
             .bind(i64::from(limit))
             .fetch_all(pool)
@@ -140,18 +149,22 @@ impl Registry {
 
     /// Pending notifications per receiver, for `warden_outbox_pending`.
     pub async fn pending_by_receiver(&self) -> Result<Vec<(String, i64)>, RegistryError> {
-        let rows: Vec<(String, i64)> = on_pool!(self, |pool| sqlx::query_as(
+        let rows: Vec<(String, i64)> = on_pool!(self, |pool| {
+            sqlx::query_as(
             "SELECT receiver, COUNT(*) FROM outbox WHERE status = 'pending' GROUP BY receiver ORDER BY receiver"
         )
         .fetch_all(pool)
         .await
-        .op("pending notifications"))?;
+        .op("pending notifications")
+        })?;
         Ok(rows)
     }
 
     /// Records a successful delivery.
     pub async fn mark_delivered(&self, id: i64) -> Result<(), RegistryError> {
-        let updated = on_pool!(self, |pool| sqlx::query(
+        let updated =
+            on_pool!(self, |pool| {
+                sqlx::query(
             "UPDATE outbox SET status = 'delivered', attempts = attempts + 1, last_error = NULL \
              WHERE id = $1 AND status = 'pending'"
         )
@@ -159,12 +172,18 @@ impl Registry {
         .execute(pool)
         .await
         .op("mark notification delivered")?
-        .rows_affected());
+        .rows_affected()
+            });
         one_pending(updated, id)
     }
 
     /// Records a failed attempt, to be retried at `next_attempt_at`.
-    pub async fn mark_failed(&self, id: i64, next_attempt_at: DateTime<Utc>, error: &str) -> Result<(), RegistryError> {
+    pub async fn mark_failed(
+        &self,
+        id: i64,
+        next_attempt_at: DateTime<Utc>,
+        error: &str,
+    ) -> Result<(), RegistryError> {
         let updated = on_pool!(self, |pool| sqlx::query(
             "UPDATE outbox SET attempts = attempts + 1, next_attempt_at = $2, last_error = $3 \
              WHERE id = $1 AND status = 'pending'"
@@ -199,7 +218,9 @@ impl Registry {
 /// Updates apply to pending entries only: settling one twice is an error.
 fn one_pending(rows_affected: u64, id: i64) -> Result<(), RegistryError> {
     if rows_affected == 0 {
-        return Err(RegistryError::NotFound { what: format!("pending outbox entry {id}") });
+        return Err(RegistryError::NotFound {
+            what: format!("pending outbox entry {id}"),
+        });
     }
     Ok(())
 }

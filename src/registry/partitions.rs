@@ -37,7 +37,12 @@ pub enum PartitionState {
 }
 
 impl PartitionState {
-    pub const ALL: [PartitionState; 4] = [Self::Validating, Self::Passed, Self::Quarantined, Self::Published];
+    pub const ALL: [PartitionState; 4] = [
+        Self::Validating,
+        Self::Passed,
+        Self::Quarantined,
+        Self::Published,
+    ];
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -77,7 +82,13 @@ pub struct StateChange<'a> {
 
 impl<'a> StateChange<'a> {
     pub fn new(to: PartitionState, actor: &'a str) -> Self {
-        Self { to, expected_from: None, actor, gate_id: None, reason: None }
+        Self {
+            to,
+            expected_from: None,
+            actor,
+            gate_id: None,
+            reason: None,
+        }
     }
 
     /// Applies only while the partition is in `from`.
@@ -156,7 +167,9 @@ struct TransitionRow {
 }
 
 fn parse_state(s: &str) -> Result<PartitionState, RegistryError> {
-    PartitionState::parse(s).ok_or_else(|| RegistryError::Corrupt { what: format!("partition state `{s}`") })
+    PartitionState::parse(s).ok_or_else(|| RegistryError::Corrupt {
+        what: format!("partition state `{s}`"),
+    })
 }
 
 impl TransitionRow {
@@ -198,7 +211,10 @@ fn check_transition(
             if given(Some(change.actor)) && given(change.reason) {
                 Ok(())
             } else {
-                Err("passing a quarantined partition is an override and needs who and why".to_owned())
+                Err(
+                    "passing a quarantined partition is an override and needs who and why"
+                        .to_owned(),
+                )
             }
         }
         (Some(Passed), Published) => match (change.gate_id, current_gate) {
@@ -208,10 +224,16 @@ fn check_transition(
             }
             _ => Ok(()),
         },
-        (None, _) => Err("a partition enters the registry as validating, when a gate starts".to_owned()),
+        (None, _) => {
+            Err("a partition enters the registry as validating, when a gate starts".to_owned())
+        }
         (Some(from), to) if from == to => Err(format!("it is already {to}")),
-        (Some(Quarantined), Published) => Err("a quarantined partition must pass (by override) first".to_owned()),
-        (Some(Validating), Published) => Err("a partition must pass its gate before it is published".to_owned()),
+        (Some(Quarantined), Published) => {
+            Err("a quarantined partition must pass (by override) first".to_owned())
+        }
+        (Some(Validating), Published) => {
+            Err("a partition must pass its gate before it is published".to_owned())
+        }
         (Some(_), to) => Err(format!("only a validating partition can become {to}")),
     }
 }
@@ -227,7 +249,9 @@ impl Registry {
         partition: &str,
     ) -> Result<Option<PartitionRecord>, RegistryError> {
         const OP: &str = "partition state";
-        let sql = format!("SELECT {PARTITION_COLUMNS} FROM partitions WHERE dataset = $1 AND partition_key = $2");
+        let sql = format!(
+            "SELECT {PARTITION_COLUMNS} FROM partitions WHERE dataset = $1 AND partition_key = $2"
+        );
         let history_sql = "SELECT from_state, to_state, at, actor, gate_id, reason FROM partition_transitions \
                            WHERE dataset = $1 AND partition_key = $2 ORDER BY id";
         let (row, history): (Option<PartitionRow>, Vec<TransitionRow>) = on_pool!(self, |pool| {
@@ -254,7 +278,10 @@ impl Registry {
             published_gate_id: row.published_gate_id,
             published_at: row.published_at,
             updated_at: row.updated_at,
-            history: history.into_iter().map(TransitionRow::into_transition).collect::<Result<_, _>>()?,
+            history: history
+                .into_iter()
+                .map(TransitionRow::into_transition)
+                .collect::<Result<_, _>>()?,
         }))
     }
 
@@ -272,9 +299,13 @@ impl Registry {
         // one. SQLite: `BEGIN IMMEDIATE` already holds the write lock.
         let select = match self.engine() {
             Engine::Postgres => {
-                format!("SELECT {PARTITION_COLUMNS} FROM partitions WHERE dataset = $1 AND partition_key = $2 FOR UPDATE")
+                format!(
+                    "SELECT {PARTITION_COLUMNS} FROM partitions WHERE dataset = $1 AND partition_key = $2 FOR UPDATE"
+                )
             }
-            _ => format!("SELECT {PARTITION_COLUMNS} FROM partitions WHERE dataset = $1 AND partition_key = $2"),
+            _ => format!(
+                "SELECT {PARTITION_COLUMNS} FROM partitions WHERE dataset = $1 AND partition_key = $2"
+            ),
         };
         // Two first gates may race to insert the row; the loser re-reads it
         // and is judged against the winner's state.
@@ -287,7 +318,10 @@ impl Registry {
                     .fetch_optional(&mut *tx)
                     .await
                     .op(OP)?;
-                let from = current.as_ref().map(|row| parse_state(&row.state)).transpose()?;
+                let from = current
+                    .as_ref()
+                    .map(|row| parse_state(&row.state))
+                    .transpose()?;
                 let current_gate = current.as_ref().and_then(|row| row.gate_id.as_deref());
                 check_transition(from, current_gate, &change).map_err(|reason| {
                     RegistryError::IllegalTransition {
@@ -305,7 +339,9 @@ impl Registry {
                 let (published_gate_id, published_at) = match change.to {
                     PartitionState::Published => (change.gate_id, Some(at)),
                     _ => (
-                        current.as_ref().and_then(|row| row.published_gate_id.as_deref()),
+                        current
+                            .as_ref()
+                            .and_then(|row| row.published_gate_id.as_deref()),
                         current.as_ref().and_then(|row| row.published_at),
                     ),
                 };
@@ -377,7 +413,10 @@ impl Registry {
 
     /// The newest partition (by key) of a dataset with a publication, even if
     /// it is being re-gated: what consumers read.
-    pub async fn latest_published(&self, dataset: &DatasetName) -> Result<Option<PublishedPartition>, RegistryError> {
+    pub async fn latest_published(
+        &self,
+        dataset: &DatasetName,
+    ) -> Result<Option<PublishedPartition>, RegistryError> {
         #[derive(sqlx::FromRow)]
         struct Row {
             partition_key: String,
@@ -414,17 +453,38 @@ mod tests {
     #[test]
     fn the_state_machine() {
         let by = |to| StateChange::new(to, "gate");
-        for from in [None, Some(Validating), Some(Passed), Some(Quarantined), Some(Published)] {
+        for from in [
+            None,
+            Some(Validating),
+            Some(Passed),
+            Some(Quarantined),
+            Some(Published),
+        ] {
             assert!(allowed(from, by(Validating)), "{from:?} → validating");
         }
         assert!(allowed(Some(Validating), by(Passed)));
         assert!(allowed(Some(Validating), by(Quarantined)));
         assert!(allowed(Some(Passed), by(Published).gate("g1")));
-        assert!(!allowed(Some(Passed), by(Published)), "publish without a gate");
-        assert!(!allowed(Some(Passed), by(Published).gate("g0")), "publish with another gate");
-        assert!(!allowed(Some(Quarantined), by(Passed)), "override without a reason");
-        assert!(!allowed(Some(Quarantined), StateChange::new(Passed, " ").reason("fixed")));
-        assert!(allowed(Some(Quarantined), StateChange::new(Passed, "ana").reason("late rows expected")));
+        assert!(
+            !allowed(Some(Passed), by(Published)),
+            "publish without a gate"
+        );
+        assert!(
+            !allowed(Some(Passed), by(Published).gate("g0")),
+            "publish with another gate"
+        );
+        assert!(
+            !allowed(Some(Quarantined), by(Passed)),
+            "override without a reason"
+        );
+        assert!(!allowed(
+            Some(Quarantined),
+            StateChange::new(Passed, " ").reason("fixed")
+        ));
+        assert!(allowed(
+            Some(Quarantined),
+            StateChange::new(Passed, "ana").reason("late rows expected")
+        ));
         for (from, to) in [
             (None, Passed),
             (None, Published),
@@ -437,7 +497,10 @@ mod tests {
             (Some(Published), Passed),
             (Some(Published), Quarantined),
         ] {
-            assert!(!allowed(from, by(to).gate("g1").reason("r")), "{from:?} → {to}");
+            assert!(
+                !allowed(from, by(to).gate("g1").reason("r")),
+                "{from:?} → {to}"
+            );
         }
     }
 
@@ -447,6 +510,13 @@ mod tests {
         assert!(check_transition(Some(Validating), None, &change).is_ok());
         let err = check_transition(Some(Quarantined), None, &change).unwrap_err();
         assert_eq!(err, "expected it to be validating, but it is quarantined");
-        assert!(check_transition(None, None, &StateChange::new(Validating, "g").expecting(Passed)).is_err());
+        assert!(
+            check_transition(
+                None,
+                None,
+                &StateChange::new(Validating, "g").expecting(Passed)
+            )
+            .is_err()
+        );
     }
 }

@@ -24,7 +24,10 @@ pub struct RunRecord {
 
 impl RunRecord {
     pub fn new(result: CheckResult, scheduled_at: DateTime<Utc>) -> Self {
-        Self { result, scheduled_at }
+        Self {
+            result,
+            scheduled_at,
+        }
     }
 }
 
@@ -150,7 +153,11 @@ impl Registry {
 
     /// The last `limit` results of a check over all its partitions, newest
     /// scheduled time first.
-    pub async fn history(&self, check_id: &CheckId, limit: u32) -> Result<Vec<StoredResult>, RegistryError> {
+    pub async fn history(
+        &self,
+        check_id: &CheckId,
+        limit: u32,
+    ) -> Result<Vec<StoredResult>, RegistryError> {
         let sql = format!(
             "SELECT {COLUMNS} FROM check_results WHERE check_id = $1 \
              ORDER BY scheduled_at DESC, partition_key DESC LIMIT $2"
@@ -166,7 +173,10 @@ impl Registry {
 
     /// The latest result of each check of a dataset (by scheduled time, then
     /// by when it was written), ordered by check id.
-    pub async fn latest_results(&self, dataset: &DatasetName) -> Result<Vec<StoredResult>, RegistryError> {
+    pub async fn latest_results(
+        &self,
+        dataset: &DatasetName,
+    ) -> Result<Vec<StoredResult>, RegistryError> {
         let sql = format!(
             "SELECT {COLUMNS} FROM (SELECT {COLUMNS}, ROW_NUMBER() OVER (PARTITION BY check_id \
              ORDER BY scheduled_at DESC, recorded_at DESC, partition_key DESC) AS newest \

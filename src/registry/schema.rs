@@ -19,7 +19,10 @@ pub struct StoredColumn {
 
 impl StoredColumn {
     pub fn new(name: impl Into<String>, data_type: impl Into<String>) -> Self {
-        Self { name: name.into(), data_type: data_type.into() }
+        Self {
+            name: name.into(),
+            data_type: data_type.into(),
+        }
     }
 }
 
@@ -41,8 +44,14 @@ struct BaselineRow {
 impl Registry {
     /// The accepted columns of a dataset, in their stored order, or `None` if
     /// no schema was accepted yet.
-    pub async fn schema_baseline(&self, dataset: &DatasetName) -> Result<Option<Vec<StoredColumn>>, RegistryError> {
-        Ok(self.schema_baseline_record(dataset).await?.map(|b| b.columns))
+    pub async fn schema_baseline(
+        &self,
+        dataset: &DatasetName,
+    ) -> Result<Option<Vec<StoredColumn>>, RegistryError> {
+        Ok(self
+            .schema_baseline_record(dataset)
+            .await?
+            .map(|b| b.columns))
     }
 
     /// The accepted schema of a dataset with who accepted it and when.
