@@ -41,6 +41,7 @@ on_both_engines!(
     a_cancelled_write_leaves_no_partial_run,
     scheduled_runs_are_claimed_once,
     outbox_enqueue_due_and_mark,
+    outbox_claims_are_leased,
     reopening_keeps_data_and_schema,
 );
 
@@ -759,6 +760,47 @@ async fn outbox_enqueue_due_and_mark(db: &TestRegistry) {
     assert_eq!(
         db.pending_by_receiver().await.unwrap(),
         [("pagerduty".to_owned(), 1)]
+    );
+}
+
+async fn outbox_claims_are_leased(db: &TestRegistry) {
+    for n in 0..10 {
+        db.enqueue("slack", &serde_json::json!({ "n": n }), None)
+            .await
+            .unwrap();
+    }
+    let now = Utc::now() + chrono::Duration::seconds(1);
+    let lease_until = now + chrono::Duration::minutes(1);
+    // Three deliverers at once: every entry goes to exactly one of them.
+    let deliverers = (0..3).map(|_| {
+        let registry = db.registry.clone();
+        tokio::spawn(async move { registry.claim_due(now, lease_until, 4).await })
+    });
+    let mut claimed: Vec<i64> = Vec::new();
+    for batch in futures::future::join_all(deliverers).await {
+        let batch = batch.unwrap().unwrap();
+        assert!(batch.len() <= 4);
+        assert!(
+            batch
+                .iter()
+                .all(|e| e.next_attempt_at == support::stored(lease_until))
+        );
+        claimed.extend(batch.iter().map(|e| e.id));
+    }
+    claimed.sort_unstable();
+    claimed.dedup();
+    assert_eq!(claimed.len(), 10, "all claimed once: {claimed:?}");
+    assert!(
+        db.claim_due(now, lease_until, 10).await.unwrap().is_empty(),
+        "leased"
+    );
+    // A deliverer that died: its entries come back when the lease ends.
+    assert_eq!(
+        db.claim_due(lease_until, lease_until + chrono::Duration::minutes(1), 20)
+            .await
+            .unwrap()
+            .len(),
+        10
     );
 }
 

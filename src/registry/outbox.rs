@@ -8,6 +8,7 @@ use sqlx::types::Json;
 
 use super::error::OpContext;
 use super::{Registry, RegistryError, now, stored};
+use crate::warehouse::Engine;
 
 /// Where a notification stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
@@ -135,6 +136,43 @@ impl Registry {
         rows.into_iter().map(OutboxRow::into_entry).collect()
     }
 
+    /// Like [`due`](Self::due), but takes the entries for one deliverer: their
+    /// next attempt moves to `lease_until`, so other agents sharing the
+    /// registry skip them until then. A deliverer that dies mid-delivery
+    /// leaves them due again once the lease ends.
+    pub async fn claim_due(
+        &self,
+        now: DateTime<Utc>,
+        lease_until: DateTime<Utc>,
+        limit: u32,
+    ) -> Result<Vec<OutboxEntry>, RegistryError> {
+        // PostgreSQL: rows another agent is claiming are skipped, not waited
+        // for. SQLite has a single writer, which serialises claims anyway.
+        let skip_locked = match self.engine() {
+            Engine::Postgres => " FOR UPDATE SKIP LOCKED",
+            _ => "",
+        };
+        let sql = format!(
+            "UPDATE outbox SET next_attempt_at = $2 WHERE id IN (SELECT id FROM outbox \
+             WHERE status = 'pending' AND next_attempt_at <= $1 \
+             ORDER BY next_attempt_at, id LIMIT $3{skip_locked}) RETURNING {COLUMNS}"
+        );
+        let rows: Vec<OutboxRow> = on_pool!(self, |pool| sqlx::query_as(&sql)
+            .bind(stored(now))
+            .bind(stored(lease_until))
+            .bind(i64::from(limit))
+            .fetch_all(pool)
+            .await
+            .op("claim due notifications"))?;
+        let mut entries = rows
+            .into_iter()
+            .map(OutboxRow::into_entry)
+            .collect::<Result<Vec<_>, _>>()?;
+        // RETURNING gives no order; hand them out oldest first like `due`.
+        entries.sort_by_key(|e| (e.created_at, e.id));
+        Ok(entries)
+    }
+
     /// The dead-letter list, newest first.
     pub async fn dead_letters(&self, limit: u32) -> Result<Vec<OutboxEntry>, RegistryError> {
         let sql =
@@ -162,9 +200,8 @@ impl Registry {
 
     /// Records a successful delivery.
     pub async fn mark_delivered(&self, id: i64) -> Result<(), RegistryError> {
-        let updated =
-            on_pool!(self, |pool| {
-                sqlx::query(
+        let updated = on_pool!(self, |pool| {
+            sqlx::query(
             "UPDATE outbox SET status = 'delivered', attempts = attempts + 1, last_error = NULL \
              WHERE id = $1 AND status = 'pending'"
         )
@@ -173,7 +210,7 @@ impl Registry {
         .await
         .op("mark notification delivered")?
         .rows_affected()
-            });
+        });
         one_pending(updated, id)
     }
 

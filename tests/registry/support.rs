@@ -159,6 +159,12 @@ fn with_database(url: &str, database: &str) -> String {
     out
 }
 
+/// A timestamp as the registry stores it: whole microseconds.
+pub fn stored(t: DateTime<Utc>) -> DateTime<Utc> {
+    use chrono::SubsecRound;
+    t.trunc_subsecs(6)
+}
+
 /// 2026-11-20 plus `hours`, UTC.
 pub fn at(hours: i64) -> DateTime<Utc> {
     Utc.with_ymd_and_hms(2026, 11, 20, 0, 0, 0).unwrap() + chrono::Duration::hours(hours)
