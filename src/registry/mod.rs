@@ -9,10 +9,12 @@
 //! open. Timestamps are UTC, kept to the microsecond (PostgreSQL's
 //! precision) so both engines store the same instant.
 //!
-//! One file per concept: [`results`](RunRecord) (check history),
-//! [`schema`](StoredColumn) (schema baselines), [`partitions`](PartitionState)
-//! (publication state machine), [`outbox`](OutboxEntry) (durable
-//! notifications) and `claims` (scheduled runs shared by several agents).
+//! One file per concept: `results.rs` (check history, [`RunRecord`]),
+//! `schema.rs` (schema baselines, [`StoredColumn`]), `partitions.rs` (the
+//! publication state machine, [`PartitionState`]), `outbox.rs` (durable
+//! notifications, [`OutboxEntry`]), `claims.rs` (scheduled runs shared by
+//! several agents) and `error.rs` ([`RegistryError`]). Gates, alerts and
+//! silences have tables but no functions yet.
 
 use std::str::FromStr;
 use std::time::Duration;
