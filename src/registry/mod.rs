@@ -1,3 +1,270 @@
 //! The metadata registry: check history, schema baselines, partition states,
 //! alert state and the notification outbox. SQLite by default, PostgreSQL for
-//! production.
+//! production and for several agents sharing one registry.
+//!
+//! Both engines hold the same tables (`migrations/sqlite`,
+//! `migrations/postgres`), applied when the registry is opened. Statements
+//! are written once with `$1`-style parameters, which both engines accept;
+//! `on_pool!` and `in_transaction!` run them against whichever pool is
+//! open. Timestamps are UTC, kept to the microsecond (PostgreSQL's
+//! precision) so both engines store the same instant.
+//!
+//! One file per concept: `results.rs` (check history, [`RunRecord`]),
+//! `schema.rs` (schema baselines, [`StoredColumn`]), `partitions.rs` (the
+//! publication state machine, [`PartitionState`]), `outbox.rs` (durable
+//! notifications, [`OutboxEntry`]), `claims.rs` (scheduled runs shared by
+//! several agents) and `error.rs` ([`RegistryError`]). Gates, alerts and
+//! silences have tables but no functions yet.
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use chrono::{DateTime, SubsecRound, Utc};
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
+};
+use sqlx::{ConnectOptions, Connection};
+
+use crate::warehouse::Engine;
+
+/// Runs `$body` with `$pool` bound to the open pool, whichever engine it is.
+/// The body is compiled once per engine, so it may use engine-generic sqlx
+/// calls only.
+macro_rules! on_pool {
+    ($registry:expr, |$pool:ident| $body:expr) => {
+        match &$registry.pool {
+            $crate::registry::Pool::Sqlite($pool) => $body,
+            $crate::registry::Pool::Postgres($pool) => $body,
+        }
+    };
+}
+
+/// Runs `$body` in a write transaction bound to `$tx` and commits it when
+/// the body yields a value. An early return (`?`) drops the transaction,
+/// which rolls it back. On SQLite the transaction starts with
+/// `BEGIN IMMEDIATE`, so read-then-write bodies hold the write lock from the
+/// start instead of failing to upgrade a read lock.
+macro_rules! in_transaction {
+    ($registry:expr, $op:expr, |$tx:ident| $body:expr) => {
+        match &$registry.pool {
+            $crate::registry::Pool::Sqlite(pool) => {
+                let mut $tx = pool.begin_with("BEGIN IMMEDIATE").await.op($op)?;
+                let value = $body;
+                $tx.commit().await.op($op)?;
+                value
+            }
+            $crate::registry::Pool::Postgres(pool) => {
+                let mut $tx = pool.begin().await.op($op)?;
+                let value = $body;
+                $tx.commit().await.op($op)?;
+                value
+            }
+        }
+    };
+}
+
+mod claims;
+mod error;
+mod outbox;
+mod partitions;
+mod results;
+mod schema;
+
+pub use error::{RegistryError, redact_url};
+pub use outbox::{OutboxEntry, OutboxStatus};
+pub use partitions::{
+    PartitionRecord, PartitionState, PublishedPartition, StateChange, Transition,
+};
+pub use results::{RunRecord, StoredResult};
+pub use schema::{SchemaBaseline, StoredColumn};
+
+use error::{OpContext, describe};
+
+/// How long opening the registry may wait for the first connection.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long SQLite waits for another writer before giving up.
+const SQLITE_BUSY_TIMEOUT: Duration = Duration::from_secs(10);
+
+static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("migrations/sqlite");
+static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("migrations/postgres");
+
+/// The open pool, one type per engine (sqlx's `Any` driver cannot decode
+/// timestamps).
+#[derive(Debug, Clone)]
+enum Pool {
+    Sqlite(SqlitePool),
+    Postgres(PgPool),
+}
+
+/// A handle on the registry. Cheap to clone: clones share one pool.
+#[derive(Debug, Clone)]
+pub struct Registry {
+    pool: Pool,
+    /// The URL it was opened with, password redacted.
+    url: String,
+}
+
+impl Registry {
+    /// Opens the registry at `url` and brings its schema up to date.
+    ///
+    /// `sqlite://path` (or `sqlite:path`) creates the file if it is missing
+    /// and uses WAL with a busy timeout; its directory must exist.
+    /// `postgres://…` needs the database to exist. A registry that cannot be
+    /// reached gives [`RegistryError::Unreachable`] naming the reason.
+    pub async fn open(url: &str) -> Result<Self, RegistryError> {
+        let redacted = redact_url(url);
+        let registry = match Engine::from_url(url) {
+            Some(Engine::Sqlite) => Self::open_sqlite(url, redacted).await?,
+            Some(Engine::Postgres) => Self::open_postgres(url, redacted).await?,
+            _ => {
+                return Err(RegistryError::InvalidUrl {
+                    url: redacted,
+                    reason: "expected sqlite://<path> or postgres://<host>/<database>".to_owned(),
+                });
+            }
+        };
+        registry.migrate().await?;
+        Ok(registry)
+    }
+
+    async fn open_sqlite(url: &str, redacted: String) -> Result<Self, RegistryError> {
+        let options = SqliteConnectOptions::from_str(url)
+            .map_err(|e| invalid_url(&redacted, &e))?
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Normal)
+            .busy_timeout(SQLITE_BUSY_TIMEOUT)
+            .foreign_keys(true);
+        // One connection first: its error says why the file cannot be opened.
+        probe(options.connect(), &redacted).await?;
+        let mut pool_options = SqlitePoolOptions::new()
+            .max_connections(4)
+            .acquire_timeout(CONNECT_TIMEOUT);
+        if options.get_filename().to_str() == Some(":memory:") || url.contains("mode=memory") {
+            // An in-memory database lives only while a connection is open.
+            pool_options = pool_options
+                .min_connections(1)
+                .idle_timeout(None)
+                .max_lifetime(None);
+        }
+        let pool = pool_options
+            .connect_with(options)
+            .await
+            .map_err(|e| unreachable(&redacted, &e))?;
+        Ok(Self {
+            pool: Pool::Sqlite(pool),
+            url: redacted,
+        })
+    }
+
+    async fn open_postgres(url: &str, redacted: String) -> Result<Self, RegistryError> {
+        let options = PgConnectOptions::from_str(url).map_err(|e| invalid_url(&redacted, &e))?;
+        // One connection first: the pool retries refused connections until
+        // its timeout and then reports only that it timed out.
+        probe(options.connect(), &redacted).await?;
+        let pool = PgPoolOptions::new()
+            .max_connections(10)
+            .acquire_timeout(CONNECT_TIMEOUT)
+            .connect_with(options)
+            .await
+            .map_err(|e| unreachable(&redacted, &e))?;
+        Ok(Self {
+            pool: Pool::Postgres(pool),
+            url: redacted,
+        })
+    }
+
+    async fn migrate(&self) -> Result<(), RegistryError> {
+        let result = match &self.pool {
+            Pool::Sqlite(pool) => SQLITE_MIGRATIONS.run(pool).await,
+            Pool::Postgres(pool) => POSTGRES_MIGRATIONS.run(pool).await,
+        };
+        result.map_err(|error| match error {
+            sqlx::migrate::MigrateError::Execute(e) if is_unreachable(&e) => {
+                unreachable(&self.url, &e)
+            }
+            error => RegistryError::Migration {
+                url: self.url.clone(),
+                error,
+            },
+        })
+    }
+
+    /// Which engine holds the registry.
+    pub fn engine(&self) -> Engine {
+        match self.pool {
+            Pool::Sqlite(_) => Engine::Sqlite,
+            Pool::Postgres(_) => Engine::Postgres,
+        }
+    }
+
+    /// The registry's URL with any password replaced by `***`.
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    /// Checks that the registry answers, for `/readyz`.
+    pub async fn ping(&self) -> Result<(), RegistryError> {
+        on_pool!(self, |pool| sqlx::query("SELECT 1")
+            .execute(pool)
+            .await
+            .op("ping")
+            .map(drop))?;
+        Ok(())
+    }
+
+    /// Closes every connection; further calls fail as unavailable.
+    pub async fn close(&self) {
+        on_pool!(self, |pool| pool.close().await)
+    }
+}
+
+async fn probe<C: Connection>(
+    connect: impl Future<Output = Result<C, sqlx::Error>>,
+    url: &str,
+) -> Result<(), RegistryError> {
+    match tokio::time::timeout(CONNECT_TIMEOUT, connect).await {
+        Ok(Ok(conn)) => {
+            // Closing politely is best-effort; the connection worked.
+            let _ = conn.close().await;
+            Ok(())
+        }
+        Ok(Err(e)) => Err(unreachable(url, &e)),
+        Err(_) => Err(RegistryError::Unreachable {
+            url: url.to_owned(),
+            reason: format!("no answer within {}s", CONNECT_TIMEOUT.as_secs()),
+        }),
+    }
+}
+
+fn invalid_url(url: &str, error: &sqlx::Error) -> RegistryError {
+    RegistryError::InvalidUrl {
+        url: url.to_owned(),
+        reason: describe(error),
+    }
+}
+
+fn unreachable(url: &str, error: &sqlx::Error) -> RegistryError {
+    RegistryError::Unreachable {
+        url: url.to_owned(),
+        reason: describe(error),
+    }
+}
+
+fn is_unreachable(error: &sqlx::Error) -> bool {
+    matches!(
+        error,
+        sqlx::Error::Io(_) | sqlx::Error::Tls(_) | sqlx::Error::PoolTimedOut
+    )
+}
+
+/// A timestamp as both engines store it: UTC, whole microseconds.
+pub(crate) fn stored(t: DateTime<Utc>) -> DateTime<Utc> {
+    t.trunc_subsecs(6)
+}
+
+/// The current time as stored.
+pub(crate) fn now() -> DateTime<Utc> {
+    stored(Utc::now())
+}

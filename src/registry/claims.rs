@@ -1,0 +1,48 @@
+//! Scheduled-run claims: when several agents share a PostgreSQL registry,
+//! each scheduled run of a dataset is executed by the one agent that claimed
+//! it first.
+
+use chrono::{DateTime, Utc};
+
+use super::error::OpContext;
+use super::{Registry, RegistryError, now, stored};
+use crate::domain::DatasetName;
+
+impl Registry {
+    /// Claims the run of `dataset` scheduled at `scheduled_at` for
+    /// `agent_id`. True if this call claimed it; false if any agent (this one
+    /// included) already had.
+    pub async fn claim_scheduled_run(
+        &self,
+        dataset: &DatasetName,
+        scheduled_at: DateTime<Utc>,
+        agent_id: &str,
+    ) -> Result<bool, RegistryError> {
+        let inserted = on_pool!(self, |pool| sqlx::query(
+            "INSERT INTO scheduler_claims (dataset, scheduled_at, claimed_by, claimed_at) \
+             VALUES ($1, $2, $3, $4) ON CONFLICT (dataset, scheduled_at) DO NOTHING"
+        )
+        .bind(dataset.as_str())
+        .bind(stored(scheduled_at))
+        .bind(agent_id)
+        .bind(now())
+        .execute(pool)
+        .await
+        .op("claim scheduled run")?
+        .rows_affected());
+        Ok(inserted == 1)
+    }
+
+    /// Forgets claims of runs scheduled before `before`; returns how many.
+    pub async fn prune_claims(&self, before: DateTime<Utc>) -> Result<u64, RegistryError> {
+        let deleted = on_pool!(self, |pool| sqlx::query(
+            "DELETE FROM scheduler_claims WHERE scheduled_at < $1"
+        )
+        .bind(stored(before))
+        .execute(pool)
+        .await
+        .op("prune claims")?
+        .rows_affected());
+        Ok(deleted)
+    }
+}

@@ -1,0 +1,263 @@
+//! The durable notification outbox: alerts are queued here before any
+//! receiver is called, so pending notifications survive a restart. Rows that
+//! can never be delivered become `dead`: the dead-letter list.
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use sqlx::types::Json;
+
+use super::error::OpContext;
+use super::{Registry, RegistryError, now, stored};
+use crate::warehouse::Engine;
+
+/// Where a notification stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OutboxStatus {
+    /// Waiting for its next attempt.
+    Pending,
+    /// The receiver accepted it.
+    Delivered,
+    /// Given up on (a permanent error or too many attempts).
+    Dead,
+}
+
+impl OutboxStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Pending => "pending",
+            Self::Delivered => "delivered",
+            Self::Dead => "dead",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        [Self::Pending, Self::Delivered, Self::Dead]
+            .into_iter()
+            .find(|status| status.as_str() == s)
+    }
+}
+
+/// One queued notification.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct OutboxEntry {
+    pub id: i64,
+    /// The receiver's name from the alert routes.
+    pub receiver: String,
+    /// The body to send, already rendered for the receiver.
+    pub payload: serde_json::Value,
+    /// The receiver-side deduplication key, e.g. PagerDuty's
+    /// `warden/<check id>/<partition>`; shared by a trigger and its resolve.
+    pub dedup_key: Option<String>,
+    /// Attempts made so far.
+    pub attempts: i64,
+    pub next_attempt_at: DateTime<Utc>,
+    pub created_at: DateTime<Utc>,
+    pub last_error: Option<String>,
+    pub status: OutboxStatus,
+}
+
+#[derive(sqlx::FromRow)]
+struct OutboxRow {
+    id: i64,
+    receiver: String,
+    payload: Json<serde_json::Value>,
+    dedup_key: Option<String>,
+    attempts: i64,
+    next_attempt_at: DateTime<Utc>,
+    created_at: DateTime<Utc>,
+    last_error: Option<String>,
+    status: String,
+}
+
+impl OutboxRow {
+    fn into_entry(self) -> Result<OutboxEntry, RegistryError> {
+        let status = OutboxStatus::parse(&self.status).ok_or_else(|| RegistryError::Corrupt {
+            what: format!("outbox status `{}` of entry {}", self.status, self.id),
+        })?;
+        Ok(OutboxEntry {
+            id: self.id,
+            receiver: self.receiver,
+            payload: self.payload.0,
+            dedup_key: self.dedup_key,
+            attempts: self.attempts,
+            next_attempt_at: self.next_attempt_at,
+            created_at: self.created_at,
+            last_error: self.last_error,
+            status,
+        })
+    }
+}
+
+const COLUMNS: &str =
+    "id, receiver, payload, dedup_key, attempts, next_attempt_at, created_at, last_error, status";
+
+impl Registry {
+    /// Queues a notification for `receiver`, due at once. Returns its id.
+    pub async fn enqueue(
+        &self,
+        receiver: &str,
+        payload: &serde_json::Value,
+        dedup_key: Option<&str>,
+    ) -> Result<i64, RegistryError> {
+        let at = now();
+        let id: i64 = on_pool!(self, |pool| {
+            sqlx::query_scalar(
+            "INSERT INTO outbox (receiver, payload, dedup_key, attempts, next_attempt_at, created_at, status) \
+             VALUES ($1, $2, $3, 0, $4, $4, 'pending') RETURNING id"
+        )
+        .bind(receiver)
+        .bind(Json(payload))
+        .bind(dedup_key)
+        .bind(at)
+        .fetch_one(pool)
+        .await
+        .op("enqueue notification")
+        })?;
+        Ok(id)
+    }
+
+    /// Up to `limit` pending notifications due at `now`, oldest due first.
+    pub async fn due(
+        &self,
+        now: DateTime<Utc>,
+        limit: u32,
+    ) -> Result<Vec<OutboxEntry>, RegistryError> {
+        let sql = format!(
+            "SELECT {COLUMNS} FROM outbox WHERE status = 'pending' AND next_attempt_at <= $1 \
+             ORDER BY next_attempt_at, id LIMIT $2"
+        );
+        let rows: Vec<OutboxRow> = on_pool!(self, |pool| sqlx::query_as(&sql)
+            .bind(stored(now))
+            .bind(i64::from(limit))
+            .fetch_all(pool)
+            .await
+            .op("due notifications"))?;
+        rows.into_iter().map(OutboxRow::into_entry).collect()
+    }
+
+    /// Like [`due`](Self::due), but takes the entries for one deliverer: their
+    /// next attempt moves to `lease_until`, so other agents sharing the
+    /// registry skip them until then. A deliverer that dies mid-delivery
+    /// leaves them due again once the lease ends.
+    pub async fn claim_due(
+        &self,
+        now: DateTime<Utc>,
+        lease_until: DateTime<Utc>,
+        limit: u32,
+    ) -> Result<Vec<OutboxEntry>, RegistryError> {
+        // PostgreSQL: rows another agent is claiming are skipped, not waited
+        // for. SQLite has a single writer, which serialises claims anyway.
+        let skip_locked = match self.engine() {
+            Engine::Postgres => " FOR UPDATE SKIP LOCKED",
+            _ => "",
+        };
+        let sql = format!(
+            "UPDATE outbox SET next_attempt_at = $2 WHERE id IN (SELECT id FROM outbox \
+             WHERE status = 'pending' AND next_attempt_at <= $1 \
+             ORDER BY next_attempt_at, id LIMIT $3{skip_locked}) RETURNING {COLUMNS}"
+        );
+        let rows: Vec<OutboxRow> = on_pool!(self, |pool| sqlx::query_as(&sql)
+            .bind(stored(now))
+            .bind(stored(lease_until))
+            .bind(i64::from(limit))
+            .fetch_all(pool)
+            .await
+            .op("claim due notifications"))?;
+        let mut entries = rows
+            .into_iter()
+            .map(OutboxRow::into_entry)
+            .collect::<Result<Vec<_>, _>>()?;
+        // RETURNING gives no order; hand them out oldest first like `due`.
+        entries.sort_by_key(|e| (e.created_at, e.id));
+        Ok(entries)
+    }
+
+    /// The dead-letter list, newest first.
+    pub async fn dead_letters(&self, limit: u32) -> Result<Vec<OutboxEntry>, RegistryError> {
+        let sql =
+            format!("SELECT {COLUMNS} FROM outbox WHERE status = 'dead' ORDER BY id DESC LIMIT $1");
+        let rows: Vec<OutboxRow> = on_pool!(self, |pool| sqlx::query_as(&sql)
+            .bind(i64::from(limit))
+            .fetch_all(pool)
+            .await
+            .op("dead letters"))?;
+        rows.into_iter().map(OutboxRow::into_entry).collect()
+    }
+
+    /// Pending notifications per receiver, for `warden_outbox_pending`.
+    pub async fn pending_by_receiver(&self) -> Result<Vec<(String, i64)>, RegistryError> {
+        let rows: Vec<(String, i64)> = on_pool!(self, |pool| {
+            sqlx::query_as(
+            "SELECT receiver, COUNT(*) FROM outbox WHERE status = 'pending' GROUP BY receiver ORDER BY receiver"
+        )
+        .fetch_all(pool)
+        .await
+        .op("pending notifications")
+        })?;
+        Ok(rows)
+    }
+
+    /// Records a successful delivery.
+    pub async fn mark_delivered(&self, id: i64) -> Result<(), RegistryError> {
+        let updated = on_pool!(self, |pool| {
+            sqlx::query(
+            "UPDATE outbox SET status = 'delivered', attempts = attempts + 1, last_error = NULL \
+             WHERE id = $1 AND status = 'pending'"
+        )
+        .bind(id)
+        .execute(pool)
+        .await
+        .op("mark notification delivered")?
+        .rows_affected()
+        });
+        one_pending(updated, id)
+    }
+
+    /// Records a failed attempt, to be retried at `next_attempt_at`.
+    pub async fn mark_failed(
+        &self,
+        id: i64,
+        next_attempt_at: DateTime<Utc>,
+        error: &str,
+    ) -> Result<(), RegistryError> {
+        let updated = on_pool!(self, |pool| sqlx::query(
+            "UPDATE outbox SET attempts = attempts + 1, next_attempt_at = $2, last_error = $3 \
+             WHERE id = $1 AND status = 'pending'"
+        )
+        .bind(id)
+        .bind(stored(next_attempt_at))
+        .bind(error)
+        .execute(pool)
+        .await
+        .op("mark notification failed")?
+        .rows_affected());
+        one_pending(updated, id)
+    }
+
+    /// Gives up on a notification after a permanent error; it joins the
+    /// dead-letter list.
+    pub async fn mark_dead(&self, id: i64, error: &str) -> Result<(), RegistryError> {
+        let updated = on_pool!(self, |pool| sqlx::query(
+            "UPDATE outbox SET status = 'dead', attempts = attempts + 1, last_error = $2 \
+             WHERE id = $1 AND status = 'pending'"
+        )
+        .bind(id)
+        .bind(error)
+        .execute(pool)
+        .await
+        .op("mark notification dead")?
+        .rows_affected());
+        one_pending(updated, id)
+    }
+}
+
+/// Updates apply to pending entries only: settling one twice is an error.
+fn one_pending(rows_affected: u64, id: i64) -> Result<(), RegistryError> {
+    if rows_affected == 0 {
+        return Err(RegistryError::NotFound {
+            what: format!("pending outbox entry {id}"),
+        });
+    }
+    Ok(())
+}
