@@ -250,7 +250,10 @@ fn parse_listen(s: &str) -> Result<String, String> {
 fn parse_timezone(s: &str) -> Result<Tz, String> {
     s.trim().parse::<Tz>().map_err(|_| {
         let names = chrono_tz::TZ_VARIANTS.iter().map(|tz| tz.name());
-        format!("unknown time zone `{s}` (expected an IANA name like Europe/Paris){}", did_you_mean(s, names))
+        match did_you_mean(s, names) {
+            hint if hint.is_empty() => format!("unknown time zone `{s}` (expected an IANA name like Europe/Paris)"),
+            hint => format!("unknown time zone `{s}`{hint}"),
+        }
     })
 }
 
@@ -443,11 +446,11 @@ fn parse_duration(s: &str) -> Result<Duration, String> {
 }
 
 fn positive(n: i64) -> Result<u64, String> {
-    u64::try_from(n).ok().filter(|&n| n > 0).ok_or_else(|| format!("{n} must be at least 1"))
+    u64::try_from(n).ok().filter(|&n| n > 0).ok_or_else(|| format!("must be at least 1 (got {n})"))
 }
 
 fn non_negative(n: i64) -> Result<u64, String> {
-    u64::try_from(n).map_err(|_| format!("{n} cannot be negative"))
+    u64::try_from(n).map_err(|_| format!("cannot be negative (got {n})"))
 }
 
 /// Warehouse names appear in metrics labels and messages: keep them plain.
