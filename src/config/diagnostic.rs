@@ -21,8 +21,18 @@ pub struct Diagnostic {
 }
 
 impl Diagnostic {
-    pub fn new(file: impl Into<PathBuf>, line: u64, column: u64, message: impl Into<String>) -> Self {
-        Self { file: file.into(), line, column, message: message.into() }
+    pub fn new(
+        file: impl Into<PathBuf>,
+        line: u64,
+        column: u64,
+        message: impl Into<String>,
+    ) -> Self {
+        Self {
+            file: file.into(),
+            line,
+            column,
+            message: message.into(),
+        }
     }
 
     /// A problem at a known position.
@@ -41,7 +51,14 @@ impl fmt::Display for Diagnostic {
         if self.line == 0 {
             write!(f, "{}: {}", self.file.display(), self.message)
         } else {
-            write!(f, "{}:{}:{}: {}", self.file.display(), self.line, self.column, self.message)
+            write!(
+                f,
+                "{}:{}:{}: {}",
+                self.file.display(),
+                self.line,
+                self.column,
+                self.message
+            )
         }
     }
 }
@@ -95,7 +112,10 @@ mod tests {
         assert_eq!(closest("tierr", keys), Some("tier"));
         assert_eq!(closest("wharehouse", keys), Some("warehouse"));
         assert_eq!(closest("colour", keys), None);
-        assert_eq!(did_you_mean("row_cont", ["row_count", "row_count_change"]), "; did you mean `row_count`?");
+        assert_eq!(
+            did_you_mean("row_cont", ["row_count", "row_count_change"]),
+            "; did you mean `row_count`?"
+        );
         assert_eq!(did_you_mean("zzz", ["row_count"]), "");
     }
 

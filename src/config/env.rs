@@ -94,7 +94,13 @@ pub fn expand(text: &str, env: EnvLookup<'_>) -> Result<Expanded, Vec<EnvError>>
         }
         // `$${` is an escaped `${`.
         if chars.get(i + 1) == Some(&'$') && chars.get(i + 2) == Some(&'{') {
-            push_literal(&mut out, &mut out_len, &mut segments, i + 1, &chars[i + 1..i + 3]);
+            push_literal(
+                &mut out,
+                &mut out_len,
+                &mut segments,
+                i + 1,
+                &chars[i + 1..i + 3],
+            );
             i += 3;
             continue;
         }
@@ -104,8 +110,15 @@ pub fn expand(text: &str, env: EnvLookup<'_>) -> Result<Expanded, Vec<EnvError>>
             continue;
         }
         let (line, column) = original_lines.position(i);
-        let error = |message: String| EnvError { line, column, message };
-        let close = chars[i + 2..].iter().take_while(|&&c| c != '\n').position(|&c| c == '}');
+        let error = |message: String| EnvError {
+            line,
+            column,
+            message,
+        };
+        let close = chars[i + 2..]
+            .iter()
+            .take_while(|&&c| c != '\n')
+            .position(|&c| c == '}');
         let Some(close) = close.map(|p| i + 2 + p) else {
             errors.push(error("`${` is not closed by `}` on the same line".into()));
             push_literal(&mut out, &mut out_len, &mut segments, i, &chars[i..=i]);
@@ -134,11 +147,18 @@ pub fn expand(text: &str, env: EnvLookup<'_>) -> Result<Expanded, Vec<EnvError>>
             }
         };
         if value.contains(['\n', '\r']) {
-            errors.push(error(format!("environment variable {name} holds a line break, which config values cannot")));
+            errors.push(error(format!(
+                "environment variable {name} holds a line break, which config values cannot"
+            )));
         }
         let len = value.chars().count();
         if len > 0 {
-            segments.push(Segment { expanded: out_len, original: i, len, literal: false });
+            segments.push(Segment {
+                expanded: out_len,
+                original: i,
+                len,
+                literal: false,
+            });
         }
         out.push_str(&value);
         out_len += len;
@@ -160,12 +180,27 @@ pub fn expand(text: &str, env: EnvLookup<'_>) -> Result<Expanded, Vec<EnvError>>
 
 /// Copies `s` (found at `at` in the original) to the output, extending the
 /// last literal segment when it continues it.
-fn push_literal(out: &mut String, out_len: &mut usize, segments: &mut Vec<Segment>, at: usize, s: &[char]) {
+fn push_literal(
+    out: &mut String,
+    out_len: &mut usize,
+    segments: &mut Vec<Segment>,
+    at: usize,
+    s: &[char],
+) {
     match segments.last_mut() {
-        Some(last) if last.literal && last.original + last.len == at && last.expanded + last.len == *out_len => {
+        Some(last)
+            if last.literal
+                && last.original + last.len == at
+                && last.expanded + last.len == *out_len =>
+        {
             last.len += s.len();
         }
-        _ => segments.push(Segment { expanded: *out_len, original: at, len: s.len(), literal: true }),
+        _ => segments.push(Segment {
+            expanded: *out_len,
+            original: at,
+            len: s.len(),
+            literal: true,
+        }),
     }
     out.extend(s.iter());
     *out_len += s.len();
@@ -187,12 +222,20 @@ struct LineIndex {
 impl LineIndex {
     fn new(chars: &[char]) -> Self {
         let mut starts = vec![0];
-        starts.extend(chars.iter().enumerate().filter(|(_, c)| **c == '\n').map(|(i, _)| i + 1));
+        starts.extend(
+            chars
+                .iter()
+                .enumerate()
+                .filter(|(_, c)| **c == '\n')
+                .map(|(i, _)| i + 1),
+        );
         Self { starts }
     }
 
     fn offset(&self, line: u64, column: u64) -> usize {
-        let line = usize::try_from(line).unwrap_or(usize::MAX).clamp(1, self.starts.len());
+        let line = usize::try_from(line)
+            .unwrap_or(usize::MAX)
+            .clamp(1, self.starts.len());
         let column = usize::try_from(column).unwrap_or(1).max(1);
         self.starts[line - 1] + column - 1
     }
@@ -209,13 +252,21 @@ mod tests {
     use super::*;
 
     fn env(vars: &'static [(&'static str, &'static str)]) -> impl Fn(&str) -> Option<String> {
-        move |name| vars.iter().find(|(k, _)| *k == name).map(|(_, v)| v.to_string())
+        move |name| {
+            vars.iter()
+                .find(|(k, _)| *k == name)
+                .map(|(_, v)| v.to_string())
+        }
     }
 
     #[test]
     fn expands_variables_and_defaults() {
         let e = env(&[("URL", "postgres://db/x"), ("EMPTY", "")]);
-        let out = expand("a: ${URL}\nb: ${NOPE:-dflt}\nc: ${EMPTY:-d2}\nd: x${EMPTY}y\n", &e).unwrap();
+        let out = expand(
+            "a: ${URL}\nb: ${NOPE:-dflt}\nc: ${EMPTY:-d2}\nd: x${EMPTY}y\n",
+            &e,
+        )
+        .unwrap();
         assert_eq!(out.text, "a: postgres://db/x\nb: dflt\nc: d2\nd: xy\n");
     }
 
@@ -223,18 +274,31 @@ mod tests {
     fn reports_every_unset_variable_where_it_was_written() {
         let e = env(&[]);
         let errs = expand("a: 1\nurl: ${WAREHOUSE_URL}\nk: [${A}, ${B:-}]\n", &e).unwrap_err();
-        let got: Vec<_> = errs.iter().map(|e| (e.line, e.column, e.message.as_str())).collect();
+        let got: Vec<_> = errs
+            .iter()
+            .map(|e| (e.line, e.column, e.message.as_str()))
+            .collect();
         assert_eq!(
             got,
-            [(2, 6, "environment variable WAREHOUSE_URL is not set"), (3, 5, "environment variable A is not set")]
+            [
+                (2, 6, "environment variable WAREHOUSE_URL is not set"),
+                (3, 5, "environment variable A is not set")
+            ]
         );
     }
 
     #[test]
     fn leaves_comments_and_escapes_alone() {
         let e = env(&[]);
-        let out = expand("a: 1 # was ${OLD}\n# ${GONE}\nb: $${X} and $5 and a#${Y:-y}\n", &e).unwrap();
-        assert_eq!(out.text, "a: 1 # was ${OLD}\n# ${GONE}\nb: ${X} and $5 and a#y\n");
+        let out = expand(
+            "a: 1 # was ${OLD}\n# ${GONE}\nb: $${X} and $5 and a#${Y:-y}\n",
+            &e,
+        )
+        .unwrap();
+        assert_eq!(
+            out.text,
+            "a: 1 # was ${OLD}\n# ${GONE}\nb: ${X} and $5 and a#y\n"
+        );
     }
 
     #[test]
@@ -242,7 +306,10 @@ mod tests {
         let e = env(&[("ML", "a\nb: c")]);
         let errs = expand("a: ${1X}\nb: ${OPEN\nc: ${ML}\n", &e).unwrap_err();
         assert_eq!(errs.len(), 3);
-        assert!(errs[0].message.contains("is not a variable reference"), "{errs:?}");
+        assert!(
+            errs[0].message.contains("is not a variable reference"),
+            "{errs:?}"
+        );
         assert_eq!((errs[1].line, errs[1].column), (2, 4));
         assert!(errs[2].message.contains("line break"));
     }

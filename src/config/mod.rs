@@ -49,7 +49,11 @@ pub enum ConfigError {
 }
 
 fn display_lines(diags: &[Diagnostic]) -> String {
-    diags.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n")
+    diags
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 /// Loads `path` and every check file it names, expanding `${VAR}` from the
@@ -59,10 +63,16 @@ pub fn load(path: &Path) -> Result<Loaded, ConfigError> {
 }
 
 /// Like [`load`], with variables looked up through `env`.
-pub fn load_with_env(path: &Path, env: &dyn Fn(&str) -> Option<String>) -> Result<Loaded, ConfigError> {
+pub fn load_with_env(
+    path: &Path,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<Loaded, ConfigError> {
     let outcome = run(path, env)?;
     match outcome.config {
-        Some(config) if outcome.main.is_empty() => Ok(Loaded { config, diagnostics: outcome.files }),
+        Some(config) if outcome.main.is_empty() => Ok(Loaded {
+            config,
+            diagnostics: outcome.files,
+        }),
         _ => Err(ConfigError::Invalid(outcome.main)),
     }
 }
@@ -72,7 +82,10 @@ pub fn load_with_env(path: &Path, env: &dyn Fn(&str) -> Option<String>) -> Resul
 pub fn validate_all(path: &Path, env: &dyn Fn(&str) -> Option<String>) -> Vec<Diagnostic> {
     match run(path, env) {
         Ok(outcome) => outcome.main.into_iter().chain(outcome.files).collect(),
-        Err(ConfigError::Io { path, source }) => vec![Diagnostic::whole_file(&path, format!("cannot read file: {source}"))],
+        Err(ConfigError::Io { path, source }) => vec![Diagnostic::whole_file(
+            &path,
+            format!("cannot read file: {source}"),
+        )],
         Err(ConfigError::Invalid(diags)) => diags,
     }
 }
@@ -106,10 +119,21 @@ struct Outcome {
 }
 
 fn run(path: &Path, env: EnvLookup<'_>) -> Result<Outcome, ConfigError> {
-    let failed = |main: Vec<Diagnostic>| Ok(Outcome { config: None, main, files: Vec::new() });
+    let failed = |main: Vec<Diagnostic>| {
+        Ok(Outcome {
+            config: None,
+            main,
+            files: Vec::new(),
+        })
+    };
     let src = match SourceFile::read(path, env) {
         Ok(src) => src,
-        Err(ReadError::Io(source)) => return Err(ConfigError::Io { path: path.to_owned(), source }),
+        Err(ReadError::Io(source)) => {
+            return Err(ConfigError::Io {
+                path: path.to_owned(),
+                source,
+            });
+        }
         Err(ReadError::Env(diags)) => return failed(diags),
     };
     let raw: RawMain = match src.parse() {
@@ -132,9 +156,25 @@ fn run(path: &Path, env: EnvLookup<'_>) -> Result<Outcome, ConfigError> {
         file_diags.extend(diags);
     }
 
-    let MainParts { agent, warehouses, alerts, .. } = parts;
-    let config = Config { path: path.to_owned(), base_dir, agent, warehouses, datasets, alerts };
-    Ok(Outcome { config: Some(config), main, files: file_diags })
+    let MainParts {
+        agent,
+        warehouses,
+        alerts,
+        ..
+    } = parts;
+    let config = Config {
+        path: path.to_owned(),
+        base_dir,
+        agent,
+        warehouses,
+        datasets,
+        alerts,
+    };
+    Ok(Outcome {
+        config: Some(config),
+        main,
+        files: file_diags,
+    })
 }
 
 /// The check files `checks:` names, sorted, each once; and the globs that
@@ -148,7 +188,10 @@ fn check_files(parts: &MainParts, shown_dir: &Path) -> (Vec<PathBuf>, Vec<Diagno
         let paths = match glob::glob(&full.to_string_lossy()) {
             Ok(paths) => paths,
             Err(e) => {
-                diags.push(Diagnostic::at(pos, format!("`checks`: `{pattern}` is not a valid glob: {}", e.msg)));
+                diags.push(Diagnostic::at(
+                    pos,
+                    format!("`checks`: `{pattern}` is not a valid glob: {}", e.msg),
+                ));
                 continue;
             }
         };
@@ -160,11 +203,17 @@ fn check_files(parts: &MainParts, shown_dir: &Path) -> (Vec<PathBuf>, Vec<Diagno
                     files.push(p);
                 }
                 Ok(_) => {}
-                Err(e) => diags.push(Diagnostic::whole_file(e.path(), format!("cannot read: {}", e.error()))),
+                Err(e) => diags.push(Diagnostic::whole_file(
+                    e.path(),
+                    format!("cannot read: {}", e.error()),
+                )),
             }
         }
         if !matched {
-            diags.push(Diagnostic::at(pos, format!("`checks`: `{pattern}` matches no files")));
+            diags.push(Diagnostic::at(
+                pos,
+                format!("`checks`: `{pattern}` matches no files"),
+            ));
         }
     }
     files.sort();
@@ -183,12 +232,20 @@ fn load_check_file(
 ) {
     let src = match SourceFile::read(file, env) {
         Ok(src) => src,
-        Err(ReadError::Io(e)) => return diags.push(Diagnostic::whole_file(file, format!("cannot read file: {e}"))),
+        Err(ReadError::Io(e)) => {
+            return diags.push(Diagnostic::whole_file(
+                file,
+                format!("cannot read file: {e}"),
+            ));
+        }
         Err(ReadError::Env(env_diags)) => return diags.extend(env_diags),
     };
     let (raws, parse_diags) = src.parse_datasets();
     diags.extend(parse_diags);
-    let cx = DatasetContext { src: &src, warehouses: &parts.warehouse_names };
+    let cx = DatasetContext {
+        src: &src,
+        warehouses: &parts.warehouse_names,
+    };
     for raw in &raws {
         // Names are claimed even by broken datasets, so that fixing one does
         // not reveal a duplicate later.
@@ -197,7 +254,10 @@ fn load_check_file(
             match names.get(name.value.trim()) {
                 Some(first) => Some(Diagnostic::at(
                     &pos,
-                    format!("duplicate dataset `{}` (first defined at {first})", name.value.trim()),
+                    format!(
+                        "duplicate dataset `{}` (first defined at {first})",
+                        name.value.trim()
+                    ),
                 )),
                 None => {
                     names.insert(name.value.trim().to_owned(), pos);
@@ -217,7 +277,11 @@ fn load_check_file(
 
 /// `dir` made absolute (against the working directory) without `.` components.
 fn absolute_dir(dir: &Path) -> PathBuf {
-    let dir = if dir.as_os_str().is_empty() { Path::new(".") } else { dir };
+    let dir = if dir.as_os_str().is_empty() {
+        Path::new(".")
+    } else {
+        dir
+    };
     validate::clean(&std::path::absolute(dir).unwrap_or_else(|_| dir.to_owned()))
 }
 
@@ -232,12 +296,25 @@ mod tests {
 
     #[test]
     fn config_path_comes_from_the_flag_then_the_environment() {
-        let set = |name: &str| (name == "WARDEN_CONFIG").then(|| "/etc/warden/warden.yaml".to_owned());
+        let set =
+            |name: &str| (name == "WARDEN_CONFIG").then(|| "/etc/warden/warden.yaml".to_owned());
         let unset = |_: &str| None;
         let empty = |_: &str| Some(String::new());
-        assert_eq!(resolve_config_path_with(Some(Path::new("x.yaml")), &set), PathBuf::from("x.yaml"));
-        assert_eq!(resolve_config_path_with(None, &set), PathBuf::from("/etc/warden/warden.yaml"));
-        assert_eq!(resolve_config_path_with(None, &unset), PathBuf::from("warden.yaml"));
-        assert_eq!(resolve_config_path_with(None, &empty), PathBuf::from("warden.yaml"));
+        assert_eq!(
+            resolve_config_path_with(Some(Path::new("x.yaml")), &set),
+            PathBuf::from("x.yaml")
+        );
+        assert_eq!(
+            resolve_config_path_with(None, &set),
+            PathBuf::from("/etc/warden/warden.yaml")
+        );
+        assert_eq!(
+            resolve_config_path_with(None, &unset),
+            PathBuf::from("warden.yaml")
+        );
+        assert_eq!(
+            resolve_config_path_with(None, &empty),
+            PathBuf::from("warden.yaml")
+        );
     }
 }

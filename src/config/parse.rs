@@ -8,10 +8,10 @@ use std::path::{Path, PathBuf};
 use serde::de::DeserializeOwned;
 use serde_saphyr::{Location, MessageFormatter, Spanned, UserMessageFormatter};
 
+use super::SourcePos;
 use super::diagnostic::{Diagnostic, did_you_mean};
 use super::env::{EnvLookup, Expanded, expand};
 use super::raw::{CHECK_KINDS, RawCheckFile, RawCheckFileOutline, RawDataset};
-use super::SourcePos;
 
 /// A config file after environment expansion, ready to parse.
 #[derive(Debug)]
@@ -42,9 +42,15 @@ impl SourceFile {
         // The YAML parser does not count a byte-order mark; neither do we.
         let text = text.strip_prefix('\u{feff}').unwrap_or(text);
         match expand(text, env) {
-            Ok(expanded) => Ok(Self { path: path.to_owned(), expanded }),
+            Ok(expanded) => Ok(Self {
+                path: path.to_owned(),
+                expanded,
+            }),
             Err(errors) => Err(ReadError::Env(
-                errors.into_iter().map(|e| Diagnostic::new(path, e.line, e.column, e.message)).collect(),
+                errors
+                    .into_iter()
+                    .map(|e| Diagnostic::new(path, e.line, e.column, e.message))
+                    .collect(),
             )),
         }
     }
@@ -56,7 +62,11 @@ impl SourceFile {
         } else {
             self.expanded.original_position(loc.line(), loc.column())
         };
-        SourcePos { file: self.path.clone(), line, column }
+        SourcePos {
+            file: self.path.clone(),
+            line,
+            column,
+        }
     }
 
     /// Where the value of `spanned` was written.
@@ -71,7 +81,8 @@ impl SourceFile {
 
     /// Parses the whole file as `T`; a structural problem stops at the first.
     pub fn parse<T: DeserializeOwned>(&self) -> Result<T, Diagnostic> {
-        serde_saphyr::from_str(&self.expanded.text).map_err(|e| self.translate(&self.expanded.text, &e))
+        serde_saphyr::from_str(&self.expanded.text)
+            .map_err(|e| self.translate(&self.expanded.text, &e))
     }
 
     /// Parses a check file, reading each dataset on its own when the file as a
@@ -107,7 +118,9 @@ impl SourceFile {
         let mut starts = Vec::with_capacity(outline.datasets.len());
         for entry in &outline.datasets {
             match entry_start(&lines, &entry.referenced) {
-                Some(start) if starts.last().is_none_or(|&(line, _)| line < start.0) => starts.push(start),
+                Some(start) if starts.last().is_none_or(|&(line, _)| line < start.0) => {
+                    starts.push(start)
+                }
                 _ => return whole_file_only,
             }
         }
@@ -120,7 +133,12 @@ impl SourceFile {
             match serde_saphyr::from_str::<Vec<Spanned<RawDataset>>>(&fragment) {
                 Ok(mut parsed) if parsed.len() == 1 => datasets.extend(parsed.pop()),
                 Ok(_) => return whole_file_only,
-                Err(e) if matches!(e.without_snippet(), serde_saphyr::Error::UnknownAnchor { .. }) => {
+                Err(e)
+                    if matches!(
+                        e.without_snippet(),
+                        serde_saphyr::Error::UnknownAnchor { .. }
+                    ) =>
+                {
                     return whole_file_only;
                 }
                 Err(e) => diags.push(self.translate(&fragment, &e)),
@@ -139,9 +157,13 @@ impl SourceFile {
     /// the same line numbering).
     fn translate(&self, text: &str, err: &serde_saphyr::Error) -> Diagnostic {
         let loc = err.location().unwrap_or(Location::UNKNOWN);
-        let raw = UserMessageFormatter.format_message(err.without_snippet()).into_owned();
+        let raw = UserMessageFormatter
+            .format_message(err.without_snippet())
+            .into_owned();
         let message = match key_before(text, loc.line(), loc.column()) {
-            Some(key) if !raw.starts_with("unknown field") && !raw.starts_with("unknown variant") => {
+            Some(key)
+                if !raw.starts_with("unknown field") && !raw.starts_with("unknown variant") =>
+            {
                 format!("`{key}`: {}", reword(&raw))
             }
             _ => reword(&raw),
@@ -172,7 +194,8 @@ fn entry_start(lines: &[&str], loc: &Location) -> Option<(usize, usize)> {
             continue;
         }
         let after = t.strip_prefix('-')?.trim_start();
-        return (after.is_empty() || after.starts_with('#')).then(|| (l, lines[l].find('-').unwrap_or(0)));
+        return (after.is_empty() || after.starts_with('#'))
+            .then(|| (l, lines[l].find('-').unwrap_or(0)));
     }
     None
 }
@@ -198,7 +221,9 @@ fn fragment(lines: &[&str], first: usize, end: usize, dash_col: usize) -> String
 /// The key whose value starts at `line`:`column`, read from the text before it
 /// (`tier: x` → `tier`), when there is one on the same line.
 fn key_before(text: &str, line: u64, column: u64) -> Option<String> {
-    let line = text.split('\n').nth(usize::try_from(line).ok()?.checked_sub(1)?)?;
+    let line = text
+        .split('\n')
+        .nth(usize::try_from(line).ok()?.checked_sub(1)?)?;
     let col = usize::try_from(column).ok()?.checked_sub(1)?;
     let prefix: String = line.chars().take(col).collect();
     let before_colon = prefix.trim_end().strip_suffix(':')?;
@@ -218,7 +243,10 @@ fn reword(message: &str) -> String {
     if let Some((word, expected)) = unknown(message, "unknown field") {
         let hint = did_you_mean(&word, expected.iter().map(String::as_str));
         return if hint.is_empty() {
-            format!("unknown key `{word}` (expected one of: {})", expected.join(", "))
+            format!(
+                "unknown key `{word}` (expected one of: {})",
+                expected.join(", ")
+            )
         } else {
             format!("unknown key `{word}`{hint}")
         };
@@ -228,7 +256,10 @@ fn reword(message: &str) -> String {
         let what = if is_kind { "check kind" } else { "value" };
         let hint = did_you_mean(&word, expected.iter().map(String::as_str));
         return if hint.is_empty() {
-            format!("unknown {what} `{word}` (expected one of: {})", expected.join(", "))
+            format!(
+                "unknown {what} `{word}` (expected one of: {})",
+                expected.join(", ")
+            )
         } else {
             format!("unknown {what} `{word}`{hint}")
         };
@@ -282,7 +313,10 @@ mod tests {
     fn datasets(text: &str) -> (Vec<String>, Vec<String>) {
         let src = SourceFile::from_text(Path::new("c.yaml"), text, &no_env).unwrap();
         let (ds, diags) = src.parse_datasets();
-        let names = ds.iter().map(|d| d.value.name.as_ref().unwrap().value.clone()).collect();
+        let names = ds
+            .iter()
+            .map(|d| d.value.name.as_ref().unwrap().value.clone())
+            .collect();
         (names, diags.iter().map(ToString::to_string).collect())
     }
 
@@ -305,7 +339,10 @@ datasets:
         assert_eq!(names, ["b", "d"]);
         assert_eq!(
             diags,
-            ["c.yaml:4:5: unknown key `tierr`; did you mean `tier`?", "c.yaml:10:11: `tier`: expected a whole number"]
+            [
+                "c.yaml:4:5: unknown key `tierr`; did you mean `tier`?",
+                "c.yaml:10:11: `tier`: expected a whole number"
+            ]
         );
     }
 
@@ -313,7 +350,10 @@ datasets:
     fn flow_sequences_fall_back_to_the_first_error() {
         let (names, diags) = datasets("datasets: [{name: a, tierr: 1}, {name: b, tier: x}]\n");
         assert!(names.is_empty());
-        assert_eq!(diags, ["c.yaml:1:22: unknown key `tierr`; did you mean `tier`?"]);
+        assert_eq!(
+            diags,
+            ["c.yaml:1:22: unknown key `tierr`; did you mean `tier`?"]
+        );
     }
 
     #[test]
@@ -332,15 +372,26 @@ datasets:
     #[test]
     fn positions_point_at_the_original_text() {
         let env = |name: &str| (name == "T").then(|| "a-long-value".to_owned());
-        let src = SourceFile::from_text(Path::new("c.yaml"), "datasets:\n  - {owner: ${T}, tier: x}\n", &env).unwrap();
+        let src = SourceFile::from_text(
+            Path::new("c.yaml"),
+            "datasets:\n  - {owner: ${T}, tier: x}\n",
+            &env,
+        )
+        .unwrap();
         let (_, diags) = src.parse_datasets();
-        assert_eq!(diags[0].to_string(), "c.yaml:2:25: `tier`: expected a whole number");
+        assert_eq!(
+            diags[0].to_string(),
+            "c.yaml:2:25: `tier`: expected a whole number"
+        );
     }
 
     #[test]
     fn finds_the_key_before_a_value() {
         assert_eq!(key_before("a:\n  tier: x\n", 2, 9).as_deref(), Some("tier"));
-        assert_eq!(key_before("- {a: 1, max_lag: x}\n", 1, 19).as_deref(), Some("max_lag"));
+        assert_eq!(
+            key_before("- {a: 1, max_lag: x}\n", 1, 19).as_deref(),
+            Some("max_lag")
+        );
         assert_eq!(key_before("- x\n", 1, 3), None);
     }
 }

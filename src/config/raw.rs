@@ -138,8 +138,15 @@ pub enum RawCheck {
 }
 
 /// The kinds of check, as written in YAML.
-pub const CHECK_KINDS: [&str; 7] =
-    ["row_count", "row_count_change", "null_rate", "freshness", "schema", "unique", "sql"];
+pub const CHECK_KINDS: [&str; 7] = [
+    "row_count",
+    "row_count_change",
+    "null_rate",
+    "freshness",
+    "schema",
+    "unique",
+    "sql",
+];
 
 /// The keys every check kind accepts.
 #[derive(Debug, Clone, Copy)]

@@ -38,7 +38,10 @@ struct Problems<'a> {
 
 impl<'a> Problems<'a> {
     fn new(src: &'a SourceFile) -> Self {
-        Self { src, list: Vec::new() }
+        Self {
+            src,
+            list: Vec::new(),
+        }
     }
 
     fn at<T>(&mut self, value: &Spanned<T>, message: impl Into<String>) {
@@ -128,7 +131,11 @@ pub struct MainParts {
 }
 
 /// Validates `warden.yaml`; `base_dir` (absolute) resolves relative paths.
-pub fn main_config(raw: &RawMain, src: &SourceFile, base_dir: &Path) -> (MainParts, Vec<Diagnostic>) {
+pub fn main_config(
+    raw: &RawMain,
+    src: &SourceFile,
+    base_dir: &Path,
+) -> (MainParts, Vec<Diagnostic>) {
     let mut p = Problems::new(src);
     let agent = agent(raw.agent.as_ref().map(|a| &a.value), &mut p, base_dir);
 
@@ -153,7 +160,10 @@ pub fn main_config(raw: &RawMain, src: &SourceFile, base_dir: &Path) -> (MainPar
                 return None;
             }
             if let Err(e) = glob::Pattern::new(&g.value) {
-                p.at(g, format!("`checks`: `{}` is not a valid glob: {}", g.value, e.msg));
+                p.at(
+                    g,
+                    format!("`checks`: `{}` is not a valid glob: {}", g.value, e.msg),
+                );
                 return None;
             }
             Some((g.value.clone(), src.pos_of(g)))
@@ -173,7 +183,13 @@ pub fn main_config(raw: &RawMain, src: &SourceFile, base_dir: &Path) -> (MainPar
         })
     });
 
-    let parts = MainParts { agent, warehouses, warehouse_names, check_globs, alerts };
+    let parts = MainParts {
+        agent,
+        warehouses,
+        warehouse_names,
+        check_globs,
+        alerts,
+    };
     (parts, p.list)
 }
 
@@ -193,7 +209,11 @@ fn agent(raw: Option<&RawAgent>, p: &mut Problems<'_>, base_dir: &Path) -> Agent
         .unwrap_or(Tz::UTC);
     let max_concurrent_checks = raw
         .and_then(|a| a.max_concurrent_checks.as_ref())
-        .and_then(|m| p.parse(m, "max_concurrent_checks", |&n| positive(n).map(|n| n as usize)))
+        .and_then(|m| {
+            p.parse(m, "max_concurrent_checks", |&n| {
+                positive(n).map(|n| n as usize)
+            })
+        })
         .unwrap_or(DEFAULT_MAX_CONCURRENT_CHECKS);
     let api_tokens = raw
         .and_then(|a| a.api_tokens.as_ref())
@@ -202,7 +222,13 @@ fn agent(raw: Option<&RawAgent>, p: &mut Problems<'_>, base_dir: &Path) -> Agent
         .filter_map(|t| t.value.as_deref().map(str::trim).filter(|t| !t.is_empty()))
         .map(str::to_owned)
         .collect();
-    AgentConfig { listen, registry, timezone, max_concurrent_checks, api_tokens }
+    AgentConfig {
+        listen,
+        registry,
+        timezone,
+        max_concurrent_checks,
+        api_tokens,
+    }
 }
 
 fn warehouse(
@@ -217,11 +243,18 @@ fn warehouse(
     let url = p
         .required(&raw.url, "url", &at)
         .and_then(|u| p.parse(u, "url", |s| warehouse_url(s, base_dir)));
-    let max_connections = p.parse_or(&raw.max_connections, "max_connections", DEFAULT_MAX_CONNECTIONS, |&n| {
-        positive(n).and_then(|n| u32::try_from(n).map_err(|_| format!("{n} is too large")))
-    });
-    let query_timeout =
-        p.parse_or(&raw.query_timeout, "query_timeout", DEFAULT_QUERY_TIMEOUT, |s| parse_duration(s));
+    let max_connections = p.parse_or(
+        &raw.max_connections,
+        "max_connections",
+        DEFAULT_MAX_CONNECTIONS,
+        |&n| positive(n).and_then(|n| u32::try_from(n).map_err(|_| format!("{n} is too large"))),
+    );
+    let query_timeout = p.parse_or(
+        &raw.query_timeout,
+        "query_timeout",
+        DEFAULT_QUERY_TIMEOUT,
+        |s| parse_duration(s),
+    );
     if p.list.len() > before {
         return None;
     }
@@ -240,7 +273,9 @@ fn parse_listen(s: &str) -> Result<String, String> {
         return Ok(s.to_owned());
     }
     match s.rsplit_once(':') {
-        Some((host, port)) if !host.is_empty() && !host.contains(':') && port.parse::<u16>().is_ok() => {
+        Some((host, port))
+            if !host.is_empty() && !host.contains(':') && port.parse::<u16>().is_ok() =>
+        {
             Ok(s.to_owned())
         }
         _ => Err(format!("`{s}` is not an address like 127.0.0.1:9464")),
@@ -251,7 +286,9 @@ fn parse_timezone(s: &str) -> Result<Tz, String> {
     s.trim().parse::<Tz>().map_err(|_| {
         let names = chrono_tz::TZ_VARIANTS.iter().map(|tz| tz.name());
         match did_you_mean(s, names) {
-            hint if hint.is_empty() => format!("unknown time zone `{s}` (expected an IANA name like Europe/Paris)"),
+            hint if hint.is_empty() => {
+                format!("unknown time zone `{s}` (expected an IANA name like Europe/Paris)")
+            }
             hint => format!("unknown time zone `{s}`{hint}"),
         }
     })
@@ -263,7 +300,9 @@ fn registry_url(s: &str, base_dir: &Path) -> Result<String, String> {
         Some(Engine::Sqlite) => Ok(resolve_sqlite(s.trim(), base_dir)),
         Some(Engine::Postgres) => Ok(s.trim().to_owned()),
         Some(Engine::MySql) => Err("the registry can be SQLite or PostgreSQL, not MySQL".into()),
-        None => Err(format!("`{s}` is not a URL like sqlite://warden.db or postgres://host/db")),
+        None => Err(format!(
+            "`{s}` is not a URL like sqlite://warden.db or postgres://host/db"
+        )),
     }
 }
 
@@ -276,9 +315,14 @@ fn warehouse_url(s: &str, base_dir: &Path) -> Result<String, String> {
         None => match s.split_once("://") {
             Some((scheme, _)) => Err(format!(
                 "unsupported scheme `{scheme}` (expected postgres://, mysql:// or sqlite://){}",
-                did_you_mean(scheme, ["postgres", "postgresql", "mysql", "mariadb", "sqlite"])
+                did_you_mean(
+                    scheme,
+                    ["postgres", "postgresql", "mysql", "mariadb", "sqlite"]
+                )
             )),
-            None => Err(format!("`{s}` is not a URL like postgres://host/db, mysql://host/db or sqlite://file.db")),
+            None => Err(format!(
+                "`{s}` is not a URL like postgres://host/db, mysql://host/db or sqlite://file.db"
+            )),
         },
     }
 }
@@ -286,7 +330,10 @@ fn warehouse_url(s: &str, base_dir: &Path) -> Result<String, String> {
 /// `sqlite://rel.db?mode=ro` → `sqlite:///base/dir/rel.db?mode=ro`; absolute
 /// paths and `:memory:` are left alone.
 fn resolve_sqlite(url: &str, base_dir: &Path) -> String {
-    let rest = url.strip_prefix("sqlite://").or_else(|| url.strip_prefix("sqlite:")).unwrap_or(url);
+    let rest = url
+        .strip_prefix("sqlite://")
+        .or_else(|| url.strip_prefix("sqlite:"))
+        .unwrap_or(url);
     let (path, query) = match rest.split_once('?') {
         Some((path, query)) => (path, Some(query)),
         None => (rest, None),
@@ -303,7 +350,9 @@ fn resolve_sqlite(url: &str, base_dir: &Path) -> String {
 
 /// `path` without `.` components (`/a/./b` → `/a/b`).
 pub fn clean(path: &Path) -> PathBuf {
-    path.components().filter(|c| !matches!(c, Component::CurDir)).collect()
+    path.components()
+        .filter(|c| !matches!(c, Component::CurDir))
+        .collect()
 }
 
 // ---------------------------------------------------------------- check files
@@ -316,14 +365,19 @@ pub struct DatasetContext<'a> {
 }
 
 /// Validates one dataset; all of its problems, or the dataset.
-pub fn dataset(raw: &Spanned<RawDataset>, cx: &DatasetContext<'_>) -> Result<Dataset, Vec<Diagnostic>> {
+pub fn dataset(
+    raw: &Spanned<RawDataset>,
+    cx: &DatasetContext<'_>,
+) -> Result<Dataset, Vec<Diagnostic>> {
     let mut p = Problems::new(cx.src);
     let pos = cx.src.pos_of(raw);
     let r = &raw.value;
 
-    let name = p
-        .required(&r.name, "name", &pos)
-        .and_then(|n| p.parse(n, "name", |s| DatasetName::parse(s.trim()).map_err(|e| e.to_string())));
+    let name = p.required(&r.name, "name", &pos).and_then(|n| {
+        p.parse(n, "name", |s| {
+            DatasetName::parse(s.trim()).map_err(|e| e.to_string())
+        })
+    });
     let warehouse = p.required(&r.warehouse, "warehouse", &pos).and_then(|w| {
         p.parse(w, "warehouse", |s| {
             let s = s.trim();
@@ -334,21 +388,32 @@ pub fn dataset(raw: &Spanned<RawDataset>, cx: &DatasetContext<'_>) -> Result<Dat
             if !hint.is_empty() {
                 Err(format!("unknown warehouse `{s}`{hint}"))
             } else if cx.warehouses.is_empty() {
-                Err(format!("unknown warehouse `{s}` (warden.yaml declares none)"))
+                Err(format!(
+                    "unknown warehouse `{s}` (warden.yaml declares none)"
+                ))
             } else {
                 let names: Vec<&str> = cx.warehouses.iter().map(String::as_str).collect();
-                Err(format!("unknown warehouse `{s}` (warden.yaml declares {})", one_of(&names)))
+                Err(format!(
+                    "unknown warehouse `{s}` (warden.yaml declares {})",
+                    one_of(&names)
+                ))
             }
         })
     });
-    let table = p.required(&r.table, "table", &pos).and_then(|t| p.parse(t, "table", |s| TableRef::parse(s.trim())));
+    let table = p
+        .required(&r.table, "table", &pos)
+        .and_then(|t| p.parse(t, "table", |s| parse_table(s)));
     let tier = p.parse_or(&r.tier, "tier", DEFAULT_TIER, |&t| match t {
         1..=3 => Ok(t as u8),
-        _ => Err(format!("{t} is not a tier; expected 1 (page), 2 (chat) or 3 (digest)")),
+        _ => Err(format!(
+            "{t} is not a tier; expected 1 (page), 2 (chat) or 3 (digest)"
+        )),
     });
     let owner = non_empty(&r.owner);
     let runbook = non_empty(&r.runbook);
-    let schedule = p.required(&r.schedule, "schedule", &pos).and_then(|s| p.parse(s, "schedule", |s| parse_cron(s)));
+    let schedule = p
+        .required(&r.schedule, "schedule", &pos)
+        .and_then(|s| p.parse(s, "schedule", |s| parse_cron(s)));
     let partition = match &r.partition {
         None => Some(None),
         Some(part) => partition(part, &mut p).map(Some),
@@ -356,18 +421,31 @@ pub fn dataset(raw: &Spanned<RawDataset>, cx: &DatasetContext<'_>) -> Result<Dat
     let gate_table = match &r.gate {
         None => Some(None),
         Some(g) => p
-            .required(&g.value.table, "table", &cx.src.pos_of(g))
-            .and_then(|t| p.parse(t, "table", |s| TableRef::parse(s.trim())))
+            .required(&g.value.table, "gate.table", &cx.src.pos_of(g))
+            .and_then(|t| p.parse(t, "table", |s| parse_table(s)))
             .map(Some),
     };
 
-    let checks = checks(r.checks.as_deref().unwrap_or_default(), name.as_ref(), &mut p);
+    let checks = checks(
+        r.checks.as_deref().unwrap_or_default(),
+        name.as_ref(),
+        &mut p,
+    );
 
     if !p.is_empty() {
         return Err(p.list);
     }
-    let (Some(name), Some(warehouse), Some(table), Some(tier), Some(schedule), Some(partition), Some(gate_table)) =
-        (name, warehouse, table, tier, schedule, partition, gate_table)
+    let (
+        Some(name),
+        Some(warehouse),
+        Some(table),
+        Some(tier),
+        Some(schedule),
+        Some(partition),
+        Some(gate_table),
+    ) = (
+        name, warehouse, table, tier, schedule, partition, gate_table,
+    )
     else {
         return Err(p.list);
     };
@@ -386,24 +464,44 @@ pub fn dataset(raw: &Spanned<RawDataset>, cx: &DatasetContext<'_>) -> Result<Dat
     })
 }
 
+fn parse_table(s: &str) -> Result<TableRef, String> {
+    let s = s.trim();
+    TableRef::parse(s)
+        .map_err(|e| format!("`{s}` is not a table like `orders` or `analytics.orders`: {e}"))
+}
+
 fn non_empty(value: &Option<Spanned<String>>) -> Option<String> {
-    value.as_ref().map(|v| v.value.trim()).filter(|v| !v.is_empty()).map(str::to_owned)
+    value
+        .as_ref()
+        .map(|v| v.value.trim())
+        .filter(|v| !v.is_empty())
+        .map(str::to_owned)
 }
 
 fn partition(raw: &Spanned<RawPartition>, p: &mut Problems<'_>) -> Option<PartitionSpec> {
     let at = p.src.pos_of(raw);
     let column = p
-        .required(&raw.value.column, "column", &at)
+        .required(&raw.value.column, "partition.column", &at)
         .and_then(|c| p.parse(c, "column", |s| Identifier::parse(s.trim())));
     let granularity = p
-        .required(&raw.value.granularity, "granularity", &at)
+        .required(&raw.value.granularity, "partition.granularity", &at)
         .and_then(|g| p.parse(g, "granularity", |s| Granularity::parse(s.trim())));
-    Some(PartitionSpec { column: column?, granularity: granularity? })
+    Some(PartitionSpec {
+        column: column?,
+        granularity: granularity?,
+    })
 }
 
 /// A cron expression: 5 fields or a nickname; seconds are not accepted.
 fn parse_cron(s: &str) -> Result<Schedule, String> {
-    const NICKNAMES: [&str; 6] = ["@yearly", "@annually", "@monthly", "@weekly", "@daily", "@hourly"];
+    const NICKNAMES: [&str; 6] = [
+        "@yearly",
+        "@annually",
+        "@monthly",
+        "@weekly",
+        "@daily",
+        "@hourly",
+    ];
     let expr = s.trim();
     if expr.starts_with('@') {
         if !NICKNAMES.iter().any(|n| n.eq_ignore_ascii_case(expr)) {
@@ -421,17 +519,24 @@ fn parse_cron(s: &str) -> Result<Schedule, String> {
             ));
         }
     }
-    let parser = croner::parser::CronParser::builder().seconds(croner::parser::Seconds::Disallowed).build();
-    let cron = parser.parse(expr).map_err(|e| format!("invalid cron expression `{expr}`: {}", cron_error(&e)))?;
-    Ok(Schedule { expr: expr.to_owned(), cron })
+    let parser = croner::parser::CronParser::builder()
+        .seconds(croner::parser::Seconds::Disallowed)
+        .build();
+    let cron = parser
+        .parse(expr)
+        .map_err(|e| format!("invalid cron expression `{expr}`: {}", cron_error(&e)))?;
+    Ok(Schedule {
+        expr: expr.to_owned(),
+        cron,
+    })
 }
 
 fn cron_error(e: &croner::errors::CronError) -> String {
     use croner::errors::CronError;
     match e {
-        CronError::InvalidPattern(m) | CronError::IllegalCharacters(m) | CronError::ComponentError(m) => {
-            m.trim_end_matches('.').to_lowercase()
-        }
+        CronError::InvalidPattern(m)
+        | CronError::IllegalCharacters(m)
+        | CronError::ComponentError(m) => m.trim_end_matches('.').to_lowercase(),
         other => other.to_string(),
     }
 }
@@ -446,7 +551,10 @@ fn parse_duration(s: &str) -> Result<Duration, String> {
 }
 
 fn positive(n: i64) -> Result<u64, String> {
-    u64::try_from(n).ok().filter(|&n| n > 0).ok_or_else(|| format!("must be at least 1 (got {n})"))
+    u64::try_from(n)
+        .ok()
+        .filter(|&n| n > 0)
+        .ok_or_else(|| format!("must be at least 1 (got {n})"))
 }
 
 fn non_negative(n: i64) -> Result<u64, String> {
@@ -457,11 +565,14 @@ fn non_negative(n: i64) -> Result<u64, String> {
 fn check_plain_name(s: &str, what: &str) -> Result<(), String> {
     let ok = !s.is_empty()
         && s.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_')
-        && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
     if ok {
         Ok(())
     } else {
-        Err(format!("{what} name `{s}` may only hold letters, digits, `_` and `-`, starting with a letter or `_`"))
+        Err(format!(
+            "{what} name `{s}` may only hold letters, digits, `_` and `-`, starting with a letter or `_`"
+        ))
     }
 }
 
@@ -479,13 +590,18 @@ struct Draft {
     pos: SourcePos,
 }
 
-fn checks(raw: &[Spanned<RawCheck>], dataset: Option<&DatasetName>, p: &mut Problems<'_>) -> Vec<CheckSpec> {
+fn checks(
+    raw: &[Spanned<RawCheck>],
+    dataset: Option<&DatasetName>,
+    p: &mut Problems<'_>,
+) -> Vec<CheckSpec> {
     let mut out = Vec::new();
     let mut seen: HashMap<String, SourcePos> = HashMap::new();
     for check in raw {
         for draft in check_drafts(check, p) {
             if let Some(first) = seen.get(&draft.name) {
-                let id = dataset.map_or_else(|| draft.name.clone(), |d| format!("{d}.{}", draft.name));
+                let id =
+                    dataset.map_or_else(|| draft.name.clone(), |d| format!("{d}.{}", draft.name));
                 p.at_pos(
                     &draft.name_pos,
                     format!("duplicate check id `{id}` (first defined at {first}); give one of them a different `name`"),
@@ -518,24 +634,39 @@ fn check_drafts(check: &Spanned<RawCheck>, p: &mut Problems<'_>) -> Vec<Draft> {
     let common = check.value.common();
     let before = p.list.len();
 
-    let severity = p.parse_or(&common.severity.cloned(), "severity", Severity::Fail, |s| {
-        match s.trim() {
+    let severity = p.parse_or(
+        &common.severity.cloned(),
+        "severity",
+        Severity::Fail,
+        |s| match s.trim() {
             "fail" => Ok(Severity::Fail),
             "warn" => Ok(Severity::Warn),
-            other => Err(format!("`{other}` is not a severity; expected `fail` or `warn`{}", did_you_mean(other, ["fail", "warn"]))),
-        }
-    });
+            other => Err(format!(
+                "`{other}` is not a severity; expected `fail` or `warn`{}",
+                did_you_mean(other, ["fail", "warn"])
+            )),
+        },
+    );
     let blocking = common.blocking.is_none_or(|b| b.value);
     let filter = p.parse_opt(&common.filter.cloned(), "where", |s| {
         let s = s.trim();
-        if s.is_empty() { Err("the filter cannot be empty".to_owned()) } else { Ok(s.to_owned()) }
+        if s.is_empty() {
+            Err("the filter cannot be empty".to_owned())
+        } else {
+            Ok(s.to_owned())
+        }
     });
-    let explicit_name = common.name.map(|n| (n.value.trim().to_owned(), p.src.pos_of(n)));
+    let explicit_name = common
+        .name
+        .map(|n| (n.value.trim().to_owned(), p.src.pos_of(n)));
 
     // (name suffix derived from the column(s), kind)
     let kinds: Vec<(Option<String>, CheckKind)> = match &check.value {
         RawCheck::RowCount(c) => row_count(c, p).map(|k| (None, k)).into_iter().collect(),
-        RawCheck::RowCountChange(c) => row_count_change(c, p).map(|k| (None, k)).into_iter().collect(),
+        RawCheck::RowCountChange(c) => row_count_change(c, p)
+            .map(|k| (None, k))
+            .into_iter()
+            .collect(),
         RawCheck::NullRate(c) => null_rate(c, &pos, explicit_name.is_some(), p),
         RawCheck::Freshness(c) => freshness(c, &pos, p).into_iter().collect(),
         RawCheck::Schema(c) => schema(c, p).map(|k| (None, k)).into_iter().collect(),
@@ -551,7 +682,9 @@ fn check_drafts(check: &Spanned<RawCheck>, p: &mut Problems<'_>) -> Vec<Draft> {
     if p.list.len() > before {
         return Vec::new();
     }
-    let (Some(severity), Some(filter)) = (severity, filter) else { return Vec::new() };
+    let (Some(severity), Some(filter)) = (severity, filter) else {
+        return Vec::new();
+    };
     kinds
         .into_iter()
         .map(|(suffix, kind)| {
@@ -560,7 +693,15 @@ fn check_drafts(check: &Spanned<RawCheck>, p: &mut Problems<'_>) -> Vec<Draft> {
                 (None, Some(suffix)) => (format!("{kind_name}_{suffix}"), pos.clone()),
                 (None, None) => (kind_name.to_owned(), pos.clone()),
             };
-            Draft { name, name_pos, kind, severity, blocking, filter: filter.clone(), pos: pos.clone() }
+            Draft {
+                name,
+                name_pos,
+                kind,
+                severity,
+                blocking,
+                filter: filter.clone(),
+                pos: pos.clone(),
+            }
         })
         .collect()
 }
@@ -583,12 +724,22 @@ fn row_count_change(c: &RawRowCountChange, p: &mut Problems<'_>) -> Option<Check
         "previous" => Ok(ChangeBaseline::Previous),
         "1d" => Ok(ChangeBaseline::Day),
         "7d" => Ok(ChangeBaseline::Week),
-        other => Err(format!("`{other}` is not a baseline; expected `previous`, `1d` or `7d`")),
+        other => Err(format!(
+            "`{other}` is not a baseline; expected `previous`, `1d` or `7d`"
+        )),
     });
     // A drop cannot exceed 100%; growth can.
-    let max_drop = p.parse_opt(&c.max_drop, "max_drop", |s| Ratio::parse(s, true).map_err(|e| e.to_string()));
-    let max_growth = p.parse_opt(&c.max_growth, "max_growth", |s| Ratio::parse(s, false).map_err(|e| e.to_string()));
-    Some(CheckKind::RowCountChange { vs: vs?, max_drop: max_drop?, max_growth: max_growth? })
+    let max_drop = p.parse_opt(&c.max_drop, "max_drop", |s| {
+        Ratio::parse(s, true).map_err(|e| e.to_string())
+    });
+    let max_growth = p.parse_opt(&c.max_growth, "max_growth", |s| {
+        Ratio::parse(s, false).map_err(|e| e.to_string())
+    });
+    Some(CheckKind::RowCountChange {
+        vs: vs?,
+        max_drop: max_drop?,
+        max_growth: max_growth?,
+    })
 }
 
 fn null_rate(
@@ -597,15 +748,20 @@ fn null_rate(
     named: bool,
     p: &mut Problems<'_>,
 ) -> Vec<(Option<String>, CheckKind)> {
-    let max = p
-        .required(&c.max, "max", pos)
-        .and_then(|m| p.parse(m, "max", |s| Ratio::parse(s, true).map_err(|e| e.to_string())));
+    let max = p.required(&c.max, "max", pos).and_then(|m| {
+        p.parse(m, "max", |s| {
+            Ratio::parse(s, true).map_err(|e| e.to_string())
+        })
+    });
     let columns: Vec<Identifier> = match (&c.column, &c.columns) {
         (Some(_), Some(cols)) => {
             p.at(cols, "use either `column` or `columns`, not both");
             Vec::new()
         }
-        (Some(col), None) => p.parse(col, "column", |s| Identifier::parse(s.trim())).into_iter().collect(),
+        (Some(col), None) => p
+            .parse(col, "column", |s| Identifier::parse(s.trim()))
+            .into_iter()
+            .collect(),
         (None, Some(cols)) => {
             let list = identifiers(cols, "columns", p);
             if named && list.len() > 1 {
@@ -621,18 +777,32 @@ fn null_rate(
     let Some(max) = max else { return Vec::new() };
     columns
         .into_iter()
-        .map(|column| (Some(column.as_str().to_owned()), CheckKind::NullRate { column, max }))
+        .map(|column| {
+            (
+                Some(column.as_str().to_owned()),
+                CheckKind::NullRate { column, max },
+            )
+        })
         .collect()
 }
 
-fn freshness(c: &RawFreshness, pos: &SourcePos, p: &mut Problems<'_>) -> Option<(Option<String>, CheckKind)> {
+fn freshness(
+    c: &RawFreshness,
+    pos: &SourcePos,
+    p: &mut Problems<'_>,
+) -> Option<(Option<String>, CheckKind)> {
     let column = p
         .required(&c.column, "column", pos)
         .and_then(|col| p.parse(col, "column", |s| Identifier::parse(s.trim())));
     let rule = match (&c.max_lag, &c.by, &c.expect) {
-        (Some(lag), None, None) => p.parse(lag, "max_lag", |s| parse_duration(s)).map(FreshnessRule::MaxLag),
+        (Some(lag), None, None) => p
+            .parse(lag, "max_lag", |s| parse_duration(s))
+            .map(FreshnessRule::MaxLag),
         (Some(lag), _, _) => {
-            p.at(lag, "`max_lag` cannot be combined with `by`/`expect`; use one form or the other");
+            p.at(
+                lag,
+                "`max_lag` cannot be combined with `by`/`expect`; use one form or the other",
+            );
             None
         }
         (None, Some(by), Some(expect)) => {
@@ -642,14 +812,23 @@ fn freshness(c: &RawFreshness, pos: &SourcePos, p: &mut Problems<'_>) -> Option<
                 "yesterday" => Ok(Expect::Yesterday),
                 other => Err(format!("`{other}` is not `today` or `yesterday`")),
             });
-            Some(FreshnessRule::Deadline { by: by?, expect: expect? })
+            Some(FreshnessRule::Deadline {
+                by: by?,
+                expect: expect?,
+            })
         }
         (None, Some(_), None) => {
-            p.at_pos(pos, "`expect` (`today` or `yesterday`) is required with `by`");
+            p.at_pos(
+                pos,
+                "`expect` (`today` or `yesterday`) is required with `by`",
+            );
             None
         }
         (None, None, Some(expect)) => {
-            p.at(expect, "`by` (a time like \"08:00\") is required with `expect`");
+            p.at(
+                expect,
+                "`by` (a time like \"08:00\") is required with `expect`",
+            );
             None
         }
         (None, None, None) => {
@@ -658,7 +837,13 @@ fn freshness(c: &RawFreshness, pos: &SourcePos, p: &mut Problems<'_>) -> Option<
         }
     };
     let column = column?;
-    Some((Some(column.as_str().to_owned()), CheckKind::Freshness { column, rule: rule? }))
+    Some((
+        Some(column.as_str().to_owned()),
+        CheckKind::Freshness {
+            column,
+            rule: rule?,
+        },
+    ))
 }
 
 /// `HH:MM`, 24-hour clock.
@@ -675,7 +860,10 @@ fn schema(c: &RawSchema, p: &mut Problems<'_>) -> Option<CheckKind> {
     let columns = match &c.columns {
         None => Some(None),
         Some(cols) if cols.value.is_empty() => {
-            p.at(cols, "`columns` cannot be empty; leave it out to compare against the first schema seen");
+            p.at(
+                cols,
+                "`columns` cannot be empty; leave it out to compare against the first schema seen",
+            );
             None
         }
         Some(cols) => {
@@ -685,7 +873,10 @@ fn schema(c: &RawSchema, p: &mut Problems<'_>) -> Option<CheckKind> {
             for col in &cols.value {
                 if let Some(c) = expected_column(col, p) {
                     if !seen.insert(c.name.clone()) {
-                        p.at(col, format!("`columns`: column `{}` is listed twice", c.name));
+                        p.at(
+                            col,
+                            format!("`columns`: column `{}` is listed twice", c.name),
+                        );
                     }
                     out.push(c);
                 }
@@ -698,7 +889,10 @@ fn schema(c: &RawSchema, p: &mut Problems<'_>) -> Option<CheckKind> {
             "warn" => Ok(DriftAction::Warn),
             "fail" => Ok(DriftAction::Fail),
             "ignore" => Ok(DriftAction::Ignore),
-            other => Err(format!("`{other}` is not `warn`, `fail` or `ignore`{}", did_you_mean(other, ["warn", "fail", "ignore"]))),
+            other => Err(format!(
+                "`{other}` is not `warn`, `fail` or `ignore`{}",
+                did_you_mean(other, ["warn", "fail", "ignore"])
+            )),
         })
     };
     let on_added = action("on_added", &c.on_added, DriftAction::Warn, p);
@@ -717,16 +911,31 @@ fn expected_column(col: &Spanned<RawColumn>, p: &mut Problems<'_>) -> Option<Exp
     let name = p.required(&col.value.name, "name", &at).and_then(|n| {
         p.parse(n, "name", |s| {
             let s = s.trim();
-            if s.is_empty() { Err("a column name cannot be empty".to_owned()) } else { Ok(s.to_owned()) }
+            if s.is_empty() {
+                Err("a column name cannot be empty".to_owned())
+            } else {
+                Ok(s.to_owned())
+            }
         })
     });
     let data_type = p.parse_opt(&col.value.data_type, "type", |s| {
-        if s.trim().is_empty() { Err("a type cannot be empty".to_owned()) } else { Ok(types::normalise(s)) }
+        if s.trim().is_empty() {
+            Err("a type cannot be empty".to_owned())
+        } else {
+            Ok(types::normalise(s))
+        }
     });
-    Some(ExpectedColumn { name: name?, data_type: data_type? })
+    Some(ExpectedColumn {
+        name: name?,
+        data_type: data_type?,
+    })
 }
 
-fn unique(c: &RawUnique, pos: &SourcePos, p: &mut Problems<'_>) -> Option<(Option<String>, CheckKind)> {
+fn unique(
+    c: &RawUnique,
+    pos: &SourcePos,
+    p: &mut Problems<'_>,
+) -> Option<(Option<String>, CheckKind)> {
     let columns = p.required(&c.columns, "columns", pos).map(|cols| {
         if cols.value.is_empty() {
             p.at(cols, "`columns` needs at least one column");
@@ -735,7 +944,11 @@ fn unique(c: &RawUnique, pos: &SourcePos, p: &mut Problems<'_>) -> Option<(Optio
     });
     let max = p.parse_or(&c.max, "max", 0, |&n| non_negative(n));
     let columns = columns.filter(|c| !c.is_empty())?;
-    let suffix = columns.iter().map(Identifier::as_str).collect::<Vec<_>>().join("_");
+    let suffix = columns
+        .iter()
+        .map(Identifier::as_str)
+        .collect::<Vec<_>>()
+        .join("_");
     Some((Some(suffix), CheckKind::Unique { columns, max: max? }))
 }
 
@@ -743,10 +956,20 @@ fn sql(c: &RawSql, pos: &SourcePos, p: &mut Problems<'_>) -> Option<CheckKind> {
     let query = p.required(&c.query, "query", pos).and_then(|q| {
         p.parse(q, "query", |s| {
             let s = s.trim();
-            if s.is_empty() { Err("the query cannot be empty".to_owned()) } else { Ok(s.to_owned()) }
+            if s.is_empty() {
+                Err("the query cannot be empty".to_owned())
+            } else {
+                Ok(s.to_owned())
+            }
         })
     });
-    let finite = |v: &f64| if v.is_finite() { Ok(*v) } else { Err(format!("{v} is not a finite number")) };
+    let finite = |v: &f64| {
+        if v.is_finite() {
+            Ok(*v)
+        } else {
+            Err(format!("{v} is not a finite number"))
+        }
+    };
     let min = p.parse_opt(&c.min, "min", finite);
     let max = p.parse_opt(&c.max, "max", finite);
     let (min, max) = (min?, max?);
@@ -756,11 +979,19 @@ fn sql(c: &RawSql, pos: &SourcePos, p: &mut Problems<'_>) -> Option<CheckKind> {
         p.at(at, format!("`min` ({lo}) is greater than `max` ({hi})"));
         return None;
     }
-    Some(CheckKind::Sql { query: query?, min, max })
+    Some(CheckKind::Sql {
+        query: query?,
+        min,
+        max,
+    })
 }
 
 /// A list of column names, each a plain identifier, none twice.
-fn identifiers(cols: &Spanned<Vec<Spanned<String>>>, key: &str, p: &mut Problems<'_>) -> Vec<Identifier> {
+fn identifiers(
+    cols: &Spanned<Vec<Spanned<String>>>,
+    key: &str,
+    p: &mut Problems<'_>,
+) -> Vec<Identifier> {
     let mut out: Vec<Identifier> = Vec::new();
     for col in &cols.value {
         if let Some(id) = p.parse(col, key, |s| Identifier::parse(s.trim())) {
@@ -787,17 +1018,30 @@ mod tests {
             parse_cron("0 */15 * * * *").unwrap_err(),
             "`0 */15 * * * *` has 6 fields; a cron expression has 5 (minute hour day-of-month month day-of-week), or use @hourly, @daily…"
         );
-        assert!(parse_cron("@dayly").unwrap_err().ends_with("did you mean `@daily`?"));
-        assert_eq!(parse_cron("61 * * * *").unwrap_err(), "invalid cron expression `61 * * * *`: number out of bounds");
+        assert!(
+            parse_cron("@dayly")
+                .unwrap_err()
+                .ends_with("did you mean `@daily`?")
+        );
+        assert_eq!(
+            parse_cron("61 * * * *").unwrap_err(),
+            "invalid cron expression `61 * * * *`: number out of bounds"
+        );
     }
 
     #[test]
     fn durations_and_times() {
         assert_eq!(parse_duration("6h").unwrap(), Duration::from_secs(6 * 3600));
-        assert_eq!(parse_duration("7d").unwrap(), Duration::from_secs(7 * 86400));
+        assert_eq!(
+            parse_duration("7d").unwrap(),
+            Duration::from_secs(7 * 86400)
+        );
         assert!(parse_duration("0s").is_err());
         assert!(parse_duration("6").is_err());
-        assert_eq!(parse_time_of_day("08:00").unwrap(), NaiveTime::from_hms_opt(8, 0, 0).unwrap());
+        assert_eq!(
+            parse_time_of_day("08:00").unwrap(),
+            NaiveTime::from_hms_opt(8, 0, 0).unwrap()
+        );
         assert!(parse_time_of_day("8:00").is_err());
         assert!(parse_time_of_day("25:00").is_err());
     }
@@ -805,13 +1049,29 @@ mod tests {
     #[test]
     fn sqlite_paths_resolve_against_the_config_directory() {
         let base = Path::new("/etc/warden");
-        assert_eq!(resolve_sqlite("sqlite://warden.db", base), "sqlite:///etc/warden/warden.db");
-        assert_eq!(resolve_sqlite("sqlite:./data/w.db?mode=ro", base), "sqlite:///etc/warden/data/w.db?mode=ro");
-        assert_eq!(resolve_sqlite("sqlite:///var/lib/w.db?mode=rwc", base), "sqlite:///var/lib/w.db?mode=rwc");
+        assert_eq!(
+            resolve_sqlite("sqlite://warden.db", base),
+            "sqlite:///etc/warden/warden.db"
+        );
+        assert_eq!(
+            resolve_sqlite("sqlite:./data/w.db?mode=ro", base),
+            "sqlite:///etc/warden/data/w.db?mode=ro"
+        );
+        assert_eq!(
+            resolve_sqlite("sqlite:///var/lib/w.db?mode=rwc", base),
+            "sqlite:///var/lib/w.db?mode=rwc"
+        );
         assert_eq!(resolve_sqlite("sqlite::memory:", base), "sqlite::memory:");
         assert!(registry_url("mysql://x/y", base).is_err());
-        assert_eq!(registry_url("postgres://h/db", base).unwrap(), "postgres://h/db");
-        assert!(warehouse_url("postgress://h/db", base).unwrap_err().ends_with("did you mean `postgres`?"));
+        assert_eq!(
+            registry_url("postgres://h/db", base).unwrap(),
+            "postgres://h/db"
+        );
+        assert!(
+            warehouse_url("postgress://h/db", base)
+                .unwrap_err()
+                .ends_with("did you mean `postgres`?")
+        );
     }
 
     #[test]
@@ -825,7 +1085,86 @@ mod tests {
 
     #[test]
     fn time_zones_suggest_a_spelling() {
-        assert_eq!(parse_timezone("Europe/Paris").unwrap(), chrono_tz::Europe::Paris);
-        assert!(parse_timezone("Europe/Pari").unwrap_err().ends_with("did you mean `Europe/Paris`?"));
+        assert_eq!(
+            parse_timezone("Europe/Paris").unwrap(),
+            chrono_tz::Europe::Paris
+        );
+        assert!(
+            parse_timezone("Europe/Pari")
+                .unwrap_err()
+                .ends_with("did you mean `Europe/Paris`?")
+        );
+    }
+}
+
+#[cfg(test)]
+mod dataset_tests {
+    use super::*;
+
+    /// Every problem of the datasets in `yaml`, as `line:col: message`.
+    fn problems(yaml: &str) -> Vec<String> {
+        let src = SourceFile::from_text(Path::new("c.yaml"), yaml, &|_| None).unwrap();
+        let (raws, diags) = src.parse_datasets();
+        assert!(diags.is_empty(), "{diags:?}");
+        let warehouses = vec!["main".to_owned()];
+        let cx = DatasetContext {
+            src: &src,
+            warehouses: &warehouses,
+        };
+        raws.iter()
+            .flat_map(|r| dataset(r, &cx).err().unwrap_or_default())
+            .map(|d| format!("{}:{}: {}", d.line, d.column, d.message))
+            .collect()
+    }
+
+    #[test]
+    fn every_semantic_problem_is_reported() {
+        let yaml = r#"datasets:
+  - name: bad name
+    warehouse: main
+    table: a.b.c
+    schedule: "@daily"
+    partition: { column: d }
+    gate: {}
+    checks:
+      - row_count: { min: 10, max: 5 }
+      - null_rate: { column: a, columns: [b], max: 1% }
+      - null_rate: { column: a }
+      - freshness: { column: ts, max_lag: 1h, by: "08:00" }
+      - freshness: { column: ts, by: "8am", expect: tomorrow }
+      - freshness: { column: ts }
+      - schema: { columns: [{ name: a, type: int }, { name: a }], on_added: warning }
+      - unique: { columns: [] }
+      - sql: { query: "SELECT 1", min: 2, max: 1 }
+      - row_count: { severity: critical, where: "", min: -1 }
+      - null_rate: { columns: [x, y], max: 0, name: nulls }
+      - unique: { columns: [id, "id;drop"] }
+"#;
+        assert_eq!(
+            problems(yaml),
+            [
+                "2:11: `name`: dataset name `bad name` may only hold letters, digits, `_` and `-`, starting with a letter or `_`",
+                "4:12: `table`: `a.b.c` is not a table like `orders` or `analytics.orders`: `b.c` is not a plain SQL identifier (letters, digits, `_`, `$`; not starting with a digit)",
+                "6:16: `partition.granularity` is required",
+                "7:11: `gate.table` is required",
+                "9:27: `min` (10) is greater than `max` (5)",
+                "10:42: use either `column` or `columns`, not both",
+                "11:9: `max` is required",
+                "12:43: `max_lag` cannot be combined with `by`/`expect`; use one form or the other",
+                "13:38: `by`: `8am` is not a time of day like \"08:00\"",
+                "13:53: `expect`: `tomorrow` is not `today` or `yesterday`",
+                "14:9: `max_lag`, or `by` with `expect`, is required",
+                "15:53: `columns`: column `a` is listed twice",
+                "15:77: `on_added`: `warning` is not `warn`, `fail` or `ignore`; did you mean `warn`?",
+                "16:28: `columns` needs at least one column",
+                "17:9: `name` is required for sql checks",
+                "17:40: `min` (2) is greater than `max` (1)",
+                "18:32: `severity`: `critical` is not a severity; expected `fail` or `warn`",
+                "18:49: `where`: the filter cannot be empty",
+                "18:58: `min`: cannot be negative (got -1)",
+                "19:31: `name` cannot be given to a check over several `columns` (each column gets its own check, named null_rate_<column>)",
+                "20:33: `columns`: `id;drop` is not a plain SQL identifier (letters, digits, `_`, `$`; not starting with a digit)",
+            ]
+        );
     }
 }

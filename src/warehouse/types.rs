@@ -7,7 +7,11 @@
 /// `timestamp`, `timestamptz`, `date`, `time`, `json`, `binary`. Anything else
 /// comes back lowercased, trimmed and with single spaces.
 pub fn normalise(engine_type: &str) -> String {
-    let t = engine_type.split_whitespace().collect::<Vec<_>>().join(" ").to_lowercase();
+    let t = engine_type
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ")
+        .to_lowercase();
     // MySQL writes `tinyint(1)` for booleans; other widths are display hints.
     if t == "tinyint(1)" {
         return "boolean".into();
@@ -16,7 +20,10 @@ pub fn normalise(engine_type: &str) -> String {
         Some((base, rest)) => {
             let (args, after) = rest.split_once(')').unwrap_or((rest, ""));
             // Keep what follows the parentheses: `timestamp(6) with time zone`.
-            (format!("{}{}", base.trim_end(), after).trim().to_owned(), Some(args.trim().to_owned()))
+            (
+                format!("{}{}", base.trim_end(), after).trim().to_owned(),
+                Some(args.trim().to_owned()),
+            )
         }
         None => (t.clone(), None),
     };
@@ -39,15 +46,29 @@ pub fn normalise(engine_type: &str) -> String {
             Some(p) if p <= 24 => "real",
             _ => "double",
         },
-        "text" | "varchar" | "character varying" | "char" | "character" | "bpchar" | "nchar"
-        | "nvarchar" | "national character varying" | "string" | "tinytext" | "mediumtext"
-        | "longtext" | "clob" | "citext" => "text",
+        "text"
+        | "varchar"
+        | "character varying"
+        | "char"
+        | "character"
+        | "bpchar"
+        | "nchar"
+        | "nvarchar"
+        | "national character varying"
+        | "string"
+        | "tinytext"
+        | "mediumtext"
+        | "longtext"
+        | "clob"
+        | "citext" => "text",
         "timestamp" | "timestamp without time zone" | "datetime" => "timestamp",
         "timestamptz" | "timestamp with time zone" => "timestamptz",
         "date" => "date",
         "time" | "time without time zone" => "time",
         "json" | "jsonb" => "json",
-        "bytea" | "blob" | "tinyblob" | "mediumblob" | "longblob" | "binary" | "varbinary" => "binary",
+        "bytea" | "blob" | "tinyblob" | "mediumblob" | "longblob" | "binary" | "varbinary" => {
+            "binary"
+        }
         _ => return t,
     };
     name.to_owned()
@@ -60,13 +81,47 @@ mod tests {
     #[test]
     fn engines_agree_on_common_types() {
         let cases: &[(&[&str], &str)] = &[
-            (&["int4", "integer", "INT", "int(11)", "mediumint", "INTEGER", "int unsigned", "serial"], "integer"),
-            (&["int8", "bigint", "BIGINT(20)", "bigserial", "bigint unsigned"], "bigint"),
+            (
+                &[
+                    "int4",
+                    "integer",
+                    "INT",
+                    "int(11)",
+                    "mediumint",
+                    "INTEGER",
+                    "int unsigned",
+                    "serial",
+                ],
+                "integer",
+            ),
+            (
+                &[
+                    "int8",
+                    "bigint",
+                    "BIGINT(20)",
+                    "bigserial",
+                    "bigint unsigned",
+                ],
+                "bigint",
+            ),
             (&["int2", "smallint", "tinyint", "tinyint(4)"], "smallint"),
             (&["tinyint(1)", "bool", "boolean", "BOOLEAN"], "boolean"),
-            (&["numeric", "decimal(10,2)", "NUMERIC(12, 4)", "decimal"], "numeric"),
+            (
+                &["numeric", "decimal(10,2)", "NUMERIC(12, 4)", "decimal"],
+                "numeric",
+            ),
             (&["float4", "real", "float(24)"], "real"),
-            (&["float8", "double", "double precision", "DOUBLE PRECISION", "float", "float(53)"], "double"),
+            (
+                &[
+                    "float8",
+                    "double",
+                    "double precision",
+                    "DOUBLE PRECISION",
+                    "float",
+                    "float(53)",
+                ],
+                "double",
+            ),
             (
                 &[
                     "varchar(255)",
@@ -84,10 +139,24 @@ mod tests {
                 "text",
             ),
             (
-                &["timestamp", "timestamp without time zone", "datetime", "DATETIME(6)", "timestamp(3) without time zone"],
+                &[
+                    "timestamp",
+                    "timestamp without time zone",
+                    "datetime",
+                    "DATETIME(6)",
+                    "timestamp(3) without time zone",
+                ],
                 "timestamp",
             ),
-            (&["timestamptz", "timestamp with time zone", "timestamp(6) with time zone", "TIMESTAMPTZ"], "timestamptz"),
+            (
+                &[
+                    "timestamptz",
+                    "timestamp with time zone",
+                    "timestamp(6) with time zone",
+                    "TIMESTAMPTZ",
+                ],
+                "timestamptz",
+            ),
             (&["date", "DATE"], "date"),
             (&["json", "jsonb", "JSON"], "json"),
             (&["bytea", "blob", "varbinary(16)"], "binary"),
@@ -102,7 +171,10 @@ mod tests {
     #[test]
     fn unknown_types_are_lowercased_and_trimmed() {
         assert_eq!(normalise("  UUID "), "uuid");
-        assert_eq!(normalise("Geography( Point , 4326 )"), "geography( point , 4326 )");
+        assert_eq!(
+            normalise("Geography( Point , 4326 )"),
+            "geography( point , 4326 )"
+        );
         assert_eq!(normalise("INTERVAL   DAY"), "interval day");
         assert_eq!(normalise("integer[]"), "integer[]");
     }
