@@ -28,7 +28,8 @@ use validate::{DatasetContext, MainParts};
 #[derive(Debug)]
 pub struct Loaded {
     pub config: Config,
-    /// Problems in check files; the datasets concerned were skipped, the rest loaded.
+    /// Problems in check files (the datasets concerned were skipped, the rest
+    /// loaded), and `checks:` patterns that matched no file.
     pub diagnostics: Vec<Diagnostic>,
 }
 

@@ -93,8 +93,9 @@ impl SourceFile {
     /// outside that dataset is blanked, so line and column numbers stay exact.
     /// This needs each dataset to start a line of a block sequence (`- name: …`
     /// or a lone `-`); with flow sequences (`datasets: [{…}, {…}]`), anchors or
-    /// aliases across datasets, or problems outside `datasets:`, only the first
-    /// problem of the file is reported and no dataset of it loads.
+    /// aliases across datasets, YAML syntax errors, or problems outside
+    /// `datasets:`, only the first problem of the file is reported and no
+    /// dataset of it loads.
     pub fn parse_datasets(&self) -> (Vec<Spanned<RawDataset>>, Vec<Diagnostic>) {
         let text = &self.expanded.text;
         let whole_error = match serde_saphyr::from_str::<RawCheckFile>(text) {
@@ -106,11 +107,16 @@ impl SourceFile {
         let outline = match serde_saphyr::from_str::<RawCheckFileOutline>(text) {
             Ok(outline) => outline,
             Err(e) => {
-                let mut diags = vec![whole_error];
+                // The outline fails on YAML syntax and on problems outside
+                // `datasets:`; at the same spot its message is the root cause.
                 let outline_error = self.translate(text, &e);
-                if !diags.contains(&outline_error) {
-                    diags.push(outline_error);
-                }
+                let same_spot = (whole_error.line, whole_error.column)
+                    == (outline_error.line, outline_error.column);
+                let diags = if same_spot {
+                    vec![outline_error]
+                } else {
+                    vec![whole_error, outline_error]
+                };
                 return (Vec::new(), diags);
             }
         };
@@ -251,6 +257,9 @@ fn reword(message: &str) -> String {
             format!("unknown key `{word}`{hint}")
         };
     }
+    if message.starts_with("unknown variant `anomaly`") {
+        return "check kind `anomaly` is not available yet".to_owned();
+    }
     if let Some((word, expected)) = unknown(message, "unknown variant") {
         let is_kind = expected.iter().map(String::as_str).eq(CHECK_KINDS);
         let what = if is_kind { "check kind" } else { "value" };
@@ -347,6 +356,15 @@ datasets:
     }
 
     #[test]
+    fn empty_files_declare_nothing_and_syntax_errors_stop_the_file() {
+        assert_eq!(datasets(""), (vec![], vec![]));
+        assert_eq!(datasets("# nothing yet\n"), (vec![], vec![]));
+        let (names, diags) = datasets("datasets:\n  - name: a\n  - name: [b\n");
+        assert!(names.is_empty());
+        assert_eq!(diags, ["c.yaml:3:11: `name`: unclosed bracket '['"]);
+    }
+
+    #[test]
     fn flow_sequences_fall_back_to_the_first_error() {
         let (names, diags) = datasets("datasets: [{name: a, tierr: 1}, {name: b, tier: x}]\n");
         assert!(names.is_empty());
@@ -358,13 +376,28 @@ datasets:
 
     #[test]
     fn unknown_kinds_and_keys_get_hints() {
-        let text = "datasets:\n  - name: a\n    checks:\n      - row_cont: {}\n  - name: b\n    checks:\n      - null_rate: {max_lag: 1}\n";
+        let text = "\
+datasets:
+  - name: a
+    checks:
+      - row_cont: {}
+  - name: b
+    checks:
+      - null_rate: {max_lag: 1}
+  - name: c
+    colour: blue
+  - name: d
+    checks:
+      - anomaly: {}
+";
         let (_, diags) = datasets(text);
         assert_eq!(
             diags,
             [
                 "c.yaml:4:9: unknown check kind `row_cont`; did you mean `row_count`?",
                 "c.yaml:7:21: unknown key `max_lag`; did you mean `max`?",
+                "c.yaml:9:5: unknown key `colour` (expected one of: name, warehouse, table, tier, owner, runbook, schedule, partition, gate, checks)",
+                "c.yaml:12:9: check kind `anomaly` is not available yet",
             ]
         );
     }
