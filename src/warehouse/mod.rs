@@ -1,5 +1,7 @@
 //! Warehouses: one sqlx pool type per engine, chosen by URL.
 
+pub mod types;
+
 /// The SQL dialect of a warehouse or registry.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
 #[serde(rename_all = "lowercase")]

@@ -1,0 +1,471 @@
+//! Raw structs to typed config: every value parsed once (durations, cron,
+//! identifiers, thresholds), defaults applied, relative paths resolved. Every
+//! problem is collected, not only the first, so a user fixes a file in one go.
+
+mod checks;
+mod values;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use chrono_tz::Tz;
+use serde_saphyr::Spanned;
+
+use super::diagnostic::{Diagnostic, did_you_mean, one_of};
+use super::parse::SourceFile;
+use super::raw::{RawAgent, RawDataset, RawMain, RawPartition, RawWarehouse};
+use super::{AgentConfig, Dataset, PartitionSpec, SourcePos, WarehouseConfig};
+use crate::domain::{DatasetName, Granularity, Identifier};
+use values::{
+    check_plain_name, parse_cron, parse_duration, parse_listen, parse_table, parse_timezone,
+    positive, registry_url, warehouse_url,
+};
+
+pub use values::clean;
+
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:9464";
+pub const DEFAULT_REGISTRY: &str = "sqlite://warden.db";
+pub const DEFAULT_MAX_CONCURRENT_CHECKS: usize = 8;
+pub const DEFAULT_MAX_CONNECTIONS: u32 = 4;
+pub const DEFAULT_QUERY_TIMEOUT: Duration = Duration::from_secs(60);
+pub const DEFAULT_TIER: u8 = 2;
+
+/// Problems found so far in one file.
+struct Problems<'a> {
+    src: &'a SourceFile,
+    list: Vec<Diagnostic>,
+}
+
+impl<'a> Problems<'a> {
+    fn new(src: &'a SourceFile) -> Self {
+        Self {
+            src,
+            list: Vec::new(),
+        }
+    }
+
+    fn at<T>(&mut self, value: &Spanned<T>, message: impl Into<String>) {
+        self.list.push(self.src.diag(&value.referenced, message));
+    }
+
+    fn at_pos(&mut self, pos: &SourcePos, message: impl Into<String>) {
+        self.list.push(Diagnostic::at(pos, message));
+    }
+
+    /// `value`, or a "`key` is required" problem at `pos`.
+    fn required<'v, T>(
+        &mut self,
+        value: &'v Option<Spanned<T>>,
+        key: &str,
+        pos: &SourcePos,
+    ) -> Option<&'v Spanned<T>> {
+        if value.is_none() {
+            self.at_pos(pos, format!("`{key}` is required"));
+        }
+        value.as_ref()
+    }
+
+    /// `parse(value)`, or a "`key`: why" problem at the value.
+    fn parse<R, T>(
+        &mut self,
+        value: &Spanned<R>,
+        key: &str,
+        parse: impl FnOnce(&R) -> Result<T, String>,
+    ) -> Option<T> {
+        match parse(&value.value) {
+            Ok(v) => Some(v),
+            Err(why) => {
+                self.at(value, format!("`{key}`: {why}"));
+                None
+            }
+        }
+    }
+
+    /// Like [`Self::parse`] for an optional key: `Some(default)` when absent,
+    /// `None` when present but invalid.
+    fn parse_or<R, T>(
+        &mut self,
+        value: &Option<Spanned<R>>,
+        key: &str,
+        default: T,
+        parse: impl FnOnce(&R) -> Result<T, String>,
+    ) -> Option<T> {
+        match value {
+            None => Some(default),
+            Some(v) => self.parse(v, key, parse),
+        }
+    }
+
+    /// Like [`Self::parse_or`] without a default: `Some(None)` when absent.
+    fn parse_opt<R, T>(
+        &mut self,
+        value: &Option<Spanned<R>>,
+        key: &str,
+        parse: impl FnOnce(&R) -> Result<T, String>,
+    ) -> Option<Option<T>> {
+        match value {
+            None => Some(None),
+            Some(v) => self.parse(v, key, parse).map(Some),
+        }
+    }
+
+    fn is_empty(&self) -> bool {
+        self.list.is_empty()
+    }
+}
+
+// ---------------------------------------------------------------- warden.yaml
+
+/// What `warden.yaml` yields, as far as it is valid.
+#[derive(Debug)]
+pub struct MainParts {
+    pub agent: AgentConfig,
+    /// The warehouses that are valid.
+    pub warehouses: BTreeMap<String, WarehouseConfig>,
+    /// Every warehouse name declared, valid or not, so that datasets naming a
+    /// broken warehouse are not also told that it does not exist.
+    pub warehouse_names: Vec<String>,
+    /// `checks:` globs and where each was written.
+    pub check_globs: Vec<(String, SourcePos)>,
+    pub alerts: Option<PathBuf>,
+}
+
+/// Validates `warden.yaml`; `base_dir` (absolute) resolves relative paths.
+pub fn main_config(
+    raw: &RawMain,
+    src: &SourceFile,
+    base_dir: &Path,
+) -> (MainParts, Vec<Diagnostic>) {
+    let mut p = Problems::new(src);
+    let agent = agent(raw.agent.as_ref().map(|a| &a.value), &mut p, base_dir);
+
+    let mut entries: Vec<_> = raw.warehouses.iter().flat_map(|w| w.value.iter()).collect();
+    entries.sort_by_key(|(name, _)| (name.referenced.line(), name.referenced.column()));
+    let mut warehouses = BTreeMap::new();
+    let mut warehouse_names = Vec::new();
+    for (name, wh) in entries {
+        warehouse_names.push(name.value.clone());
+        if let Some(w) = warehouse(name, &wh.value, &mut p, base_dir) {
+            warehouses.insert(name.value.clone(), w);
+        }
+    }
+
+    let check_globs = raw
+        .checks
+        .iter()
+        .flat_map(|c| c.value.iter())
+        .filter_map(|g| {
+            if g.value.trim().is_empty() {
+                p.at(g, "`checks`: a pattern cannot be empty");
+                return None;
+            }
+            if let Err(e) = glob::Pattern::new(&g.value) {
+                p.at(
+                    g,
+                    format!("`checks`: `{}` is not a valid glob: {}", g.value, e.msg),
+                );
+                return None;
+            }
+            Some((g.value.clone(), src.pos_of(g)))
+        })
+        .collect();
+
+    let alerts = raw.alerts.as_ref().and_then(|a| {
+        p.parse(a, "alerts", |s| {
+            let path = base_dir.join(s);
+            if s.trim().is_empty() {
+                Err("a path cannot be empty".into())
+            } else if !path.is_file() {
+                Err(format!("file `{s}` does not exist"))
+            } else {
+                Ok(clean(&path))
+            }
+        })
+    });
+
+    let parts = MainParts {
+        agent,
+        warehouses,
+        warehouse_names,
+        check_globs,
+        alerts,
+    };
+    (parts, p.list)
+}
+
+fn agent(raw: Option<&RawAgent>, p: &mut Problems<'_>, base_dir: &Path) -> AgentConfig {
+    let listen = raw
+        .and_then(|a| a.listen.as_ref())
+        .and_then(|l| p.parse(l, "listen", |s| parse_listen(s)))
+        .unwrap_or_else(|| DEFAULT_LISTEN.to_owned());
+    let registry = match raw.and_then(|a| a.registry.as_ref()) {
+        Some(r) => p.parse(r, "registry", |s| registry_url(s, base_dir)),
+        None => registry_url(DEFAULT_REGISTRY, base_dir).ok(),
+    }
+    .unwrap_or_default();
+    let timezone = raw
+        .and_then(|a| a.timezone.as_ref())
+        .and_then(|t| p.parse(t, "timezone", |s| parse_timezone(s)))
+        .unwrap_or(Tz::UTC);
+    let max_concurrent_checks = raw
+        .and_then(|a| a.max_concurrent_checks.as_ref())
+        .and_then(|m| {
+            p.parse(m, "max_concurrent_checks", |&n| {
+                positive(n).map(|n| n as usize)
+            })
+        })
+        .unwrap_or(DEFAULT_MAX_CONCURRENT_CHECKS);
+    let api_tokens = raw
+        .and_then(|a| a.api_tokens.as_ref())
+        .into_iter()
+        .flatten()
+        .filter_map(|t| t.value.as_deref().map(str::trim).filter(|t| !t.is_empty()))
+        .map(str::to_owned)
+        .collect();
+    AgentConfig {
+        listen,
+        registry,
+        timezone,
+        max_concurrent_checks,
+        api_tokens,
+    }
+}
+
+fn warehouse(
+    name: &Spanned<String>,
+    raw: &RawWarehouse,
+    p: &mut Problems<'_>,
+    base_dir: &Path,
+) -> Option<WarehouseConfig> {
+    let at = p.src.pos_of(name);
+    let before = p.list.len();
+    p.parse(name, "warehouses", |s| check_plain_name(s, "warehouse"));
+    let url = p
+        .required(&raw.url, "url", &at)
+        .and_then(|u| p.parse(u, "url", |s| warehouse_url(s, base_dir)));
+    let max_connections = p.parse_or(
+        &raw.max_connections,
+        "max_connections",
+        DEFAULT_MAX_CONNECTIONS,
+        |&n| positive(n).and_then(|n| u32::try_from(n).map_err(|_| format!("{n} is too large"))),
+    );
+    let query_timeout = p.parse_or(
+        &raw.query_timeout,
+        "query_timeout",
+        DEFAULT_QUERY_TIMEOUT,
+        |s| parse_duration(s),
+    );
+    if p.list.len() > before {
+        return None;
+    }
+    Some(WarehouseConfig {
+        name: name.value.clone(),
+        url: url?,
+        max_connections: max_connections?,
+        query_timeout: query_timeout?,
+    })
+}
+
+// ---------------------------------------------------------------- check files
+
+/// What a dataset is checked against.
+pub struct DatasetContext<'a> {
+    pub src: &'a SourceFile,
+    /// Every warehouse declared in `warden.yaml`.
+    pub warehouses: &'a [String],
+}
+
+/// Validates one dataset; all of its problems, or the dataset.
+pub fn dataset(
+    raw: &Spanned<RawDataset>,
+    cx: &DatasetContext<'_>,
+) -> Result<Dataset, Vec<Diagnostic>> {
+    let mut p = Problems::new(cx.src);
+    let pos = cx.src.pos_of(raw);
+    let r = &raw.value;
+
+    let name = p.required(&r.name, "name", &pos).and_then(|n| {
+        p.parse(n, "name", |s| {
+            DatasetName::parse(s.trim()).map_err(|e| e.to_string())
+        })
+    });
+    let warehouse = p.required(&r.warehouse, "warehouse", &pos).and_then(|w| {
+        p.parse(w, "warehouse", |s| {
+            let s = s.trim();
+            if cx.warehouses.iter().any(|w| w == s) {
+                return Ok(s.to_owned());
+            }
+            let hint = did_you_mean(s, cx.warehouses.iter().map(String::as_str));
+            if !hint.is_empty() {
+                Err(format!("unknown warehouse `{s}`{hint}"))
+            } else if cx.warehouses.is_empty() {
+                Err(format!(
+                    "unknown warehouse `{s}` (warden.yaml declares none)"
+                ))
+            } else {
+                let names: Vec<&str> = cx.warehouses.iter().map(String::as_str).collect();
+                Err(format!(
+                    "unknown warehouse `{s}` (warden.yaml declares {})",
+                    one_of(&names)
+                ))
+            }
+        })
+    });
+    let table = p
+        .required(&r.table, "table", &pos)
+        .and_then(|t| p.parse(t, "table", |s| parse_table(s)));
+    let tier = p.parse_or(&r.tier, "tier", DEFAULT_TIER, |&t| match t {
+        1..=3 => Ok(t as u8),
+        _ => Err(format!(
+            "{t} is not a tier; expected 1 (page), 2 (chat) or 3 (digest)"
+        )),
+    });
+    let owner = non_empty(&r.owner);
+    let runbook = non_empty(&r.runbook);
+    let schedule = p
+        .required(&r.schedule, "schedule", &pos)
+        .and_then(|s| p.parse(s, "schedule", |s| parse_cron(s)));
+    let partition = match &r.partition {
+        None => Some(None),
+        Some(part) => partition(part, &mut p).map(Some),
+    };
+    let gate_table = match &r.gate {
+        None => Some(None),
+        Some(g) => p
+            .required(&g.value.table, "gate.table", &cx.src.pos_of(g))
+            .and_then(|t| p.parse(t, "table", |s| parse_table(s)))
+            .map(Some),
+    };
+
+    let checks = checks::of_dataset(
+        r.checks.as_deref().unwrap_or_default(),
+        name.as_ref(),
+        &mut p,
+    );
+
+    if !p.is_empty() {
+        return Err(p.list);
+    }
+    let (
+        Some(name),
+        Some(warehouse),
+        Some(table),
+        Some(tier),
+        Some(schedule),
+        Some(partition),
+        Some(gate_table),
+    ) = (
+        name, warehouse, table, tier, schedule, partition, gate_table,
+    )
+    else {
+        return Err(p.list);
+    };
+    Ok(Dataset {
+        name,
+        warehouse,
+        gate_table: gate_table.unwrap_or_else(|| table.clone()),
+        table,
+        tier,
+        owner,
+        runbook,
+        schedule,
+        partition,
+        checks,
+        pos,
+    })
+}
+
+fn non_empty(value: &Option<Spanned<String>>) -> Option<String> {
+    value
+        .as_ref()
+        .map(|v| v.value.trim())
+        .filter(|v| !v.is_empty())
+        .map(str::to_owned)
+}
+
+fn partition(raw: &Spanned<RawPartition>, p: &mut Problems<'_>) -> Option<PartitionSpec> {
+    let at = p.src.pos_of(raw);
+    let column = p
+        .required(&raw.value.column, "partition.column", &at)
+        .and_then(|c| p.parse(c, "column", |s| Identifier::parse(s.trim())));
+    let granularity = p
+        .required(&raw.value.granularity, "partition.granularity", &at)
+        .and_then(|g| p.parse(g, "granularity", |s| Granularity::parse(s.trim())));
+    Some(PartitionSpec {
+        column: column?,
+        granularity: granularity?,
+    })
+}
+
+#[cfg(test)]
+mod dataset_tests {
+    use super::*;
+
+    /// Every problem of the datasets in `yaml`, as `line:col: message`.
+    fn problems(yaml: &str) -> Vec<String> {
+        let src = SourceFile::from_text(Path::new("c.yaml"), yaml, &|_| None).unwrap();
+        let (raws, diags) = src.parse_datasets();
+        assert!(diags.is_empty(), "{diags:?}");
+        let warehouses = vec!["main".to_owned()];
+        let cx = DatasetContext {
+            src: &src,
+            warehouses: &warehouses,
+        };
+        raws.iter()
+            .flat_map(|r| dataset(r, &cx).err().unwrap_or_default())
+            .map(|d| format!("{}:{}: {}", d.line, d.column, d.message))
+            .collect()
+    }
+
+    #[test]
+    fn every_semantic_problem_is_reported() {
+        let yaml = r#"datasets:
+  - name: bad name
+    warehouse: main
+    table: a.b.c
+    schedule: "@daily"
+    partition: { column: d }
+    gate: {}
+    checks:
+      - row_count: { min: 10, max: 5 }
+      - null_rate: { column: a, columns: [b], max: 1% }
+      - null_rate: { column: a }
+      - freshness: { column: ts, max_lag: 1h, by: "08:00" }
+      - freshness: { column: ts, by: "8am", expect: tomorrow }
+      - freshness: { column: ts }
+      - schema: { columns: [{ name: a, type: int }, { name: a }], on_added: warning }
+      - unique: { columns: [] }
+      - sql: { query: "SELECT 1", min: 2, max: 1 }
+      - row_count: { severity: critical, where: "", min: -1 }
+      - null_rate: { columns: [x, y], max: 0, name: nulls }
+      - unique: { columns: [id, "id;drop"] }
+"#;
+        assert_eq!(
+            problems(yaml),
+            [
+                "2:11: `name`: dataset name `bad name` may only hold letters, digits, `_` and `-`, starting with a letter or `_`",
+                "4:12: `table`: `a.b.c` is not a table like `orders` or `analytics.orders`: `b.c` is not a plain SQL identifier (letters, digits, `_`, `$`; not starting with a digit)",
+                "6:16: `partition.granularity` is required",
+                "7:11: `gate.table` is required",
+                "9:27: `min` (10) is greater than `max` (5)",
+                "10:42: use either `column` or `columns`, not both",
+                "11:9: `max` is required",
+                "12:43: `max_lag` cannot be combined with `by`/`expect`; use one form or the other",
+                "13:38: `by`: `8am` is not a time of day like \"08:00\"",
+                "13:53: `expect`: `tomorrow` is not `today` or `yesterday`",
+                "14:9: `max_lag`, or `by` with `expect`, is required",
+                "15:53: `columns`: column `a` is listed twice",
+                "15:77: `on_added`: `warning` is not `warn`, `fail` or `ignore`; did you mean `warn`?",
+                "16:28: `columns` needs at least one column",
+                "17:9: `name` is required for sql checks",
+                "17:40: `min` (2) is greater than `max` (1)",
+                "18:32: `severity`: `critical` is not a severity; expected `fail` or `warn`",
+                "18:49: `where`: the filter cannot be empty",
+                "18:58: `min`: cannot be negative (got -1)",
+                "19:31: `name` cannot be given to a check over several `columns` (each column gets its own check, named null_rate_<column>)",
+                "20:33: `columns`: `id;drop` is not a plain SQL identifier (letters, digits, `_`, `$`; not starting with a digit)",
+            ]
+        );
+    }
+}

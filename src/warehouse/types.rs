@@ -1,0 +1,181 @@
+//! Column types in one vocabulary across engines, so that a schema written
+//! once (`bigint`, `text`, `timestamptz`) matches what PostgreSQL, MySQL and
+//! SQLite catalogs report (`int8`, `varchar(255)`, `timestamp with time zone`).
+
+/// Maps an engine's spelling of a type to the shared vocabulary: `smallint`,
+/// `integer`, `bigint`, `boolean`, `numeric`, `real`, `double`, `text`,
+/// `timestamp`, `timestamptz`, `date`, `time`, `json`, `binary`. Anything else
+/// comes back lowercased, trimmed and with single spaces.
+pub fn normalise(engine_type: &str) -> String {
+    let t = engine_type
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ")
+        .to_lowercase();
+    // MySQL writes `tinyint(1)` for booleans; other widths are display hints.
+    if t == "tinyint(1)" {
+        return "boolean".into();
+    }
+    let (base, args) = match t.split_once('(') {
+        Some((base, rest)) => {
+            let (args, after) = rest.split_once(')').unwrap_or((rest, ""));
+            // Keep what follows the parentheses: `timestamp(6) with time zone`.
+            (
+                format!("{}{}", base.trim_end(), after).trim().to_owned(),
+                Some(args.trim().to_owned()),
+            )
+        }
+        None => (t.clone(), None),
+    };
+    // MySQL integer modifiers do not change what the column holds for our purposes.
+    let base = base
+        .split(' ')
+        .filter(|w| !matches!(*w, "unsigned" | "signed" | "zerofill"))
+        .collect::<Vec<_>>()
+        .join(" ");
+    let name = match base.as_str() {
+        "smallint" | "int2" | "tinyint" | "smallserial" | "serial2" => "smallint",
+        "integer" | "int" | "int4" | "mediumint" | "serial" | "serial4" => "integer",
+        "bigint" | "int8" | "bigserial" | "serial8" => "bigint",
+        "boolean" | "bool" => "boolean",
+        "numeric" | "decimal" | "dec" | "fixed" => "numeric",
+        "real" | "float4" => "real",
+        "double" | "double precision" | "float8" => "double",
+        // PostgreSQL: float(1..24) is real, float(25..53) and bare float are double.
+        "float" => match args.as_deref().and_then(|a| a.parse::<u32>().ok()) {
+            Some(p) if p <= 24 => "real",
+            _ => "double",
+        },
+        "text"
+        | "varchar"
+        | "character varying"
+        | "char"
+        | "character"
+        | "bpchar"
+        | "nchar"
+        | "nvarchar"
+        | "national character varying"
+        | "string"
+        | "tinytext"
+        | "mediumtext"
+        | "longtext"
+        | "clob"
+        | "citext" => "text",
+        "timestamp" | "timestamp without time zone" | "datetime" => "timestamp",
+        "timestamptz" | "timestamp with time zone" => "timestamptz",
+        "date" => "date",
+        "time" | "time without time zone" => "time",
+        "json" | "jsonb" => "json",
+        "bytea" | "blob" | "tinyblob" | "mediumblob" | "longblob" | "binary" | "varbinary" => {
+            "binary"
+        }
+        _ => return t,
+    };
+    name.to_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::normalise;
+
+    #[test]
+    fn engines_agree_on_common_types() {
+        let cases: &[(&[&str], &str)] = &[
+            (
+                &[
+                    "int4",
+                    "integer",
+                    "INT",
+                    "int(11)",
+                    "mediumint",
+                    "INTEGER",
+                    "int unsigned",
+                    "serial",
+                ],
+                "integer",
+            ),
+            (
+                &[
+                    "int8",
+                    "bigint",
+                    "BIGINT(20)",
+                    "bigserial",
+                    "bigint unsigned",
+                ],
+                "bigint",
+            ),
+            (&["int2", "smallint", "tinyint", "tinyint(4)"], "smallint"),
+            (&["tinyint(1)", "bool", "boolean", "BOOLEAN"], "boolean"),
+            (
+                &["numeric", "decimal(10,2)", "NUMERIC(12, 4)", "decimal"],
+                "numeric",
+            ),
+            (&["float4", "real", "float(24)"], "real"),
+            (
+                &[
+                    "float8",
+                    "double",
+                    "double precision",
+                    "DOUBLE PRECISION",
+                    "float",
+                    "float(53)",
+                ],
+                "double",
+            ),
+            (
+                &[
+                    "varchar(255)",
+                    "character varying",
+                    "character varying(64)",
+                    "text",
+                    "char",
+                    "char(3)",
+                    "bpchar",
+                    "string",
+                    "longtext",
+                    "TEXT",
+                    "nvarchar(10)",
+                ],
+                "text",
+            ),
+            (
+                &[
+                    "timestamp",
+                    "timestamp without time zone",
+                    "datetime",
+                    "DATETIME(6)",
+                    "timestamp(3) without time zone",
+                ],
+                "timestamp",
+            ),
+            (
+                &[
+                    "timestamptz",
+                    "timestamp with time zone",
+                    "timestamp(6) with time zone",
+                    "TIMESTAMPTZ",
+                ],
+                "timestamptz",
+            ),
+            (&["date", "DATE"], "date"),
+            (&["json", "jsonb", "JSON"], "json"),
+            (&["bytea", "blob", "varbinary(16)"], "binary"),
+        ];
+        for (spellings, expected) in cases {
+            for s in *spellings {
+                assert_eq!(normalise(s), *expected, "{s:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn unknown_types_are_lowercased_and_trimmed() {
+        assert_eq!(normalise("  UUID "), "uuid");
+        assert_eq!(
+            normalise("Geography( Point , 4326 )"),
+            "geography( point , 4326 )"
+        );
+        assert_eq!(normalise("INTERVAL   DAY"), "interval day");
+        assert_eq!(normalise("integer[]"), "integer[]");
+    }
+}

@@ -1,0 +1,427 @@
+//! Loading and validating configuration: the example at the repository root,
+//! and fixtures under `tests/fixtures/config/` with one problem each.
+//!
+//! Paths are given relative to the package root (the working directory of
+//! integration tests), so messages hold stable, short paths.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use chrono::NaiveTime;
+use warden::config::{
+    ChangeBaseline, CheckKind, ConfigError, Diagnostic, DriftAction, Expect, ExpectedColumn,
+    FreshnessRule, Severity, load_with_env, validate_all,
+};
+use warden::domain::Granularity;
+
+const FIXTURES: &str = "tests/fixtures/config";
+
+fn fixture(name: &str) -> PathBuf {
+    Path::new(FIXTURES).join(name).join("warden.yaml")
+}
+
+/// An environment holding only `vars`.
+fn env(vars: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
+    let vars: BTreeMap<String, String> = vars
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    move |name| vars.get(name).cloned()
+}
+
+fn lines(diags: &[Diagnostic]) -> Vec<String> {
+    diags.iter().map(ToString::to_string).collect()
+}
+
+fn cwd() -> PathBuf {
+    std::env::current_dir().unwrap()
+}
+
+#[test]
+fn each_broken_check_file_reports_its_problems_with_positions() {
+    let broken = Path::new(FIXTURES).join("broken");
+    let diags = validate_all(&broken.join("warden.yaml"), &env(&[]));
+
+    // file → its messages, as `line:col: message`.
+    let mut by_file: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for d in &diags {
+        let file = d.file.strip_prefix(&broken).unwrap().display().to_string();
+        by_file
+            .entry(file)
+            .or_default()
+            .push(format!("{}:{}: {}", d.line, d.column, d.message));
+    }
+
+    let cases: &[(&str, &[&str])] = &[
+        (
+            "checks/typo_key.yaml",
+            &["4:5: unknown key `tierr`; did you mean `tier`?"],
+        ),
+        (
+            "checks/bad_duration.yaml",
+            &["7:51: `max_lag`: `6 hourz` is not a duration like 60s, 6h or 7d"],
+        ),
+        (
+            "checks/bad_cron.yaml",
+            &[
+                "5:15: `schedule`: `*/15 * * *` has 4 fields; a cron expression has 5 (minute hour day-of-month month day-of-week), or use @hourly, @daily…",
+            ],
+        ),
+        (
+            "checks/unknown_warehouse.yaml",
+            &["3:16: `warehouse`: unknown warehouse `mian`; did you mean `main`?"],
+        ),
+        (
+            "checks/duplicate_check.yaml",
+            &[
+                "9:9: duplicate check id `duplicate_check.row_count` (first defined at tests/fixtures/config/broken/checks/duplicate_check.yaml:7:9); give one of them a different `name`",
+                "10:9: duplicate check id `duplicate_check.null_rate_a` (first defined at tests/fixtures/config/broken/checks/duplicate_check.yaml:8:9); give one of them a different `name`",
+            ],
+        ),
+        (
+            "checks/orders_again.yaml",
+            &[
+                "2:11: duplicate dataset `orders` (first defined at tests/fixtures/config/broken/checks/orders.yaml:2:11)",
+            ],
+        ),
+        (
+            "checks/unset_variable.yaml",
+            &["4:12: environment variable OWNER_TEAM is not set"],
+        ),
+        (
+            "checks/bad_threshold.yaml",
+            &[
+                "7:38: `max`: `150%` is outside 0..100%",
+                "8:39: `max_drop`: `lots` is not a number or a percentage like \"5%\"",
+            ],
+        ),
+        (
+            "checks/bad_granularity.yaml",
+            &["6:44: `granularity`: unknown granularity `daily` (expected `day` or `hour`)"],
+        ),
+        (
+            "checks/unknown_kind.yaml",
+            &["7:9: unknown check kind `row_cont`; did you mean `row_count`?"],
+        ),
+        (
+            // Both problems of one dataset, and a structural problem in another.
+            "checks/two_errors.yaml",
+            &[
+                "6:11: `tier`: 4 is not a tier; expected 1 (page), 2 (chat) or 3 (digest)",
+                "7:15: `schedule`: invalid cron expression `0 25 * * *`: number out of bounds",
+                "17:19: unknown key `column`; did you mean `columns`?",
+            ],
+        ),
+        (
+            "warden.yaml",
+            &["7:25: `checks`: `missing/*.yaml` matches no files"],
+        ),
+    ];
+    for (file, expected) in cases {
+        assert_eq!(
+            by_file.remove(*file).unwrap_or_default(),
+            *expected,
+            "{file}"
+        );
+    }
+    assert!(by_file.is_empty(), "unexpected problems: {by_file:#?}");
+}
+
+#[test]
+fn validate_all_renders_file_line_col_messages() {
+    let diags = validate_all(&fixture("broken"), &env(&[]));
+    insta::assert_snapshot!(lines(&diags).join("\n"));
+}
+
+#[test]
+fn a_broken_check_file_does_not_stop_the_others() {
+    let loaded = load_with_env(&fixture("broken"), &env(&[])).unwrap();
+    let names: Vec<&str> = loaded
+        .config
+        .datasets
+        .iter()
+        .map(|d| d.name.as_str())
+        .collect();
+    // `orders` from orders.yaml (not its duplicate), and the good dataset
+    // between the broken ones of two_errors.yaml.
+    assert_eq!(names, ["orders", "still_loads"]);
+    assert_eq!(
+        lines(&loaded.diagnostics),
+        lines(&validate_all(&fixture("broken"), &env(&[]))),
+        "every skipped dataset is reported"
+    );
+
+    // Defaults of a dataset that says little.
+    let orders = loaded.config.dataset("orders").unwrap();
+    assert_eq!(orders.tier, 2);
+    assert_eq!(orders.gate_table, orders.table);
+    assert_eq!(orders.partition, None);
+    assert_eq!(orders.schedule.expr, "@hourly");
+    let check = &orders.checks[0];
+    assert_eq!(
+        (
+            check.id.as_str(),
+            check.severity,
+            check.blocking,
+            check.filter.as_deref()
+        ),
+        ("orders.row_count", Severity::Fail, true, None)
+    );
+}
+
+#[test]
+fn variables_fall_back_to_their_default() {
+    let unset = load_with_env(&fixture("broken"), &env(&[])).unwrap();
+    let dir = cwd().join(FIXTURES).join("broken");
+    assert_eq!(
+        unset.config.warehouses["main"].url,
+        format!("sqlite://{}?mode=ro", dir.join("warehouse.db").display()),
+        "default used, and its relative SQLite path resolved"
+    );
+
+    let set = load_with_env(
+        &fixture("broken"),
+        &env(&[("WAREHOUSE_URL", "mysql://db.example/shop")]),
+    )
+    .unwrap();
+    assert_eq!(set.config.warehouses["main"].url, "mysql://db.example/shop");
+
+    let empty = load_with_env(&fixture("broken"), &env(&[("WAREHOUSE_URL", "")])).unwrap();
+    assert!(
+        empty.config.warehouses["main"]
+            .url
+            .ends_with("warehouse.db?mode=ro"),
+        "`:-` also covers empty values"
+    );
+}
+
+#[test]
+fn problems_in_warden_yaml_are_fatal_and_all_reported() {
+    let Err(ConfigError::Invalid(diags)) = load_with_env(&fixture("main_invalid"), &env(&[]))
+    else {
+        panic!("main_invalid loaded");
+    };
+    assert_eq!(
+        lines(&diags),
+        [
+            "tests/fixtures/config/main_invalid/warden.yaml:2:11: `listen`: `nowhere` is not an address like 127.0.0.1:9464",
+            "tests/fixtures/config/main_invalid/warden.yaml:3:13: `timezone`: unknown time zone `Europe/Pari`; did you mean `Europe/Paris`?",
+            "tests/fixtures/config/main_invalid/warden.yaml:4:26: `max_concurrent_checks`: must be at least 1 (got 0)",
+            "tests/fixtures/config/main_invalid/warden.yaml:7:10: `url`: unsupported scheme `postgress` (expected postgres://, mysql:// or sqlite://); did you mean `postgres`?",
+            "tests/fixtures/config/main_invalid/warden.yaml:8:22: `max_connections`: must be at least 1 (got 0)",
+            "tests/fixtures/config/main_invalid/warden.yaml:9:20: `query_timeout`: `6 hourz` is not a duration like 60s, 6h or 7d",
+            "tests/fixtures/config/main_invalid/warden.yaml:10:3: `url` is required",
+        ]
+    );
+}
+
+#[test]
+fn a_typo_in_warden_yaml_gets_a_suggestion() {
+    let err = load_with_env(&fixture("main_typo"), &env(&[])).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "tests/fixtures/config/main_typo/warden.yaml:2:3: unknown key `listn`; did you mean `listen`?"
+    );
+}
+
+#[test]
+fn unset_variables_are_named_with_their_position() {
+    let err = load_with_env(&fixture("main_unset"), &env(&[])).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "tests/fixtures/config/main_unset/warden.yaml:2:16: environment variable WARDEN_API_TOKEN is not set\n\
+         tests/fixtures/config/main_unset/warden.yaml:5:10: environment variable WAREHOUSE_URL is not set"
+    );
+
+    let vars = env(&[
+        ("WAREHOUSE_URL", "postgres://db/x"),
+        ("WARDEN_API_TOKEN", ""),
+    ]);
+    let loaded = load_with_env(&fixture("main_unset"), &vars).unwrap();
+    assert!(
+        loaded.config.agent.api_tokens.is_empty(),
+        "an empty token is dropped"
+    );
+    assert_eq!(loaded.config.warehouses["main"].url, "postgres://db/x");
+}
+
+#[test]
+fn a_missing_config_file_is_an_io_error() {
+    let path = fixture("does_not_exist");
+    let err = load_with_env(&path, &env(&[])).unwrap_err();
+    assert!(
+        matches!(&err, ConfigError::Io { path: p, .. } if *p == path),
+        "{err:?}"
+    );
+    let diags = validate_all(&path, &env(&[]));
+    assert_eq!(diags.len(), 1);
+    assert!(
+        diags[0]
+            .to_string()
+            .starts_with("tests/fixtures/config/does_not_exist/warden.yaml: cannot read file:"),
+        "{}",
+        diags[0]
+    );
+}
+
+#[test]
+fn the_example_config_is_valid() {
+    let vars = env(&[("WAREHOUSE_URL", "postgres://warden@db.example/analytics")]);
+    assert_eq!(
+        lines(&validate_all(Path::new("warden.yaml"), &vars)),
+        Vec::<String>::new()
+    );
+}
+
+#[test]
+fn the_example_config_loads_into_typed_values() {
+    let vars = env(&[
+        ("WAREHOUSE_URL", "postgres://warden@db.example/analytics"),
+        ("WARDEN_API_TOKEN", "s3cret"),
+    ]);
+    let loaded = load_with_env(Path::new("warden.yaml"), &vars).unwrap();
+    assert!(loaded.diagnostics.is_empty(), "{:?}", loaded.diagnostics);
+    let config = loaded.config;
+
+    assert_eq!(config.base_dir, cwd());
+    assert_eq!(config.agent.listen, "127.0.0.1:9464");
+    assert_eq!(
+        config.agent.registry,
+        format!("sqlite://{}", cwd().join("warden.db").display())
+    );
+    assert_eq!(config.agent.timezone, chrono_tz::UTC);
+    assert_eq!(config.agent.max_concurrent_checks, 8);
+    assert_eq!(config.agent.api_tokens, ["s3cret"]);
+    assert_eq!(config.alerts, Some(cwd().join("alerts/routes.yaml")));
+
+    let main = &config.warehouses["main"];
+    assert_eq!(main.url, "postgres://warden@db.example/analytics");
+    assert_eq!(
+        (main.max_connections, main.query_timeout),
+        (4, Duration::from_secs(60))
+    );
+
+    assert_eq!(config.datasets.len(), 1);
+    let orders = &config.datasets[0];
+    assert_eq!(orders.name.as_str(), "orders");
+    assert_eq!(orders.warehouse, "main");
+    assert_eq!(orders.table.to_string(), "analytics.orders");
+    assert_eq!(orders.gate_table.to_string(), "staging.orders");
+    assert_eq!(orders.tier, 1);
+    assert_eq!(orders.owner.as_deref(), Some("revenue-team"));
+    assert_eq!(
+        orders.runbook.as_deref(),
+        Some("https://wiki.example/orders")
+    );
+    assert_eq!(orders.schedule.expr, "*/15 * * * *");
+    let partition = orders.partition.as_ref().unwrap();
+    assert_eq!(
+        (partition.column.as_str(), partition.granularity),
+        ("order_date", Granularity::Day)
+    );
+    assert_eq!(orders.pos.to_string(), "checks/orders.yaml:2:5");
+
+    let ids: Vec<&str> = orders.checks.iter().map(|c| c.id.as_str()).collect();
+    assert_eq!(
+        ids,
+        [
+            "orders.row_count",
+            "orders.row_count_change",
+            "orders.null_rate_customer_id",
+            "orders.null_rate_coupon",
+            "orders.null_rate_referrer",
+            "orders.freshness_updated_at",
+            "orders.freshness_order_date",
+            "orders.schema",
+            "orders.unique_order_id",
+            "orders.negative_amounts",
+        ]
+    );
+    let check = |id: &str| orders.checks.iter().find(|c| c.id.as_str() == id).unwrap();
+
+    assert!(matches!(
+        check("orders.row_count").kind,
+        CheckKind::RowCount {
+            min: Some(1),
+            max: None
+        }
+    ));
+    assert_eq!(
+        check("orders.row_count").pos.to_string(),
+        "checks/orders.yaml:12:9"
+    );
+    let CheckKind::RowCountChange {
+        vs,
+        max_drop,
+        max_growth,
+    } = check("orders.row_count_change").kind
+    else {
+        panic!("row_count_change")
+    };
+    assert_eq!(
+        (vs, max_drop.unwrap().get(), max_growth.unwrap().get()),
+        (ChangeBaseline::Week, 0.3, 2.0)
+    );
+
+    let customer = check("orders.null_rate_customer_id");
+    assert!(
+        matches!(&customer.kind, CheckKind::NullRate { column, max } if column.as_str() == "customer_id" && max.get() == 0.0)
+    );
+    assert_eq!(
+        (customer.severity, customer.blocking),
+        (Severity::Fail, true)
+    );
+    let coupon = check("orders.null_rate_coupon");
+    assert!(
+        matches!(&coupon.kind, CheckKind::NullRate { column, max } if column.as_str() == "coupon" && max.get() == 0.35)
+    );
+    assert_eq!(coupon.severity, Severity::Warn);
+    assert_eq!(check("orders.null_rate_referrer").severity, Severity::Warn);
+
+    assert!(matches!(
+        &check("orders.freshness_updated_at").kind,
+        CheckKind::Freshness { rule: FreshnessRule::MaxLag(lag), .. } if *lag == Duration::from_secs(6 * 3600)
+    ));
+    let CheckKind::Freshness { rule, .. } = &check("orders.freshness_order_date").kind else {
+        panic!("freshness")
+    };
+    assert_eq!(
+        *rule,
+        FreshnessRule::Deadline {
+            by: NaiveTime::from_hms_opt(8, 0, 0).unwrap(),
+            expect: Expect::Yesterday
+        }
+    );
+
+    let CheckKind::Schema {
+        columns,
+        on_added,
+        on_removed,
+        on_type_changed,
+    } = &check("orders.schema").kind
+    else {
+        panic!("schema")
+    };
+    let column = |name: &str, ty: &str| ExpectedColumn {
+        name: name.into(),
+        data_type: Some(ty.into()),
+    };
+    assert_eq!(
+        columns.as_deref(),
+        Some(&[column("order_id", "bigint"), column("amount", "numeric")][..])
+    );
+    assert_eq!(
+        (*on_added, *on_removed, *on_type_changed),
+        (DriftAction::Warn, DriftAction::Fail, DriftAction::Fail)
+    );
+
+    assert!(
+        matches!(&check("orders.unique_order_id").kind, CheckKind::Unique { columns, max: 0 } if columns.len() == 1)
+    );
+    let CheckKind::Sql { query, min, max } = &check("orders.negative_amounts").kind else {
+        panic!("sql")
+    };
+    assert!(query.starts_with("SELECT count(*) FROM {{ table }}"));
+    assert_eq!((*min, *max), (None, Some(0.0)));
+}
