@@ -101,7 +101,8 @@ const TABLES: &[Table] = &[
 ];
 
 async fn build_workload(pool: &PgPool) -> Result<(), sqlx::Error> {
-    pool.execute("CREATE SCHEMA IF NOT EXISTS warden_bench").await?;
+    pool.execute("CREATE SCHEMA IF NOT EXISTS warden_bench")
+        .await?;
     for t in TABLES {
         let have: Option<i64> = sqlx::query_scalar(
             "SELECT c.reltuples::bigint FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
@@ -114,9 +115,11 @@ async fn build_workload(pool: &PgPool) -> Result<(), sqlx::Error> {
             continue;
         }
         eprintln!("building warden_bench.{} ({} rows)", t.name, t.rows);
-        pool.execute(format!("DROP TABLE IF EXISTS warden_bench.{}", t.name).as_str()).await?;
+        pool.execute(format!("DROP TABLE IF EXISTS warden_bench.{}", t.name).as_str())
+            .await?;
         pool.execute(t.create).await?;
-        pool.execute(format!("ANALYZE warden_bench.{}", t.name).as_str()).await?;
+        pool.execute(format!("ANALYZE warden_bench.{}", t.name).as_str())
+            .await?;
     }
     Ok(())
 }

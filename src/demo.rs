@@ -20,7 +20,10 @@ pub struct DemoFiles {
 pub enum DemoError {
     /// A demo file could not be written.
     #[error("cannot write {path}: {source}")]
-    Io { path: PathBuf, source: std::io::Error },
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     /// The demo warehouse could not be created or filled.
     #[error("cannot build the demo warehouse {path}: {source}")]
     Warehouse { path: PathBuf, source: sqlx::Error },
@@ -106,7 +109,10 @@ pub async fn create(dir: &Path, now: DateTime<Utc>) -> Result<DemoFiles, DemoErr
     let write = |rel: &str, text: &str| -> Result<(), DemoError> {
         let path = dir.join(rel);
         if let Some(parent) = path.parent() {
-            std::fs::create_dir_all(parent).map_err(|source| DemoError::Io { path: parent.to_owned(), source })?;
+            std::fs::create_dir_all(parent).map_err(|source| DemoError::Io {
+                path: parent.to_owned(),
+                source,
+            })?;
         }
         std::fs::write(&path, text).map_err(|source| DemoError::Io { path, source })
     };
@@ -120,12 +126,19 @@ pub async fn create(dir: &Path, now: DateTime<Utc>) -> Result<DemoFiles, DemoErr
     write("alerts/routes.yaml", ROUTES_YAML)?;
 
     let warehouse = dir.join("warehouse.db");
-    let db_err = |source| DemoError::Warehouse { path: warehouse.clone(), source };
+    let db_err = |source| DemoError::Warehouse {
+        path: warehouse.clone(),
+        source,
+    };
     let pool = open(&warehouse).await.map_err(db_err)?;
     fill(&pool, now).await.map_err(db_err)?;
     pool.close().await;
 
-    Ok(DemoFiles { dir: dir.to_owned(), config: dir.join("warden.yaml"), warehouse })
+    Ok(DemoFiles {
+        dir: dir.to_owned(),
+        config: dir.join("warden.yaml"),
+        warehouse,
+    })
 }
 
 /// Opens (creating) the demo warehouse.
@@ -135,7 +148,10 @@ pub async fn open(path: &Path) -> Result<SqlitePool, sqlx::Error> {
         .create_if_missing(true)
         .journal_mode(sqlx::sqlite::SqliteJournalMode::Wal)
         .busy_timeout(std::time::Duration::from_secs(5));
-    SqlitePoolOptions::new().max_connections(1).connect_with(options).await
+    SqlitePoolOptions::new()
+        .max_connections(1)
+        .connect_with(options)
+        .await
 }
 
 fn ts(t: DateTime<Utc>) -> String {
@@ -157,13 +173,20 @@ async fn fill(pool: &SqlitePool, now: DateTime<Utc>) -> Result<(), sqlx::Error> 
     .await?;
     tx.execute("CREATE TABLE events (event_id INTEGER PRIMARY KEY, kind TEXT NOT NULL, event_time TIMESTAMP NOT NULL)")
         .await?;
-    tx.execute("CREATE TABLE daily_sales (sale_date DATE NOT NULL, region TEXT, total NUMERIC NOT NULL)").await?;
+    tx.execute(
+        "CREATE TABLE daily_sales (sale_date DATE NOT NULL, region TEXT, total NUMERIC NOT NULL)",
+    )
+    .await?;
 
     // 500 orders over the last ten days; every 40th has lost its customer,
     // most have no coupon, and order 250 was loaded twice.
     for i in 1..=500_i64 {
         let at = now - Duration::minutes(29 * (500 - i));
-        let customer = if i % 40 == 0 { None } else { Some(1000 + i % 97) };
+        let customer = if i % 40 == 0 {
+            None
+        } else {
+            Some(1000 + i % 97)
+        };
         let coupon = (i % 7 == 0).then(|| format!("WELCOME{}", i % 3));
         let amount = format!("{}.{:02}", 5 + (i * 37) % 240, (i * 13) % 100);
         let ids: &[i64] = if i == 250 { &[250, 250] } else { &[i] };
@@ -225,7 +248,10 @@ mod tests {
         .await
         .unwrap();
         assert_eq!((rows, nulls, dupes), (501, 12, 1));
-        let latest: String = sqlx::query_scalar("SELECT max(event_time) FROM events").fetch_one(&pool).await.unwrap();
+        let latest: String = sqlx::query_scalar("SELECT max(event_time) FROM events")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
         assert_eq!(latest, ts(now - Duration::days(3) - Duration::minutes(7)));
     }
 }
