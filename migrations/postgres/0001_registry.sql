@@ -12,6 +12,8 @@ CREATE TABLE check_results (
     scheduled_at  TIMESTAMPTZ      NOT NULL,
     outcome       TEXT             NOT NULL CHECK (outcome IN ('pass', 'warn', 'fail', 'error')),
     observed      DOUBLE PRECISION,
+    -- The row count behind a row_count_change result: what later runs compare with.
+    row_count     BIGINT,
     threshold     JSONB            NOT NULL,
     message       TEXT             NOT NULL,
     duration_ms   BIGINT           NOT NULL CHECK (duration_ms >= 0),

@@ -13,6 +13,8 @@ CREATE TABLE check_results (
     scheduled_at  TEXT    NOT NULL,
     outcome       TEXT    NOT NULL CHECK (outcome IN ('pass', 'warn', 'fail', 'error')),
     observed      REAL,
+    -- The row count behind a row_count_change result: what later runs compare with.
+    row_count     INTEGER,
     threshold     TEXT    NOT NULL CHECK (json_valid(threshold)),
     message       TEXT    NOT NULL,
     duration_ms   INTEGER NOT NULL CHECK (duration_ms >= 0),

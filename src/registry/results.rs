@@ -20,6 +20,9 @@ pub struct RunRecord {
     /// The time the run was scheduled for (not when it ran), so a rerun of
     /// the same slot replaces the earlier result.
     pub scheduled_at: DateTime<Utc>,
+    /// The row count a `row_count_change` result was computed from: the
+    /// baseline later runs compare with.
+    pub row_count: Option<u64>,
 }
 
 impl RunRecord {
@@ -27,6 +30,7 @@ impl RunRecord {
         Self {
             result,
             scheduled_at,
+            row_count: None,
         }
     }
 }
@@ -99,15 +103,20 @@ const COLUMNS: &str = "check_id, dataset, kind, column_name, partition_key, sche
                        observed, threshold, message, duration_ms, recorded_at";
 
 const UPSERT: &str = "INSERT INTO check_results (check_id, dataset, kind, column_name, partition_key, \
-     scheduled_at, outcome, observed, threshold, message, duration_ms, recorded_at) \
-     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) \
+     scheduled_at, outcome, observed, threshold, message, duration_ms, recorded_at, row_count) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) \
      ON CONFLICT (check_id, partition_key, scheduled_at) DO UPDATE SET \
      dataset = excluded.dataset, kind = excluded.kind, column_name = excluded.column_name, \
      outcome = excluded.outcome, observed = excluded.observed, threshold = excluded.threshold, \
-     message = excluded.message, duration_ms = excluded.duration_ms, recorded_at = excluded.recorded_at";
+     message = excluded.message, duration_ms = excluded.duration_ms, recorded_at = excluded.recorded_at, \
+     row_count = excluded.row_count";
 
-/// Observed values usable as a baseline: evaluated (not `error`) and present.
-const USABLE: &str = "outcome <> 'error' AND observed IS NOT NULL";
+/// The value a later run compares with: the row count where one was
+/// recorded (`row_count_change`), else the observed value.
+const BASELINE: &str = "CAST(COALESCE(row_count, observed) AS DOUBLE PRECISION) AS observed";
+
+/// Values usable as a baseline: evaluated (not `error`) and present.
+const USABLE: &str = "outcome <> 'error' AND COALESCE(row_count, observed) IS NOT NULL";
 
 #[derive(sqlx::FromRow)]
 struct ObservedRow {
@@ -143,6 +152,7 @@ impl Registry {
                     .bind(&r.message)
                     .bind(i64::try_from(r.duration_ms).unwrap_or(i64::MAX))
                     .bind(recorded_at)
+                    .bind(record.row_count.and_then(|n| i64::try_from(n).ok()))
                     .execute(&mut *tx)
                     .await
                     .op(OP)?;
@@ -220,7 +230,7 @@ impl Registry {
         before: DateTime<Utc>,
     ) -> Result<Option<(f64, DateTime<Utc>)>, RegistryError> {
         let sql = format!(
-            "SELECT observed, scheduled_at FROM check_results \
+            "SELECT {BASELINE}, scheduled_at FROM check_results \
              WHERE check_id = $1 AND partition_key = $2 AND scheduled_at < $3 AND {USABLE} \
              ORDER BY scheduled_at DESC LIMIT 1"
         );
@@ -243,7 +253,7 @@ impl Registry {
         at: DateTime<Utc>,
     ) -> Result<Option<(f64, DateTime<Utc>)>, RegistryError> {
         let sql = format!(
-            "SELECT observed, scheduled_at FROM check_results \
+            "SELECT {BASELINE}, scheduled_at FROM check_results \
              WHERE check_id = $1 AND partition_key = '' AND scheduled_at <= $2 AND {USABLE} \
              ORDER BY scheduled_at DESC LIMIT 1"
         );
@@ -264,7 +274,7 @@ impl Registry {
         partition: &str,
     ) -> Result<Option<(f64, DateTime<Utc>)>, RegistryError> {
         let sql = format!(
-            "SELECT observed, scheduled_at FROM check_results \
+            "SELECT {BASELINE}, scheduled_at FROM check_results \
              WHERE check_id = $1 AND partition_key = $2 AND {USABLE} \
              ORDER BY scheduled_at DESC LIMIT 1"
         );

@@ -1,0 +1,298 @@
+//! One run of a dataset's checks, end to end: observe (one catalog read and
+//! the planned statements), fetch the baselines the registry holds, evaluate,
+//! store first-seen schemas, and record every result in one transaction.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+
+use chrono::{DateTime, Duration, Timelike, Utc};
+use chrono_tz::Tz;
+
+use super::{Baselines, DatasetObservations, EvalContext, Observed, Scope, evaluate_all, observe};
+use crate::check::{CheckResult, Outcome};
+use crate::config::{ChangeBaseline, CheckKind, Config, Dataset};
+use crate::registry::{Registry, RegistryError, RunRecord, StoredColumn};
+use crate::warehouse::{CatalogColumn, Warehouse, WarehouseError};
+
+/// Who records a first-seen schema as a dataset's baseline.
+const FIRST_SEEN: &str = "warden (first seen schema)";
+
+/// Runs checks against the configured warehouses, with history from the
+/// registry when there is one.
+pub struct Runner {
+    tz: Tz,
+    warehouses: BTreeMap<String, Result<Arc<Warehouse>, WarehouseError>>,
+    registry: Option<Registry>,
+}
+
+/// Why a run's results could not be kept.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum RunError {
+    /// The results were evaluated but could not be written to the registry.
+    #[error("results could not be recorded: {0}")]
+    Record(#[source] RegistryError),
+}
+
+/// A run whose statements have executed but whose results are not evaluated yet.
+pub struct PendingRun {
+    observations: DatasetObservations,
+}
+
+impl Runner {
+    /// Creates a pool per warehouse (connecting lazily); a warehouse whose URL
+    /// is unusable makes its datasets' checks `error`, not the whole run.
+    pub fn new(config: &Config, registry: Option<Registry>) -> Self {
+        let tz = config.agent.timezone;
+        let warehouses = config
+            .warehouses
+            .iter()
+            .map(|(name, cfg)| (name.clone(), Warehouse::connect(cfg, tz).map(Arc::new)))
+            .collect();
+        Self { tz, warehouses, registry }
+    }
+
+    pub fn registry(&self) -> Option<&Registry> {
+        self.registry.as_ref()
+    }
+
+    pub fn timezone(&self) -> Tz {
+        self.tz
+    }
+
+    /// The warehouse a dataset reads, or why it cannot be used.
+    pub fn warehouse(&self, ds: &Dataset) -> Result<&Arc<Warehouse>, String> {
+        match self.warehouses.get(&ds.warehouse) {
+            Some(Ok(wh)) => Ok(wh),
+            Some(Err(e)) => Err(e.to_string()),
+            None => Err(format!("warehouse `{}` is not configured", ds.warehouse)),
+        }
+    }
+
+    /// Statements sent to every warehouse so far.
+    pub fn statement_count(&self) -> u64 {
+        self.warehouses.values().filter_map(|w| w.as_ref().ok()).map(|w| w.statement_count()).sum()
+    }
+
+    /// The scheduled time a run of `scope` is recorded under when it is not
+    /// driven by the clock: a partition's own end, so that checking the same
+    /// partition again (a backfill) overwrites instead of adding a row.
+    pub fn scheduled_time(&self, scope: &Scope, now: DateTime<Utc>) -> DateTime<Utc> {
+        match scope {
+            Scope::Partition(p) => super::local_to_utc(p.end(), self.tz),
+            Scope::Whole | Scope::Scheduled(_) => now.with_nanosecond(0).unwrap_or(now),
+        }
+    }
+
+    /// Runs `ds` in `scope`, evaluates and (if `record`) records the results.
+    pub async fn run(
+        &self,
+        ds: &Dataset,
+        scope: &Scope,
+        scheduled_at: DateTime<Utc>,
+        record: bool,
+    ) -> Result<Vec<CheckResult>, RunError> {
+        let observed = self.observe(ds, scope).await;
+        self.finish(ds, observed, scheduled_at, Utc::now(), record).await
+    }
+
+    /// The first half of a run: the warehouse statements.
+    pub async fn observe(&self, ds: &Dataset, scope: &Scope) -> Result<PendingRun, Vec<CheckResult>> {
+        match self.warehouse(ds) {
+            Ok(wh) => Ok(PendingRun { observations: observe(ds, wh, scope, self.tz).await }),
+            Err(message) => Err(all_error(ds, scope, &message)),
+        }
+    }
+
+    /// The second half of a run: baselines, evaluation, recording.
+    pub async fn finish(
+        &self,
+        ds: &Dataset,
+        observed: Result<PendingRun, Vec<CheckResult>>,
+        scheduled_at: DateTime<Utc>,
+        now: DateTime<Utc>,
+        record: bool,
+    ) -> Result<Vec<CheckResult>, RunError> {
+        let observations = match observed {
+            Ok(o) => o.observations,
+            Err(results) => {
+                self.record(&results, &HashMap::new(), scheduled_at, record).await?;
+                return Ok(results);
+            }
+        };
+        let ctx = EvalContext { now, tz: self.tz };
+        let (baselines, baseline_errors) = self.baselines(ds, &observations, scheduled_at).await;
+        let mut results = evaluate_all(ds, &observations, &baselines, &ctx);
+        for r in &mut results {
+            if let Some(message) = baseline_errors.get(&r.check) {
+                r.outcome = Outcome::Error;
+                r.observed = None;
+                r.message = message.clone();
+            }
+        }
+        let row_counts = row_counts(ds, &observations);
+        if record {
+            self.store_first_seen_schemas(ds, &observations, &baselines).await;
+        }
+        self.record(&results, &row_counts, scheduled_at, record).await?;
+        Ok(results)
+    }
+
+    async fn record(
+        &self,
+        results: &[CheckResult],
+        row_counts: &HashMap<String, u64>,
+        scheduled_at: DateTime<Utc>,
+        record: bool,
+    ) -> Result<(), RunError> {
+        let Some(registry) = self.registry.as_ref().filter(|_| record) else {
+            return Ok(());
+        };
+        let records: Vec<RunRecord> = results
+            .iter()
+            .map(|r| {
+                let mut rec = RunRecord::new(r.clone(), scheduled_at);
+                rec.row_count = row_counts.get(&r.check).copied();
+                rec
+            })
+            .collect();
+        registry.record_run(&records).await.map_err(RunError::Record)
+    }
+
+    /// The stored values `row_count_change` and baseline `schema` checks
+    /// compare against. A lookup that fails makes its check `error`.
+    async fn baselines(
+        &self,
+        ds: &Dataset,
+        observations: &DatasetObservations,
+        scheduled_at: DateTime<Utc>,
+    ) -> (Baselines, HashMap<String, String>) {
+        let mut baselines = Baselines::default();
+        let mut errors = HashMap::new();
+        for (spec, obs) in observations.iter(ds) {
+            let needs_history = matches!(
+                spec.kind,
+                CheckKind::RowCountChange { .. } | CheckKind::Schema { columns: None, .. }
+            );
+            if !needs_history || obs.value.is_err() {
+                continue;
+            }
+            let Some(registry) = &self.registry else {
+                continue;
+            };
+            match &spec.kind {
+                CheckKind::RowCountChange { vs, .. } => {
+                    let id = &spec.id;
+                    let found = match (&obs.partition, vs) {
+                        (Some(p), vs) => {
+                            let base = match vs {
+                                ChangeBaseline::Previous => p.prev(),
+                                ChangeBaseline::Day => p.minus(Duration::days(1)),
+                                ChangeBaseline::Week => p.minus(Duration::days(7)),
+                            };
+                            registry.observed_for_partition(id, &base.to_string()).await
+                        }
+                        (None, ChangeBaseline::Previous) => {
+                            registry.prior_observed(id, None, scheduled_at).await
+                        }
+                        (None, ChangeBaseline::Day) => {
+                            registry.observed_at_or_before(id, scheduled_at - Duration::days(1)).await
+                        }
+                        (None, ChangeBaseline::Week) => {
+                            registry.observed_at_or_before(id, scheduled_at - Duration::days(7)).await
+                        }
+                    };
+                    match found {
+                        Ok(Some((rows, _))) => {
+                            baselines.row_counts.insert(id.clone(), rows);
+                        }
+                        Ok(None) => {}
+                        Err(e) => {
+                            errors.insert(id.to_string(), format!("baseline unavailable: {e}"));
+                        }
+                    }
+                }
+                CheckKind::Schema { .. } => match registry.schema_baseline(&ds.name).await {
+                    Ok(Some(columns)) => {
+                        let columns = columns.into_iter().map(catalog_column).collect();
+                        baselines.schemas.insert(spec.id.clone(), columns);
+                    }
+                    Ok(None) => {}
+                    Err(e) => {
+                        errors.insert(spec.id.to_string(), format!("schema baseline unavailable: {e}"));
+                    }
+                },
+                _ => {}
+            }
+        }
+        (baselines, errors)
+    }
+
+    /// The first schema seen for a dataset with a baseline `schema` check
+    /// becomes its baseline.
+    async fn store_first_seen_schemas(
+        &self,
+        ds: &Dataset,
+        observations: &DatasetObservations,
+        baselines: &Baselines,
+    ) {
+        let Some(registry) = &self.registry else { return };
+        for (spec, obs) in observations.iter(ds) {
+            if !matches!(spec.kind, CheckKind::Schema { columns: None, .. })
+                || baselines.schemas.contains_key(&spec.id)
+            {
+                continue;
+            }
+            if let Ok(Observed::Columns { columns }) = &obs.value {
+                let stored: Vec<StoredColumn> = columns.iter().map(stored_column).collect();
+                if let Err(e) = registry.set_schema_baseline(&ds.name, &stored, FIRST_SEEN).await {
+                    tracing::warn!(dataset = %ds.name, error = %e, "could not store the first-seen schema");
+                }
+                return;
+            }
+        }
+    }
+}
+
+/// Every check of `ds` in `scope` as an `error` with `message`.
+pub fn all_error(ds: &Dataset, scope: &Scope, message: &str) -> Vec<CheckResult> {
+    ds.checks
+        .iter()
+        .filter_map(|spec| {
+            let target = scope.target(spec)?;
+            Some(CheckResult {
+                check: spec.id.to_string(),
+                dataset: ds.name.to_string(),
+                kind: spec.kind.name().to_owned(),
+                column: spec.kind.column().map(ToString::to_string),
+                partition: target.map(|p| p.to_string()),
+                outcome: Outcome::Error,
+                observed: None,
+                threshold: BTreeMap::new(),
+                message: message.to_owned(),
+                duration_ms: 0,
+            })
+        })
+        .collect()
+}
+
+/// The row count each `row_count_change` check observed: the baseline later
+/// runs compare against.
+fn row_counts(ds: &Dataset, observations: &DatasetObservations) -> HashMap<String, u64> {
+    observations
+        .iter(ds)
+        .filter(|(spec, _)| matches!(spec.kind, CheckKind::RowCountChange { .. }))
+        .filter_map(|(spec, obs)| match &obs.value {
+            Ok(Observed::RowCount { rows }) => Some((spec.id.to_string(), *rows)),
+            _ => None,
+        })
+        .collect()
+}
+
+pub fn stored_column(c: &CatalogColumn) -> StoredColumn {
+    StoredColumn { name: c.name.clone(), data_type: c.data_type.clone() }
+}
+
+fn catalog_column(c: StoredColumn) -> CatalogColumn {
+    CatalogColumn { name: c.name, raw_type: c.data_type.clone(), data_type: c.data_type }
+}

@@ -1,0 +1,51 @@
+//! Commands. Each file resolves its raw arguments, does one job and returns
+//! the process exit status; errors that mean "could not run" become exit 2.
+
+pub mod args;
+mod backfill;
+mod baseline;
+mod check;
+mod demo;
+mod report;
+mod validate;
+
+use std::path::Path;
+
+use anyhow::Context;
+
+use args::{Cli, Command};
+use warden::config::{self, Loaded};
+
+pub async fn run(cli: Cli) -> anyhow::Result<u8> {
+    let config_path = config::resolve_config_path(cli.config.as_deref());
+    match cli.command {
+        Command::Demo(args) => demo::run(args).await,
+        Command::Validate => Ok(validate::run(&config_path)),
+        Command::Check(args) => check::run(&config_path, args).await,
+        Command::Backfill(args) => backfill::run(&config_path, args).await,
+        Command::Baseline { action } => baseline::run(&config_path, action).await,
+    }
+}
+
+/// Loads the configuration, printing the problems of skipped check files as
+/// warnings (the rest still runs).
+fn load_config(path: &Path) -> anyhow::Result<Loaded> {
+    let loaded = config::load(path).with_context(|| format!("invalid configuration {}", path.display()))?;
+    for d in &loaded.diagnostics {
+        eprintln!("warning: {d}");
+    }
+    Ok(loaded)
+}
+
+/// The dataset named on the command line, or an error that lists the known ones.
+fn find_dataset<'c>(config: &'c warden::config::Config, name: &str) -> anyhow::Result<&'c warden::config::Dataset> {
+    config.dataset(name).ok_or_else(|| {
+        let known: Vec<&str> = config.datasets.iter().map(|d| d.name.as_str()).collect();
+        anyhow::anyhow!("unknown dataset `{name}` (known: {})", known.join(", "))
+    })
+}
+
+/// Opens the registry named by `agent.registry`.
+async fn open_registry(config: &warden::config::Config) -> anyhow::Result<warden::registry::Registry> {
+    Ok(warden::registry::Registry::open(&config.agent.registry).await?)
+}
