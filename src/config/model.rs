@@ -122,7 +122,10 @@ impl CheckSpec {
     /// Checks that look at one partition when the dataset is partitioned.
     /// Freshness and schema always describe the whole relation.
     pub fn is_partition_scoped(&self) -> bool {
-        !matches!(self.kind, CheckKind::Freshness { .. } | CheckKind::Schema { .. })
+        !matches!(
+            self.kind,
+            CheckKind::Freshness { .. } | CheckKind::Schema { .. }
+        )
     }
 }
 
@@ -136,10 +139,23 @@ pub enum Severity {
 /// What a check measures and the limits it is held to.
 #[derive(Debug, Clone)]
 pub enum CheckKind {
-    RowCount { min: Option<u64>, max: Option<u64> },
-    RowCountChange { vs: ChangeBaseline, max_drop: Option<Ratio>, max_growth: Option<Ratio> },
-    NullRate { column: Identifier, max: Ratio },
-    Freshness { column: Identifier, rule: FreshnessRule },
+    RowCount {
+        min: Option<u64>,
+        max: Option<u64>,
+    },
+    RowCountChange {
+        vs: ChangeBaseline,
+        max_drop: Option<Ratio>,
+        max_growth: Option<Ratio>,
+    },
+    NullRate {
+        column: Identifier,
+        max: Ratio,
+    },
+    Freshness {
+        column: Identifier,
+        rule: FreshnessRule,
+    },
     Schema {
         /// Expected columns; `None` compares against the stored baseline.
         columns: Option<Vec<ExpectedColumn>>,
@@ -147,8 +163,15 @@ pub enum CheckKind {
         on_removed: DriftAction,
         on_type_changed: DriftAction,
     },
-    Unique { columns: Vec<Identifier>, max: u64 },
-    Sql { query: String, min: Option<f64>, max: Option<f64> },
+    Unique {
+        columns: Vec<Identifier>,
+        max: u64,
+    },
+    Sql {
+        query: String,
+        min: Option<f64>,
+        max: Option<f64>,
+    },
 }
 
 impl CheckKind {

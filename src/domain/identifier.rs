@@ -104,7 +104,10 @@ mod tests {
         let t = TableRef::parse("analytics.orders").unwrap();
         assert_eq!(t.quoted(Engine::Postgres), "\"analytics\".\"orders\"");
         assert_eq!(t.quoted(Engine::MySql), "`analytics`.`orders`");
-        assert_eq!(TableRef::parse("orders").unwrap().quoted(Engine::Sqlite), "\"orders\"");
+        assert_eq!(
+            TableRef::parse("orders").unwrap().quoted(Engine::Sqlite),
+            "\"orders\""
+        );
         assert!(TableRef::parse("a.b.c").is_err());
     }
 }

@@ -13,10 +13,14 @@ fn check_name(kind: &str, s: &str) -> Result<(), NameError> {
         return Err(NameError(format!("a {kind} name cannot be empty")));
     }
     if s.len() > 128 {
-        return Err(NameError(format!("{kind} name `{s}` is longer than 128 characters")));
+        return Err(NameError(format!(
+            "{kind} name `{s}` is longer than 128 characters"
+        )));
     }
     let ok_first = s.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_');
-    let ok_rest = s.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
+    let ok_rest = s
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
     if !ok_first || !ok_rest {
         return Err(NameError(format!(
             "{kind} name `{s}` may only hold letters, digits, `_` and `-`, starting with a letter or `_`"
@@ -60,9 +64,11 @@ impl CheckId {
 
     /// Parses an id from outside (API path): `<dataset>.<name>`.
     pub fn parse(s: &str) -> Result<Self, NameError> {
-        let (dataset, name) = s
-            .split_once('.')
-            .ok_or_else(|| NameError(format!("check id `{s}` is not of the form <dataset>.<name>")))?;
+        let (dataset, name) = s.split_once('.').ok_or_else(|| {
+            NameError(format!(
+                "check id `{s}` is not of the form <dataset>.<name>"
+            ))
+        })?;
         Self::new(&DatasetName::parse(dataset)?, name)
     }
 

@@ -18,7 +18,9 @@ impl Granularity {
         match s {
             "day" => Ok(Self::Day),
             "hour" => Ok(Self::Hour),
-            other => Err(format!("unknown granularity `{other}` (expected `day` or `hour`)")),
+            other => Err(format!(
+                "unknown granularity `{other}` (expected `day` or `hour`)"
+            )),
         }
     }
 
@@ -34,7 +36,10 @@ impl Granularity {
 pub enum PartitionError {
     /// The text is not a partition value of the dataset's granularity.
     #[error("invalid partition `{value}`: expected {expected}")]
-    Malformed { value: String, expected: &'static str },
+    Malformed {
+        value: String,
+        expected: &'static str,
+    },
     /// A range whose end comes before its start.
     #[error("partition range is empty: `{from}` is after `{to}`")]
     EmptyRange { from: String, to: String },
@@ -110,16 +115,24 @@ impl PartitionKey {
             }
         };
         let start = date.and_time(NaiveTime::from_hms_opt(hour, 0, 0).expect("hour < 24"));
-        Ok(Self { granularity: granularity.into(), start })
+        Ok(Self {
+            granularity: granularity.into(),
+            start,
+        })
     }
 
     /// The partition that contains the local time `t`.
     pub fn containing(t: NaiveDateTime, granularity: Granularity) -> Self {
         let start = match granularity {
             Granularity::Day => t.date().and_time(NaiveTime::MIN),
-            Granularity::Hour => t.date().and_time(NaiveTime::from_hms_opt(t.hour(), 0, 0).expect("valid hour")),
+            Granularity::Hour => t
+                .date()
+                .and_time(NaiveTime::from_hms_opt(t.hour(), 0, 0).expect("valid hour")),
         };
-        Self { granularity: granularity.into(), start }
+        Self {
+            granularity: granularity.into(),
+            start,
+        }
     }
 
     /// The latest complete partition at local time `now`: yesterday for days,
@@ -160,13 +173,19 @@ impl PartitionKey {
 
     /// The partition `d` earlier (`P-1d`, `P-7d`), same granularity.
     pub fn minus(&self, d: Duration) -> Self {
-        Self { granularity: self.granularity, start: self.start - d }
+        Self {
+            granularity: self.granularity,
+            start: self.start - d,
+        }
     }
 
     /// Every partition from `from` to `to`, both included.
     pub fn range(from: Self, to: Self) -> Result<Vec<Self>, PartitionError> {
         if from > to {
-            return Err(PartitionError::EmptyRange { from: from.to_string(), to: to.to_string() });
+            return Err(PartitionError::EmptyRange {
+                from: from.to_string(),
+                to: to.to_string(),
+            });
         }
         let mut out = Vec::new();
         let mut p = from;
@@ -222,18 +241,38 @@ mod tests {
             "20261120",
             "2026-11-20T13",
         ] {
-            assert!(PartitionKey::parse(bad, Granularity::Day).is_err(), "{bad:?} accepted");
+            assert!(
+                PartitionKey::parse(bad, Granularity::Day).is_err(),
+                "{bad:?} accepted"
+            );
         }
-        for bad in ["2026-11-20T24", "2026-11-20 13", "2026-11-20T1x", "2026-11-20"] {
-            assert!(PartitionKey::parse(bad, Granularity::Hour).is_err(), "{bad:?} accepted");
+        for bad in [
+            "2026-11-20T24",
+            "2026-11-20 13",
+            "2026-11-20T1x",
+            "2026-11-20",
+        ] {
+            assert!(
+                PartitionKey::parse(bad, Granularity::Hour).is_err(),
+                "{bad:?} accepted"
+            );
         }
     }
 
     #[test]
     fn latest_complete_is_the_previous_period() {
-        let now = NaiveDate::from_ymd_opt(2026, 11, 21).unwrap().and_hms_opt(0, 30, 0).unwrap();
-        assert_eq!(PartitionKey::latest_complete(now, Granularity::Day).to_string(), "2026-11-20");
-        assert_eq!(PartitionKey::latest_complete(now, Granularity::Hour).to_string(), "2026-11-20T23");
+        let now = NaiveDate::from_ymd_opt(2026, 11, 21)
+            .unwrap()
+            .and_hms_opt(0, 30, 0)
+            .unwrap();
+        assert_eq!(
+            PartitionKey::latest_complete(now, Granularity::Day).to_string(),
+            "2026-11-20"
+        );
+        assert_eq!(
+            PartitionKey::latest_complete(now, Granularity::Hour).to_string(),
+            "2026-11-20T23"
+        );
     }
 
     #[test]

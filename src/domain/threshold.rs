@@ -16,9 +16,9 @@ impl Ratio {
             Some(n) => (n.trim(), 100.0),
             None => (t, 1.0),
         };
-        let v: f64 = number
-            .parse()
-            .map_err(|_| ThresholdError(format!("`{s}` is not a number or a percentage like \"5%\"")))?;
+        let v: f64 = number.parse().map_err(|_| {
+            ThresholdError(format!("`{s}` is not a number or a percentage like \"5%\""))
+        })?;
         Self::from_f64(v / scale, bounded).map_err(|_| {
             ThresholdError(if bounded {
                 format!("`{s}` is outside 0..100%")

@@ -18,7 +18,11 @@ pub struct CatalogColumn {
 impl CatalogColumn {
     pub fn new(name: impl Into<String>, raw_type: impl Into<String>) -> Self {
         let raw_type = raw_type.into();
-        Self { name: name.into(), data_type: types::normalise(&raw_type), raw_type }
+        Self {
+            name: name.into(),
+            data_type: types::normalise(&raw_type),
+            raw_type,
+        }
     }
 }
 
@@ -27,7 +31,10 @@ impl Warehouse {
     /// `information_schema.columns` on PostgreSQL (default schema
     /// `current_schema()`) and MySQL (default schema `database()`),
     /// `pragma_table_info` on SQLite. `None` when the relation does not exist.
-    pub async fn columns(&self, table: &TableRef) -> Result<Option<Vec<CatalogColumn>>, WarehouseError> {
+    pub async fn columns(
+        &self,
+        table: &TableRef,
+    ) -> Result<Option<Vec<CatalogColumn>>, WarehouseError> {
         let sql = match self.engine() {
             Engine::Postgres => {
                 "SELECT column_name::text, \
@@ -44,7 +51,10 @@ impl Warehouse {
             // The schema argument names an attached database (`main`); NULL searches all.
             Engine::Sqlite => "SELECT name, type FROM pragma_table_info(?, ?) ORDER BY cid",
         };
-        let schema = table.schema.as_ref().map_or(Value::Null, |s| Value::Text(s.as_str().to_owned()));
+        let schema = table
+            .schema
+            .as_ref()
+            .map_or(Value::Null, |s| Value::Text(s.as_str().to_owned()));
         let name = Value::Text(table.name.as_str().to_owned());
         let params = match self.engine() {
             Engine::Postgres | Engine::MySql => [schema, name],

@@ -44,7 +44,11 @@ pub enum WarehouseError {
 
     /// A value came back in a type warden cannot read.
     #[error("cannot read column {index} of type {type_name}: {reason}")]
-    Decode { index: usize, type_name: String, reason: String },
+    Decode {
+        index: usize,
+        type_name: String,
+        reason: String,
+    },
 
     /// Any other error the warehouse reported: syntax, permissions, types.
     #[error("query failed: {message}")]
@@ -60,23 +64,38 @@ impl WarehouseError {
 
     /// Classifies an error from sqlx. `timeout` is the query timeout the
     /// server enforces, reported when it cancels a statement.
-    pub(crate) fn from_sqlx(warehouse: &str, engine: Engine, timeout: Duration, err: sqlx::Error) -> Self {
-        let unavailable = |reason: String| Self::Unavailable { warehouse: warehouse.to_owned(), reason };
+    pub(crate) fn from_sqlx(
+        warehouse: &str,
+        engine: Engine,
+        timeout: Duration,
+        err: sqlx::Error,
+    ) -> Self {
+        let unavailable = |reason: String| Self::Unavailable {
+            warehouse: warehouse.to_owned(),
+            reason,
+        };
         match err {
             sqlx::Error::Database(db) => classify_database(warehouse, engine, timeout, db.as_ref()),
             sqlx::Error::Io(e) => unavailable(e.to_string()),
             sqlx::Error::Tls(e) => unavailable(format!("TLS: {e}")),
             sqlx::Error::Protocol(e) => unavailable(format!("protocol error: {e}")),
-            sqlx::Error::PoolTimedOut => unavailable("no connection could be obtained in time".to_owned()),
+            sqlx::Error::PoolTimedOut => {
+                unavailable("no connection could be obtained in time".to_owned())
+            }
             sqlx::Error::PoolClosed => unavailable("the connection pool is closed".to_owned()),
             sqlx::Error::WorkerCrashed => unavailable("the connection worker crashed".to_owned()),
-            sqlx::Error::Configuration(e) => Self::InvalidUrl { warehouse: warehouse.to_owned(), reason: e.to_string() },
+            sqlx::Error::Configuration(e) => Self::InvalidUrl {
+                warehouse: warehouse.to_owned(),
+                reason: e.to_string(),
+            },
             sqlx::Error::ColumnDecode { index, source } => Self::Decode {
                 index: index.parse().unwrap_or_default(),
                 type_name: String::from("?"),
                 reason: source.to_string(),
             },
-            other => Self::Query { message: other.to_string() },
+            other => Self::Query {
+                message: other.to_string(),
+            },
         }
     }
 }
@@ -89,9 +108,17 @@ fn classify_database(
 ) -> WarehouseError {
     let message = db.message().to_owned();
     let code = db.code().map(|c| c.into_owned()).unwrap_or_default();
-    let unavailable = || WarehouseError::Unavailable { warehouse: warehouse.to_owned(), reason: message.clone() };
-    let table_missing = || WarehouseError::TableMissing { table: quoted_name(&message) };
-    let column_missing = || WarehouseError::ColumnMissing { column: quoted_name(&message), table: None };
+    let unavailable = || WarehouseError::Unavailable {
+        warehouse: warehouse.to_owned(),
+        reason: message.clone(),
+    };
+    let table_missing = || WarehouseError::TableMissing {
+        table: quoted_name(&message),
+    };
+    let column_missing = || WarehouseError::ColumnMissing {
+        column: quoted_name(&message),
+        table: None,
+    };
     match engine {
         Engine::Postgres => match code.as_str() {
             // undefined_table, invalid_schema_name
@@ -100,7 +127,12 @@ fn classify_database(
             // query_canceled: statement_timeout fired on the server.
             "57014" => WarehouseError::Timeout { timeout },
             // connection exceptions, shutdowns, too many connections, auth, unknown database
-            c if c.starts_with("08") || c.starts_with("57P") || c.starts_with("28") || c == "53300" || c == "3D000" => {
+            c if c.starts_with("08")
+                || c.starts_with("57P")
+                || c.starts_with("28")
+                || c == "53300"
+                || c == "3D000" =>
+            {
                 unavailable()
             }
             _ => WarehouseError::Query { message },
@@ -124,10 +156,17 @@ fn classify_database(
         }
         Engine::Sqlite => {
             if let Some(rest) = message.strip_prefix("no such table: ") {
-                WarehouseError::TableMissing { table: rest.to_owned() }
+                WarehouseError::TableMissing {
+                    table: rest.to_owned(),
+                }
             } else if let Some(rest) = message.strip_prefix("no such column: ") {
-                WarehouseError::ColumnMissing { column: rest.to_owned(), table: None }
-            } else if matches!(code.as_str(), "5" | "6" | "14") || message.contains("database is locked") {
+                WarehouseError::ColumnMissing {
+                    column: rest.to_owned(),
+                    table: None,
+                }
+            } else if matches!(code.as_str(), "5" | "6" | "14")
+                || message.contains("database is locked")
+            {
                 // SQLITE_BUSY, SQLITE_LOCKED, SQLITE_CANTOPEN
                 unavailable()
             } else {
@@ -168,19 +207,33 @@ mod tests {
     #[test]
     fn messages_read_as_sentences() {
         assert_eq!(
-            WarehouseError::Timeout { timeout: Duration::from_secs(60) }.to_string(),
+            WarehouseError::Timeout {
+                timeout: Duration::from_secs(60)
+            }
+            .to_string(),
             "query timed out after 60s"
         );
         assert_eq!(
-            WarehouseError::Unavailable { warehouse: "main".into(), reason: "connection refused".into() }.to_string(),
+            WarehouseError::Unavailable {
+                warehouse: "main".into(),
+                reason: "connection refused".into()
+            }
+            .to_string(),
             "warehouse `main` unavailable: connection refused"
         );
         assert_eq!(
-            WarehouseError::ColumnMissing { column: "x".into(), table: Some("analytics.orders".into()) }.to_string(),
+            WarehouseError::ColumnMissing {
+                column: "x".into(),
+                table: Some("analytics.orders".into())
+            }
+            .to_string(),
             "column `x` does not exist in analytics.orders"
         );
         assert_eq!(
-            WarehouseError::TableMissing { table: "analytics.orders".into() }.to_string(),
+            WarehouseError::TableMissing {
+                table: "analytics.orders".into()
+            }
+            .to_string(),
             "table analytics.orders does not exist"
         );
         assert_eq!(format_timeout(Duration::from_millis(250)), "250ms");
@@ -189,15 +242,34 @@ mod tests {
 
     #[test]
     fn only_timeouts_and_lost_connections_are_transient() {
-        assert!(WarehouseError::Timeout { timeout: Duration::from_secs(1) }.is_transient());
-        assert!(WarehouseError::Unavailable { warehouse: "w".into(), reason: "r".into() }.is_transient());
+        assert!(
+            WarehouseError::Timeout {
+                timeout: Duration::from_secs(1)
+            }
+            .is_transient()
+        );
+        assert!(
+            WarehouseError::Unavailable {
+                warehouse: "w".into(),
+                reason: "r".into()
+            }
+            .is_transient()
+        );
         assert!(!WarehouseError::TableMissing { table: "t".into() }.is_transient());
-        assert!(!WarehouseError::Query { message: "syntax".into() }.is_transient());
+        assert!(
+            !WarehouseError::Query {
+                message: "syntax".into()
+            }
+            .is_transient()
+        );
     }
 
     #[test]
     fn names_are_taken_from_server_messages() {
-        assert_eq!(quoted_name("relation \"t.orders\" does not exist"), "t.orders");
+        assert_eq!(
+            quoted_name("relation \"t.orders\" does not exist"),
+            "t.orders"
+        );
         assert_eq!(quoted_name("Table 'db.orders' doesn't exist"), "db.orders");
         assert_eq!(quoted_name("Unknown column 'x' in 'field list'"), "x");
     }

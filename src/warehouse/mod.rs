@@ -79,7 +79,10 @@ impl Warehouse {
     /// get a server-side `statement_timeout` of `query_timeout`; MariaDB and
     /// MySQL sessions get `max_statement_time`/`max_execution_time`.
     pub fn connect(cfg: &WarehouseConfig, tz: Tz) -> Result<Self, WarehouseError> {
-        let invalid = |reason: String| WarehouseError::InvalidUrl { warehouse: cfg.name.clone(), reason };
+        let invalid = |reason: String| WarehouseError::InvalidUrl {
+            warehouse: cfg.name.clone(),
+            reason,
+        };
         let engine = Engine::from_url(&cfg.url).ok_or_else(|| {
             invalid("expected a url starting with postgres://, mysql:// or sqlite://".to_owned())
         })?;
@@ -95,11 +98,15 @@ impl Warehouse {
                         ("statement_timeout", timeout.as_millis().to_string()),
                     ]);
                 Pool::Postgres(
-                    PgPoolOptions::new().max_connections(max).acquire_timeout(acquire).connect_lazy_with(opts),
+                    PgPoolOptions::new()
+                        .max_connections(max)
+                        .acquire_timeout(acquire)
+                        .connect_lazy_with(opts),
                 )
             }
             Engine::MySql => {
-                let opts = MySqlConnectOptions::from_str(&cfg.url).map_err(|e| invalid(e.to_string()))?;
+                let opts =
+                    MySqlConnectOptions::from_str(&cfg.url).map_err(|e| invalid(e.to_string()))?;
                 let secs = timeout.as_secs_f64();
                 let millis = timeout.as_millis();
                 Pool::MySql(
@@ -112,7 +119,8 @@ impl Warehouse {
                                 // differently; whichever the server lacks fails harmlessly.
                                 let mariadb = format!("SET SESSION max_statement_time = {secs}");
                                 if conn.execute(mariadb.as_str()).await.is_err() {
-                                    let mysql = format!("SET SESSION max_execution_time = {millis}");
+                                    let mysql =
+                                        format!("SET SESSION max_execution_time = {millis}");
                                     let _ = conn.execute(mysql.as_str()).await;
                                 }
                                 Ok(())
@@ -122,13 +130,23 @@ impl Warehouse {
                 )
             }
             Engine::Sqlite => {
-                let opts = SqliteConnectOptions::from_str(&cfg.url).map_err(|e| invalid(e.to_string()))?;
+                let opts =
+                    SqliteConnectOptions::from_str(&cfg.url).map_err(|e| invalid(e.to_string()))?;
                 Pool::Sqlite(
-                    SqlitePoolOptions::new().max_connections(max).acquire_timeout(acquire).connect_lazy_with(opts),
+                    SqlitePoolOptions::new()
+                        .max_connections(max)
+                        .acquire_timeout(acquire)
+                        .connect_lazy_with(opts),
                 )
             }
         };
-        Ok(Self { name: cfg.name.clone(), engine, pool, query_timeout: timeout, statements: AtomicU64::new(0) })
+        Ok(Self {
+            name: cfg.name.clone(),
+            engine,
+            pool,
+            query_timeout: timeout,
+            statements: AtomicU64::new(0),
+        })
     }
 
     pub fn name(&self) -> &str {
@@ -155,14 +173,25 @@ impl Warehouse {
     /// Runs one statement with `params` bound in order (`$1…` on PostgreSQL,
     /// `?` elsewhere) and returns every row. Counts the statement, and gives
     /// up after `query_timeout`.
-    pub async fn fetch_all(&self, sql: &str, params: &[Value]) -> Result<Vec<Vec<Value>>, WarehouseError> {
+    pub async fn fetch_all(
+        &self,
+        sql: &str,
+        params: &[Value],
+    ) -> Result<Vec<Vec<Value>>, WarehouseError> {
         self.statements.fetch_add(1, Ordering::Relaxed);
         let started = Instant::now();
         let result = tokio::time::timeout(self.query_timeout, self.fetch_inner(sql, params)).await;
         let rows = match result {
-            Err(_) => Err(WarehouseError::Timeout { timeout: self.query_timeout }),
+            Err(_) => Err(WarehouseError::Timeout {
+                timeout: self.query_timeout,
+            }),
             Ok(Err(sqlx::Error::PoolTimedOut)) => Err(self.diagnose().await),
-            Ok(Err(e)) => Err(WarehouseError::from_sqlx(&self.name, self.engine, self.query_timeout, e)),
+            Ok(Err(e)) => Err(WarehouseError::from_sqlx(
+                &self.name,
+                self.engine,
+                self.query_timeout,
+                e,
+            )),
             Ok(Ok(rows)) => Ok(rows),
         };
         tracing::debug!(
@@ -240,17 +269,22 @@ impl Warehouse {
         };
         let reason = match tokio::time::timeout(wait, attempt).await {
             Err(_) => format!("no connection within {}", error::format_timeout(wait)),
-            Ok(Err(e)) => match WarehouseError::from_sqlx(&self.name, self.engine, self.query_timeout, e) {
-                WarehouseError::Unavailable { reason, .. } => reason,
-                other => other.to_string(),
-            },
+            Ok(Err(e)) => {
+                match WarehouseError::from_sqlx(&self.name, self.engine, self.query_timeout, e) {
+                    WarehouseError::Unavailable { reason, .. } => reason,
+                    other => other.to_string(),
+                }
+            }
             Ok(Ok(())) => format!(
                 "all {} connections stayed busy for {}",
                 self.max_connections(),
                 error::format_timeout(wait)
             ),
         };
-        WarehouseError::Unavailable { warehouse: self.name.clone(), reason }
+        WarehouseError::Unavailable {
+            warehouse: self.name.clone(),
+            reason,
+        }
     }
 
     fn max_connections(&self) -> u32 {

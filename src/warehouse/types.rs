@@ -9,7 +9,11 @@
 ///
 /// Normalising a normalised name returns it unchanged.
 pub fn normalise(engine_type: &str) -> String {
-    let lowered = engine_type.split_whitespace().collect::<Vec<_>>().join(" ").to_ascii_lowercase();
+    let lowered = engine_type
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ")
+        .to_ascii_lowercase();
     if matches!(lowered.as_str(), "tinyint(1)" | "bool" | "boolean") {
         return "boolean".to_owned();
     }

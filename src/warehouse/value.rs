@@ -82,7 +82,11 @@ impl fmt::Display for Value {
 }
 
 fn decode_error(index: usize, type_name: &str, reason: impl fmt::Display) -> WarehouseError {
-    WarehouseError::Decode { index, type_name: type_name.to_owned(), reason: reason.to_string() }
+    WarehouseError::Decode {
+        index,
+        type_name: type_name.to_owned(),
+        reason: reason.to_string(),
+    }
 }
 
 fn decimal_to_f64(d: rust_decimal::Decimal) -> f64 {
@@ -104,7 +108,12 @@ pub(crate) fn decode_pg_row(row: &sqlx::postgres::PgRow) -> Result<Vec<Value>, W
             "INT2" => Value::Int(row.try_get::<i16, _>(i).map_err(err)?.into()),
             "INT4" => Value::Int(row.try_get::<i32, _>(i).map_err(err)?.into()),
             "INT8" => Value::Int(row.try_get::<i64, _>(i).map_err(err)?),
-            "OID" => Value::Int(row.try_get::<sqlx::postgres::types::Oid, _>(i).map_err(err)?.0.into()),
+            "OID" => Value::Int(
+                row.try_get::<sqlx::postgres::types::Oid, _>(i)
+                    .map_err(err)?
+                    .0
+                    .into(),
+            ),
             "BOOL" => Value::Int(row.try_get::<bool, _>(i).map_err(err)?.into()),
             "NUMERIC" => Value::Float(decimal_to_f64(row.try_get(i).map_err(err)?)),
             "FLOAT4" => Value::Float(row.try_get::<f32, _>(i).map_err(err)?.into()),
@@ -116,7 +125,11 @@ pub(crate) fn decode_pg_row(row: &sqlx::postgres::PgRow) -> Result<Vec<Value>, W
             "TIMESTAMP" => Value::Timestamp(row.try_get(i).map_err(err)?),
             "TIMESTAMPTZ" => Value::TimestampTz(row.try_get(i).map_err(err)?),
             other => {
-                return Err(decode_error(i, other, "unsupported type; cast it to text or a number in the query"));
+                return Err(decode_error(
+                    i,
+                    other,
+                    "unsupported type; cast it to text or a number in the query",
+                ));
             }
         };
         out.push(value);
@@ -139,8 +152,8 @@ pub(crate) fn decode_mysql_row(row: &sqlx::mysql::MySqlRow) -> Result<Vec<Value>
             "BOOLEAN" | "TINYINT" | "SMALLINT" | "INT" | "MEDIUMINT" | "BIGINT" | "YEAR" => {
                 Value::Int(row.try_get_unchecked::<i64, _>(i).map_err(err)?)
             }
-            "TINYINT UNSIGNED" | "SMALLINT UNSIGNED" | "INT UNSIGNED" | "MEDIUMINT UNSIGNED" | "BIGINT UNSIGNED"
-            | "BIT" => {
+            "TINYINT UNSIGNED" | "SMALLINT UNSIGNED" | "INT UNSIGNED" | "MEDIUMINT UNSIGNED"
+            | "BIGINT UNSIGNED" | "BIT" => {
                 let u = row.try_get_unchecked::<u64, _>(i).map_err(err)?;
                 match i64::try_from(u) {
                     Ok(v) => Value::Int(v),
@@ -168,7 +181,9 @@ pub(crate) fn decode_mysql_row(row: &sqlx::mysql::MySqlRow) -> Result<Vec<Value>
 
 /// Decodes a SQLite row by the storage class of each value (SQLite columns
 /// have no fixed type).
-pub(crate) fn decode_sqlite_row(row: &sqlx::sqlite::SqliteRow) -> Result<Vec<Value>, WarehouseError> {
+pub(crate) fn decode_sqlite_row(
+    row: &sqlx::sqlite::SqliteRow,
+) -> Result<Vec<Value>, WarehouseError> {
     let mut out = Vec::with_capacity(row.columns().len());
     for i in 0..row.columns().len() {
         let raw = row.try_get_raw(i).map_err(|e| decode_error(i, "?", e))?;
