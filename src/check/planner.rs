@@ -576,3 +576,240 @@ fn partition_bounds(
         end: bound(key.end()),
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use std::path::PathBuf;
+
+    use chrono::NaiveTime;
+
+    use super::*;
+    use crate::config::{
+        ChangeBaseline, DriftAction, FreshnessRule, PartitionSpec, Schedule, Severity, SourcePos,
+    };
+    use crate::domain::{CheckId, DatasetName, Ratio};
+
+    fn id(s: &str) -> Identifier {
+        Identifier::parse(s).unwrap()
+    }
+
+    fn dataset(checks: Vec<(&str, CheckKind, Option<&str>)>) -> Dataset {
+        let name = DatasetName::parse("orders").unwrap();
+        let pos = SourcePos { file: PathBuf::from("checks/orders.yaml"), line: 1, column: 1 };
+        Dataset {
+            table: TableRef::parse("analytics.orders").unwrap(),
+            warehouse: "main".into(),
+            tier: 1,
+            owner: None,
+            runbook: None,
+            schedule: Schedule { expr: "@hourly".into(), cron: "0 * * * *".parse().unwrap() },
+            partition: Some(PartitionSpec { column: id("order_date"), granularity: Granularity::Day }),
+            gate_table: TableRef::parse("staging.orders").unwrap(),
+            checks: checks
+                .into_iter()
+                .map(|(n, kind, filter)| CheckSpec {
+                    id: CheckId::new(&name, n).unwrap(),
+                    name: n.into(),
+                    kind,
+                    severity: Severity::Fail,
+                    blocking: true,
+                    filter: filter.map(str::to_owned),
+                    pos: pos.clone(),
+                })
+                .collect(),
+            name,
+            pos,
+        }
+    }
+
+    fn catalog() -> Vec<CatalogColumn> {
+        [
+            ("order_id", "bigint"),
+            ("customer_id", "integer"),
+            ("coupon", "character varying"),
+            ("amount", "numeric"),
+            ("order_date", "date"),
+            ("updated_at", "timestamp without time zone"),
+        ]
+        .into_iter()
+        .map(|(n, t)| CatalogColumn::new(n, t))
+        .collect()
+    }
+
+    fn orders() -> Dataset {
+        dataset(vec![
+            ("row_count", CheckKind::RowCount { min: Some(1), max: None }, None),
+            (
+                "row_count_change",
+                CheckKind::RowCountChange { vs: ChangeBaseline::Week, max_drop: None, max_growth: None },
+                None,
+            ),
+            (
+                "null_rate_customer_id",
+                CheckKind::NullRate { column: id("customer_id"), max: Ratio::from_f64(0.0, true).unwrap() },
+                None,
+            ),
+            (
+                "null_rate_coupon",
+                CheckKind::NullRate { column: id("coupon"), max: Ratio::from_f64(0.35, true).unwrap() },
+                None,
+            ),
+            (
+                "freshness_updated_at",
+                CheckKind::Freshness {
+                    column: id("updated_at"),
+                    rule: FreshnessRule::MaxLag(std::time::Duration::from_secs(6 * 3600)),
+                },
+                None,
+            ),
+            (
+                "freshness_order_date",
+                CheckKind::Freshness {
+                    column: id("order_date"),
+                    rule: FreshnessRule::Deadline {
+                        by: NaiveTime::from_hms_opt(8, 0, 0).unwrap(),
+                        expect: crate::config::Expect::Yesterday,
+                    },
+                },
+                None,
+            ),
+            ("unique_order_id", CheckKind::Unique { columns: vec![id("order_id")], max: 0 }, None),
+            (
+                "unique_pair",
+                CheckKind::Unique { columns: vec![id("order_id"), id("customer_id")], max: 0 },
+                None,
+            ),
+            (
+                "paid_rows",
+                CheckKind::RowCount { min: Some(1), max: None },
+                Some("amount > 0"),
+            ),
+            (
+                "schema",
+                CheckKind::Schema {
+                    columns: None,
+                    on_added: DriftAction::Warn,
+                    on_removed: DriftAction::Fail,
+                    on_type_changed: DriftAction::Fail,
+                },
+                None,
+            ),
+            (
+                "negative_amounts",
+                CheckKind::Sql {
+                    query: "SELECT count(*) FROM {{ table }} WHERE amount < 0 AND {{ partition_filter }}".into(),
+                    min: None,
+                    max: Some(0.0),
+                },
+                None,
+            ),
+        ])
+    }
+
+    fn render(plan: &Plan) -> String {
+        let mut out = String::new();
+        for (i, s) in plan.statements.iter().enumerate() {
+            out.push_str(&format!("[{i}] {:?}: {}\n", s.kind, s.sql));
+            if !s.params.is_empty() {
+                out.push_str(&format!("    params: {:?}\n", s.params));
+            }
+        }
+        for c in &plan.checks {
+            let read = match &c.read {
+                Read::Failed(e) => format!("Failed({e})"),
+                other => format!("{other:?}"),
+            };
+            out.push_str(&format!("check {} @ {:?}: {read}\n", c.check, c.partition.map(|p| p.to_string())));
+        }
+        out
+    }
+
+    fn plan_for(engine: Engine, scope: &Scope, catalog: &[CatalogColumn]) -> Plan {
+        let ds = orders();
+        plan(&ds, PlanInput { table: &ds.table, engine, scope, catalog, tz: chrono_tz::Europe::Paris })
+    }
+
+    fn day(s: &str) -> PartitionKey {
+        PartitionKey::parse(s, Granularity::Day).unwrap()
+    }
+
+    #[test]
+    fn whole_relation_postgres() {
+        insta::assert_snapshot!(render(&plan_for(Engine::Postgres, &Scope::Whole, &catalog())));
+    }
+
+    #[test]
+    fn whole_relation_mysql() {
+        insta::assert_snapshot!(render(&plan_for(Engine::MySql, &Scope::Whole, &catalog())));
+    }
+
+    #[test]
+    fn whole_relation_sqlite() {
+        insta::assert_snapshot!(render(&plan_for(Engine::Sqlite, &Scope::Whole, &catalog())));
+    }
+
+    #[test]
+    fn partition_postgres() {
+        insta::assert_snapshot!(render(&plan_for(Engine::Postgres, &Scope::Partition(day("2026-11-20")), &catalog())));
+    }
+
+    #[test]
+    fn scheduled_sqlite() {
+        insta::assert_snapshot!(render(&plan_for(Engine::Sqlite, &Scope::Scheduled(day("2026-11-20")), &catalog())));
+    }
+
+    #[test]
+    fn missing_columns_are_left_out_of_the_scan() {
+        let catalog: Vec<_> = catalog().into_iter().filter(|c| c.name != "coupon" && c.name != "updated_at").collect();
+        insta::assert_snapshot!(render(&plan_for(Engine::Postgres, &Scope::Whole, &catalog)));
+    }
+
+    #[test]
+    fn zoned_and_text_partition_columns_get_matching_bounds() {
+        let mut zoned = catalog();
+        zoned[4] = CatalogColumn::new("order_date", "timestamp with time zone");
+        let p = plan_for(Engine::Postgres, &Scope::Partition(day("2026-11-20")), &zoned);
+        let params = &p.statements[0].params;
+        // Midnight in Paris is 23:00 UTC the day before.
+        assert_eq!(params[0], Value::TimestampTz("2026-11-19T23:00:00Z".parse().unwrap()));
+        assert_eq!(params[1], Value::TimestampTz("2026-11-20T23:00:00Z".parse().unwrap()));
+
+        let mut text = catalog();
+        text[4] = CatalogColumn::new("order_date", "TEXT");
+        let p = plan_for(Engine::Sqlite, &Scope::Partition(day("2026-11-20")), &text);
+        assert_eq!(p.statements[0].params, vec![Value::Text("2026-11-20".into()), Value::Text("2026-11-21".into())]);
+    }
+
+    #[test]
+    fn scopes_choose_the_checks_that_run() {
+        let ds = orders();
+        let now = "2026-11-21T00:30:00Z".parse().unwrap();
+        // 01:30 in Paris: yesterday is the latest complete day.
+        assert_eq!(Scope::scheduled(&ds, now, chrono_tz::Europe::Paris), Scope::Scheduled(day("2026-11-20")));
+        let freshness = &ds.checks[4];
+        let row_count = &ds.checks[0];
+        let p = Scope::Partition(day("2026-11-20"));
+        assert_eq!(p.target(freshness), None);
+        assert_eq!(p.target(row_count), Some(Some(day("2026-11-20"))));
+        let s = Scope::Scheduled(day("2026-11-20"));
+        assert_eq!(s.target(freshness), Some(None));
+        assert_eq!(Scope::Whole.target(row_count), Some(None));
+    }
+
+    #[test]
+    fn a_partition_of_an_unpartitioned_dataset_is_an_error() {
+        let mut ds = orders();
+        ds.partition = None;
+        let catalog = catalog();
+        let scope = Scope::Partition(day("2026-11-20"));
+        let p = plan(
+            &ds,
+            PlanInput { table: &ds.table, engine: Engine::Postgres, scope: &scope, catalog: &catalog, tz: chrono_tz::UTC },
+        );
+        assert!(p.statements.is_empty());
+        match &p.checks[0].read {
+            Read::Failed(e) => assert_eq!(e.to_string(), "dataset `orders` is not partitioned; it has no partition 2026-11-20"),
+            other => panic!("{other:?}"),
+        }
+    }
+}
