@@ -390,7 +390,7 @@ fn freshness(
             Verdict::new(
                 true,
                 None,
-                format!("no rows: {column} has no value to be fresh"),
+                format!("no value: {column} is NULL in every row, or there are no rows"),
             ),
             None,
         );

@@ -521,8 +521,11 @@ pub(crate) fn find_column<'a>(
 }
 
 /// The bounds of partition `key` on the dataset's partition column, typed
-/// for that column: zoned timestamps get instants, text columns get text,
-/// other columns dates (day partitions) or timestamps (hour partitions).
+/// for that column: zoned timestamps get the instants the local bounds stand
+/// for (as UTC text on SQLite), text columns get text, other columns dates
+/// (day partitions) or timestamps (hour partitions). SQLite compares text,
+/// so its partition values must be written `YYYY-MM-DD[ HH:MM:SS]`: local
+/// time in columns without a zone, UTC in columns declared `timestamptz`.
 fn partition_bounds(
     ds: &Dataset,
     key: PartitionKey,
@@ -556,7 +559,13 @@ fn partition_bounds(
                 .starts_with("timestamp"));
     let bound = |t: NaiveDateTime| -> Value {
         if zoned {
-            Value::TimestampTz(crate::check::local_to_utc(t, input.tz))
+            let instant = crate::check::local_to_utc(t, input.tz);
+            match input.engine {
+                // SQLite keeps zoned timestamps as UTC text (`2026-11-20 09:00:00`,
+                // optionally `+00:00`); a bound spelled the same way compares correctly.
+                Engine::Sqlite => Value::Text(instant.format("%Y-%m-%d %H:%M:%S").to_string()),
+                Engine::Postgres | Engine::MySql => Value::TimestampTz(instant),
+            }
         } else if column.data_type == "text" {
             Value::Text(match key.granularity() {
                 Granularity::Day => t.format("%Y-%m-%d").to_string(),
@@ -595,15 +604,25 @@ mod tests {
 
     fn dataset(checks: Vec<(&str, CheckKind, Option<&str>)>) -> Dataset {
         let name = DatasetName::parse("orders").unwrap();
-        let pos = SourcePos { file: PathBuf::from("checks/orders.yaml"), line: 1, column: 1 };
+        let pos = SourcePos {
+            file: PathBuf::from("checks/orders.yaml"),
+            line: 1,
+            column: 1,
+        };
         Dataset {
             table: TableRef::parse("analytics.orders").unwrap(),
             warehouse: "main".into(),
             tier: 1,
             owner: None,
             runbook: None,
-            schedule: Schedule { expr: "@hourly".into(), cron: "0 * * * *".parse().unwrap() },
-            partition: Some(PartitionSpec { column: id("order_date"), granularity: Granularity::Day }),
+            schedule: Schedule {
+                expr: "@hourly".into(),
+                cron: "0 * * * *".parse().unwrap(),
+            },
+            partition: Some(PartitionSpec {
+                column: id("order_date"),
+                granularity: Granularity::Day,
+            }),
             gate_table: TableRef::parse("staging.orders").unwrap(),
             checks: checks
                 .into_iter()
@@ -719,14 +738,27 @@ mod tests {
                 Read::Failed(e) => format!("Failed({e})"),
                 other => format!("{other:?}"),
             };
-            out.push_str(&format!("check {} @ {:?}: {read}\n", c.check, c.partition.map(|p| p.to_string())));
+            out.push_str(&format!(
+                "check {} @ {:?}: {read}\n",
+                c.check,
+                c.partition.map(|p| p.to_string())
+            ));
         }
         out
     }
 
     fn plan_for(engine: Engine, scope: &Scope, catalog: &[CatalogColumn]) -> Plan {
         let ds = orders();
-        plan(&ds, PlanInput { table: &ds.table, engine, scope, catalog, tz: chrono_tz::Europe::Paris })
+        plan(
+            &ds,
+            PlanInput {
+                table: &ds.table,
+                engine,
+                scope,
+                catalog,
+                tz: chrono_tz::Europe::Paris,
+            },
+        )
     }
 
     fn day(s: &str) -> PartitionKey {
@@ -735,7 +767,11 @@ mod tests {
 
     #[test]
     fn whole_relation_postgres() {
-        insta::assert_snapshot!(render(&plan_for(Engine::Postgres, &Scope::Whole, &catalog())));
+        insta::assert_snapshot!(render(&plan_for(
+            Engine::Postgres,
+            &Scope::Whole,
+            &catalog()
+        )));
     }
 
     #[test]
@@ -750,17 +786,28 @@ mod tests {
 
     #[test]
     fn partition_postgres() {
-        insta::assert_snapshot!(render(&plan_for(Engine::Postgres, &Scope::Partition(day("2026-11-20")), &catalog())));
+        insta::assert_snapshot!(render(&plan_for(
+            Engine::Postgres,
+            &Scope::Partition(day("2026-11-20")),
+            &catalog()
+        )));
     }
 
     #[test]
     fn scheduled_sqlite() {
-        insta::assert_snapshot!(render(&plan_for(Engine::Sqlite, &Scope::Scheduled(day("2026-11-20")), &catalog())));
+        insta::assert_snapshot!(render(&plan_for(
+            Engine::Sqlite,
+            &Scope::Scheduled(day("2026-11-20")),
+            &catalog()
+        )));
     }
 
     #[test]
     fn missing_columns_are_left_out_of_the_scan() {
-        let catalog: Vec<_> = catalog().into_iter().filter(|c| c.name != "coupon" && c.name != "updated_at").collect();
+        let catalog: Vec<_> = catalog()
+            .into_iter()
+            .filter(|c| c.name != "coupon" && c.name != "updated_at")
+            .collect();
         insta::assert_snapshot!(render(&plan_for(Engine::Postgres, &Scope::Whole, &catalog)));
     }
 
@@ -768,16 +815,32 @@ mod tests {
     fn zoned_and_text_partition_columns_get_matching_bounds() {
         let mut zoned = catalog();
         zoned[4] = CatalogColumn::new("order_date", "timestamp with time zone");
-        let p = plan_for(Engine::Postgres, &Scope::Partition(day("2026-11-20")), &zoned);
+        let p = plan_for(
+            Engine::Postgres,
+            &Scope::Partition(day("2026-11-20")),
+            &zoned,
+        );
         let params = &p.statements[0].params;
         // Midnight in Paris is 23:00 UTC the day before.
-        assert_eq!(params[0], Value::TimestampTz("2026-11-19T23:00:00Z".parse().unwrap()));
-        assert_eq!(params[1], Value::TimestampTz("2026-11-20T23:00:00Z".parse().unwrap()));
+        assert_eq!(
+            params[0],
+            Value::TimestampTz("2026-11-19T23:00:00Z".parse().unwrap())
+        );
+        assert_eq!(
+            params[1],
+            Value::TimestampTz("2026-11-20T23:00:00Z".parse().unwrap())
+        );
 
         let mut text = catalog();
         text[4] = CatalogColumn::new("order_date", "TEXT");
         let p = plan_for(Engine::Sqlite, &Scope::Partition(day("2026-11-20")), &text);
-        assert_eq!(p.statements[0].params, vec![Value::Text("2026-11-20".into()), Value::Text("2026-11-21".into())]);
+        assert_eq!(
+            p.statements[0].params,
+            vec![
+                Value::Text("2026-11-20".into()),
+                Value::Text("2026-11-21".into())
+            ]
+        );
     }
 
     #[test]
@@ -785,7 +848,10 @@ mod tests {
         let ds = orders();
         let now = "2026-11-21T00:30:00Z".parse().unwrap();
         // 01:30 in Paris: yesterday is the latest complete day.
-        assert_eq!(Scope::scheduled(&ds, now, chrono_tz::Europe::Paris), Scope::Scheduled(day("2026-11-20")));
+        assert_eq!(
+            Scope::scheduled(&ds, now, chrono_tz::Europe::Paris),
+            Scope::Scheduled(day("2026-11-20"))
+        );
         let freshness = &ds.checks[4];
         let row_count = &ds.checks[0];
         let p = Scope::Partition(day("2026-11-20"));
@@ -804,11 +870,20 @@ mod tests {
         let scope = Scope::Partition(day("2026-11-20"));
         let p = plan(
             &ds,
-            PlanInput { table: &ds.table, engine: Engine::Postgres, scope: &scope, catalog: &catalog, tz: chrono_tz::UTC },
+            PlanInput {
+                table: &ds.table,
+                engine: Engine::Postgres,
+                scope: &scope,
+                catalog: &catalog,
+                tz: chrono_tz::UTC,
+            },
         );
         assert!(p.statements.is_empty());
         match &p.checks[0].read {
-            Read::Failed(e) => assert_eq!(e.to_string(), "dataset `orders` is not partitioned; it has no partition 2026-11-20"),
+            Read::Failed(e) => assert_eq!(
+                e.to_string(),
+                "dataset `orders` is not partitioned; it has no partition 2026-11-20"
+            ),
             other => panic!("{other:?}"),
         }
     }

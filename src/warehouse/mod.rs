@@ -93,14 +93,18 @@ impl Warehouse {
             Engine::Postgres => {
                 let opts = PgConnectOptions::from_str(&cfg.url)
                     .map_err(|e| invalid(e.to_string()))?
-                    .options([
-                        ("TimeZone", tz.name().to_owned()),
-                        ("statement_timeout", timeout.as_millis().to_string()),
-                    ]);
+                    .options([("statement_timeout", timeout.as_millis().to_string())]);
+                // sqlx sends `TimeZone=UTC` at startup, which would override a
+                // startup option; set the zone once the session is up instead.
+                let set_zone = format!("SET TIME ZONE '{}'", tz.name().replace('\'', "''"));
                 Pool::Postgres(
                     PgPoolOptions::new()
                         .max_connections(max)
                         .acquire_timeout(acquire)
+                        .after_connect(move |conn, _| {
+                            let set_zone = set_zone.clone();
+                            Box::pin(async move { conn.execute(set_zone.as_str()).await.map(drop) })
+                        })
                         .connect_lazy_with(opts),
                 )
             }
