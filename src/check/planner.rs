@@ -1,0 +1,890 @@
+//! Compiling a dataset's checks for one scope into the fewest statements.
+//!
+//! Every aggregate check (row_count, row_count_change, null_rate, freshness,
+//! unique) on the same relation, `where` filter and partition becomes one
+//! column of ONE `SELECT count(*), count(c1), max(ts), …` scan; identical
+//! expressions are shared. Schema checks read the catalog, which the executor
+//! reads once per dataset before planning (the plan needs it to leave out
+//! checks whose column is missing and to type partition bounds). Custom SQL
+//! runs as written, after template expansion.
+
+use std::fmt;
+
+use chrono::{DateTime, NaiveDateTime, Utc};
+use chrono_tz::Tz;
+
+use super::observation::ObserveError;
+use super::template::{self, PartitionBounds, SqlBuilder, TemplateContext};
+use crate::config::{CheckKind, CheckSpec, Dataset};
+use crate::domain::{Granularity, Identifier, PartitionKey, TableRef};
+use crate::warehouse::{CatalogColumn, Engine, Value, WarehouseError};
+
+/// Which part of a dataset one run looks at.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Scope {
+    /// Every check, over the whole relation.
+    Whole,
+    /// Only partition-scoped checks, over one partition: what a gate or a
+    /// backfill asks about. Freshness and schema do not run.
+    Partition(PartitionKey),
+    /// A scheduled run of a partitioned dataset: partition-scoped checks over
+    /// the given (latest complete) partition, freshness and schema over the
+    /// whole relation.
+    Scheduled(PartitionKey),
+}
+
+impl Scope {
+    /// The scope of a scheduled run at `now`: the whole relation for an
+    /// unpartitioned dataset; otherwise the latest complete partition in `tz`
+    /// (yesterday for `day`, the previous hour for `hour`).
+    pub fn scheduled(ds: &Dataset, now: DateTime<Utc>, tz: Tz) -> Self {
+        match &ds.partition {
+            None => Self::Whole,
+            Some(p) => {
+                let local = now.with_timezone(&tz).naive_local();
+                Self::Scheduled(PartitionKey::latest_complete(local, p.granularity))
+            }
+        }
+    }
+
+    /// The partition this scope names, if any.
+    pub fn partition(&self) -> Option<&PartitionKey> {
+        match self {
+            Self::Whole => None,
+            Self::Partition(p) | Self::Scheduled(p) => Some(p),
+        }
+    }
+
+    /// What `spec` looks at in this scope: `None` when it does not run,
+    /// `Some(None)` for the whole relation, `Some(Some(p))` for partition `p`.
+    pub fn target(&self, spec: &CheckSpec) -> Option<Option<PartitionKey>> {
+        match self {
+            Self::Whole => Some(None),
+            Self::Partition(p) => spec.is_partition_scoped().then_some(Some(*p)),
+            Self::Scheduled(p) => Some(spec.is_partition_scoped().then_some(*p)),
+        }
+    }
+}
+
+impl fmt::Display for Scope {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Whole => f.write_str("whole relation"),
+            Self::Partition(p) => write!(f, "partition {p}"),
+            Self::Scheduled(p) => write!(f, "scheduled run (partition {p})"),
+        }
+    }
+}
+
+/// The statements for one dataset and scope, and where each check finds its
+/// values in their results.
+#[derive(Debug, Clone)]
+pub struct Plan {
+    pub statements: Vec<Statement>,
+    /// One entry per check that runs in the scope, in the dataset's order.
+    pub checks: Vec<PlannedCheck>,
+}
+
+/// One statement to send, with its parameters in placeholder order.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Statement {
+    pub kind: StatementKind,
+    pub sql: String,
+    pub params: Vec<Value>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StatementKind {
+    /// The batched aggregate scan of one filter and partition.
+    Scan,
+    /// Duplicate keys over several columns on SQLite, which cannot count
+    /// distinct tuples inside the scan.
+    Keys,
+    /// A custom `sql` check.
+    Sql,
+}
+
+/// A check's part in a plan.
+#[derive(Debug, Clone)]
+pub struct PlannedCheck {
+    /// Index of the check in [`Dataset::checks`].
+    pub check: usize,
+    /// The partition it looks at, `None` for the whole relation.
+    pub partition: Option<PartitionKey>,
+    pub read: Read,
+}
+
+/// Where a check's values are: statement index and column positions in its
+/// single result row.
+#[derive(Debug, Clone)]
+pub enum Read {
+    RowCount {
+        statement: usize,
+        rows: usize,
+    },
+    NullCount {
+        statement: usize,
+        rows: usize,
+        non_null: usize,
+    },
+    Latest {
+        statement: usize,
+        column: usize,
+    },
+    /// Rows whose key has no NULL, and distinct such keys.
+    Keys {
+        statement: usize,
+        keyed_rows: usize,
+        distinct: usize,
+    },
+    /// The catalog read that preceded planning.
+    Catalog,
+    /// Every row of a custom SQL statement.
+    Sql {
+        statement: usize,
+    },
+    /// The check cannot run: a column is missing, a template is wrong, …
+    Failed(ObserveError),
+}
+
+/// One aggregate in a scan's SELECT list.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Expr {
+    CountRows,
+    CountNonNull(Identifier),
+    Max(Identifier),
+    CountDistinct(Identifier),
+    /// Rows where none of the columns is NULL.
+    KeyedRows(Vec<Identifier>),
+    /// Distinct tuples over the columns, NULL-containing tuples left out.
+    DistinctKeys(Vec<Identifier>),
+}
+
+impl Expr {
+    fn render(&self, engine: Engine) -> String {
+        let q = |c: &Identifier| c.quoted(engine);
+        let list = |cs: &[Identifier]| cs.iter().map(q).collect::<Vec<_>>().join(", ");
+        match self {
+            Self::CountRows => "count(*)".to_owned(),
+            Self::CountNonNull(c) => format!("count({})", q(c)),
+            Self::Max(c) => format!("max({})", q(c)),
+            Self::CountDistinct(c) => format!("count(DISTINCT {})", q(c)),
+            Self::KeyedRows(cs) => match engine {
+                Engine::Postgres => format!("count(*) FILTER (WHERE {})", not_null(cs, engine)),
+                Engine::MySql | Engine::Sqlite => {
+                    format!("count(CASE WHEN {} THEN 1 END)", not_null(cs, engine))
+                }
+            },
+            Self::DistinctKeys(cs) => match engine {
+                // A row value is never NULL as a whole, so leave out tuples with a NULL explicitly.
+                Engine::Postgres => format!(
+                    "count(DISTINCT ({})) FILTER (WHERE {})",
+                    list(cs),
+                    not_null(cs, engine)
+                ),
+                // MySQL's multi-argument COUNT(DISTINCT) already skips tuples with a NULL.
+                Engine::MySql => format!("count(DISTINCT {})", list(cs)),
+                Engine::Sqlite => unreachable!("SQLite counts distinct tuples in a Keys statement"),
+            },
+        }
+    }
+}
+
+fn not_null(columns: &[Identifier], engine: Engine) -> String {
+    columns
+        .iter()
+        .map(|c| format!("{} IS NOT NULL", c.quoted(engine)))
+        .collect::<Vec<_>>()
+        .join(" AND ")
+}
+
+/// A scan being assembled: one per (filter, partition).
+struct Group {
+    filter: Option<String>,
+    partition: Option<PartitionKey>,
+    /// The WHERE clause (without the keyword) and its parameters; empty when unfiltered.
+    conditions: (String, Vec<Value>),
+    exprs: Vec<Expr>,
+}
+
+impl Group {
+    fn column(&mut self, expr: Expr) -> usize {
+        match self.exprs.iter().position(|e| *e == expr) {
+            Some(i) => i,
+            None => {
+                self.exprs.push(expr);
+                self.exprs.len() - 1
+            }
+        }
+    }
+}
+
+/// Everything a plan depends on besides the dataset.
+#[derive(Debug, Clone, Copy)]
+pub struct PlanInput<'a> {
+    /// The relation to check: the dataset's table, or the gate's staging table.
+    pub table: &'a TableRef,
+    pub engine: Engine,
+    pub scope: &'a Scope,
+    /// The relation's columns, read from the catalog.
+    pub catalog: &'a [CatalogColumn],
+    /// The agent's time zone: partitions are local days and hours.
+    pub tz: Tz,
+}
+
+/// Compiles the checks of `ds` that run in `input.scope` into statements:
+/// the scans first (one per filter and partition), then SQLite's key
+/// statements and custom SQL in check order.
+pub fn plan(ds: &Dataset, input: PlanInput<'_>) -> Plan {
+    let mut groups: Vec<Group> = Vec::new();
+    let mut extras: Vec<Statement> = Vec::new();
+    let mut planned: Vec<(PlannedCheck, bool)> = Vec::new();
+    for (index, spec) in ds.checks.iter().enumerate() {
+        let Some(partition) = input.scope.target(spec) else {
+            continue;
+        };
+        let (read, extra) = match plan_check(ds, spec, partition, input, &mut groups, &mut extras) {
+            Ok(placed) => placed,
+            Err(e) => (Read::Failed(e), false),
+        };
+        planned.push((
+            PlannedCheck {
+                check: index,
+                partition,
+                read,
+            },
+            extra,
+        ));
+    }
+
+    let offset = groups.len();
+    let mut statements: Vec<Statement> = groups
+        .iter()
+        .map(|g| g.statement(input.table, input.engine))
+        .collect();
+    statements.extend(extras);
+    let checks = planned
+        .into_iter()
+        .map(|(mut check, extra)| {
+            if extra {
+                match &mut check.read {
+                    Read::Sql { statement } | Read::Keys { statement, .. } => *statement += offset,
+                    _ => {}
+                }
+            }
+            check
+        })
+        .collect();
+    Plan { statements, checks }
+}
+
+/// Places one check: in a scan (returns `false`) or in a statement of its
+/// own among `extras` (returns `true`, index relative to `extras`).
+fn plan_check(
+    ds: &Dataset,
+    spec: &CheckSpec,
+    partition: Option<PartitionKey>,
+    input: PlanInput<'_>,
+    groups: &mut Vec<Group>,
+    extras: &mut Vec<Statement>,
+) -> Result<(Read, bool), ObserveError> {
+    let PlanInput {
+        table,
+        engine,
+        catalog,
+        ..
+    } = input;
+    let bounds = partition
+        .map(|key| partition_bounds(ds, key, input))
+        .transpose()?;
+    let require = |column: &Identifier| -> Result<(), ObserveError> {
+        match find_column(catalog, column.as_str(), engine) {
+            Some(_) => Ok(()),
+            None => Err(missing_column(column.as_str(), table)),
+        }
+    };
+    let mut scan = |exprs: Vec<Expr>| -> Result<Vec<usize>, ObserveError> {
+        let g = match groups
+            .iter()
+            .position(|g| g.filter == spec.filter && g.partition == partition)
+        {
+            Some(g) => g,
+            None => {
+                let conditions =
+                    conditions(table, engine, bounds.as_ref(), spec.filter.as_deref())?;
+                groups.push(Group {
+                    filter: spec.filter.clone(),
+                    partition,
+                    conditions,
+                    exprs: Vec::new(),
+                });
+                groups.len() - 1
+            }
+        };
+        Ok(exprs
+            .into_iter()
+            .map(|e| groups[g].column(e))
+            .chain([g])
+            .collect())
+    };
+    let read = match &spec.kind {
+        CheckKind::Schema { .. } => return Ok((Read::Catalog, false)),
+        CheckKind::Sql { query, .. } => {
+            let mut b = SqlBuilder::new(engine);
+            template::expand(
+                query,
+                TemplateContext {
+                    table,
+                    partition: bounds.as_ref(),
+                },
+                &mut b,
+            )?;
+            let (sql, params) = b.finish();
+            extras.push(Statement {
+                kind: StatementKind::Sql,
+                sql,
+                params,
+            });
+            return Ok((
+                Read::Sql {
+                    statement: extras.len() - 1,
+                },
+                true,
+            ));
+        }
+        CheckKind::RowCount { .. } | CheckKind::RowCountChange { .. } => {
+            match scan(vec![Expr::CountRows])?[..] {
+                [rows, statement] => Read::RowCount { statement, rows },
+                _ => unreachable!("one expression and the group"),
+            }
+        }
+        CheckKind::NullRate { column, .. } => {
+            require(column)?;
+            match scan(vec![Expr::CountRows, Expr::CountNonNull(column.clone())])?[..] {
+                [rows, non_null, statement] => Read::NullCount {
+                    statement,
+                    rows,
+                    non_null,
+                },
+                _ => unreachable!("two expressions and the group"),
+            }
+        }
+        CheckKind::Freshness { column, .. } => {
+            require(column)?;
+            match scan(vec![Expr::Max(column.clone())])?[..] {
+                [column, statement] => Read::Latest { statement, column },
+                _ => unreachable!("one expression and the group"),
+            }
+        }
+        CheckKind::Unique { columns, .. } => {
+            columns.iter().try_for_each(require)?;
+            let exprs = match columns.as_slice() {
+                [one] => vec![
+                    Expr::CountNonNull(one.clone()),
+                    Expr::CountDistinct(one.clone()),
+                ],
+                // SQLite has no multi-column COUNT(DISTINCT …) and no row values
+                // in aggregates, so the duplicate keys need a grouped statement.
+                many if engine == Engine::Sqlite => {
+                    let statement =
+                        keys_statement(table, bounds.as_ref(), spec.filter.as_deref(), many)?;
+                    extras.push(statement);
+                    return Ok((
+                        Read::Keys {
+                            statement: extras.len() - 1,
+                            keyed_rows: 0,
+                            distinct: 1,
+                        },
+                        true,
+                    ));
+                }
+                many => vec![
+                    Expr::KeyedRows(many.to_vec()),
+                    Expr::DistinctKeys(many.to_vec()),
+                ],
+            };
+            match scan(exprs)?[..] {
+                [keyed_rows, distinct, statement] => Read::Keys {
+                    statement,
+                    keyed_rows,
+                    distinct,
+                },
+                _ => unreachable!("two expressions and the group"),
+            }
+        }
+    };
+    Ok((read, false))
+}
+
+impl Group {
+    fn statement(&self, table: &TableRef, engine: Engine) -> Statement {
+        let select = self
+            .exprs
+            .iter()
+            .map(|e| e.render(engine))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let (conditions, params) = &self.conditions;
+        let mut sql = format!("SELECT {select} FROM {}", table.quoted(engine));
+        if !conditions.is_empty() {
+            sql.push_str(" WHERE ");
+            sql.push_str(conditions);
+        }
+        Statement {
+            kind: StatementKind::Scan,
+            sql,
+            params: params.clone(),
+        }
+    }
+}
+
+/// The WHERE conditions (without the keyword) for a partition and a filter.
+/// They hold every parameter of the statement, so placeholders number from 1
+/// whatever the SELECT list holds.
+fn conditions(
+    table: &TableRef,
+    engine: Engine,
+    bounds: Option<&PartitionBounds>,
+    filter: Option<&str>,
+) -> Result<(String, Vec<Value>), ObserveError> {
+    let mut b = SqlBuilder::new(engine);
+    if let Some(bounds) = bounds {
+        bounds.push_filter(&mut b);
+    }
+    if let Some(filter) = filter {
+        if bounds.is_some() {
+            b.push(" AND ");
+        }
+        b.push("(");
+        template::expand(
+            filter,
+            TemplateContext {
+                table,
+                partition: bounds,
+            },
+            &mut b,
+        )?;
+        b.push(")");
+    }
+    Ok(b.finish())
+}
+
+/// `SELECT sum(n), count(*) FROM (SELECT count(*) AS n … GROUP BY keys)`:
+/// rows with a non-NULL key and distinct keys, in one statement.
+fn keys_statement(
+    table: &TableRef,
+    bounds: Option<&PartitionBounds>,
+    filter: Option<&str>,
+    columns: &[Identifier],
+) -> Result<Statement, ObserveError> {
+    let engine = Engine::Sqlite;
+    let (conditions, params) = conditions(table, engine, bounds, filter)?;
+    let keys = columns
+        .iter()
+        .map(|c| c.quoted(engine))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let mut where_sql = not_null(columns, engine);
+    if !conditions.is_empty() {
+        where_sql = format!("{conditions} AND {where_sql}");
+    }
+    let sql = format!(
+        "SELECT sum(n), count(*) FROM (SELECT count(*) AS n FROM {} WHERE {where_sql} GROUP BY {keys}) AS keys",
+        table.quoted(engine)
+    );
+    Ok(Statement {
+        kind: StatementKind::Keys,
+        sql,
+        params,
+    })
+}
+
+fn missing_column(column: &str, table: &TableRef) -> ObserveError {
+    WarehouseError::ColumnMissing {
+        column: column.to_owned(),
+        table: Some(table.to_string()),
+    }
+    .into()
+}
+
+/// The catalog entry for `name`: exact on PostgreSQL (quoted identifiers are
+/// case-sensitive there), case-insensitive on MySQL and SQLite.
+pub(crate) fn find_column<'a>(
+    catalog: &'a [CatalogColumn],
+    name: &str,
+    engine: Engine,
+) -> Option<&'a CatalogColumn> {
+    catalog.iter().find(|c| match engine {
+        Engine::Postgres => c.name == name,
+        Engine::MySql | Engine::Sqlite => c.name.eq_ignore_ascii_case(name),
+    })
+}
+
+/// The bounds of partition `key` on the dataset's partition column, typed
+/// for that column: zoned timestamps get the instants the local bounds stand
+/// for (as UTC text on SQLite), text columns get text, other columns dates
+/// (day partitions) or timestamps (hour partitions). SQLite compares text,
+/// so its partition values must be written `YYYY-MM-DD[ HH:MM:SS]`: local
+/// time in columns without a zone, UTC in columns declared `timestamptz`.
+fn partition_bounds(
+    ds: &Dataset,
+    key: PartitionKey,
+    input: PlanInput<'_>,
+) -> Result<PartitionBounds, ObserveError> {
+    let spec = ds.partition.as_ref().ok_or_else(|| ObserveError::Scope {
+        message: format!(
+            "dataset `{}` is not partitioned; it has no partition {key}",
+            ds.name
+        ),
+    })?;
+    if spec.granularity != key.granularity() {
+        return Err(ObserveError::Scope {
+            message: format!(
+                "partition {key} does not match dataset `{}`, which is partitioned by {}",
+                ds.name,
+                match spec.granularity {
+                    Granularity::Day => "day",
+                    Granularity::Hour => "hour",
+                }
+            ),
+        });
+    }
+    let column = find_column(input.catalog, spec.column.as_str(), input.engine)
+        .ok_or_else(|| missing_column(spec.column.as_str(), input.table))?;
+    let zoned = column.data_type == "timestamptz"
+        || (input.engine == Engine::MySql
+            && column
+                .raw_type
+                .to_ascii_lowercase()
+                .starts_with("timestamp"));
+    let bound = |t: NaiveDateTime| -> Value {
+        if zoned {
+            let instant = crate::check::local_to_utc(t, input.tz);
+            match input.engine {
+                // SQLite keeps zoned timestamps as UTC text (`2026-11-20 09:00:00`,
+                // optionally `+00:00`); a bound spelled the same way compares correctly.
+                Engine::Sqlite => Value::Text(instant.format("%Y-%m-%d %H:%M:%S").to_string()),
+                Engine::Postgres | Engine::MySql => Value::TimestampTz(instant),
+            }
+        } else if column.data_type == "text" {
+            Value::Text(match key.granularity() {
+                Granularity::Day => t.format("%Y-%m-%d").to_string(),
+                Granularity::Hour => t.format("%Y-%m-%d %H:%M:%S").to_string(),
+            })
+        } else {
+            match key.granularity() {
+                Granularity::Day => Value::Date(t.date()),
+                Granularity::Hour => Value::Timestamp(t),
+            }
+        }
+    };
+    Ok(PartitionBounds {
+        key,
+        column: spec.column.quoted(input.engine),
+        start: bound(key.start()),
+        end: bound(key.end()),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::PathBuf;
+
+    use chrono::NaiveTime;
+
+    use super::*;
+    use crate::config::{
+        ChangeBaseline, DriftAction, FreshnessRule, PartitionSpec, Schedule, Severity, SourcePos,
+    };
+    use crate::domain::{CheckId, DatasetName, Ratio};
+
+    fn id(s: &str) -> Identifier {
+        Identifier::parse(s).unwrap()
+    }
+
+    fn dataset(checks: Vec<(&str, CheckKind, Option<&str>)>) -> Dataset {
+        let name = DatasetName::parse("orders").unwrap();
+        let pos = SourcePos {
+            file: PathBuf::from("checks/orders.yaml"),
+            line: 1,
+            column: 1,
+        };
+        Dataset {
+            table: TableRef::parse("analytics.orders").unwrap(),
+            warehouse: "main".into(),
+            tier: 1,
+            owner: None,
+            runbook: None,
+            schedule: Schedule {
+                expr: "@hourly".into(),
+                cron: "0 * * * *".parse().unwrap(),
+            },
+            partition: Some(PartitionSpec {
+                column: id("order_date"),
+                granularity: Granularity::Day,
+            }),
+            gate_table: TableRef::parse("staging.orders").unwrap(),
+            checks: checks
+                .into_iter()
+                .map(|(n, kind, filter)| CheckSpec {
+                    id: CheckId::new(&name, n).unwrap(),
+                    name: n.into(),
+                    kind,
+                    severity: Severity::Fail,
+                    blocking: true,
+                    filter: filter.map(str::to_owned),
+                    pos: pos.clone(),
+                })
+                .collect(),
+            name,
+            pos,
+        }
+    }
+
+    fn catalog() -> Vec<CatalogColumn> {
+        [
+            ("order_id", "bigint"),
+            ("customer_id", "integer"),
+            ("coupon", "character varying"),
+            ("amount", "numeric"),
+            ("order_date", "date"),
+            ("updated_at", "timestamp without time zone"),
+        ]
+        .into_iter()
+        .map(|(n, t)| CatalogColumn::new(n, t))
+        .collect()
+    }
+
+    fn orders() -> Dataset {
+        dataset(vec![
+            ("row_count", CheckKind::RowCount { min: Some(1), max: None }, None),
+            (
+                "row_count_change",
+                CheckKind::RowCountChange { vs: ChangeBaseline::Week, max_drop: None, max_growth: None },
+                None,
+            ),
+            (
+                "null_rate_customer_id",
+                CheckKind::NullRate { column: id("customer_id"), max: Ratio::from_f64(0.0, true).unwrap() },
+                None,
+            ),
+            (
+                "null_rate_coupon",
+                CheckKind::NullRate { column: id("coupon"), max: Ratio::from_f64(0.35, true).unwrap() },
+                None,
+            ),
+            (
+                "freshness_updated_at",
+                CheckKind::Freshness {
+                    column: id("updated_at"),
+                    rule: FreshnessRule::MaxLag(std::time::Duration::from_secs(6 * 3600)),
+                },
+                None,
+            ),
+            (
+                "freshness_order_date",
+                CheckKind::Freshness {
+                    column: id("order_date"),
+                    rule: FreshnessRule::Deadline {
+                        by: NaiveTime::from_hms_opt(8, 0, 0).unwrap(),
+                        expect: crate::config::Expect::Yesterday,
+                    },
+                },
+                None,
+            ),
+            ("unique_order_id", CheckKind::Unique { columns: vec![id("order_id")], max: 0 }, None),
+            (
+                "unique_pair",
+                CheckKind::Unique { columns: vec![id("order_id"), id("customer_id")], max: 0 },
+                None,
+            ),
+            (
+                "paid_rows",
+                CheckKind::RowCount { min: Some(1), max: None },
+                Some("amount > 0"),
+            ),
+            (
+                "schema",
+                CheckKind::Schema {
+                    columns: None,
+                    on_added: DriftAction::Warn,
+                    on_removed: DriftAction::Fail,
+                    on_type_changed: DriftAction::Fail,
+                },
+                None,
+            ),
+            (
+                "negative_amounts",
+                CheckKind::Sql {
+                    query: "SELECT count(*) FROM {{ table }} WHERE amount < 0 AND {{ partition_filter }}".into(),
+                    min: None,
+                    max: Some(0.0),
+                },
+                None,
+            ),
+        ])
+    }
+
+    fn render(plan: &Plan) -> String {
+        let mut out = String::new();
+        for (i, s) in plan.statements.iter().enumerate() {
+            out.push_str(&format!("[{i}] {:?}: {}\n", s.kind, s.sql));
+            if !s.params.is_empty() {
+                out.push_str(&format!("    params: {:?}\n", s.params));
+            }
+        }
+        for c in &plan.checks {
+            let read = match &c.read {
+                Read::Failed(e) => format!("Failed({e})"),
+                other => format!("{other:?}"),
+            };
+            out.push_str(&format!(
+                "check {} @ {:?}: {read}\n",
+                c.check,
+                c.partition.map(|p| p.to_string())
+            ));
+        }
+        out
+    }
+
+    fn plan_for(engine: Engine, scope: &Scope, catalog: &[CatalogColumn]) -> Plan {
+        let ds = orders();
+        plan(
+            &ds,
+            PlanInput {
+                table: &ds.table,
+                engine,
+                scope,
+                catalog,
+                tz: chrono_tz::Europe::Paris,
+            },
+        )
+    }
+
+    fn day(s: &str) -> PartitionKey {
+        PartitionKey::parse(s, Granularity::Day).unwrap()
+    }
+
+    #[test]
+    fn whole_relation_postgres() {
+        insta::assert_snapshot!(render(&plan_for(
+            Engine::Postgres,
+            &Scope::Whole,
+            &catalog()
+        )));
+    }
+
+    #[test]
+    fn whole_relation_mysql() {
+        insta::assert_snapshot!(render(&plan_for(Engine::MySql, &Scope::Whole, &catalog())));
+    }
+
+    #[test]
+    fn whole_relation_sqlite() {
+        insta::assert_snapshot!(render(&plan_for(Engine::Sqlite, &Scope::Whole, &catalog())));
+    }
+
+    #[test]
+    fn partition_postgres() {
+        insta::assert_snapshot!(render(&plan_for(
+            Engine::Postgres,
+            &Scope::Partition(day("2026-11-20")),
+            &catalog()
+        )));
+    }
+
+    #[test]
+    fn scheduled_sqlite() {
+        insta::assert_snapshot!(render(&plan_for(
+            Engine::Sqlite,
+            &Scope::Scheduled(day("2026-11-20")),
+            &catalog()
+        )));
+    }
+
+    #[test]
+    fn missing_columns_are_left_out_of_the_scan() {
+        let catalog: Vec<_> = catalog()
+            .into_iter()
+            .filter(|c| c.name != "coupon" && c.name != "updated_at")
+            .collect();
+        insta::assert_snapshot!(render(&plan_for(Engine::Postgres, &Scope::Whole, &catalog)));
+    }
+
+    #[test]
+    fn zoned_and_text_partition_columns_get_matching_bounds() {
+        let mut zoned = catalog();
+        zoned[4] = CatalogColumn::new("order_date", "timestamp with time zone");
+        let p = plan_for(
+            Engine::Postgres,
+            &Scope::Partition(day("2026-11-20")),
+            &zoned,
+        );
+        let params = &p.statements[0].params;
+        // Midnight in Paris is 23:00 UTC the day before.
+        assert_eq!(
+            params[0],
+            Value::TimestampTz("2026-11-19T23:00:00Z".parse().unwrap())
+        );
+        assert_eq!(
+            params[1],
+            Value::TimestampTz("2026-11-20T23:00:00Z".parse().unwrap())
+        );
+
+        let mut text = catalog();
+        text[4] = CatalogColumn::new("order_date", "TEXT");
+        let p = plan_for(Engine::Sqlite, &Scope::Partition(day("2026-11-20")), &text);
+        assert_eq!(
+            p.statements[0].params,
+            vec![
+                Value::Text("2026-11-20".into()),
+                Value::Text("2026-11-21".into())
+            ]
+        );
+    }
+
+    #[test]
+    fn scopes_choose_the_checks_that_run() {
+        let ds = orders();
+        let now = "2026-11-21T00:30:00Z".parse().unwrap();
+        // 01:30 in Paris: yesterday is the latest complete day.
+        assert_eq!(
+            Scope::scheduled(&ds, now, chrono_tz::Europe::Paris),
+            Scope::Scheduled(day("2026-11-20"))
+        );
+        let freshness = &ds.checks[4];
+        let row_count = &ds.checks[0];
+        let p = Scope::Partition(day("2026-11-20"));
+        assert_eq!(p.target(freshness), None);
+        assert_eq!(p.target(row_count), Some(Some(day("2026-11-20"))));
+        let s = Scope::Scheduled(day("2026-11-20"));
+        assert_eq!(s.target(freshness), Some(None));
+        assert_eq!(Scope::Whole.target(row_count), Some(None));
+    }
+
+    #[test]
+    fn a_partition_of_an_unpartitioned_dataset_is_an_error() {
+        let mut ds = orders();
+        ds.partition = None;
+        let catalog = catalog();
+        let scope = Scope::Partition(day("2026-11-20"));
+        let p = plan(
+            &ds,
+            PlanInput {
+                table: &ds.table,
+                engine: Engine::Postgres,
+                scope: &scope,
+                catalog: &catalog,
+                tz: chrono_tz::UTC,
+            },
+        );
+        assert!(p.statements.is_empty());
+        match &p.checks[0].read {
+            Read::Failed(e) => assert_eq!(
+                e.to_string(),
+                "dataset `orders` is not partitioned; it has no partition 2026-11-20"
+            ),
+            other => panic!("{other:?}"),
+        }
+    }
+}

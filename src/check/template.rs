@@ -1,0 +1,284 @@
+//! Building statement text with bound parameters, and expanding the
+//! templates of custom SQL (`{{ table }}`, `{{ partition }}`,
+//! `{{ partition_start }}`, `{{ partition_end }}`, `{{ partition_filter }}`).
+//!
+//! Partition values never enter the text: each template that stands for one
+//! becomes a placeholder (`$n` on PostgreSQL, `?` elsewhere) with the value
+//! bound beside it.
+
+use crate::domain::{PartitionKey, TableRef};
+use crate::warehouse::{Engine, Value};
+
+/// The template names custom SQL may use.
+pub const TEMPLATES: [&str; 5] = [
+    "table",
+    "partition",
+    "partition_start",
+    "partition_end",
+    "partition_filter",
+];
+
+/// A template could not be expanded.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum TemplateError {
+    /// `{{ x }}` with a name warden does not know.
+    #[error(
+        "unknown template `{{{{ {name} }}}}` (known: table, partition, partition_start, partition_end, partition_filter)"
+    )]
+    Unknown { name: String },
+    /// `{{` without a closing `}}`.
+    #[error("unclosed `{{{{` in the query")]
+    Unclosed,
+    /// A partition template where the run covers the whole relation.
+    #[error("`{{{{ {name} }}}}` needs a partition, but this run covers the whole relation")]
+    NoPartition { name: String },
+    /// A value template written inside a quoted string, where a placeholder would not be one.
+    #[error(
+        "`{{{{ {name} }}}}` is inside a quoted string; it is bound as a parameter, so write it without quotes"
+    )]
+    Quoted { name: String },
+}
+
+/// Statement text and the parameters its placeholders stand for, in order.
+#[derive(Debug, Clone)]
+pub struct SqlBuilder {
+    engine: Engine,
+    sql: String,
+    params: Vec<Value>,
+}
+
+impl SqlBuilder {
+    pub fn new(engine: Engine) -> Self {
+        Self {
+            engine,
+            sql: String::new(),
+            params: Vec::new(),
+        }
+    }
+
+    pub fn push(&mut self, text: &str) -> &mut Self {
+        self.sql.push_str(text);
+        self
+    }
+
+    /// Appends a placeholder for `value`.
+    pub fn bind(&mut self, value: Value) -> &mut Self {
+        self.params.push(value);
+        match self.engine {
+            Engine::Postgres => {
+                let n = self.params.len();
+                self.sql.push_str(&format!("${n}"));
+            }
+            Engine::MySql | Engine::Sqlite => self.sql.push('?'),
+        }
+        self
+    }
+
+    pub fn finish(self) -> (String, Vec<Value>) {
+        (self.sql, self.params)
+    }
+}
+
+/// A partition as a statement filters on it: the quoted column and the
+/// bounds `[start, end)` typed for that column.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PartitionBounds {
+    pub key: PartitionKey,
+    /// The partition column, quoted for the engine.
+    pub column: String,
+    pub start: Value,
+    pub end: Value,
+}
+
+impl PartitionBounds {
+    /// Appends `(col >= start AND col < end)`.
+    pub fn push_filter(&self, out: &mut SqlBuilder) {
+        out.push("(").push(&self.column).push(" >= ");
+        out.bind(self.start.clone());
+        out.push(" AND ").push(&self.column).push(" < ");
+        out.bind(self.end.clone());
+        out.push(")");
+    }
+}
+
+/// What templates expand to in one statement.
+#[derive(Debug, Clone, Copy)]
+pub struct TemplateContext<'a> {
+    pub table: &'a TableRef,
+    /// `None` when the run covers the whole relation (or the dataset is not partitioned).
+    pub partition: Option<&'a PartitionBounds>,
+}
+
+/// Appends `text` to `out` with every `{{ name }}` expanded.
+pub fn expand(
+    text: &str,
+    cx: TemplateContext<'_>,
+    out: &mut SqlBuilder,
+) -> Result<(), TemplateError> {
+    let mut rest = text;
+    let mut quotes_before = 0usize;
+    while let Some(open) = rest.find("{{") {
+        let literal = &rest[..open];
+        quotes_before += literal.matches('\'').count();
+        out.push(literal);
+        let after = &rest[open + 2..];
+        let close = after.find("}}").ok_or(TemplateError::Unclosed)?;
+        let name = after[..close].trim();
+        let in_string = quotes_before % 2 == 1;
+        let partition = || {
+            cx.partition.ok_or_else(|| TemplateError::NoPartition {
+                name: name.to_owned(),
+            })
+        };
+        let value_template = matches!(
+            name,
+            "partition" | "partition_start" | "partition_end" | "partition_filter"
+        );
+        if in_string && value_template {
+            return Err(TemplateError::Quoted {
+                name: name.to_owned(),
+            });
+        }
+        match name {
+            "table" => {
+                out.push(&cx.table.quoted(out.engine));
+            }
+            "partition_filter" => match cx.partition {
+                Some(bounds) => bounds.push_filter(out),
+                None => {
+                    out.push(match out.engine {
+                        Engine::Postgres => "TRUE",
+                        Engine::MySql | Engine::Sqlite => "1=1",
+                    });
+                }
+            },
+            "partition" | "partition_start" => {
+                out.bind(partition()?.start.clone());
+            }
+            "partition_end" => {
+                out.bind(partition()?.end.clone());
+            }
+            other => {
+                return Err(TemplateError::Unknown {
+                    name: other.to_owned(),
+                });
+            }
+        }
+        rest = &after[close + 2..];
+    }
+    out.push(rest);
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::NaiveDate;
+
+    use super::*;
+    use crate::domain::Granularity;
+
+    fn bounds() -> PartitionBounds {
+        let day = NaiveDate::from_ymd_opt(2026, 11, 20).unwrap();
+        PartitionBounds {
+            key: PartitionKey::parse("2026-11-20", Granularity::Day).unwrap(),
+            column: "\"order_date\"".into(),
+            start: Value::Date(day),
+            end: Value::Date(day.succ_opt().unwrap()),
+        }
+    }
+
+    fn run(
+        engine: Engine,
+        text: &str,
+        partition: Option<&PartitionBounds>,
+    ) -> Result<(String, Vec<Value>), TemplateError> {
+        let table = TableRef::parse("analytics.orders").unwrap();
+        let mut out = SqlBuilder::new(engine);
+        expand(
+            text,
+            TemplateContext {
+                table: &table,
+                partition,
+            },
+            &mut out,
+        )?;
+        Ok(out.finish())
+    }
+
+    #[test]
+    fn partition_values_become_placeholders() {
+        let b = bounds();
+        let (sql, params) = run(
+            Engine::Postgres,
+            "SELECT count(*) FROM {{ table }} WHERE {{partition_filter}} AND d <> {{ partition }} AND d < {{ partition_end }}",
+            Some(&b),
+        )
+        .unwrap();
+        assert_eq!(
+            sql,
+            "SELECT count(*) FROM \"analytics\".\"orders\" WHERE (\"order_date\" >= $1 AND \"order_date\" < $2) AND d <> $3 AND d < $4"
+        );
+        assert_eq!(params.len(), 4);
+        let (sql, _) = run(
+            Engine::MySql,
+            "SELECT 1 FROM {{ table }} WHERE {{ partition_start }} < d",
+            Some(&b),
+        )
+        .unwrap();
+        assert_eq!(sql, "SELECT 1 FROM `analytics`.`orders` WHERE ? < d");
+    }
+
+    #[test]
+    fn whole_relation_filters_are_always_true() {
+        let (sql, params) = run(
+            Engine::Sqlite,
+            "SELECT 1 WHERE {{ partition_filter }}",
+            None,
+        )
+        .unwrap();
+        assert_eq!(sql, "SELECT 1 WHERE 1=1");
+        assert!(params.is_empty());
+        assert_eq!(
+            run(Engine::Postgres, "x {{ partition_filter }}", None)
+                .unwrap()
+                .0,
+            "x TRUE"
+        );
+        assert_eq!(
+            run(Engine::Postgres, "x = {{ partition }}", None)
+                .unwrap_err()
+                .to_string(),
+            "`{{ partition }}` needs a partition, but this run covers the whole relation"
+        );
+    }
+
+    #[test]
+    fn bad_templates_are_rejected() {
+        let b = bounds();
+        assert_eq!(
+            run(Engine::Postgres, "{{ tabel }}", None).unwrap_err(),
+            TemplateError::Unknown {
+                name: "tabel".into()
+            }
+        );
+        assert_eq!(
+            run(Engine::Postgres, "{{ table ", None).unwrap_err(),
+            TemplateError::Unclosed
+        );
+        assert_eq!(
+            run(Engine::Postgres, "d = '{{ partition }}'", Some(&b))
+                .unwrap_err()
+                .to_string(),
+            "`{{ partition }}` is inside a quoted string; it is bound as a parameter, so write it without quotes"
+        );
+        assert!(
+            run(
+                Engine::Postgres,
+                "d = 'it''s' AND {{ partition }} = d",
+                Some(&b)
+            )
+            .is_ok()
+        );
+    }
+}
