@@ -10,7 +10,10 @@
 
 use std::time::{Duration, Instant};
 
+use chrono::Utc;
 use sqlx::postgres::PgPoolOptions;
+use warden::check::{Outcome, Runner, Scope};
+use warden::config::Config;
 use sqlx::{Executor, PgPool, Row};
 
 const ROUNDS: usize = 7;
@@ -141,6 +144,20 @@ async fn handwritten_round(pool: &PgPool) -> Result<(Duration, u64), sqlx::Error
     Ok((started.elapsed(), statements))
 }
 
+/// Every dataset checked once, one after the other (like the hand-written
+/// statements), through the same runner `warden check` uses.
+async fn warden_round(config: &Config, runner: &Runner) -> (Duration, u64) {
+    let before = runner.statement_count();
+    let started = Instant::now();
+    for ds in &config.datasets {
+        let results = runner.run(ds, &Scope::Whole, Utc::now(), false).await.expect("run");
+        for r in &results {
+            assert_ne!(r.outcome, Outcome::Error, "{}: {}", r.check, r.message);
+        }
+    }
+    (started.elapsed(), runner.statement_count() - before)
+}
+
 fn config_dir(url: &str) -> tempfile::TempDir {
     let dir = tempfile::tempdir().expect("temp dir");
     std::fs::write(
@@ -174,8 +191,8 @@ fn main() {
 
         // Warm both paths once so the buffer cache is in the same state.
         handwritten_round(&pool).await.expect("hand-written SQL");
-        let engine = bench_engine::Engine::new(&config).await;
-        engine.round().await;
+        let runner = Runner::new(&config, None);
+        warden_round(&config, &runner).await;
 
         let mut hand = Vec::new();
         let mut ours = Vec::new();
@@ -185,7 +202,7 @@ fn main() {
             let (d, n) = handwritten_round(&pool).await.expect("hand-written SQL");
             hand.push(d);
             hand_statements = n;
-            let (d, n) = engine.round().await;
+            let (d, n) = warden_round(&config, &runner).await;
             ours.push(d);
             our_statements = n;
         }

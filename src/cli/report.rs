@@ -5,7 +5,7 @@ use std::io::{self, Write};
 
 use serde::Serialize;
 
-use crate::check::{CheckResult, Outcome, Summary};
+use warden::check::{CheckResult, Outcome, Summary};
 
 /// The JSON document printed by `--format json`.
 #[derive(Serialize)]

@@ -8,7 +8,6 @@
 
 mod catalog;
 mod error;
-pub mod types;
 mod value;
 
 use std::str::FromStr;
