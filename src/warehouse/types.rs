@@ -1,60 +1,77 @@
-//! Column types normalised across engines, so that an expected schema written
-//! once (`type: bigint`) matches PostgreSQL, MySQL/MariaDB and SQLite alike.
+//! Column types in one vocabulary across engines, so that a schema written
+//! once (`bigint`, `text`, `timestamptz`) matches what PostgreSQL, MySQL and
+//! SQLite catalogs report (`int8`, `varchar(255)`, `timestamp with time zone`).
 
-/// Normalises a column type as an engine reports it (`int4`,
-/// `character varying(20)`, `bigint(20) unsigned`, `DATETIME`) to one name
-/// per family: `integer`, `bigint`, `smallint`, `boolean`, `numeric`,
-/// `real`, `double`, `text`, `timestamp`, `timestamptz`, `date`, `json`.
-/// Types outside those families come back lowercased and trimmed.
-///
-/// Normalising a normalised name returns it unchanged.
+/// Maps an engine's spelling of a type to the shared vocabulary: `smallint`,
+/// `integer`, `bigint`, `boolean`, `numeric`, `real`, `double`, `text`,
+/// `timestamp`, `timestamptz`, `date`, `time`, `json`, `binary`. Anything else
+/// comes back lowercased, trimmed and with single spaces.
 pub fn normalise(engine_type: &str) -> String {
-    let lowered = engine_type
+    let t = engine_type
         .split_whitespace()
         .collect::<Vec<_>>()
         .join(" ")
-        .to_ascii_lowercase();
-    if matches!(lowered.as_str(), "tinyint(1)" | "bool" | "boolean") {
-        return "boolean".to_owned();
+        .to_lowercase();
+    // MySQL writes `tinyint(1)` for booleans; other widths are display hints.
+    if t == "tinyint(1)" {
+        return "boolean".into();
     }
-    let base = base_type(&lowered);
-    let family = match base.as_str() {
-        "int" | "int4" | "integer" | "mediumint" => "integer",
-        "int8" | "bigint" => "bigint",
-        "int2" | "smallint" => "smallint",
-        "numeric" | "decimal" => "numeric",
-        "float4" | "real" => "real",
-        "float8" | "double" | "double precision" => "double",
-        "varchar" | "character varying" | "text" | "char" | "character" | "bpchar" | "tinytext"
-        | "mediumtext" | "longtext" => "text",
+    let (base, args) = match t.split_once('(') {
+        Some((base, rest)) => {
+            let (args, after) = rest.split_once(')').unwrap_or((rest, ""));
+            // Keep what follows the parentheses: `timestamp(6) with time zone`.
+            (
+                format!("{}{}", base.trim_end(), after).trim().to_owned(),
+                Some(args.trim().to_owned()),
+            )
+        }
+        None => (t.clone(), None),
+    };
+    // MySQL integer modifiers do not change what the column holds for our purposes.
+    let base = base
+        .split(' ')
+        .filter(|w| !matches!(*w, "unsigned" | "signed" | "zerofill"))
+        .collect::<Vec<_>>()
+        .join(" ");
+    let name = match base.as_str() {
+        "smallint" | "int2" | "tinyint" | "smallserial" | "serial2" => "smallint",
+        "integer" | "int" | "int4" | "mediumint" | "serial" | "serial4" => "integer",
+        "bigint" | "int8" | "bigserial" | "serial8" => "bigint",
+        "boolean" | "bool" => "boolean",
+        "numeric" | "decimal" | "dec" | "fixed" => "numeric",
+        "real" | "float4" => "real",
+        "double" | "double precision" | "float8" => "double",
+        // PostgreSQL: float(1..24) is real, float(25..53) and bare float are double.
+        "float" => match args.as_deref().and_then(|a| a.parse::<u32>().ok()) {
+            Some(p) if p <= 24 => "real",
+            _ => "double",
+        },
+        "text"
+        | "varchar"
+        | "character varying"
+        | "char"
+        | "character"
+        | "bpchar"
+        | "nchar"
+        | "nvarchar"
+        | "national character varying"
+        | "string"
+        | "tinytext"
+        | "mediumtext"
+        | "longtext"
+        | "clob"
+        | "citext" => "text",
         "timestamp" | "timestamp without time zone" | "datetime" => "timestamp",
         "timestamptz" | "timestamp with time zone" => "timestamptz",
         "date" => "date",
+        "time" | "time without time zone" => "time",
         "json" | "jsonb" => "json",
-        _ => return lowered,
-    };
-    family.to_owned()
-}
-
-/// The type without its parameters (`(20)`, `(12,2)`) and without MySQL's
-/// sign and padding attributes: `bigint(20) unsigned` → `bigint`,
-/// `timestamp(6) with time zone` → `timestamp with time zone`.
-fn base_type(lowered: &str) -> String {
-    let mut without_params = String::with_capacity(lowered.len());
-    let mut depth = 0usize;
-    for c in lowered.chars() {
-        match c {
-            '(' => depth += 1,
-            ')' => depth = depth.saturating_sub(1),
-            _ if depth == 0 => without_params.push(c),
-            _ => {}
+        "bytea" | "blob" | "tinyblob" | "mediumblob" | "longblob" | "binary" | "varbinary" => {
+            "binary"
         }
-    }
-    without_params
-        .split_whitespace()
-        .filter(|word| !matches!(*word, "unsigned" | "signed" | "zerofill"))
-        .collect::<Vec<_>>()
-        .join(" ")
+        _ => return t,
+    };
+    name.to_owned()
 }
 
 #[cfg(test)]
@@ -62,72 +79,103 @@ mod tests {
     use super::normalise;
 
     #[test]
-    fn engine_spellings_map_to_one_family() {
-        let cases = [
-            ("int4", "integer"),
-            ("INTEGER", "integer"),
-            ("int(11)", "integer"),
-            ("int(10) unsigned", "integer"),
-            ("mediumint(9)", "integer"),
-            ("int8", "bigint"),
-            ("bigint(20) unsigned", "bigint"),
-            ("BIGINT", "bigint"),
-            ("int2", "smallint"),
-            ("smallint(6)", "smallint"),
-            ("tinyint(1)", "boolean"),
-            ("bool", "boolean"),
-            ("BOOLEAN", "boolean"),
-            ("numeric", "numeric"),
-            ("decimal(12,2)", "numeric"),
-            ("NUMERIC(12, 2)", "numeric"),
-            ("float4", "real"),
-            ("real", "real"),
-            ("float8", "double"),
-            ("double", "double"),
-            ("double precision", "double"),
-            ("varchar(20)", "text"),
-            ("character varying", "text"),
-            ("character varying(255)", "text"),
-            ("text", "text"),
-            ("char(3)", "text"),
-            ("longtext", "text"),
-            ("timestamp", "timestamp"),
-            ("timestamp without time zone", "timestamp"),
-            ("datetime", "timestamp"),
-            ("datetime(6)", "timestamp"),
-            ("timestamptz", "timestamptz"),
-            ("timestamp with time zone", "timestamptz"),
-            ("timestamp(3) with time zone", "timestamptz"),
-            ("date", "date"),
-            ("DATE", "date"),
-            ("json", "json"),
-            ("jsonb", "json"),
-            ("  UUID ", "uuid"),
-            ("tinyint(4)", "tinyint(4)"),
-            ("", ""),
+    fn engines_agree_on_common_types() {
+        let cases: &[(&[&str], &str)] = &[
+            (
+                &[
+                    "int4",
+                    "integer",
+                    "INT",
+                    "int(11)",
+                    "mediumint",
+                    "INTEGER",
+                    "int unsigned",
+                    "serial",
+                ],
+                "integer",
+            ),
+            (
+                &[
+                    "int8",
+                    "bigint",
+                    "BIGINT(20)",
+                    "bigserial",
+                    "bigint unsigned",
+                ],
+                "bigint",
+            ),
+            (&["int2", "smallint", "tinyint", "tinyint(4)"], "smallint"),
+            (&["tinyint(1)", "bool", "boolean", "BOOLEAN"], "boolean"),
+            (
+                &["numeric", "decimal(10,2)", "NUMERIC(12, 4)", "decimal"],
+                "numeric",
+            ),
+            (&["float4", "real", "float(24)"], "real"),
+            (
+                &[
+                    "float8",
+                    "double",
+                    "double precision",
+                    "DOUBLE PRECISION",
+                    "float",
+                    "float(53)",
+                ],
+                "double",
+            ),
+            (
+                &[
+                    "varchar(255)",
+                    "character varying",
+                    "character varying(64)",
+                    "text",
+                    "char",
+                    "char(3)",
+                    "bpchar",
+                    "string",
+                    "longtext",
+                    "TEXT",
+                    "nvarchar(10)",
+                ],
+                "text",
+            ),
+            (
+                &[
+                    "timestamp",
+                    "timestamp without time zone",
+                    "datetime",
+                    "DATETIME(6)",
+                    "timestamp(3) without time zone",
+                ],
+                "timestamp",
+            ),
+            (
+                &[
+                    "timestamptz",
+                    "timestamp with time zone",
+                    "timestamp(6) with time zone",
+                    "TIMESTAMPTZ",
+                ],
+                "timestamptz",
+            ),
+            (&["date", "DATE"], "date"),
+            (&["json", "jsonb", "JSON"], "json"),
+            (&["bytea", "blob", "varbinary(16)"], "binary"),
         ];
-        for (raw, want) in cases {
-            assert_eq!(normalise(raw), want, "normalise({raw:?})");
+        for (spellings, expected) in cases {
+            for s in *spellings {
+                assert_eq!(normalise(s), *expected, "{s:?}");
+            }
         }
     }
 
     #[test]
-    fn normalising_is_idempotent() {
-        for family in [
-            "integer",
-            "bigint",
-            "smallint",
-            "boolean",
-            "numeric",
-            "real",
-            "double",
-            "text",
-            "timestamp",
-            "timestamptz",
-            "date",
-            "json",
-        ] {
-            assert_eq!(normalise(family), family);
-        }
+    fn unknown_types_are_lowercased_and_trimmed() {
+        assert_eq!(normalise("  UUID "), "uuid");
+        assert_eq!(
+            normalise("Geography( Point , 4326 )"),
+            "geography( point , 4326 )"
+        );
+        assert_eq!(normalise("INTERVAL   DAY"), "interval day");
+        assert_eq!(normalise("integer[]"), "integer[]");
     }
 }
