@@ -1110,12 +1110,12 @@ async fn unreachable_warehouse_is_an_error(url: &str) {
 /// Nothing listens on port 1 of the loopback address: the connection is refused.
 #[tokio::test]
 async fn postgres_unreachable_warehouse_is_an_error() {
-    unreachable_warehouse_is_an_error("postgres://postgres@127.0.0.1:1/test").await;
+    unreachable_warehouse_is_an_error("postgres://warden@127.0.0.1:1/test").await;
 }
 
 #[tokio::test]
 async fn mysql_unreachable_warehouse_is_an_error() {
-    unreachable_warehouse_is_an_error("mysql://root@127.0.0.1:1/test").await;
+    unreachable_warehouse_is_an_error("mysql://warden@127.0.0.1:1/test").await;
 }
 
 #[tokio::test]

@@ -208,6 +208,27 @@ struct Group {
 }
 
 impl Group {
+    fn statement(&self, table: &TableRef, engine: Engine) -> Statement {
+        let select = self
+            .exprs
+            .iter()
+            .map(|e| e.render(engine))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let (conditions, params) = &self.conditions;
+        let mut sql = format!("SELECT {select} FROM {}", table.quoted(engine));
+        if !conditions.is_empty() {
+            sql.push_str(" WHERE ");
+            sql.push_str(conditions);
+        }
+        Statement {
+            kind: StatementKind::Scan,
+            sql,
+            params: params.clone(),
+        }
+    }
+
+    /// The column of `expr` in the scan, adding it unless an identical one is there.
     fn column(&mut self, expr: Expr) -> usize {
         match self.exprs.iter().position(|e| *e == expr) {
             Some(i) => i,
@@ -303,32 +324,17 @@ fn plan_check(
             None => Err(missing_column(column.as_str(), table)),
         }
     };
-    let mut scan = |exprs: Vec<Expr>| -> Result<Vec<usize>, ObserveError> {
-        let g = match groups
-            .iter()
-            .position(|g| g.filter == spec.filter && g.partition == partition)
-        {
-            Some(g) => g,
-            None => {
-                let conditions =
-                    conditions(table, engine, bounds.as_ref(), spec.filter.as_deref())?;
-                groups.push(Group {
-                    filter: spec.filter.clone(),
-                    partition,
-                    conditions,
-                    exprs: Vec::new(),
-                });
-                groups.len() - 1
-            }
-        };
-        Ok(exprs
-            .into_iter()
-            .map(|e| groups[g].column(e))
-            .chain([g])
-            .collect())
+    let filter = spec.filter.as_deref();
+    let mut scan = Scan {
+        groups,
+        filter,
+        partition,
+        table,
+        engine,
+        bounds: bounds.as_ref(),
     };
     let read = match &spec.kind {
-        CheckKind::Schema { .. } => return Ok((Read::Catalog, false)),
+        CheckKind::Schema { .. } => Read::Catalog,
         CheckKind::Sql { query, .. } => {
             let mut b = SqlBuilder::new(engine);
             template::expand(
@@ -353,88 +359,94 @@ fn plan_check(
             ));
         }
         CheckKind::RowCount { .. } | CheckKind::RowCountChange { .. } => {
-            match scan(vec![Expr::CountRows])?[..] {
-                [rows, statement] => Read::RowCount { statement, rows },
-                _ => unreachable!("one expression and the group"),
-            }
+            let (statement, [rows]) = scan.join([Expr::CountRows])?;
+            Read::RowCount { statement, rows }
         }
         CheckKind::NullRate { column, .. } => {
             require(column)?;
-            match scan(vec![Expr::CountRows, Expr::CountNonNull(column.clone())])?[..] {
-                [rows, non_null, statement] => Read::NullCount {
-                    statement,
-                    rows,
-                    non_null,
-                },
-                _ => unreachable!("two expressions and the group"),
+            let (statement, [rows, non_null]) =
+                scan.join([Expr::CountRows, Expr::CountNonNull(column.clone())])?;
+            Read::NullCount {
+                statement,
+                rows,
+                non_null,
             }
         }
         CheckKind::Freshness { column, .. } => {
             require(column)?;
-            match scan(vec![Expr::Max(column.clone())])?[..] {
-                [column, statement] => Read::Latest { statement, column },
-                _ => unreachable!("one expression and the group"),
-            }
+            let (statement, [column]) = scan.join([Expr::Max(column.clone())])?;
+            Read::Latest { statement, column }
         }
         CheckKind::Unique { columns, .. } => {
             columns.iter().try_for_each(require)?;
             let exprs = match columns.as_slice() {
-                [one] => vec![
+                [one] => [
                     Expr::CountNonNull(one.clone()),
                     Expr::CountDistinct(one.clone()),
                 ],
                 // SQLite has no multi-column COUNT(DISTINCT …) and no row values
                 // in aggregates, so the duplicate keys need a grouped statement.
                 many if engine == Engine::Sqlite => {
-                    let statement =
-                        keys_statement(table, bounds.as_ref(), spec.filter.as_deref(), many)?;
-                    extras.push(statement);
-                    return Ok((
-                        Read::Keys {
-                            statement: extras.len() - 1,
-                            keyed_rows: 0,
-                            distinct: 1,
-                        },
-                        true,
-                    ));
+                    extras.push(keys_statement(table, bounds.as_ref(), filter, many)?);
+                    let read = Read::Keys {
+                        statement: extras.len() - 1,
+                        keyed_rows: 0,
+                        distinct: 1,
+                    };
+                    return Ok((read, true));
                 }
-                many => vec![
+                many => [
                     Expr::KeyedRows(many.to_vec()),
                     Expr::DistinctKeys(many.to_vec()),
                 ],
             };
-            match scan(exprs)?[..] {
-                [keyed_rows, distinct, statement] => Read::Keys {
-                    statement,
-                    keyed_rows,
-                    distinct,
-                },
-                _ => unreachable!("two expressions and the group"),
+            let (statement, [keyed_rows, distinct]) = scan.join(exprs)?;
+            Read::Keys {
+                statement,
+                keyed_rows,
+                distinct,
             }
         }
     };
     Ok((read, false))
 }
 
-impl Group {
-    fn statement(&self, table: &TableRef, engine: Engine) -> Statement {
-        let select = self
-            .exprs
+/// Joining a check's aggregates to the scan of its filter and partition.
+struct Scan<'a> {
+    groups: &'a mut Vec<Group>,
+    filter: Option<&'a str>,
+    partition: Option<PartitionKey>,
+    table: &'a TableRef,
+    engine: Engine,
+    bounds: Option<&'a PartitionBounds>,
+}
+
+impl Scan<'_> {
+    /// Adds `exprs` to the scan (sharing identical ones) and returns the
+    /// scan's statement index and each expression's column.
+    fn join<const N: usize>(
+        &mut self,
+        exprs: [Expr; N],
+    ) -> Result<(usize, [usize; N]), ObserveError> {
+        let existing = self
+            .groups
             .iter()
-            .map(|e| e.render(engine))
-            .collect::<Vec<_>>()
-            .join(", ");
-        let (conditions, params) = &self.conditions;
-        let mut sql = format!("SELECT {select} FROM {}", table.quoted(engine));
-        if !conditions.is_empty() {
-            sql.push_str(" WHERE ");
-            sql.push_str(conditions);
-        }
-        Statement {
-            kind: StatementKind::Scan,
-            sql,
-            params: params.clone(),
-        }
+            .position(|g| g.filter.as_deref() == self.filter && g.partition == self.partition);
+        let g = match existing {
+            Some(g) => g,
+            None => {
+                let conditions = conditions(self.table, self.engine, self.bounds, self.filter)?;
+                self.groups.push(Group {
+                    filter: self.filter.map(str::to_owned),
+                    partition: self.partition,
+                    conditions,
+                    exprs: Vec::new(),
+                });
+                self.groups.len() - 1
+            }
+        };
+        let group = &mut self.groups[g];
+        Ok((g, exprs.map(|e| group.column(e))))
     }
 }
 
@@ -860,6 +872,28 @@ mod tests {
         let s = Scope::Scheduled(day("2026-11-20"));
         assert_eq!(s.target(freshness), Some(None));
         assert_eq!(Scope::Whole.target(row_count), Some(None));
+    }
+
+    #[test]
+    fn filters_may_use_partition_templates_after_the_partition_bounds() {
+        let mut ds = orders();
+        ds.checks.truncate(1);
+        ds.checks[0].filter = Some("shipped_on < {{ partition_end }}".into());
+        let catalog = catalog();
+        let scope = Scope::Partition(day("2026-11-20"));
+        let input = PlanInput {
+            table: &ds.table,
+            engine: Engine::Postgres,
+            scope: &scope,
+            catalog: &catalog,
+            tz: chrono_tz::UTC,
+        };
+        let p = plan(&ds, input);
+        assert_eq!(
+            p.statements[0].sql,
+            "SELECT count(*) FROM \"analytics\".\"orders\" WHERE (\"order_date\" >= $1 AND \"order_date\" < $2) AND (shipped_on < $3)"
+        );
+        assert_eq!(p.statements[0].params.len(), 3);
     }
 
     #[test]

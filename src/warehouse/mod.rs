@@ -177,7 +177,9 @@ impl Warehouse {
 
     /// Runs one statement with `params` bound in order (`$1…` on PostgreSQL,
     /// `?` elsewhere) and returns every row. Counts the statement, and gives
-    /// up after `query_timeout`.
+    /// up after `query_timeout`: the server cancels it too on PostgreSQL and
+    /// MariaDB/MySQL; SQLite has no way to interrupt it, so its worker
+    /// thread finishes the statement in the background.
     pub async fn fetch_all(
         &self,
         sql: &str,
