@@ -107,13 +107,18 @@ async fn build_workload(pool: &PgPool) -> Result<(), sqlx::Error> {
     pool.execute("CREATE SCHEMA IF NOT EXISTS warden_bench")
         .await?;
     for t in TABLES {
-        let have: Option<i64> = sqlx::query_scalar(
-            "SELECT c.reltuples::bigint FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-             WHERE n.nspname = 'warden_bench' AND c.relname = $1",
-        )
-        .bind(t.name)
-        .fetch_optional(pool)
-        .await?;
+        let exists: Option<String> = sqlx::query_scalar("SELECT to_regclass($1)::text")
+            .bind(format!("warden_bench.{}", t.name))
+            .fetch_one(pool)
+            .await?;
+        let have: Option<i64> = match exists {
+            Some(_) => Some(
+                sqlx::query_scalar(format!("SELECT count(*) FROM warden_bench.{}", t.name).as_str())
+                    .fetch_one(pool)
+                    .await?,
+            ),
+            None => None,
+        };
         if have == Some(t.rows) {
             continue;
         }
