@@ -1,6 +1,6 @@
 //! One run of a dataset's checks, end to end: observe (one catalog read and
 //! the planned statements), fetch the baselines the registry holds, evaluate,
-//! store first-seen schemas, and record every result in one transaction.
+//! record every result in one transaction, then store first-seen schemas.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -131,10 +131,12 @@ impl Runner {
             }
         }
         let row_counts = row_counts(ds, &observations);
+        self.record(&results, &row_counts, scheduled_at, record).await?;
+        // Only once the results are kept: a run that could not be recorded
+        // must leave nothing behind, not even a baseline its results announce.
         if record {
             self.store_first_seen_schemas(ds, &observations, &baselines).await;
         }
-        self.record(&results, &row_counts, scheduled_at, record).await?;
         Ok(results)
     }
 
