@@ -58,7 +58,10 @@ impl Project {
             }
         };
         let project = Self::with_urls(&registry_url, db.url(), &checks.replace("{s}", &db.schema));
-        Some(Self { _registry_db: registry_db, ..project })
+        Some(Self {
+            _registry_db: registry_db,
+            ..project
+        })
     }
 
     fn with_urls(registry_url: &str, warehouse_url: &str, checks: &str) -> Self {
@@ -69,8 +72,12 @@ impl Project {
         );
         std::fs::write(dir.path().join("warden.yaml"), main).expect("write warden.yaml");
         std::fs::create_dir(dir.path().join("checks")).expect("create checks/");
-        std::fs::write(dir.path().join("checks/datasets.yaml"), checks).expect("write the check file");
-        Self { dir, _registry_db: None }
+        std::fs::write(dir.path().join("checks/datasets.yaml"), checks)
+            .expect("write the check file");
+        Self {
+            dir,
+            _registry_db: None,
+        }
     }
 
     fn config_path(&self) -> PathBuf {
@@ -86,7 +93,9 @@ impl Project {
 
     /// The registry named by `agent.registry`.
     async fn registry(&self) -> Registry {
-        Registry::open(&self.config().agent.registry).await.expect("open the registry")
+        Registry::open(&self.config().agent.registry)
+            .await
+            .expect("open the registry")
     }
 
     /// A runner recording into the configured registry, as `warden run` has.
@@ -115,10 +124,14 @@ impl Project {
     async fn registry_sql(&self, sql: &str) {
         let url = self.config().agent.registry;
         let result = if url.starts_with("sqlite:") {
-            let mut conn = sqlx::SqliteConnection::connect(&url).await.expect("connect to the registry");
+            let mut conn = sqlx::SqliteConnection::connect(&url)
+                .await
+                .expect("connect to the registry");
             sqlx::raw_sql(sql).execute(&mut conn).await.map(drop)
         } else {
-            let mut conn = sqlx::PgConnection::connect(&url).await.expect("connect to the registry");
+            let mut conn = sqlx::PgConnection::connect(&url)
+                .await
+                .expect("connect to the registry");
             sqlx::raw_sql(sql).execute(&mut conn).await.map(drop)
         };
         result.unwrap_or_else(|e| panic!("registry SQL failed: {e}\n{sql}"));
@@ -184,6 +197,9 @@ fn find<'a>(results: &'a [CheckResult], check: &str) -> &'a CheckResult {
         .unwrap_or_else(|| panic!("no result for {check} in {results:#?}"))
 }
 
+/// The observed value and outcome a result should have.
+type Expected = (Option<f64>, Outcome);
+
 /// Asserts an observed value to within floating-point noise.
 fn assert_observed(r: &CheckResult, want: Option<f64>, context: &str) {
     match (r.observed, want) {
@@ -195,20 +211,32 @@ fn assert_observed(r: &CheckResult, want: Option<f64>, context: &str) {
 
 /// `n` rows of `{s}.<table>` for `date`: ids from `first_id`, the first
 /// `nulls` with a NULL `user_id`, each with `amount`.
-fn insert_rows(table: &str, date: &str, first_id: usize, n: usize, nulls: usize, amount: i64) -> String {
+fn insert_rows(
+    table: &str,
+    date: &str,
+    first_id: usize,
+    n: usize,
+    nulls: usize,
+    amount: i64,
+) -> String {
     if n == 0 {
         return String::new();
     }
     let values: Vec<String> = (0..n)
         .map(|i| {
-            let user = if i < nulls { "NULL".to_owned() } else { (i + 1).to_string() };
+            let user = if i < nulls {
+                "NULL".to_owned()
+            } else {
+                (i + 1).to_string()
+            };
             format!("({}, {user}, {amount}, '{date}')", first_id + i)
         })
         .collect();
     format!("INSERT INTO {{s}}.{table} VALUES {};", values.join(", "))
 }
 
-const EVENTS_TABLE: &str = "CREATE TABLE {s}.events (id INTEGER, user_id INTEGER, amount INTEGER, event_date DATE);";
+const EVENTS_TABLE: &str =
+    "CREATE TABLE {s}.events (id INTEGER, user_id INTEGER, amount INTEGER, event_date DATE);";
 
 // ---- 1. backfill twice: one result per (check, partition), the second run's ----
 
@@ -228,7 +256,13 @@ datasets:
           query: "SELECT sum(amount) FROM {{ table }} WHERE {{ partition_filter }}"
 "#;
 
-const BACKFILL_DAYS: [&str; 5] = ["2026-11-16", "2026-11-17", "2026-11-18", "2026-11-19", "2026-11-20"];
+const BACKFILL_DAYS: [&str; 5] = [
+    "2026-11-16",
+    "2026-11-17",
+    "2026-11-18",
+    "2026-11-19",
+    "2026-11-20",
+];
 
 /// Replaces the events with `counts[i]` rows on day i, `nulls[i]` of them
 /// without a user, each worth `amount`.
@@ -246,7 +280,16 @@ async fn backfill_twice_keeps_the_second_run(registry_kind: RegistryKind) {
     let Some((db, project)) = setup(registry_kind, EVENTS_TABLE, BACKFILL_CHECKS).await else {
         return;
     };
-    let backfill = ["backfill", "events", "--from", "2026-11-16", "--to", "2026-11-20", "--format", "json"];
+    let backfill = [
+        "backfill",
+        "events",
+        "--from",
+        "2026-11-16",
+        "--to",
+        "2026-11-20",
+        "--format",
+        "json",
+    ];
 
     load_events(&db, [4; 5], [0; 5], 10).await;
     let first = project.warden(&backfill).await;
@@ -257,28 +300,57 @@ async fn backfill_twice_keeps_the_second_run(registry_kind: RegistryKind) {
     // same range is backfilled again.
     load_events(&db, [4, 5, 2, 4, 6], [0, 1, 1, 0, 0], 7).await;
     let second = project.warden(&backfill).await;
-    assert_eq!(second.status.code(), Some(1), "a check failed: {}", describe(&second));
+    assert_eq!(
+        second.status.code(),
+        Some(1),
+        "a check failed: {}",
+        describe(&second)
+    );
     let printed = json_results(&second);
     assert_eq!(printed.len(), 20, "{}", describe(&second));
 
     use Outcome::{Fail, Pass};
-    let expected: [(&str, [(Option<f64>, Outcome); 5]); 4] = [
+    let expected: [(&str, [Expected; 5]); 4] = [
         (
             "events.row_count",
-            [(Some(4.0), Pass), (Some(5.0), Pass), (Some(2.0), Fail), (Some(4.0), Pass), (Some(6.0), Pass)],
+            [
+                (Some(4.0), Pass),
+                (Some(5.0), Pass),
+                (Some(2.0), Fail),
+                (Some(4.0), Pass),
+                (Some(6.0), Pass),
+            ],
         ),
         (
             // 11-16 has no earlier partition; 6 vs 4 is +50% exactly, allowed.
             "events.row_count_change",
-            [(None, Pass), (Some(0.25), Pass), (Some(-0.6), Fail), (Some(1.0), Fail), (Some(0.5), Pass)],
+            [
+                (None, Pass),
+                (Some(0.25), Pass),
+                (Some(-0.6), Fail),
+                (Some(1.0), Fail),
+                (Some(0.5), Pass),
+            ],
         ),
         (
             "events.null_rate_user_id",
-            [(Some(0.0), Pass), (Some(0.2), Fail), (Some(0.5), Fail), (Some(0.0), Pass), (Some(0.0), Pass)],
+            [
+                (Some(0.0), Pass),
+                (Some(0.2), Fail),
+                (Some(0.5), Fail),
+                (Some(0.0), Pass),
+                (Some(0.0), Pass),
+            ],
         ),
         (
             "events.total_amount",
-            [(Some(28.0), Pass), (Some(35.0), Pass), (Some(14.0), Pass), (Some(28.0), Pass), (Some(42.0), Pass)],
+            [
+                (Some(28.0), Pass),
+                (Some(35.0), Pass),
+                (Some(14.0), Pass),
+                (Some(28.0), Pass),
+                (Some(42.0), Pass),
+            ],
         ),
     ];
 
@@ -286,14 +358,25 @@ async fn backfill_twice_keeps_the_second_run(registry_kind: RegistryKind) {
     for (check, per_day) in expected {
         let id = check_id(check);
         let history = registry.history(&id, 1000).await.expect("history");
-        assert_eq!(history.len(), 5, "one row per partition for {check}: {history:#?}");
+        assert_eq!(
+            history.len(),
+            5,
+            "one row per partition for {check}: {history:#?}"
+        );
         for (date, (observed, outcome)) in BACKFILL_DAYS.iter().zip(per_day) {
-            let rows = registry.results_for(&id, Some(date)).await.expect("results");
+            let rows = registry
+                .results_for(&id, Some(date))
+                .await
+                .expect("results");
             assert_eq!(rows.len(), 1, "{check} {date}: {rows:#?}");
             let stored = &rows[0];
             let context = format!("{check} {date}");
             assert_observed(&stored.result, observed, &context);
-            assert_eq!(stored.result.outcome, outcome, "{context}: {}", stored.result.message);
+            assert_eq!(
+                stored.result.outcome, outcome,
+                "{context}: {}",
+                stored.result.message
+            );
             // Recorded under the partition's end, which is what makes the
             // second backfill land on the first one's rows.
             let end = day(date).end().and_utc();
@@ -304,7 +387,10 @@ async fn backfill_twice_keeps_the_second_run(registry_kind: RegistryKind) {
                 .find(|r| r.check == check && r.partition.as_deref() == Some(*date))
                 .unwrap_or_else(|| panic!("{context} not printed"));
             assert_eq!(
-                StoredResult { result: shown.clone(), ..stored.clone() },
+                StoredResult {
+                    result: shown.clone(),
+                    ..stored.clone()
+                },
                 *stored,
                 "{context}"
             );
@@ -316,7 +402,7 @@ async fn backfill_twice_keeps_the_second_run(registry_kind: RegistryKind) {
         .expect("results");
     assert_eq!(
         first_day[0].result.message,
-        "no baseline yet (the previous run); 4 rows recorded"
+        "no baseline yet (the previous partition); 4 rows recorded"
     );
     db.cleanup().await;
 }
@@ -361,18 +447,18 @@ const DAILY_ROWS: [usize; 9] = [100, 100, 65, 80, 121, 120, 84, 150, 60];
 
 /// `vs: previous` against the day before, for each day (also what the
 /// unpartitioned dataset sees run after run).
-fn previous_expectations() -> [(Option<f64>, Outcome); 9] {
+fn previous_expectations() -> [Expected; 9] {
     use Outcome::{Fail, Pass};
     [
-        (None, Pass),                   // first day: no baseline yet
-        (Some(0.0), Pass),              // 100 vs 100
-        (Some(-0.35), Fail),            // 65 vs 100: dropped more than 30%
-        (Some(15.0 / 65.0), Pass),      // 80 vs 65: +23%
-        (Some(41.0 / 80.0), Fail),      // 121 vs 80: +51.25%, grew more than 50%
-        (Some(-1.0 / 121.0), Pass),     // 120 vs 121
-        (Some(-0.3), Pass),             // 84 vs 120: -30% exactly, allowed
-        (Some(66.0 / 84.0), Fail),      // 150 vs 84: +78.6%
-        (Some(-0.6), Fail),             // 60 vs 150
+        (None, Pass),               // first day: no baseline yet
+        (Some(0.0), Pass),          // 100 vs 100
+        (Some(-0.35), Fail),        // 65 vs 100: dropped more than 30%
+        (Some(15.0 / 65.0), Pass),  // 80 vs 65: +23%
+        (Some(41.0 / 80.0), Fail),  // 121 vs 80: +51.25%, grew more than 50%
+        (Some(-1.0 / 121.0), Pass), // 120 vs 121
+        (Some(-0.3), Pass),         // 84 vs 120: -30% exactly, allowed
+        (Some(66.0 / 84.0), Fail),  // 150 vs 84: +78.6%
+        (Some(-0.6), Fail),         // 60 vs 150
     ]
 }
 
@@ -385,7 +471,7 @@ async fn deltas_day_after_day(registry_kind: RegistryKind) {
     let snapshot = config.dataset("snapshot").expect("snapshot");
     let previous = previous_expectations();
     use Outcome::{Error, Fail, Pass};
-    let week: [(Option<f64>, Outcome); 9] = [
+    let week: [Expected; 9] = [
         (None, Pass),
         (None, Pass),
         (None, Pass),
@@ -393,8 +479,8 @@ async fn deltas_day_after_day(registry_kind: RegistryKind) {
         (None, Pass),
         (None, Pass),
         (None, Pass),
-        (Some(0.5), Pass),   // 11-08: 150 vs 100 on 11-01, +50% exactly
-        (Some(-0.4), Fail),  // 11-09: 60 vs 100 on 11-02
+        (Some(0.5), Pass),  // 11-08: 150 vs 100 on 11-01, +50% exactly
+        (Some(-0.4), Fail), // 11-09: 60 vs 100 on 11-02
     ];
 
     let first = NaiveDate::from_ymd_opt(2026, 11, 1).unwrap();
@@ -411,19 +497,28 @@ async fn deltas_day_after_day(registry_kind: RegistryKind) {
         id += rows;
 
         // The scheduled run at 06:00 the next morning checks that day.
-        let at = (first + Duration::days(i as i64 + 1)).and_hms_opt(6, 0, 0).unwrap().and_utc();
+        let at = (first + Duration::days(i as i64 + 1))
+            .and_hms_opt(6, 0, 0)
+            .unwrap()
+            .and_utc();
         let scope = Scope::scheduled(daily, at, runner.timezone());
         assert_eq!(scope, Scope::Scheduled(day(&date)));
         let results = runner.run(daily, &scope, at, true).await.expect("recorded");
         let context = format!("daily {date}");
-        for (check, (observed, outcome)) in [("daily.vs_previous", previous[i]), ("daily.vs_week", week[i])] {
+        for (check, (observed, outcome)) in [
+            ("daily.vs_previous", previous[i]),
+            ("daily.vs_week", week[i]),
+        ] {
             let r = find(&results, check);
             assert_eq!(r.partition.as_deref(), Some(date.as_str()), "{context}");
             assert_observed(r, observed, &format!("{context} {check}"));
             assert_eq!(r.outcome, outcome, "{context} {check}: {}", r.message);
         }
 
-        let results = runner.run(snapshot, &Scope::Whole, at, true).await.expect("recorded");
+        let results = runner
+            .run(snapshot, &Scope::Whole, at, true)
+            .await
+            .expect("recorded");
         let r = find(&results, "snapshot.row_count_change");
         assert_observed(r, previous[i].0, &format!("snapshot at {at}"));
         assert_eq!(r.outcome, previous[i].1, "snapshot at {at}: {}", r.message);
@@ -431,12 +526,17 @@ async fn deltas_day_after_day(registry_kind: RegistryKind) {
         if i == 3 {
             // Half a day later the snapshot table is missing: that run is an
             // error, and the next run still compares with the last good one.
-            db.exec("ALTER TABLE {s}.snapshot RENAME TO snapshot_away;").await;
+            db.exec("ALTER TABLE {s}.snapshot RENAME TO snapshot_away;")
+                .await;
             let noon = at + Duration::hours(12);
-            let results = runner.run(snapshot, &Scope::Whole, noon, true).await.expect("recorded");
+            let results = runner
+                .run(snapshot, &Scope::Whole, noon, true)
+                .await
+                .expect("recorded");
             let r = find(&results, "snapshot.row_count_change");
             assert_eq!(r.outcome, Error, "{r:#?}");
-            db.exec("ALTER TABLE {s}.snapshot_away RENAME TO snapshot;").await;
+            db.exec("ALTER TABLE {s}.snapshot_away RENAME TO snapshot;")
+                .await;
         }
     }
 
@@ -445,29 +545,38 @@ async fn deltas_day_after_day(registry_kind: RegistryKind) {
     let message = |check: &'static str, date: &'static str| {
         let registry = registry.clone();
         async move {
-            let rows = registry.results_for(&check_id(check), Some(date)).await.expect("results");
+            let rows = registry
+                .results_for(&check_id(check), Some(date))
+                .await
+                .expect("results");
             assert_eq!(rows.len(), 1, "{check} {date}: {rows:#?}");
             rows[0].result.message.clone()
         }
     };
     assert_eq!(
         message("daily.vs_previous", "2026-11-01").await,
-        "no baseline yet (the previous run); 100 rows recorded"
+        "no baseline yet (the previous partition); 100 rows recorded"
     );
     assert_eq!(
         message("daily.vs_previous", "2026-11-03").await,
-        "65 rows, -35% vs 100 the previous run: dropped more than 30%"
+        "65 rows, -35% vs 100 the previous partition: dropped more than 30%"
     );
     assert_eq!(
         message("daily.vs_previous", "2026-11-05").await,
-        "121 rows, +51.25% vs 80 the previous run: grew more than 50%"
+        "121 rows, +51.25% vs 80 the previous partition: grew more than 50%"
     );
-    assert_eq!(message("daily.vs_previous", "2026-11-07").await, "84 rows, -30% vs 120 the previous run");
+    assert_eq!(
+        message("daily.vs_previous", "2026-11-07").await,
+        "84 rows, -30% vs 120 the previous partition"
+    );
     assert_eq!(
         message("daily.vs_week", "2026-11-07").await,
         "no baseline yet (7 days earlier); 84 rows recorded"
     );
-    assert_eq!(message("daily.vs_week", "2026-11-08").await, "150 rows, +50% vs 100 7 days earlier");
+    assert_eq!(
+        message("daily.vs_week", "2026-11-08").await,
+        "150 rows, +50% vs 100 7 days earlier"
+    );
     assert_eq!(
         message("daily.vs_week", "2026-11-09").await,
         "60 rows, -40% vs 100 7 days earlier: dropped more than 30%"
@@ -476,14 +585,26 @@ async fn deltas_day_after_day(registry_kind: RegistryKind) {
     // Rerunning the last slot with new data replaces that run and compares
     // with the run before it, not with itself.
     let last = utc(2026, 11, 10, 6);
-    db.exec(&format!("DELETE FROM {{s}}.snapshot;{}", insert_rows("snapshot", "2026-11-09", 1, 75, 0, 1)))
-        .await;
-    let results = runner.run(snapshot, &Scope::Whole, last, true).await.expect("recorded");
+    db.exec(&format!(
+        "DELETE FROM {{s}}.snapshot;{}",
+        insert_rows("snapshot", "2026-11-09", 1, 75, 0, 1)
+    ))
+    .await;
+    let results = runner
+        .run(snapshot, &Scope::Whole, last, true)
+        .await
+        .expect("recorded");
     let r = find(&results, "snapshot.row_count_change");
     assert_observed(r, Some(-0.5), "rerun of the last slot");
     assert_eq!(r.outcome, Fail);
-    assert_eq!(r.message, "75 rows, -50% vs 150 the previous run: dropped more than 30%");
-    let history = registry.results_for(&check_id("snapshot.row_count_change"), None).await.expect("results");
+    assert_eq!(
+        r.message,
+        "75 rows, -50% vs 150 the previous run: dropped more than 30%"
+    );
+    let history = registry
+        .results_for(&check_id("snapshot.row_count_change"), None)
+        .await
+        .expect("results");
     // Nine scheduled runs and the one that errored; the rerun replaced one.
     assert_eq!(history.len(), 10, "{history:#?}");
     assert_eq!(history[0].scheduled_at, last);
@@ -493,7 +614,10 @@ async fn deltas_day_after_day(registry_kind: RegistryKind) {
         1,
         "{history:#?}"
     );
-    assert_eq!(history.last().unwrap().result.message, "no baseline yet (the previous run); 100 rows recorded");
+    assert_eq!(
+        history.last().unwrap().result.message,
+        "no baseline yet (the previous run); 100 rows recorded"
+    );
     db.cleanup().await;
 }
 
@@ -538,25 +662,36 @@ fn retype_amount(backend: Backend) -> &'static str {
 }
 
 async fn schema_drift(backend: Backend) {
-    let Some(db) = TestDb::new(backend).await else { return };
+    let Some(db) = TestDb::new(backend).await else {
+        return;
+    };
     db.exec(
         "CREATE TABLE {s}.items (id INTEGER, name VARCHAR(20), amount INTEGER);
          INSERT INTO {s}.items VALUES (1, 'a', 10), (2, 'b', 20);",
     )
     .await;
-    let project = Project::new(RegistryKind::Sqlite, &db, DRIFT_CHECKS).await.expect("SQLite registry");
+    let project = Project::new(RegistryKind::Sqlite, &db, DRIFT_CHECKS)
+        .await
+        .expect("SQLite registry");
     let (config, runner) = project.runner().await;
     let items = config.dataset("items").expect("items");
     let registry = runner.registry().expect("registry").clone();
     let mut hour = 0;
     let mut run = async || {
         hour += 1;
-        runner.run(items, &Scope::Whole, utc(2026, 11, 20, hour), true).await.expect("recorded")
+        runner
+            .run(items, &Scope::Whole, utc(2026, 11, 20, hour), true)
+            .await
+            .expect("recorded")
     };
     let expect = |results: &[CheckResult], want: [(&str, Outcome, &str); 3]| {
         for (check, outcome, message) in want {
             let r = find(results, check);
-            assert_eq!((r.outcome, r.message.as_str()), (outcome, message), "{backend:?} {check}");
+            assert_eq!(
+                (r.outcome, r.message.as_str()),
+                (outcome, message),
+                "{backend:?} {check}"
+            );
         }
     };
     use Outcome::{Fail, Pass, Warn};
@@ -564,9 +699,16 @@ async fn schema_drift(backend: Backend) {
     let first = "no baseline yet; the current schema (3 columns) becomes the baseline";
     expect(
         &run().await,
-        [("items.drift_default", Pass, first), ("items.drift_lenient", Pass, first), ("items.drift_additions", Pass, first)],
+        [
+            ("items.drift_default", Pass, first),
+            ("items.drift_lenient", Pass, first),
+            ("items.drift_additions", Pass, first),
+        ],
     );
-    let baseline = registry.schema_baseline(&dataset_name("items")).await.expect("baseline");
+    let baseline = registry
+        .schema_baseline(&dataset_name("items"))
+        .await
+        .expect("baseline");
     assert_eq!(
         baseline,
         Some(vec![
@@ -579,10 +721,15 @@ async fn schema_drift(backend: Backend) {
     let same = "3 columns match the baseline";
     expect(
         &run().await,
-        [("items.drift_default", Pass, same), ("items.drift_lenient", Pass, same), ("items.drift_additions", Pass, same)],
+        [
+            ("items.drift_default", Pass, same),
+            ("items.drift_lenient", Pass, same),
+            ("items.drift_additions", Pass, same),
+        ],
     );
 
-    db.exec("ALTER TABLE {s}.items ADD COLUMN note VARCHAR(50);").await;
+    db.exec("ALTER TABLE {s}.items ADD COLUMN note VARCHAR(50);")
+        .await;
     let added = "1 difference from the baseline: column `note` (text) was added";
     expect(
         &run().await,
@@ -602,7 +749,11 @@ async fn schema_drift(backend: Backend) {
                 Fail,
                 "2 differences from the baseline: column `name` was removed; column `note` (text) was added",
             ),
-            ("items.drift_lenient", Warn, "1 difference from the baseline: column `name` was removed"),
+            (
+                "items.drift_lenient",
+                Warn,
+                "1 difference from the baseline: column `name` was removed",
+            ),
             ("items.drift_additions", Fail, added),
         ],
     );
@@ -627,13 +778,25 @@ async fn schema_drift(backend: Backend) {
             ("items.drift_additions", Fail, added),
         ],
     );
-    assert_observed(find(&results, "items.drift_default"), Some(3.0), "differences counted");
+    assert_observed(
+        find(&results, "items.drift_default"),
+        Some(3.0),
+        "differences counted",
+    );
 
     let accepted = project.warden(&["baseline", "accept", "items"]).await;
     assert_eq!(accepted.status.code(), Some(0), "{}", describe(&accepted));
     let stdout = String::from_utf8_lossy(&accepted.stdout);
-    assert!(stdout.contains("as its baseline: 3 columns"), "{}", describe(&accepted));
-    assert!(stdout.contains("  amount text\n"), "{}", describe(&accepted));
+    assert!(
+        stdout.contains("as its baseline: 3 columns"),
+        "{}",
+        describe(&accepted)
+    );
+    assert!(
+        stdout.contains("  amount text\n"),
+        "{}",
+        describe(&accepted)
+    );
     let record = registry
         .schema_baseline_record(&dataset_name("items"))
         .await
@@ -652,7 +815,11 @@ async fn schema_drift(backend: Backend) {
     let same = "3 columns match the baseline";
     expect(
         &run().await,
-        [("items.drift_default", Pass, same), ("items.drift_lenient", Pass, same), ("items.drift_additions", Pass, same)],
+        [
+            ("items.drift_default", Pass, same),
+            ("items.drift_lenient", Pass, same),
+            ("items.drift_additions", Pass, same),
+        ],
     );
     db.cleanup().await;
 }
@@ -687,7 +854,14 @@ async fn registry_down_at_startup_exits_2() {
     for args in [
         &["check"][..],
         &["check", "--dataset", "events", "--format", "json"],
-        &["backfill", "events", "--from", "2026-11-16", "--to", "2026-11-17"],
+        &[
+            "backfill",
+            "events",
+            "--from",
+            "2026-11-16",
+            "--to",
+            "2026-11-17",
+        ],
         &["baseline", "accept", "events"],
     ] {
         let out = project.warden(args).await;
@@ -703,7 +877,11 @@ async fn registry_down_at_startup_exits_2() {
             "{args:?}: {}",
             describe(&out)
         );
-        assert!(out.stdout.is_empty(), "{args:?}: nothing is printed as a result: {}", describe(&out));
+        assert!(
+            out.stdout.is_empty(),
+            "{args:?}: nothing is printed as a result: {}",
+            describe(&out)
+        );
     }
 }
 
@@ -750,7 +928,9 @@ fn refuse_last_result(registry: RegistryKind) -> &'static str {
 fn repair(registry: RegistryKind) -> &'static str {
     match registry {
         RegistryKind::Sqlite => "DROP TRIGGER refuse_last;",
-        RegistryKind::Postgres => "DROP TRIGGER refuse_last ON check_results; DROP FUNCTION refuse_last();",
+        RegistryKind::Postgres => {
+            "DROP TRIGGER refuse_last ON check_results; DROP FUNCTION refuse_last();"
+        }
     }
 }
 
@@ -758,7 +938,12 @@ fn repair(registry: RegistryKind) -> &'static str {
 async fn ledger_rows(registry: &Registry) -> Vec<StoredResult> {
     let mut rows = Vec::new();
     for check in LEDGER_CHECK_IDS {
-        rows.extend(registry.history(&check_id(check), 1000).await.expect("history"));
+        rows.extend(
+            registry
+                .history(&check_id(check), 1000)
+                .await
+                .expect("history"),
+        );
     }
     rows
 }
@@ -772,9 +957,16 @@ async fn failed_recording_leaves_no_partial_run(registry_kind: RegistryKind) {
     let registry = project.registry().await;
     let check = ["check", "--format", "json"];
 
-    project.registry_sql(refuse_last_result(registry_kind)).await;
+    project
+        .registry_sql(refuse_last_result(registry_kind))
+        .await;
     let failed = project.warden(&check).await;
-    assert_eq!(failed.status.code(), Some(2), "results not recorded: {}", describe(&failed));
+    assert_eq!(
+        failed.status.code(),
+        Some(2),
+        "results not recorded: {}",
+        describe(&failed)
+    );
     let stderr = String::from_utf8_lossy(&failed.stderr);
     assert!(
         stderr.contains("dataset ledger: results could not be recorded")
@@ -783,10 +975,26 @@ async fn failed_recording_leaves_no_partial_run(registry_kind: RegistryKind) {
         describe(&failed)
     );
     assert!(!stderr.contains("panicked"), "{}", describe(&failed));
+    // The results were evaluated: they are still shown.
+    let shown = json_results(&failed);
+    assert_eq!(shown.len(), 4, "{}", describe(&failed));
+    assert!(
+        shown.iter().all(|r| r.outcome == Outcome::Pass),
+        "{shown:#?}"
+    );
     let rows = ledger_rows(&registry).await;
-    assert!(rows.is_empty(), "nothing of the failed run is kept: {rows:#?}");
-    let baseline = registry.schema_baseline(&dataset_name("ledger")).await.expect("baseline");
-    assert_eq!(baseline, None, "the failed run did not set a schema baseline either");
+    assert!(
+        rows.is_empty(),
+        "nothing of the failed run is kept: {rows:#?}"
+    );
+    let baseline = registry
+        .schema_baseline(&dataset_name("ledger"))
+        .await
+        .expect("baseline");
+    assert_eq!(
+        baseline, None,
+        "the failed run did not set a schema baseline either"
+    );
 
     // Repaired, the next run records normally, as a first run.
     project.registry_sql(repair(registry_kind)).await;
@@ -812,16 +1020,35 @@ async fn failed_recording_leaves_no_partial_run(registry_kind: RegistryKind) {
         "no baseline yet; the current schema (2 columns) becomes the baseline"
     );
     assert_eq!(
-        registry.schema_baseline(&dataset_name("ledger")).await.expect("baseline"),
-        Some(vec![StoredColumn::new("id", "integer"), StoredColumn::new("account", "text")])
+        registry
+            .schema_baseline(&dataset_name("ledger"))
+            .await
+            .expect("baseline"),
+        Some(vec![
+            StoredColumn::new("id", "integer"),
+            StoredColumn::new("account", "text")
+        ])
     );
 
     // Failing again later neither adds rows nor touches the good run.
     db.exec("INSERT INTO {s}.ledger VALUES (4, NULL); ALTER TABLE {s}.ledger ADD COLUMN memo VARCHAR(50);")
         .await;
-    project.registry_sql(refuse_last_result(registry_kind)).await;
+    project
+        .registry_sql(refuse_last_result(registry_kind))
+        .await;
     let failed = project.warden(&check).await;
-    assert_eq!(failed.status.code(), Some(1), "the NULL account fails a check: {}", describe(&failed));
+    // A failed check still decides the exit status (1) over the recording
+    // problem (2), as it does for any run that could not be kept.
+    assert_eq!(
+        failed.status.code(),
+        Some(1),
+        "the NULL account fails a check: {}",
+        describe(&failed)
+    );
+    assert_eq!(
+        find(&json_results(&failed), "ledger.null_rate_account").outcome,
+        Outcome::Fail
+    );
     assert!(
         String::from_utf8_lossy(&failed.stderr).contains("results could not be recorded"),
         "{}",

@@ -29,9 +29,23 @@ pub struct Runner {
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum RunError {
-    /// The results were evaluated but could not be written to the registry.
-    #[error("results could not be recorded: {0}")]
-    Record(#[source] RegistryError),
+    /// The results were evaluated but could not be written to the registry;
+    /// they are kept so that they can still be shown.
+    #[error("results could not be recorded: {source}")]
+    Record {
+        results: Vec<CheckResult>,
+        #[source]
+        source: RegistryError,
+    },
+}
+
+impl RunError {
+    /// The results the run evaluated, recorded or not.
+    pub fn into_results(self) -> Vec<CheckResult> {
+        match self {
+            Self::Record { results, .. } => results,
+        }
+    }
 }
 
 /// A run whose statements have executed but whose results are not evaluated yet.
@@ -158,7 +172,10 @@ impl Runner {
                 rec
             })
             .collect();
-        registry.record_run(&records).await.map_err(RunError::Record)
+        registry.record_run(&records).await.map_err(|source| RunError::Record {
+            results: results.to_vec(),
+            source,
+        })
     }
 
     /// The stored values `row_count_change` and baseline `schema` checks
