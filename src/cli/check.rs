@@ -17,7 +17,11 @@ pub async fn run(config_path: &Path, args: CheckArgs) -> anyhow::Result<u8> {
     let loaded = load_config(config_path)?;
     let config = &loaded.config;
     let datasets = select(config, args.dataset.as_deref(), args.partition.as_deref())?;
-    let registry = if args.no_record { None } else { Some(open_registry(config).await?) };
+    let registry = if args.no_record {
+        None
+    } else {
+        Some(open_registry(config).await?)
+    };
     let runner = Runner::new(config, registry);
     let outcome = run_datasets(config, &runner, &datasets, !args.no_record).await;
     print(&outcome.results, args.format)?;
@@ -65,7 +69,9 @@ pub async fn run_datasets(
     let now = Utc::now();
     let tz = config.agent.timezone;
     let runs = futures::stream::iter(datasets.iter().map(|(ds, scope)| {
-        let scope = scope.clone().unwrap_or_else(|| Scope::scheduled(ds, now, tz));
+        let scope = scope
+            .clone()
+            .unwrap_or_else(|| Scope::scheduled(ds, now, tz));
         async move {
             let at = runner.scheduled_time(&scope, now);
             (ds, runner.run(ds, &scope, at, record).await)
@@ -73,7 +79,10 @@ pub async fn run_datasets(
     }))
     .buffered(config.agent.max_concurrent_checks.max(1));
     let finished: Vec<_> = runs.collect().await;
-    let mut outcome = RunOutcome { results: Vec::new(), unrecorded: Vec::new() };
+    let mut outcome = RunOutcome {
+        results: Vec::new(),
+        unrecorded: Vec::new(),
+    };
     for (ds, result) in finished {
         match result {
             Ok(results) => outcome.results.extend(results),
