@@ -59,7 +59,14 @@ pub fn evaluate(
     let mut threshold = thresholds(&spec.kind);
     let verdict = match &obs.value {
         Err(e) => Verdict::error(e.to_string()),
-        Ok(observed) => judge(spec, observed, baselines, ctx, &mut threshold),
+        Ok(observed) => judge(
+            spec,
+            observed,
+            obs.partition.is_some(),
+            baselines,
+            ctx,
+            &mut threshold,
+        ),
     };
     let outcome = match verdict.status {
         Status::Pass => Outcome::Pass,
@@ -185,6 +192,7 @@ fn thresholds(kind: &CheckKind) -> BTreeMap<String, serde_json::Value> {
 fn judge(
     spec: &CheckSpec,
     observed: &Observed,
+    partitioned: bool,
     baselines: &Baselines,
     ctx: &EvalContext,
     threshold: &mut BTreeMap<String, serde_json::Value>,
@@ -204,6 +212,7 @@ fn judge(
             *rows,
             baselines.row_counts.get(&spec.id).copied(),
             *vs,
+            partitioned,
             max_drop.map(|r| r.get()),
             max_growth.map(|r| r.get()),
         ),
@@ -301,14 +310,19 @@ fn row_count(rows: u64, min: Option<u64>, max: Option<u64>) -> Verdict {
     Verdict::new(false, observed, format!("{rows} rows{limits}"))
 }
 
+/// `partitioned`: the count is one partition's and the baseline an earlier
+/// partition's, so `vs: previous` names the previous partition, not the
+/// previous run (a backfill or a rerun is not the partition before).
 fn row_count_change(
     rows: u64,
     baseline: Option<f64>,
     vs: ChangeBaseline,
+    partitioned: bool,
     max_drop: Option<f64>,
     max_growth: Option<f64>,
 ) -> Verdict {
     let against = match vs {
+        ChangeBaseline::Previous if partitioned => "the previous partition",
         ChangeBaseline::Previous => "the previous run",
         ChangeBaseline::Day => "1 day earlier",
         ChangeBaseline::Week => "7 days earlier",
@@ -905,33 +919,52 @@ mod tests {
 
     #[test]
     fn row_count_change_compares_with_the_baseline() {
-        let r = row_count_change(70, Some(100.0), ChangeBaseline::Day, Some(0.3), None);
+        let r = row_count_change(70, Some(100.0), ChangeBaseline::Day, false, Some(0.3), None);
         assert_eq!(
             (r.status, r.observed),
             (Status::Pass, Some(-0.3)),
             "exactly the limit passes"
         );
-        let r = row_count_change(69, Some(100.0), ChangeBaseline::Day, Some(0.3), None);
+        let r = row_count_change(69, Some(100.0), ChangeBaseline::Day, false, Some(0.3), None);
         assert_eq!(r.status, Status::Breach);
         assert_eq!(
             r.message,
             "69 rows, -31% vs 100 1 day earlier: dropped more than 30%"
         );
-        let r = row_count_change(400, Some(100.0), ChangeBaseline::Previous, None, Some(2.0));
+        let r = row_count_change(
+            400,
+            Some(100.0),
+            ChangeBaseline::Previous,
+            false,
+            None,
+            Some(2.0),
+        );
         assert_eq!(r.status, Status::Breach);
         assert_eq!(
             r.message,
             "400 rows, +300% vs 100 the previous run: grew more than 200%"
         );
-        let r = row_count_change(5, None, ChangeBaseline::Week, Some(0.3), None);
+        let r = row_count_change(
+            50,
+            Some(100.0),
+            ChangeBaseline::Previous,
+            true,
+            Some(0.3),
+            None,
+        );
+        assert_eq!(
+            r.message,
+            "50 rows, -50% vs 100 the previous partition: dropped more than 30%"
+        );
+        let r = row_count_change(5, None, ChangeBaseline::Week, false, Some(0.3), None);
         assert_eq!((r.status, r.observed), (Status::Pass, None));
         assert_eq!(
             r.message,
             "no baseline yet (7 days earlier); 5 rows recorded"
         );
-        let r = row_count_change(5, Some(0.0), ChangeBaseline::Week, None, Some(1.0));
+        let r = row_count_change(5, Some(0.0), ChangeBaseline::Week, false, None, Some(1.0));
         assert_eq!(r.status, Status::Breach);
-        let r = row_count_change(0, Some(0.0), ChangeBaseline::Week, None, Some(1.0));
+        let r = row_count_change(0, Some(0.0), ChangeBaseline::Week, false, None, Some(1.0));
         assert_eq!((r.status, r.observed), (Status::Pass, Some(0.0)));
     }
 

@@ -1,6 +1,6 @@
 //! One run of a dataset's checks, end to end: observe (one catalog read and
 //! the planned statements), fetch the baselines the registry holds, evaluate,
-//! store first-seen schemas, and record every result in one transaction.
+//! record every result in one transaction, then store first-seen schemas.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -29,9 +29,23 @@ pub struct Runner {
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum RunError {
-    /// The results were evaluated but could not be written to the registry.
-    #[error("results could not be recorded: {0}")]
-    Record(#[source] RegistryError),
+    /// The results were evaluated but could not be written to the registry;
+    /// they are kept so that they can still be shown.
+    #[error("results could not be recorded: {source}")]
+    Record {
+        results: Vec<CheckResult>,
+        #[source]
+        source: RegistryError,
+    },
+}
+
+impl RunError {
+    /// The results the run evaluated, recorded or not.
+    pub fn into_results(self) -> Vec<CheckResult> {
+        match self {
+            Self::Record { results, .. } => results,
+        }
+    }
 }
 
 /// A run whose statements have executed but whose results are not evaluated yet.
@@ -147,12 +161,14 @@ impl Runner {
             }
         }
         let row_counts = row_counts(ds, &observations);
+        self.record(&results, &row_counts, scheduled_at, record)
+            .await?;
+        // Only once the results are kept: a run that could not be recorded
+        // must leave nothing behind, not even a baseline its results announce.
         if record {
             self.store_first_seen_schemas(ds, &observations, &baselines)
                 .await;
         }
-        self.record(&results, &row_counts, scheduled_at, record)
-            .await?;
         Ok(results)
     }
 
@@ -177,7 +193,10 @@ impl Runner {
         registry
             .record_run(&records)
             .await
-            .map_err(RunError::Record)
+            .map_err(|source| RunError::Record {
+                results: results.to_vec(),
+                source,
+            })
     }
 
     /// The stored values `row_count_change` and baseline `schema` checks

@@ -30,6 +30,7 @@ pub async fn run(config_path: &Path, args: CheckArgs) -> anyhow::Result<u8> {
 
 /// What a set of dataset runs produced.
 pub struct RunOutcome {
+    /// Every evaluated result, recorded or not.
     pub results: Vec<CheckResult>,
     /// Datasets whose results could not be recorded, with why.
     pub unrecorded: Vec<String>,
@@ -88,6 +89,7 @@ pub async fn run_datasets(
             Err(e) => {
                 eprintln!("error: dataset {}: {e}", ds.name);
                 outcome.unrecorded.push(ds.name.to_string());
+                outcome.results.extend(e.into_results());
             }
         }
     }

@@ -146,6 +146,11 @@ impl TestDb {
         }
     }
 
+    /// The URL a warehouse entry of `warden.yaml` uses to reach this database.
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
     pub fn engine(&self) -> Engine {
         match self.backend {
             Backend::Sqlite => Engine::Sqlite,
