@@ -17,7 +17,11 @@ pub async fn run(config_path: &Path, args: CheckArgs) -> anyhow::Result<u8> {
     let loaded = load_config(config_path)?;
     let config = &loaded.config;
     let datasets = select(config, args.dataset.as_deref(), args.partition.as_deref())?;
-    let registry = if args.no_record { None } else { Some(open_registry(config).await?) };
+    let registry = if args.no_record {
+        dry_run_registry(config).await?
+    } else {
+        Some(open_registry(config).await?)
+    };
     let runner = Runner::new(config, registry);
     let outcome = run_datasets(config, &runner, &datasets, !args.no_record).await;
     print(&outcome.results, args.format)?;
@@ -29,6 +33,21 @@ pub struct RunOutcome {
     pub results: Vec<CheckResult>,
     /// Datasets whose results could not be recorded, with why.
     pub unrecorded: Vec<String>,
+}
+
+/// The registry a dry run reads baselines from (schema baselines, earlier
+/// row counts) without writing results. A SQLite registry that does not exist
+/// yet holds none, and a dry run does not create it.
+async fn dry_run_registry(config: &Config) -> anyhow::Result<Option<warden::registry::Registry>> {
+    use std::str::FromStr;
+    let url = &config.agent.registry;
+    if url.starts_with("sqlite:")
+        && let Ok(options) = sqlx::sqlite::SqliteConnectOptions::from_str(url)
+        && !options.get_filename().exists()
+    {
+        return Ok(None);
+    }
+    Ok(Some(open_registry(config).await?))
 }
 
 /// Resolves `--dataset` and `--partition` into the datasets to run and their scopes.
