@@ -803,6 +803,108 @@ fn an_empty_partition_fails_its_row_count() {
     );
 }
 
+#[test]
+fn a_partitioned_dataset_is_checked_on_its_latest_complete_partition() {
+    let project = Project::new(&[("daily.yaml", DAILY_CHECKS)]);
+    let yesterday = || {
+        (chrono::Utc::now() - chrono::Duration::days(1))
+            .format("%Y-%m-%d")
+            .to_string()
+    };
+    let before = yesterday();
+    let run = project.warden(&["check", "--dataset", "daily", "--format", "json"]);
+    let after = yesterday();
+    let doc = run.json();
+    assert_eq!(
+        check_ids(&doc),
+        [
+            "daily.row_count",
+            "daily.null_rate_customer_id",
+            "daily.freshness_updated_at",
+            "daily.schema"
+        ]
+    );
+    for r in results(&doc) {
+        let partition = &r["partition"];
+        if r["kind"] == "freshness" || r["kind"] == "schema" {
+            assert_eq!(partition, &Value::Null, "{r:#}");
+        } else {
+            assert!(
+                partition == before.as_str() || partition == after.as_str(),
+                "{r:#}"
+            );
+        }
+    }
+}
+
+#[test]
+fn backfill_checks_each_partition_of_a_range() {
+    let project = Project::new(&[("daily.yaml", DAILY_CHECKS), ("orders.yaml", ORDERS_CHECKS)]);
+    let args = [
+        "backfill",
+        "daily",
+        "--from",
+        "2026-11-18",
+        "--to",
+        "2026-11-20",
+        "--format",
+        "json",
+    ];
+    let run = project.warden(&args);
+    run.assert_code(1);
+    let doc = run.json();
+    let rows: Vec<(&str, &str, f64)> = results(&doc)
+        .iter()
+        .map(|r| {
+            (
+                r["check"].as_str().unwrap(),
+                r["partition"].as_str().unwrap(),
+                r["observed"].as_f64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        rows,
+        [
+            ("daily.row_count", "2026-11-18", 0.0),
+            ("daily.null_rate_customer_id", "2026-11-18", 0.0),
+            ("daily.row_count", "2026-11-19", 1.0),
+            ("daily.null_rate_customer_id", "2026-11-19", 0.0),
+            ("daily.row_count", "2026-11-20", 3.0),
+            ("daily.null_rate_customer_id", "2026-11-20", 1.0 / 3.0),
+        ]
+    );
+    assert_eq!(
+        doc["summary"],
+        json!({"pass": 4, "warn": 0, "fail": 2, "error": 0})
+    );
+
+    // A second backfill overwrites the first.
+    project.warden(&args).assert_code(1);
+    let stored = project.with_registry(async |r| {
+        r.results_for(&check_id("daily", "row_count"), Some("2026-11-19"))
+            .await
+            .expect("results")
+    });
+    assert_eq!(stored.len(), 1, "{stored:#?}");
+
+    let run = project.warden(&["backfill", "orders", "--from", "2026-11-18", "--to", "2026-11-20"]);
+    run.assert_code(2);
+    assert_eq!(
+        run.stderr_lines(),
+        ["error: dataset `orders` is not partitioned: there is nothing to backfill"]
+    );
+    let run = project.warden(&["backfill", "daily", "--from", "2026-11-20", "--to", "2026-11-18"]);
+    run.assert_code(2);
+    assert_eq!(
+        run.stderr_lines(),
+        ["error: partition range is empty: `2026-11-20` is after `2026-11-18`"]
+    );
+    project
+        .warden(&["backfill", "daily", "--from", "2026-11-18", "--to", "yesterday"])
+        .assert_code(2);
+}
+
 // ---- 6. the registry ----
 
 #[test]
@@ -849,12 +951,134 @@ fn results_are_recorded_in_the_registry() {
 }
 
 #[test]
+fn runs_started_together_share_a_new_registry() {
+    let project = Project::new(&[("orders.yaml", ORDERS_CHECKS)]);
+    let runs: Vec<_> = (0..4)
+        .map(|_| {
+            Command::new(env!("CARGO_BIN_EXE_warden"))
+                .args(["check", "--dataset", "orders"])
+                .current_dir(project.dir.path())
+                .env_remove("WARDEN_CONFIG")
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .expect("start warden")
+        })
+        .collect();
+    for run in runs {
+        let out = run.wait_with_output().expect("wait for warden");
+        assert_eq!(
+            out.status.code(),
+            Some(1),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    assert!(!project.history(&check_id("orders", "row_count")).is_empty());
+}
+
+#[test]
 fn a_dry_run_does_not_create_the_registry() {
     let project = Project::new(&[("orders.yaml", ORDERS_CHECKS)]);
     let run = project.warden(&["check", "--no-record", "--format", "json"]);
     run.assert_code(1);
     assert_eq!(results(&run.json()).len(), 3);
     assert!(!project.path("warden.db").exists());
+}
+
+#[test]
+fn relative_paths_are_resolved_beside_the_config() {
+    let project = Project::new(&[("orders.yaml", ORDERS_CHECKS)]);
+    project.write("elsewhere/.keep", "");
+    let run = warden_in(
+        &project.path("elsewhere"),
+        &["check", "--config", "../warden.yaml", "--format", "json"],
+    );
+    run.assert_code(1);
+    assert_eq!(results(&run.json()).len(), 3);
+    // $WARDEN_CONFIG is used when --config is not given.
+    let run = Command::new(env!("CARGO_BIN_EXE_warden"))
+        .args(["check", "--format", "json"])
+        .current_dir(project.path("elsewhere"))
+        .env("WARDEN_CONFIG", "../warden.yaml")
+        .output()
+        .expect("run warden");
+    assert_eq!(run.status.code(), Some(1));
+    let entries: Vec<_> = std::fs::read_dir(project.path("elsewhere"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(entries, [".keep"], "nothing written in the working directory");
+    assert_eq!(project.history(&check_id("orders", "row_count")).len(), 1);
+}
+
+/// Dataset `orders` with checks that compare against what the registry holds.
+const BASELINE_CHECKS: &str = "\
+datasets:
+  - name: orders
+    warehouse: main
+    table: orders
+    schedule: \"@daily\"
+    checks:
+      - schema: {}
+      - row_count_change: { vs: previous, max_growth: 50% }
+";
+
+#[test]
+fn baselines_come_from_the_registry_even_in_a_dry_run() {
+    let project = Project::new(&[("orders.yaml", BASELINE_CHECKS)]);
+    let first = project.warden(&["check", "--format", "json"]);
+    first.assert_code(0);
+    let doc = first.json();
+    assert_eq!(result(&doc, "orders.schema")["outcome"], "pass");
+
+    // The table grows a column and doubles its rows.
+    project.sqlite(
+        "ALTER TABLE orders ADD COLUMN coupon TEXT;
+         INSERT INTO orders (order_id, customer_id, order_date, updated_at)
+             SELECT order_id + 4, customer_id, order_date, updated_at FROM orders;",
+    );
+    next_second();
+    let outcomes = |run: &Run| {
+        let doc = run.json();
+        (
+            timeless(result(&doc, "orders.schema")),
+            result(&doc, "orders.row_count_change")["outcome"].clone(),
+            result(&doc, "orders.row_count_change")["observed"].clone(),
+        )
+    };
+    let dry = project.warden(&["check", "--no-record", "--format", "json"]);
+    dry.assert_code(1);
+    let (schema, change, growth) = outcomes(&dry);
+    assert_eq!(schema["outcome"], "warn", "{schema:#}");
+    assert_eq!(schema["observed"], json!(1.0), "{schema:#}");
+    assert_eq!((change, growth), (json!("fail"), json!(1.0)));
+    // The dry run recorded nothing.
+    assert_eq!(project.history(&check_id("orders", "schema")).len(), 1);
+
+    // A recorded run sees the same.
+    let recorded = project.warden(&["check", "--format", "json"]);
+    recorded.assert_code(1);
+    assert_eq!(outcomes(&recorded), outcomes(&dry));
+    assert_eq!(project.history(&check_id("orders", "schema")).len(), 2);
+
+    // Accepting the new schema clears the drift.
+    let accept = project.warden(&["baseline", "accept", "orders"]);
+    accept.assert_code(0);
+    assert!(
+        accept
+            .stdout
+            .starts_with("Accepted the schema of orders (orders) as its baseline: 5 columns\n"),
+        "{}",
+        accept.stdout
+    );
+    let after = project.warden(&["check", "--no-record", "--format", "json"]);
+    let doc = after.json();
+    assert_eq!(result(&doc, "orders.schema")["outcome"], "pass");
+
+    project
+        .warden(&["baseline", "accept", "ordres"])
+        .assert_code(2);
 }
 
 // ---- 7. the demo ----
@@ -1029,4 +1253,49 @@ fn an_unreachable_warehouse_makes_every_check_error_quickly() {
     let history = project.history(&check_id("orders", "row_count"));
     assert_eq!(history.len(), 1);
     assert_eq!(history[0].result.outcome, warden::check::Outcome::Error);
+}
+
+#[test]
+fn a_missing_sqlite_warehouse_errors_and_is_not_created() {
+    let project = Project::new(&[
+        ("orders.yaml", ORDERS_CHECKS),
+        (
+            "gone.yaml",
+            "\
+datasets:
+  - name: gone
+    warehouse: gone
+    table: orders
+    schedule: \"@daily\"
+    checks:
+      - row_count: { min: 1 }
+",
+        ),
+    ]);
+    project.write(
+        "warden.yaml",
+        &WARDEN_YAML.replace(
+            "checks: [",
+            "  gone:\n    url: sqlite://gone.db\nchecks: [",
+        ),
+    );
+    let run = project.warden(&["check", "--format", "json"]);
+    // The other warehouse's datasets still run; its failure decides.
+    run.assert_code(1);
+    let doc = run.json();
+    let gone = result(&doc, "gone.row_count");
+    assert_eq!(gone["outcome"], "error");
+    let message = gone["message"].as_str().unwrap();
+    assert!(
+        message.starts_with("warehouse `gone` unavailable: "),
+        "{message}"
+    );
+    assert_eq!(
+        doc["summary"],
+        json!({"pass": 2, "warn": 0, "fail": 1, "error": 1})
+    );
+    assert!(!project.path("gone.db").exists());
+
+    let run = project.warden(&["check", "--dataset", "gone", "--format", "json"]);
+    run.assert_code(3);
 }
