@@ -978,6 +978,57 @@ fn runs_started_together_share_a_new_registry() {
 }
 
 #[test]
+fn results_that_cannot_be_recorded_are_still_printed() {
+    let project = Project::new(&[("orders.yaml", ORDERS_CHECKS), ("passing.yaml", &PASSING_CHECKS.replace("name: orders", "name: passing"))]);
+    project.warden(&["check"]).assert_code(1);
+    // From now on the registry refuses every result.
+    let path = project.path("warden.db");
+    block_on(async move {
+        use sqlx::Connection;
+        let opts = sqlx::sqlite::SqliteConnectOptions::new().filename(&path);
+        let mut conn = sqlx::SqliteConnection::connect_with(&opts).await.expect("open registry");
+        sqlx::raw_sql(
+            "CREATE TRIGGER refuse BEFORE INSERT ON check_results \
+             BEGIN SELECT RAISE(ABORT, 'disk full'); END",
+        )
+        .execute(&mut conn)
+        .await
+        .expect("trigger");
+        conn.close().await.expect("close registry");
+    });
+
+    let run = project.warden(&["check", "--format", "json"]);
+    // A failed check still outranks the results that were not kept.
+    run.assert_code(1);
+    let doc = run.json();
+    assert_eq!(results(&doc).len(), 6);
+    assert_eq!(
+        doc["summary"],
+        json!({"pass": 4, "warn": 1, "fail": 1, "error": 0})
+    );
+    let errors: Vec<&str> = run
+        .stderr_lines()
+        .into_iter()
+        .filter(|l| l.starts_with("error: "))
+        .collect();
+    assert_eq!(errors.len(), 2, "{}", run.stderr);
+    for (line, dataset) in errors.iter().zip(["orders", "passing"]) {
+        assert!(
+            line.starts_with(&format!("error: dataset {dataset}: results could not be recorded: ")),
+            "{line}"
+        );
+    }
+
+    // Without a failure, results that were not kept make the run exit 2.
+    let run = project.warden(&["check", "--dataset", "passing", "--format", "json"]);
+    run.assert_code(2);
+    assert_eq!(
+        run.json()["summary"],
+        json!({"pass": 2, "warn": 1, "fail": 0, "error": 0})
+    );
+}
+
+#[test]
 fn a_dry_run_does_not_create_the_registry() {
     let project = Project::new(&[("orders.yaml", ORDERS_CHECKS)]);
     let run = project.warden(&["check", "--no-record", "--format", "json"]);

@@ -30,8 +30,22 @@ pub struct Runner {
 #[non_exhaustive]
 pub enum RunError {
     /// The results were evaluated but could not be written to the registry.
-    #[error("results could not be recorded: {0}")]
-    Record(#[source] RegistryError),
+    #[error("results could not be recorded: {source}")]
+    Record {
+        /// The results as evaluated, to report even though they were not kept.
+        results: Vec<CheckResult>,
+        #[source]
+        source: RegistryError,
+    },
+}
+
+impl RunError {
+    /// The results the run evaluated before it failed.
+    pub fn into_results(self) -> Vec<CheckResult> {
+        match self {
+            Self::Record { results, .. } => results,
+        }
+    }
 }
 
 /// A run whose statements have executed but whose results are not evaluated yet.
@@ -156,7 +170,10 @@ impl Runner {
                 rec
             })
             .collect();
-        registry.record_run(&records).await.map_err(RunError::Record)
+        registry.record_run(&records).await.map_err(|source| RunError::Record {
+            results: results.to_vec(),
+            source,
+        })
     }
 
     /// The stored values `row_count_change` and baseline `schema` checks

@@ -59,6 +59,7 @@ pub async fn run(config_path: &Path, args: BackfillArgs) -> anyhow::Result<u8> {
             Err(e) => {
                 progress.suspend(|| eprintln!("error: {scope}: {e}"));
                 outcome.unrecorded.push(scope.to_string());
+                outcome.results.extend(e.into_results());
             }
         }
         progress.inc(1);

@@ -98,6 +98,7 @@ pub async fn run_datasets(
             Err(e) => {
                 eprintln!("error: dataset {}: {e}", ds.name);
                 outcome.unrecorded.push(ds.name.to_string());
+                outcome.results.extend(e.into_results());
             }
         }
     }
