@@ -147,7 +147,9 @@ impl Project {
     /// Runs SQL against `warehouse.db` (created if missing); `{s}` is `main`,
     /// `{TIMESTAMP}` a timestamp without zone, as in `TestDb::exec`.
     fn sqlite(&self, sql: &str) {
-        let sql = sql.replace("{s}", "main").replace("{TIMESTAMP}", "TIMESTAMP");
+        let sql = sql
+            .replace("{s}", "main")
+            .replace("{TIMESTAMP}", "TIMESTAMP");
         let path = self.path("warehouse.db");
         block_on(async move {
             use sqlx::Connection;
@@ -299,7 +301,9 @@ fn check_ids(doc: &Value) -> Vec<&str> {
 /// A result without its `duration_ms`, the one field that differs between runs.
 fn timeless(result: &Value) -> Value {
     let mut r = result.clone();
-    r.as_object_mut().expect("result object").remove("duration_ms");
+    r.as_object_mut()
+        .expect("result object")
+        .remove("duration_ms");
     r
 }
 
@@ -326,7 +330,12 @@ fn check_prints_one_json_document_with_the_documented_fields() {
     run.assert_code(1);
     let doc = run.json();
 
-    let top: BTreeSet<&str> = doc.as_object().unwrap().keys().map(String::as_str).collect();
+    let top: BTreeSet<&str> = doc
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(String::as_str)
+        .collect();
     assert_eq!(top, BTreeSet::from(["results", "summary"]));
     let fields = BTreeSet::from([
         "check",
@@ -371,7 +380,12 @@ fn check_prints_one_json_document_with_the_documented_fields() {
             &row_count["threshold"],
             &row_count["column"]
         ),
-        (&json!("pass"), &json!(4.0), &json!({"min": 1.0}), &json!(null))
+        (
+            &json!("pass"),
+            &json!(4.0),
+            &json!({"min": 1.0}),
+            &json!(null)
+        )
     );
     let unique = result(&doc, "orders.unique_order_id");
     assert_eq!(
@@ -396,10 +410,7 @@ fn check_prints_a_table_by_default() {
         .find(|l| l.starts_with("orders.null_rate_customer_id "))
         .unwrap_or_else(|| panic!("no row for the null rate:\n{}", run.stdout));
     let cells: Vec<&str> = row.split_whitespace().take(4).collect();
-    assert_eq!(
-        cells,
-        ["orders.null_rate_customer_id", "-", "FAIL", "0.25"]
-    );
+    assert_eq!(cells, ["orders.null_rate_customer_id", "-", "FAIL", "0.25"]);
     assert_eq!(
         lines.last(),
         Some(&"3 checks: 2 passed, 0 warned, 1 failed, 0 errored")
@@ -576,7 +587,11 @@ fn exit_2_for_a_malformed_partition_and_nothing_runs() {
     for bad in ["2026-11-20T13", "2026-11-2", "2026-02-30", "20261120"] {
         let run = project.warden(&["check", "--dataset", "daily", "--partition", bad]);
         run.assert_code(2);
-        assert!(run.stderr.contains("invalid partition"), "{bad}: {}", run.stderr);
+        assert!(
+            run.stderr.contains("invalid partition"),
+            "{bad}: {}",
+            run.stderr
+        );
     }
 }
 
@@ -888,20 +903,41 @@ fn backfill_checks_each_partition_of_a_range() {
     });
     assert_eq!(stored.len(), 1, "{stored:#?}");
 
-    let run = project.warden(&["backfill", "orders", "--from", "2026-11-18", "--to", "2026-11-20"]);
+    let run = project.warden(&[
+        "backfill",
+        "orders",
+        "--from",
+        "2026-11-18",
+        "--to",
+        "2026-11-20",
+    ]);
     run.assert_code(2);
     assert_eq!(
         run.stderr_lines(),
         ["error: dataset `orders` is not partitioned: there is nothing to backfill"]
     );
-    let run = project.warden(&["backfill", "daily", "--from", "2026-11-20", "--to", "2026-11-18"]);
+    let run = project.warden(&[
+        "backfill",
+        "daily",
+        "--from",
+        "2026-11-20",
+        "--to",
+        "2026-11-18",
+    ]);
     run.assert_code(2);
     assert_eq!(
         run.stderr_lines(),
         ["error: partition range is empty: `2026-11-20` is after `2026-11-18`"]
     );
     project
-        .warden(&["backfill", "daily", "--from", "2026-11-18", "--to", "yesterday"])
+        .warden(&[
+            "backfill",
+            "daily",
+            "--from",
+            "2026-11-18",
+            "--to",
+            "yesterday",
+        ])
         .assert_code(2);
 }
 
@@ -979,14 +1015,22 @@ fn runs_started_together_share_a_new_registry() {
 
 #[test]
 fn results_that_cannot_be_recorded_are_still_printed() {
-    let project = Project::new(&[("orders.yaml", ORDERS_CHECKS), ("passing.yaml", &PASSING_CHECKS.replace("name: orders", "name: passing"))]);
+    let project = Project::new(&[
+        ("orders.yaml", ORDERS_CHECKS),
+        (
+            "passing.yaml",
+            &PASSING_CHECKS.replace("name: orders", "name: passing"),
+        ),
+    ]);
     project.warden(&["check"]).assert_code(1);
     // From now on the registry refuses every result.
     let path = project.path("warden.db");
     block_on(async move {
         use sqlx::Connection;
         let opts = sqlx::sqlite::SqliteConnectOptions::new().filename(&path);
-        let mut conn = sqlx::SqliteConnection::connect_with(&opts).await.expect("open registry");
+        let mut conn = sqlx::SqliteConnection::connect_with(&opts)
+            .await
+            .expect("open registry");
         sqlx::raw_sql(
             "CREATE TRIGGER refuse BEFORE INSERT ON check_results \
              BEGIN SELECT RAISE(ABORT, 'disk full'); END",
@@ -1014,7 +1058,9 @@ fn results_that_cannot_be_recorded_are_still_printed() {
     assert_eq!(errors.len(), 2, "{}", run.stderr);
     for (line, dataset) in errors.iter().zip(["orders", "passing"]) {
         assert!(
-            line.starts_with(&format!("error: dataset {dataset}: results could not be recorded: ")),
+            line.starts_with(&format!(
+                "error: dataset {dataset}: results could not be recorded: "
+            )),
             "{line}"
         );
     }
@@ -1059,7 +1105,11 @@ fn relative_paths_are_resolved_beside_the_config() {
         .unwrap()
         .map(|e| e.unwrap().file_name())
         .collect();
-    assert_eq!(entries, [".keep"], "nothing written in the working directory");
+    assert_eq!(
+        entries,
+        [".keep"],
+        "nothing written in the working directory"
+    );
     assert_eq!(project.history(&check_id("orders", "row_count")).len(), 1);
 }
 
@@ -1175,21 +1225,37 @@ fn demo_builds_a_project_and_shows_its_problems() {
         run.stdout
     );
     assert!(
-        run.stdout.contains("12 checks: 8 passed, 1 warned, 3 failed, 0 errored"),
+        run.stdout
+            .contains("12 checks: 8 passed, 1 warned, 3 failed, 0 errored"),
         "{}",
         run.stdout
     );
 
     // The demo lives where it was asked to, and the command it suggests works.
-    for file in ["warden.yaml", "checks/shop.yaml", "warehouse.db", "warden.db"] {
+    for file in [
+        "warden.yaml",
+        "checks/shop.yaml",
+        "warehouse.db",
+        "warden.db",
+    ] {
         assert!(demo.join(file).is_file(), "{file} missing");
     }
     let entries: Vec<_> = std::fs::read_dir(cwd.path()).unwrap().collect();
-    assert_eq!(entries.len(), 1, "only warden-demo in the working directory");
+    assert_eq!(
+        entries.len(),
+        1,
+        "only warden-demo in the working directory"
+    );
     let config = demo.join("warden.yaml");
     let run = warden_in(
         cwd.path(),
-        &["check", "--config", config.to_str().unwrap(), "--format", "json"],
+        &[
+            "check",
+            "--config",
+            config.to_str().unwrap(),
+            "--format",
+            "json",
+        ],
     );
     run.assert_code(1);
     assert_eq!(run.json()["summary"]["fail"], 3);
@@ -1274,7 +1340,10 @@ fn an_unreachable_warehouse_makes_every_check_error_quickly() {
     project.write(
         "warden.yaml",
         &WARDEN_YAML
-            .replace("sqlite://warehouse.db", "postgres://warden@127.0.0.1:1/test")
+            .replace(
+                "sqlite://warehouse.db",
+                "postgres://warden@127.0.0.1:1/test",
+            )
             .replace("query_timeout: 5s", "query_timeout: 2s"),
     );
     let run = project.warden(&["check", "--format", "json"]);
@@ -1325,10 +1394,7 @@ datasets:
     ]);
     project.write(
         "warden.yaml",
-        &WARDEN_YAML.replace(
-            "checks: [",
-            "  gone:\n    url: sqlite://gone.db\nchecks: [",
-        ),
+        &WARDEN_YAML.replace("checks: [", "  gone:\n    url: sqlite://gone.db\nchecks: ["),
     );
     let run = project.warden(&["check", "--format", "json"]);
     // The other warehouse's datasets still run; its failure decides.
