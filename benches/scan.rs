@@ -12,9 +12,9 @@ use std::time::{Duration, Instant};
 
 use chrono::Utc;
 use sqlx::postgres::PgPoolOptions;
+use sqlx::{Executor, PgPool, Row};
 use warden::check::{Outcome, Runner, Scope};
 use warden::config::Config;
-use sqlx::{Executor, PgPool, Row};
 
 const ROUNDS: usize = 7;
 
@@ -150,7 +150,10 @@ async fn warden_round(config: &Config, runner: &Runner) -> (Duration, u64) {
     let before = runner.statement_count();
     let started = Instant::now();
     for ds in &config.datasets {
-        let results = runner.run(ds, &Scope::Whole, Utc::now(), false).await.expect("run");
+        let results = runner
+            .run(ds, &Scope::Whole, Utc::now(), false)
+            .await
+            .expect("run");
         for r in &results {
             assert_ne!(r.outcome, Outcome::Error, "{}: {}", r.check, r.message);
         }

@@ -63,7 +63,11 @@ impl Runner {
             .iter()
             .map(|(name, cfg)| (name.clone(), Warehouse::connect(cfg, tz).map(Arc::new)))
             .collect();
-        Self { tz, warehouses, registry }
+        Self {
+            tz,
+            warehouses,
+            registry,
+        }
     }
 
     pub fn registry(&self) -> Option<&Registry> {
@@ -85,7 +89,11 @@ impl Runner {
 
     /// Statements sent to every warehouse so far.
     pub fn statement_count(&self) -> u64 {
-        self.warehouses.values().filter_map(|w| w.as_ref().ok()).map(|w| w.statement_count()).sum()
+        self.warehouses
+            .values()
+            .filter_map(|w| w.as_ref().ok())
+            .map(|w| w.statement_count())
+            .sum()
     }
 
     /// The scheduled time a run of `scope` is recorded under when it is not
@@ -107,13 +115,20 @@ impl Runner {
         record: bool,
     ) -> Result<Vec<CheckResult>, RunError> {
         let observed = self.observe(ds, scope).await;
-        self.finish(ds, observed, scheduled_at, Utc::now(), record).await
+        self.finish(ds, observed, scheduled_at, Utc::now(), record)
+            .await
     }
 
     /// The first half of a run: the warehouse statements.
-    pub async fn observe(&self, ds: &Dataset, scope: &Scope) -> Result<PendingRun, Vec<CheckResult>> {
+    pub async fn observe(
+        &self,
+        ds: &Dataset,
+        scope: &Scope,
+    ) -> Result<PendingRun, Vec<CheckResult>> {
         match self.warehouse(ds) {
-            Ok(wh) => Ok(PendingRun { observations: observe(ds, wh, scope, self.tz).await }),
+            Ok(wh) => Ok(PendingRun {
+                observations: observe(ds, wh, scope, self.tz).await,
+            }),
             Err(message) => Err(all_error(ds, scope, &message)),
         }
     }
@@ -130,7 +145,8 @@ impl Runner {
         let observations = match observed {
             Ok(o) => o.observations,
             Err(results) => {
-                self.record(&results, &HashMap::new(), scheduled_at, record).await?;
+                self.record(&results, &HashMap::new(), scheduled_at, record)
+                    .await?;
                 return Ok(results);
             }
         };
@@ -146,9 +162,11 @@ impl Runner {
         }
         let row_counts = row_counts(ds, &observations);
         if record {
-            self.store_first_seen_schemas(ds, &observations, &baselines).await;
+            self.store_first_seen_schemas(ds, &observations, &baselines)
+                .await;
         }
-        self.record(&results, &row_counts, scheduled_at, record).await?;
+        self.record(&results, &row_counts, scheduled_at, record)
+            .await?;
         Ok(results)
     }
 
@@ -170,10 +188,13 @@ impl Runner {
                 rec
             })
             .collect();
-        registry.record_run(&records).await.map_err(|source| RunError::Record {
-            results: results.to_vec(),
-            source,
-        })
+        registry
+            .record_run(&records)
+            .await
+            .map_err(|source| RunError::Record {
+                results: results.to_vec(),
+                source,
+            })
     }
 
     /// The stored values `row_count_change` and baseline `schema` checks
@@ -213,10 +234,14 @@ impl Runner {
                             registry.prior_observed(id, None, scheduled_at).await
                         }
                         (None, ChangeBaseline::Day) => {
-                            registry.observed_at_or_before(id, scheduled_at - Duration::days(1)).await
+                            registry
+                                .observed_at_or_before(id, scheduled_at - Duration::days(1))
+                                .await
                         }
                         (None, ChangeBaseline::Week) => {
-                            registry.observed_at_or_before(id, scheduled_at - Duration::days(7)).await
+                            registry
+                                .observed_at_or_before(id, scheduled_at - Duration::days(7))
+                                .await
                         }
                     };
                     match found {
@@ -236,7 +261,10 @@ impl Runner {
                     }
                     Ok(None) => {}
                     Err(e) => {
-                        errors.insert(spec.id.to_string(), format!("schema baseline unavailable: {e}"));
+                        errors.insert(
+                            spec.id.to_string(),
+                            format!("schema baseline unavailable: {e}"),
+                        );
                     }
                 },
                 _ => {}
@@ -253,7 +281,9 @@ impl Runner {
         observations: &DatasetObservations,
         baselines: &Baselines,
     ) {
-        let Some(registry) = &self.registry else { return };
+        let Some(registry) = &self.registry else {
+            return;
+        };
         for (spec, obs) in observations.iter(ds) {
             if !matches!(spec.kind, CheckKind::Schema { columns: None, .. })
                 || baselines.schemas.contains_key(&spec.id)
@@ -262,7 +292,10 @@ impl Runner {
             }
             if let Ok(Observed::Columns { columns }) = &obs.value {
                 let stored: Vec<StoredColumn> = columns.iter().map(stored_column).collect();
-                if let Err(e) = registry.set_schema_baseline(&ds.name, &stored, FIRST_SEEN).await {
+                if let Err(e) = registry
+                    .set_schema_baseline(&ds.name, &stored, FIRST_SEEN)
+                    .await
+                {
                     tracing::warn!(dataset = %ds.name, error = %e, "could not store the first-seen schema");
                 }
                 return;
@@ -307,9 +340,16 @@ fn row_counts(ds: &Dataset, observations: &DatasetObservations) -> HashMap<Strin
 }
 
 pub fn stored_column(c: &CatalogColumn) -> StoredColumn {
-    StoredColumn { name: c.name.clone(), data_type: c.data_type.clone() }
+    StoredColumn {
+        name: c.name.clone(),
+        data_type: c.data_type.clone(),
+    }
 }
 
 fn catalog_column(c: StoredColumn) -> CatalogColumn {
-    CatalogColumn { name: c.name, raw_type: c.data_type.clone(), data_type: c.data_type }
+    CatalogColumn {
+        name: c.name,
+        raw_type: c.data_type.clone(),
+        data_type: c.data_type,
+    }
 }

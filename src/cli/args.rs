@@ -6,7 +6,11 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 #[derive(Debug, Parser)]
-#[command(name = "warden", version, about = "Data-quality and freshness agent for warehouse tables")]
+#[command(
+    name = "warden",
+    version,
+    about = "Data-quality and freshness agent for warehouse tables"
+)]
 pub struct Cli {
     /// Path of warden.yaml (else $WARDEN_CONFIG, else ./warden.yaml).
     #[arg(long, global = true, value_name = "FILE")]

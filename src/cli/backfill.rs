@@ -20,7 +20,10 @@ pub async fn run(config_path: &Path, args: BackfillArgs) -> anyhow::Result<u8> {
     let config = &loaded.config;
     let ds = find_dataset(config, &args.dataset)?;
     let Some(spec) = &ds.partition else {
-        bail!("dataset `{}` is not partitioned: there is nothing to backfill", ds.name);
+        bail!(
+            "dataset `{}` is not partitioned: there is nothing to backfill",
+            ds.name
+        );
     };
     let from = PartitionKey::parse(&args.from, spec.granularity)?;
     let to = PartitionKey::parse(&args.to, spec.granularity)?;
@@ -30,8 +33,10 @@ pub async fn run(config_path: &Path, args: BackfillArgs) -> anyhow::Result<u8> {
     let progress = if std::io::stderr().is_terminal() {
         let bar = ProgressBar::new(partitions.len() as u64);
         bar.set_style(
-            ProgressStyle::with_template("{bar:40} {pos}/{len} partitions {msg} [{elapsed}, eta {eta}]")
-                .expect("valid template"),
+            ProgressStyle::with_template(
+                "{bar:40} {pos}/{len} partitions {msg} [{elapsed}, eta {eta}]",
+            )
+            .expect("valid template"),
         );
         bar
     } else {
@@ -50,10 +55,18 @@ pub async fn run(config_path: &Path, args: BackfillArgs) -> anyhow::Result<u8> {
     }))
     .buffered(args.concurrency.max(1));
 
-    let mut outcome = RunOutcome { results: Vec::new(), unrecorded: Vec::new() };
+    let mut outcome = RunOutcome {
+        results: Vec::new(),
+        unrecorded: Vec::new(),
+    };
     while let Some((scope, pending)) = observed.next().await {
         let at = runner.scheduled_time(&scope, Utc::now());
-        progress.set_message(scope.partition().map(ToString::to_string).unwrap_or_default());
+        progress.set_message(
+            scope
+                .partition()
+                .map(ToString::to_string)
+                .unwrap_or_default(),
+        );
         match runner.finish(ds, pending, at, Utc::now(), true).await {
             Ok(results) => outcome.results.extend(results),
             Err(e) => {

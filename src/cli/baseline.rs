@@ -24,7 +24,12 @@ pub async fn run(config_path: &Path, action: BaselineAction) -> anyhow::Result<u
     let stored: Vec<_> = columns.iter().map(stored_column).collect();
     let by = std::env::var("USER").unwrap_or_else(|_| "warden baseline accept".to_owned());
     registry.set_schema_baseline(&ds.name, &stored, &by).await?;
-    println!("Accepted the schema of {} ({}) as its baseline: {} columns", ds.name, ds.table, stored.len());
+    println!(
+        "Accepted the schema of {} ({}) as its baseline: {} columns",
+        ds.name,
+        ds.table,
+        stored.len()
+    );
     for c in &stored {
         println!("  {} {}", c.name, c.data_type);
     }

@@ -83,7 +83,9 @@ pub async fn run_datasets(
     let now = Utc::now();
     let tz = config.agent.timezone;
     let runs = futures::stream::iter(datasets.iter().map(|(ds, scope)| {
-        let scope = scope.clone().unwrap_or_else(|| Scope::scheduled(ds, now, tz));
+        let scope = scope
+            .clone()
+            .unwrap_or_else(|| Scope::scheduled(ds, now, tz));
         async move {
             let at = runner.scheduled_time(&scope, now);
             (ds, runner.run(ds, &scope, at, record).await)
@@ -91,7 +93,10 @@ pub async fn run_datasets(
     }))
     .buffered(config.agent.max_concurrent_checks.max(1));
     let finished: Vec<_> = runs.collect().await;
-    let mut outcome = RunOutcome { results: Vec::new(), unrecorded: Vec::new() };
+    let mut outcome = RunOutcome {
+        results: Vec::new(),
+        unrecorded: Vec::new(),
+    };
     for (ds, result) in finished {
         match result {
             Ok(results) => outcome.results.extend(results),

@@ -9,7 +9,11 @@ use super::{load_config, open_registry};
 
 pub async fn run(args: DemoArgs) -> anyhow::Result<u8> {
     let files = warden::demo::create(&args.dir, Utc::now()).await?;
-    println!("Created {} (config: {})\n", files.dir.display(), files.config.display());
+    println!(
+        "Created {} (config: {})\n",
+        files.dir.display(),
+        files.config.display()
+    );
     let loaded = load_config(&files.config)?;
     let config = &loaded.config;
     let runner = Runner::new(config, Some(open_registry(config).await?));

@@ -30,7 +30,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<u8> {
 /// Loads the configuration, printing the problems of skipped check files as
 /// warnings (the rest still runs).
 fn load_config(path: &Path) -> anyhow::Result<Loaded> {
-    let loaded = config::load(path).with_context(|| format!("invalid configuration {}", path.display()))?;
+    let loaded =
+        config::load(path).with_context(|| format!("invalid configuration {}", path.display()))?;
     for d in &loaded.diagnostics {
         eprintln!("warning: {d}");
     }
@@ -38,7 +39,10 @@ fn load_config(path: &Path) -> anyhow::Result<Loaded> {
 }
 
 /// The dataset named on the command line, or an error that lists the known ones.
-fn find_dataset<'c>(config: &'c warden::config::Config, name: &str) -> anyhow::Result<&'c warden::config::Dataset> {
+fn find_dataset<'c>(
+    config: &'c warden::config::Config,
+    name: &str,
+) -> anyhow::Result<&'c warden::config::Dataset> {
     config.dataset(name).ok_or_else(|| {
         let known: Vec<&str> = config.datasets.iter().map(|d| d.name.as_str()).collect();
         anyhow::anyhow!("unknown dataset `{name}` (known: {})", known.join(", "))
@@ -46,6 +50,8 @@ fn find_dataset<'c>(config: &'c warden::config::Config, name: &str) -> anyhow::R
 }
 
 /// Opens the registry named by `agent.registry`.
-async fn open_registry(config: &warden::config::Config) -> anyhow::Result<warden::registry::Registry> {
+async fn open_registry(
+    config: &warden::config::Config,
+) -> anyhow::Result<warden::registry::Registry> {
     Ok(warden::registry::Registry::open(&config.agent.registry).await?)
 }

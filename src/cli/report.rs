@@ -15,7 +15,10 @@ struct Document<'a> {
 }
 
 pub fn write_json(out: &mut impl Write, results: &[CheckResult]) -> io::Result<()> {
-    let doc = Document { results, summary: Summary::of(results) };
+    let doc = Document {
+        results,
+        summary: Summary::of(results),
+    };
     serde_json::to_writer(&mut *out, &doc)?;
     writeln!(out)
 }
@@ -57,7 +60,13 @@ pub fn write_text(out: &mut impl Write, results: &[CheckResult], color: bool) ->
     };
     writeln!(out, "{}", line(headers, None))?;
     for (row, result) in rows.iter().zip(results) {
-        let cells = [row[0].as_str(), row[1].as_str(), row[2].as_str(), row[3].as_str(), row[4].as_str()];
+        let cells = [
+            row[0].as_str(),
+            row[1].as_str(),
+            row[2].as_str(),
+            row[3].as_str(),
+            row[4].as_str(),
+        ];
         writeln!(out, "{}", line(cells, Some(result.outcome)).trim_end())?;
     }
     let s = Summary::of(results);
@@ -116,7 +125,15 @@ mod tests {
     #[test]
     fn json_has_the_documented_shape() {
         let mut out = Vec::new();
-        write_json(&mut out, &[result("orders.null_rate_customer_id", Outcome::Fail, Some(0.012))]).unwrap();
+        write_json(
+            &mut out,
+            &[result(
+                "orders.null_rate_customer_id",
+                Outcome::Fail,
+                Some(0.012),
+            )],
+        )
+        .unwrap();
         let v: serde_json::Value = serde_json::from_slice(&out).unwrap();
         assert_eq!(
             v,
@@ -142,7 +159,10 @@ mod tests {
         let col = lines[0].find("OUTCOME").unwrap();
         assert_eq!(&lines[1][col..col + 4], "PASS");
         assert_eq!(&lines[2][col..col + 5], "ERROR");
-        assert_eq!(lines.last().unwrap(), &"2 checks: 1 passed, 0 warned, 0 failed, 1 errored");
+        assert_eq!(
+            lines.last().unwrap(),
+            &"2 checks: 1 passed, 0 warned, 0 failed, 1 errored"
+        );
     }
 
     #[test]

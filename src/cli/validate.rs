@@ -11,7 +11,11 @@ pub fn run(config_path: &Path) -> u8 {
         for p in &problems {
             eprintln!("{p}");
         }
-        eprintln!("{} problem{} found", problems.len(), if problems.len() == 1 { "" } else { "s" });
+        eprintln!(
+            "{} problem{} found",
+            problems.len(),
+            if problems.len() == 1 { "" } else { "s" }
+        );
         2
     }
 }
