@@ -18,7 +18,7 @@ pub async fn run(config_path: &Path, args: CheckArgs) -> anyhow::Result<u8> {
     let config = &loaded.config;
     let datasets = select(config, args.dataset.as_deref(), args.partition.as_deref())?;
     let registry = if args.no_record {
-        None
+        dry_run_registry(config).await?
     } else {
         Some(open_registry(config).await?)
     };
@@ -34,6 +34,21 @@ pub struct RunOutcome {
     pub results: Vec<CheckResult>,
     /// Datasets whose results could not be recorded, with why.
     pub unrecorded: Vec<String>,
+}
+
+/// The registry a dry run reads baselines from (schema baselines, earlier
+/// row counts) without writing results. A SQLite registry that does not exist
+/// yet holds none, and a dry run does not create it.
+async fn dry_run_registry(config: &Config) -> anyhow::Result<Option<warden::registry::Registry>> {
+    use std::str::FromStr;
+    let url = &config.agent.registry;
+    if url.starts_with("sqlite:")
+        && let Ok(options) = sqlx::sqlite::SqliteConnectOptions::from_str(url)
+        && !options.get_filename().exists()
+    {
+        return Ok(None);
+    }
+    Ok(Some(open_registry(config).await?))
 }
 
 /// Resolves `--dataset` and `--partition` into the datasets to run and their scopes.

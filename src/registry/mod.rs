@@ -86,6 +86,10 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long SQLite waits for another writer before giving up.
 const SQLITE_BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// How often SQLite migrations are run when another process may be applying
+/// them at the same time (see [`migrate_sqlite`]).
+const SQLITE_MIGRATION_ATTEMPTS: u32 = 3;
+
 static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("migrations/sqlite");
 static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("migrations/postgres");
 
@@ -177,7 +181,7 @@ impl Registry {
 
     async fn migrate(&self) -> Result<(), RegistryError> {
         let result = match &self.pool {
-            Pool::Sqlite(pool) => SQLITE_MIGRATIONS.run(pool).await,
+            Pool::Sqlite(pool) => migrate_sqlite(pool).await,
             Pool::Postgres(pool) => POSTGRES_MIGRATIONS.run(pool).await,
         };
         result.map_err(|error| match error {
@@ -259,6 +263,26 @@ fn is_unreachable(error: &sqlx::Error) -> bool {
     )
 }
 
+/// Applies the SQLite migrations. sqlx takes no migration lock on SQLite
+/// (it does on PostgreSQL): processes opening a new registry at once, such as
+/// two `warden check` runs, can each find a migration unapplied, and all but
+/// the first then fail on the tables it created. Running again sees the
+/// migrations the first one recorded and skips them.
+async fn migrate_sqlite(pool: &SqlitePool) -> Result<(), sqlx::migrate::MigrateError> {
+    use sqlx::migrate::MigrateError;
+    let mut attempt = 1;
+    loop {
+        match SQLITE_MIGRATIONS.run(pool).await {
+            Err(MigrateError::ExecuteMigration(..) | MigrateError::Execute(_))
+                if attempt < SQLITE_MIGRATION_ATTEMPTS =>
+            {
+                attempt += 1;
+            }
+            result => return result,
+        }
+    }
+}
+
 /// A timestamp as both engines store it: UTC, whole microseconds.
 pub(crate) fn stored(t: DateTime<Utc>) -> DateTime<Utc> {
     t.trunc_subsecs(6)
@@ -267,4 +291,26 @@ pub(crate) fn stored(t: DateTime<Utc>) -> DateTime<Utc> {
 /// The current time as stored.
 pub(crate) fn now() -> DateTime<Utc> {
     stored(Utc::now())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_new_sqlite_registry_opens_from_several_processes_at_once() {
+        for _ in 0..5 {
+            let dir = tempfile::tempdir().unwrap();
+            let url = format!("sqlite://{}", dir.path().join("warden.db").display());
+            let opens = (0..4).map(|_| {
+                let url = url.clone();
+                tokio::spawn(async move { Registry::open(&url).await })
+            });
+            for open in futures::future::join_all(opens).await {
+                let registry = open.unwrap().unwrap_or_else(|e| panic!("{e}"));
+                registry.ping().await.unwrap();
+                registry.close().await;
+            }
+        }
+    }
 }

@@ -63,6 +63,14 @@ pub enum Pool {
 /// bounds how long a down warehouse takes to be reported.
 const MAX_ACQUIRE_WAIT: Duration = Duration::from_secs(10);
 
+/// Why [`Warehouse::fetch_inner`] returned no rows.
+enum Failure {
+    /// The statement ran longer than `query_timeout`.
+    TimedOut,
+    /// No connection, or the statement failed.
+    Sqlx(sqlx::Error),
+}
+
 /// A warehouse from `warehouses:`, connected lazily.
 #[derive(Debug)]
 pub struct Warehouse {
@@ -177,7 +185,8 @@ impl Warehouse {
 
     /// Runs one statement with `params` bound in order (`$1…` on PostgreSQL,
     /// `?` elsewhere) and returns every row. Counts the statement, and gives
-    /// up after `query_timeout`: the server cancels it too on PostgreSQL and
+    /// up when the statement has run for `query_timeout` (the wait for a
+    /// connection is bounded apart): the server cancels it too on PostgreSQL and
     /// MariaDB/MySQL; SQLite has no way to interrupt it, so its worker
     /// thread finishes the statement in the background.
     pub async fn fetch_all(
@@ -187,19 +196,18 @@ impl Warehouse {
     ) -> Result<Vec<Vec<Value>>, WarehouseError> {
         self.statements.fetch_add(1, Ordering::Relaxed);
         let started = Instant::now();
-        let result = tokio::time::timeout(self.query_timeout, self.fetch_inner(sql, params)).await;
-        let rows = match result {
-            Err(_) => Err(WarehouseError::Timeout {
+        let rows = match self.fetch_inner(sql, params).await {
+            Err(Failure::TimedOut) => Err(WarehouseError::Timeout {
                 timeout: self.query_timeout,
             }),
-            Ok(Err(sqlx::Error::PoolTimedOut)) => Err(self.diagnose().await),
-            Ok(Err(e)) => Err(WarehouseError::from_sqlx(
+            Err(Failure::Sqlx(sqlx::Error::PoolTimedOut)) => Err(self.diagnose().await),
+            Err(Failure::Sqlx(e)) => Err(WarehouseError::from_sqlx(
                 &self.name,
                 self.engine,
                 self.query_timeout,
                 e,
             )),
-            Ok(Ok(rows)) => Ok(rows),
+            Ok(rows) => Ok(rows),
         };
         tracing::debug!(
             warehouse = %self.name,
@@ -224,11 +232,15 @@ impl Warehouse {
         }
     }
 
+    /// Waits for a connection (bounded by the pool's acquire timeout), then
+    /// runs the statement within `query_timeout`. Timing the two apart keeps
+    /// a refused connection from being reported as a slow query: with one
+    /// timer over both, it raced the pool's own acquire timeout.
     async fn fetch_inner(
         &self,
         sql: &str,
         params: &[Value],
-    ) -> Result<Vec<Result<Vec<Value>, WarehouseError>>, sqlx::Error> {
+    ) -> Result<Vec<Result<Vec<Value>, WarehouseError>>, Failure> {
         macro_rules! bind_all {
             ($query:expr) => {{
                 let mut q = $query;
@@ -246,19 +258,20 @@ impl Warehouse {
                 q
             }};
         }
+        macro_rules! run {
+            ($pool:expr) => {{
+                let mut conn = $pool.acquire().await.map_err(Failure::Sqlx)?;
+                let query = bind_all!(sqlx::query(sql));
+                tokio::time::timeout(self.query_timeout, query.fetch_all(&mut *conn))
+                    .await
+                    .map_err(|_| Failure::TimedOut)?
+                    .map_err(Failure::Sqlx)?
+            }};
+        }
         Ok(match &self.pool {
-            Pool::Postgres(pool) => {
-                let rows = bind_all!(sqlx::query(sql)).fetch_all(pool).await?;
-                rows.iter().map(value::decode_pg_row).collect()
-            }
-            Pool::MySql(pool) => {
-                let rows = bind_all!(sqlx::query(sql)).fetch_all(pool).await?;
-                rows.iter().map(value::decode_mysql_row).collect()
-            }
-            Pool::Sqlite(pool) => {
-                let rows = bind_all!(sqlx::query(sql)).fetch_all(pool).await?;
-                rows.iter().map(value::decode_sqlite_row).collect()
-            }
+            Pool::Postgres(pool) => run!(pool).iter().map(value::decode_pg_row).collect(),
+            Pool::MySql(pool) => run!(pool).iter().map(value::decode_mysql_row).collect(),
+            Pool::Sqlite(pool) => run!(pool).iter().map(value::decode_sqlite_row).collect(),
         })
     }
 
