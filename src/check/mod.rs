@@ -24,7 +24,7 @@ pub use executor::{observe, observe_table};
 pub use observation::{DatasetObservations, Observation, ObserveError, Observed};
 pub use planner::{Plan, PlanInput, Scope, plan};
 pub use result::{CheckResult, Outcome, Summary};
-pub use runner::{PendingRun, RunError, Runner, all_error, stored_column};
+pub use runner::{PendingRun, RunError, Runner, stored_column};
 
 /// Observes and evaluates the checks of `ds` that run in `scope`.
 pub async fn run_dataset(

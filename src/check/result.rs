@@ -87,9 +87,9 @@ impl Summary {
         s
     }
 
-    /// `warden check`'s exit status: 0 none failed or errored, 1 a check
-    /// failed, 3 none failed but one errored.
-    pub fn exit_code(&self) -> i32 {
+    /// `warden check`'s exit status from outcomes alone: 0 none failed or
+    /// errored, 1 a check failed, 3 none failed but one errored.
+    pub fn exit_code(&self) -> u8 {
         if self.fail > 0 {
             1
         } else if self.error > 0 {

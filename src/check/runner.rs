@@ -49,8 +49,12 @@ impl RunError {
 }
 
 /// A run whose statements have executed but whose results are not evaluated yet.
-pub struct PendingRun {
-    observations: DatasetObservations,
+pub struct PendingRun(Pending);
+
+enum Pending {
+    Observed(DatasetObservations),
+    /// The dataset's warehouse cannot be used: every check is already `error`.
+    Unavailable(Vec<CheckResult>),
 }
 
 impl Runner {
@@ -114,37 +118,31 @@ impl Runner {
         scheduled_at: DateTime<Utc>,
         record: bool,
     ) -> Result<Vec<CheckResult>, RunError> {
-        let observed = self.observe(ds, scope).await;
-        self.finish(ds, observed, scheduled_at, Utc::now(), record)
+        let pending = self.observe(ds, scope).await;
+        self.finish(ds, pending, scheduled_at, Utc::now(), record)
             .await
     }
 
     /// The first half of a run: the warehouse statements.
-    pub async fn observe(
-        &self,
-        ds: &Dataset,
-        scope: &Scope,
-    ) -> Result<PendingRun, Vec<CheckResult>> {
-        match self.warehouse(ds) {
-            Ok(wh) => Ok(PendingRun {
-                observations: observe(ds, wh, scope, self.tz).await,
-            }),
-            Err(message) => Err(all_error(ds, scope, &message)),
-        }
+    pub async fn observe(&self, ds: &Dataset, scope: &Scope) -> PendingRun {
+        PendingRun(match self.warehouse(ds) {
+            Ok(wh) => Pending::Observed(observe(ds, wh, scope, self.tz).await),
+            Err(message) => Pending::Unavailable(all_error(ds, scope, &message)),
+        })
     }
 
     /// The second half of a run: baselines, evaluation, recording.
     pub async fn finish(
         &self,
         ds: &Dataset,
-        observed: Result<PendingRun, Vec<CheckResult>>,
+        pending: PendingRun,
         scheduled_at: DateTime<Utc>,
         now: DateTime<Utc>,
         record: bool,
     ) -> Result<Vec<CheckResult>, RunError> {
-        let observations = match observed {
-            Ok(o) => o.observations,
-            Err(results) => {
+        let observations = match pending.0 {
+            Pending::Observed(o) => o,
+            Pending::Unavailable(results) => {
                 self.record(&results, &HashMap::new(), scheduled_at, record)
                     .await?;
                 return Ok(results);
@@ -307,7 +305,7 @@ impl Runner {
 }
 
 /// Every check of `ds` in `scope` as an `error` with `message`.
-pub fn all_error(ds: &Dataset, scope: &Scope, message: &str) -> Vec<CheckResult> {
+fn all_error(ds: &Dataset, scope: &Scope, message: &str) -> Vec<CheckResult> {
     ds.checks
         .iter()
         .filter_map(|spec| {

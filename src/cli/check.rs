@@ -124,13 +124,9 @@ pub fn print(results: &[CheckResult], format: Format) -> anyhow::Result<()> {
 /// check file, results not recorded); else 3 when a check errored; else 0.
 pub fn exit_code(outcome: &RunOutcome, skipped_config: bool) -> u8 {
     let summary = Summary::of(&outcome.results);
-    if summary.fail > 0 {
-        1
-    } else if skipped_config || !outcome.unrecorded.is_empty() {
+    if summary.fail == 0 && (skipped_config || !outcome.unrecorded.is_empty()) {
         2
-    } else if summary.error > 0 {
-        3
     } else {
-        0
+        summary.exit_code()
     }
 }
