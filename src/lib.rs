@@ -8,5 +8,6 @@ pub mod check;
 pub mod config;
 pub mod demo;
 pub mod domain;
+pub mod metrics;
 pub mod registry;
 pub mod warehouse;
