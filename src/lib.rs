@@ -8,6 +8,7 @@ pub mod check;
 pub mod config;
 pub mod demo;
 pub mod domain;
+pub mod gate;
 pub mod metrics;
 pub mod registry;
 pub mod warehouse;

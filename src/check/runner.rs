@@ -8,9 +8,13 @@ use std::sync::Arc;
 use chrono::{DateTime, Duration, Timelike, Utc};
 use chrono_tz::Tz;
 
-use super::{Baselines, DatasetObservations, EvalContext, Observed, Scope, evaluate_all, observe};
+use super::{
+    Baselines, DatasetObservations, EvalContext, Observed, Scope, evaluate_all, observe,
+    observe_table,
+};
 use crate::check::{CheckResult, Outcome};
 use crate::config::{ChangeBaseline, CheckKind, Config, Dataset};
+use crate::domain::TableRef;
 use crate::registry::{Registry, RegistryError, RunRecord, StoredColumn};
 use crate::warehouse::{CatalogColumn, Warehouse, WarehouseError};
 
@@ -127,6 +131,16 @@ impl Runner {
     pub async fn observe(&self, ds: &Dataset, scope: &Scope) -> PendingRun {
         PendingRun(match self.warehouse(ds) {
             Ok(wh) => Pending::Observed(observe(ds, wh, scope, self.tz).await),
+            Err(message) => Pending::Unavailable(all_error(ds, scope, &message)),
+        })
+    }
+
+    /// Like [`observe`](Self::observe), on another relation than the
+    /// dataset's table: the gate checks the staged data (`gate.table`) with
+    /// the dataset's checks.
+    pub async fn observe_table(&self, ds: &Dataset, table: &TableRef, scope: &Scope) -> PendingRun {
+        PendingRun(match self.warehouse(ds) {
+            Ok(wh) => Pending::Observed(observe_table(ds, table, wh, scope, self.tz).await),
             Err(message) => Pending::Unavailable(all_error(ds, scope, &message)),
         })
     }

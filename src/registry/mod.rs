@@ -13,8 +13,9 @@
 //! `schema.rs` (schema baselines, [`StoredColumn`]), `partitions.rs` (the
 //! publication state machine, [`PartitionState`]), `outbox.rs` (durable
 //! notifications, [`OutboxEntry`]), `claims.rs` (scheduled runs shared by
-//! several agents) and `error.rs` ([`RegistryError`]). Gates, alerts and
-//! silences have tables but no functions yet.
+//! several agents), `gates.rs` (gate requests and decisions, [`GateRecord`],
+//! changing partition states in the same transaction) and `error.rs`
+//! ([`RegistryError`]). Alerts and silences have tables but no functions yet.
 
 use std::str::FromStr;
 use std::time::Duration;
@@ -66,12 +67,17 @@ macro_rules! in_transaction {
 
 mod claims;
 mod error;
+mod gates;
 mod outbox;
 mod partitions;
 mod results;
 mod schema;
 
 pub use error::{RegistryError, redact_url};
+pub use gates::{
+    ABANDONED, Admission, Decided, Decision, GATE_ACTOR, GateBasis, GateRecord, GateStatus,
+    NewGate, Start, idempotency_key,
+};
 pub use outbox::{OutboxEntry, OutboxStatus};
 pub use partitions::{
     PartitionRecord, PartitionState, PublishedPartition, StateChange, Transition,

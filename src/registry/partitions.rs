@@ -71,6 +71,9 @@ pub struct StateChange<'a> {
     /// If set, the change applies only while the partition is in this state
     /// (compare-and-set); otherwise only the state machine is consulted.
     pub expected_from: Option<PartitionState>,
+    /// If set, the change applies only while this gate is behind the current
+    /// state: a gate's decision never lands on a partition a newer gate took.
+    pub expected_gate: Option<&'a str>,
     /// Who asks: `gate`, a user name from an override, …
     pub actor: &'a str,
     /// The gate behind the change. Required to publish: the gate that let
@@ -85,6 +88,7 @@ impl<'a> StateChange<'a> {
         Self {
             to,
             expected_from: None,
+            expected_gate: None,
             actor,
             gate_id: None,
             reason: None,
@@ -94,6 +98,12 @@ impl<'a> StateChange<'a> {
     /// Applies only while the partition is in `from`.
     pub fn expecting(mut self, from: PartitionState) -> Self {
         self.expected_from = Some(from);
+        self
+    }
+
+    /// Applies only while `gate_id` is the gate behind the current state.
+    pub fn expecting_gate(mut self, gate_id: &'a str) -> Self {
+        self.expected_gate = Some(gate_id);
         self
     }
 
@@ -146,14 +156,14 @@ pub struct PublishedPartition {
 }
 
 #[derive(sqlx::FromRow)]
-struct PartitionRow {
-    dataset: String,
-    partition_key: String,
-    state: String,
-    gate_id: Option<String>,
-    published_gate_id: Option<String>,
-    published_at: Option<DateTime<Utc>>,
-    updated_at: DateTime<Utc>,
+pub(super) struct PartitionRow {
+    pub(super) dataset: String,
+    pub(super) partition_key: String,
+    pub(super) state: String,
+    pub(super) gate_id: Option<String>,
+    pub(super) published_gate_id: Option<String>,
+    pub(super) published_at: Option<DateTime<Utc>>,
+    pub(super) updated_at: DateTime<Utc>,
 }
 
 #[derive(sqlx::FromRow)]
@@ -166,7 +176,7 @@ struct TransitionRow {
     reason: Option<String>,
 }
 
-fn parse_state(s: &str) -> Result<PartitionState, RegistryError> {
+pub(super) fn parse_state(s: &str) -> Result<PartitionState, RegistryError> {
     PartitionState::parse(s).ok_or_else(|| RegistryError::Corrupt {
         what: format!("partition state `{s}`"),
     })
@@ -187,7 +197,7 @@ impl TransitionRow {
 
 /// Whether the state machine allows `change` from `from`; the error is the
 /// reason it does not. `current_gate` is the gate behind the current state.
-fn check_transition(
+pub(super) fn check_transition(
     from: Option<PartitionState>,
     current_gate: Option<&str>,
     change: &StateChange<'_>,
@@ -199,6 +209,14 @@ fn check_transition(
         return Err(format!(
             "expected it to be {expected}, but it is {}",
             from.map_or("not yet known", PartitionState::as_str)
+        ));
+    }
+    if let Some(expected) = change.expected_gate
+        && current_gate != Some(expected)
+    {
+        return Err(format!(
+            "gate {expected} is no longer behind it; {}",
+            current_gate.map_or("no gate is".to_owned(), |g| format!("gate {g} is"))
         ));
     }
     let given = |s: Option<&str>| s.is_some_and(|s| !s.trim().is_empty());
@@ -240,6 +258,138 @@ fn check_transition(
 
 const PARTITION_COLUMNS: &str =
     "dataset, partition_key, state, gate_id, published_gate_id, published_at, updated_at";
+
+/// The operation name of a partition transition, in errors.
+pub(super) const TRANSITION: &str = "partition transition";
+
+/// The statement that reads a partition's row before changing it.
+/// PostgreSQL: lock the row so concurrent changes queue behind this one.
+/// SQLite: `BEGIN IMMEDIATE` already holds the write lock.
+pub(super) fn select_for_update(engine: Engine) -> String {
+    match engine {
+        Engine::Postgres => format!(
+            "SELECT {PARTITION_COLUMNS} FROM partitions WHERE dataset = $1 AND partition_key = $2 FOR UPDATE"
+        ),
+        _ => format!(
+            "SELECT {PARTITION_COLUMNS} FROM partitions WHERE dataset = $1 AND partition_key = $2"
+        ),
+    }
+}
+
+/// The error when a partition's first row kept being inserted by someone
+/// else while a change was being applied.
+pub(super) fn lost_race(dataset: &DatasetName, partition: &str, to: PartitionState) -> RegistryError {
+    RegistryError::IllegalTransition {
+        dataset: dataset.to_string(),
+        partition: partition.to_owned(),
+        from: None,
+        to,
+        reason: "the partition kept changing concurrently; retry".to_owned(),
+    }
+}
+
+/// Applies a [`StateChange`] inside the open transaction `$tx` (see
+/// `in_transaction!`), so that callers can change a partition together with
+/// other rows (a gate's decision). Evaluates to `false` when the partition's
+/// first row was inserted concurrently and the change must be retried;
+/// returns early with [`RegistryError::IllegalTransition`] when the state
+/// machine refuses the change (dropping, hence rolling back, `$tx`).
+macro_rules! apply_transition {
+    ($tx:ident, $select:expr, $dataset:expr, $partition:expr, $change:expr, $at:expr) => {{
+        use $crate::registry::error::OpContext as _;
+        use $crate::registry::partitions::{PartitionRow, check_transition, parse_state, TRANSITION};
+        let dataset: &$crate::domain::DatasetName = $dataset;
+        let partition: &str = $partition;
+        let change: &$crate::registry::StateChange<'_> = $change;
+        let at: chrono::DateTime<chrono::Utc> = $at;
+        let current: Option<PartitionRow> = sqlx::query_as($select)
+            .bind(dataset.as_str())
+            .bind(partition)
+            .fetch_optional(&mut *$tx)
+            .await
+            .op(TRANSITION)?;
+        let from = current
+            .as_ref()
+            .map(|row| parse_state(&row.state))
+            .transpose()?;
+        let current_gate = current.as_ref().and_then(|row| row.gate_id.as_deref());
+        check_transition(from, current_gate, change).map_err(|reason| {
+            $crate::registry::RegistryError::IllegalTransition {
+                dataset: dataset.to_string(),
+                partition: partition.to_owned(),
+                from,
+                to: change.to,
+                reason,
+            }
+        })?;
+        let gate_id = match change.to {
+            $crate::registry::PartitionState::Validating => change.gate_id,
+            _ => change.gate_id.or(current_gate),
+        };
+        let (published_gate_id, published_at) = match change.to {
+            $crate::registry::PartitionState::Published => (change.gate_id, Some(at)),
+            _ => (
+                current
+                    .as_ref()
+                    .and_then(|row| row.published_gate_id.as_deref()),
+                current.as_ref().and_then(|row| row.published_at),
+            ),
+        };
+        let written = match from {
+            None => sqlx::query(
+                "INSERT INTO partitions (dataset, partition_key, state, gate_id, published_gate_id, \
+                 published_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7) \
+                 ON CONFLICT (dataset, partition_key) DO NOTHING",
+            )
+            .bind(dataset.as_str())
+            .bind(partition)
+            .bind(change.to.as_str())
+            .bind(gate_id)
+            .bind(published_gate_id)
+            .bind(published_at)
+            .bind(at)
+            .execute(&mut *$tx)
+            .await
+            .op(TRANSITION)?,
+            Some(from) => sqlx::query(
+                "UPDATE partitions SET state = $3, gate_id = $4, published_gate_id = $5, \
+                 published_at = $6, updated_at = $7 \
+                 WHERE dataset = $1 AND partition_key = $2 AND state = $8",
+            )
+            .bind(dataset.as_str())
+            .bind(partition)
+            .bind(change.to.as_str())
+            .bind(gate_id)
+            .bind(published_gate_id)
+            .bind(published_at)
+            .bind(at)
+            .bind(from.as_str())
+            .execute(&mut *$tx)
+            .await
+            .op(TRANSITION)?,
+        };
+        let applied = written.rows_affected() == 1;
+        if applied {
+            sqlx::query(
+                "INSERT INTO partition_transitions (dataset, partition_key, from_state, to_state, at, \
+                 actor, gate_id, reason) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+            )
+            .bind(dataset.as_str())
+            .bind(partition)
+            .bind(from.map($crate::registry::PartitionState::as_str))
+            .bind(change.to.as_str())
+            .bind(at)
+            .bind(change.actor)
+            .bind(change.gate_id)
+            .bind(change.reason)
+            .execute(&mut *$tx)
+            .await
+            .op(TRANSITION)?;
+        }
+        applied
+    }};
+}
+pub(super) use apply_transition;
 
 impl Registry {
     /// A partition's state and history, or `None` if no gate ever saw it.
@@ -294,121 +444,19 @@ impl Registry {
         partition: &str,
         change: StateChange<'_>,
     ) -> Result<(), RegistryError> {
-        const OP: &str = "partition transition";
-        // PostgreSQL: lock the row so concurrent changes queue behind this
-        // one. SQLite: `BEGIN IMMEDIATE` already holds the write lock.
-        let select = match self.engine() {
-            Engine::Postgres => {
-                format!(
-                    "SELECT {PARTITION_COLUMNS} FROM partitions WHERE dataset = $1 AND partition_key = $2 FOR UPDATE"
-                )
-            }
-            _ => format!(
-                "SELECT {PARTITION_COLUMNS} FROM partitions WHERE dataset = $1 AND partition_key = $2"
-            ),
-        };
+        let select = select_for_update(self.engine());
         // Two first gates may race to insert the row; the loser re-reads it
         // and is judged against the winner's state.
         for _ in 0..3 {
             let at = now();
-            let applied: bool = in_transaction!(self, OP, |tx| {
-                let current: Option<PartitionRow> = sqlx::query_as(&select)
-                    .bind(dataset.as_str())
-                    .bind(partition)
-                    .fetch_optional(&mut *tx)
-                    .await
-                    .op(OP)?;
-                let from = current
-                    .as_ref()
-                    .map(|row| parse_state(&row.state))
-                    .transpose()?;
-                let current_gate = current.as_ref().and_then(|row| row.gate_id.as_deref());
-                check_transition(from, current_gate, &change).map_err(|reason| {
-                    RegistryError::IllegalTransition {
-                        dataset: dataset.to_string(),
-                        partition: partition.to_owned(),
-                        from,
-                        to: change.to,
-                        reason,
-                    }
-                })?;
-                let gate_id = match change.to {
-                    PartitionState::Validating => change.gate_id,
-                    _ => change.gate_id.or(current_gate),
-                };
-                let (published_gate_id, published_at) = match change.to {
-                    PartitionState::Published => (change.gate_id, Some(at)),
-                    _ => (
-                        current
-                            .as_ref()
-                            .and_then(|row| row.published_gate_id.as_deref()),
-                        current.as_ref().and_then(|row| row.published_at),
-                    ),
-                };
-                let written = match from {
-                    None => sqlx::query(
-                        "INSERT INTO partitions (dataset, partition_key, state, gate_id, published_gate_id, \
-                         published_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7) \
-                         ON CONFLICT (dataset, partition_key) DO NOTHING",
-                    )
-                    .bind(dataset.as_str())
-                    .bind(partition)
-                    .bind(change.to.as_str())
-                    .bind(gate_id)
-                    .bind(published_gate_id)
-                    .bind(published_at)
-                    .bind(at)
-                    .execute(&mut *tx)
-                    .await
-                    .op(OP)?,
-                    Some(from) => sqlx::query(
-                        "UPDATE partitions SET state = $3, gate_id = $4, published_gate_id = $5, \
-                         published_at = $6, updated_at = $7 \
-                         WHERE dataset = $1 AND partition_key = $2 AND state = $8",
-                    )
-                    .bind(dataset.as_str())
-                    .bind(partition)
-                    .bind(change.to.as_str())
-                    .bind(gate_id)
-                    .bind(published_gate_id)
-                    .bind(published_at)
-                    .bind(at)
-                    .bind(from.as_str())
-                    .execute(&mut *tx)
-                    .await
-                    .op(OP)?,
-                };
-                let applied = written.rows_affected() == 1;
-                if applied {
-                    sqlx::query(
-                        "INSERT INTO partition_transitions (dataset, partition_key, from_state, to_state, at, \
-                         actor, gate_id, reason) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-                    )
-                    .bind(dataset.as_str())
-                    .bind(partition)
-                    .bind(from.map(PartitionState::as_str))
-                    .bind(change.to.as_str())
-                    .bind(at)
-                    .bind(change.actor)
-                    .bind(change.gate_id)
-                    .bind(change.reason)
-                    .execute(&mut *tx)
-                    .await
-                    .op(OP)?;
-                }
-                applied
+            let applied: bool = in_transaction!(self, TRANSITION, |tx| {
+                apply_transition!(tx, &select, dataset, partition, &change, at)
             });
             if applied {
                 return Ok(());
             }
         }
-        Err(RegistryError::IllegalTransition {
-            dataset: dataset.to_string(),
-            partition: partition.to_owned(),
-            from: None,
-            to: change.to,
-            reason: "the partition kept changing concurrently; retry".to_owned(),
-        })
+        Err(lost_race(dataset, partition, change.to))
     }
 
     /// The newest partition (by key) of a dataset with a publication, even if

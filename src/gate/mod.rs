@@ -1,0 +1,97 @@
+//! The publication gate: a pipeline stages a partition, asks the gate, and
+//! publishes only on an allow (stage → validate → publish).
+//!
+//! [`GateService`] owns the whole life of a gate, independent of HTTP:
+//! validating the request against the configuration (`request.rs`), finding
+//! the gate a repeat asks about (idempotency by dataset, partition and run
+//! id, or by `Idempotency-Key`), running the dataset's checks against its
+//! `gate.table` one gate per partition at a time, judging the results
+//! (`decision.rs`), recording the decision together with the partition's
+//! state, and telling the owner of a quarantined partition
+//! (`quarantine.rs`). Every failure denies: a registry that is down, a
+//! warehouse that errors, a gate that outlives its deadline, an agent that
+//! stops mid-gate (recovered when it starts again).
+//!
+//! The state of record is the registry (`registry::gates`); the service
+//! keeps in memory only what a running gate is doing now (its progress), so
+//! that waiting callers are woken the moment it is decided.
+
+mod decision;
+mod error;
+mod quarantine;
+mod request;
+mod service;
+
+pub use error::GateError;
+pub use quarantine::{LogQuarantine, Quarantine, QuarantineHook};
+pub use request::{GateRequest, MAX_REQUEST_KEY, MAX_RUN_ID};
+pub use service::{
+    GateOptions, GateService, OverrideRequest, PartitionView, PublishRequest, default_agent_id,
+};
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+
+use crate::check::CheckResult;
+use crate::registry::{GateBasis, GateRecord, GateStatus};
+
+/// A gate as callers see it (`GET /api/v1/gates/{id}`).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Gate {
+    pub gate_id: String,
+    pub dataset: String,
+    pub partition: String,
+    pub run_id: String,
+    pub status: GateStatus,
+    /// What the decision rests on; `None` until decided.
+    pub basis: Option<GateBasis>,
+    /// From 0 (queued) to 1 (decided).
+    pub progress: f64,
+    /// Every check the gate ran, with its outcome and message.
+    pub results: Vec<CheckResult>,
+    /// Why it was denied (or overridden), one sentence each.
+    pub reasons: Vec<String>,
+    pub created_at: DateTime<Utc>,
+    pub decided_at: Option<DateTime<Utc>>,
+    /// The gate that evaluated this request again after this one was denied
+    /// for an error or a timeout.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub retried_by: Option<String>,
+    /// Why the decision could not be recorded (the registry was down): the
+    /// gate is denied, and callers are answered 503.
+    #[serde(skip)]
+    unrecorded: Option<String>,
+}
+
+impl Gate {
+    /// Allowed or denied.
+    pub fn is_decided(&self) -> bool {
+        self.status.is_decided()
+    }
+
+    /// Why the gate's denial could not be written to the registry, if so.
+    pub fn unrecorded(&self) -> Option<&str> {
+        self.unrecorded.as_deref()
+    }
+}
+
+impl From<GateRecord> for Gate {
+    fn from(r: GateRecord) -> Self {
+        let progress = if r.status.is_decided() { 1.0 } else { 0.0 };
+        Self {
+            gate_id: r.gate_id,
+            dataset: r.dataset,
+            partition: r.partition,
+            run_id: r.run_id,
+            status: r.status,
+            basis: r.basis,
+            progress,
+            results: r.results,
+            reasons: r.reasons,
+            created_at: r.created_at,
+            decided_at: r.decided_at,
+            retried_by: r.retried_by,
+            unrecorded: None,
+        }
+    }
+}
