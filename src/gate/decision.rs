@@ -36,7 +36,9 @@ pub(crate) fn judge(ds: &Dataset, results: &[CheckResult]) -> Verdict {
         deciding += 1;
         match r.outcome {
             Outcome::Fail => breaches.push(format!("{} failed: {}", r.check, r.message)),
-            Outcome::Error => errors.push(format!("{} could not be evaluated: {}", r.check, r.message)),
+            Outcome::Error => {
+                errors.push(format!("{} could not be evaluated: {}", r.check, r.message))
+            }
             Outcome::Pass | Outcome::Warn => {}
         }
     }

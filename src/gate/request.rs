@@ -94,12 +94,11 @@ pub(crate) fn find_dataset<'c>(config: &'c Config, name: &str) -> Result<&'c Dat
 pub(crate) fn parse_partition(ds: &Dataset, value: &str) -> Result<(String, Scope), GateError> {
     match &ds.partition {
         Some(spec) => {
-            let key = PartitionKey::parse(value, spec.granularity).map_err(|e| {
-                GateError::Invalid {
+            let key =
+                PartitionKey::parse(value, spec.granularity).map_err(|e| GateError::Invalid {
                     field: "partition",
                     message: e.to_string(),
-                }
-            })?;
+                })?;
             Ok((key.to_string(), Scope::Partition(key)))
         }
         None => {

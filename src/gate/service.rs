@@ -607,9 +607,7 @@ impl GateService {
             g.progress = 0.1;
         });
         let ds = &valid.dataset;
-        let pending = runner
-            .observe_table(ds, &ds.gate_table, &valid.scope)
-            .await;
+        let pending = runner.observe_table(ds, &ds.gate_table, &valid.scope).await;
         self.update_live(&record.gate_id, |g| g.progress = 0.8);
         let now = Utc::now();
         let scheduled_at = runner.scheduled_time(&valid.scope, now);
@@ -671,7 +669,9 @@ impl GateService {
             Err(e) => {
                 // Fail closed: whatever the checks said, a decision that is
                 // not recorded cannot be published; the caller hears 503.
-                self.inner.metrics.record_gate(&record.dataset, "deny", elapsed);
+                self.inner
+                    .metrics
+                    .record_gate(&record.dataset, "deny", elapsed);
                 tracing::error!(error = %e, "the gate's decision could not be recorded; it denies");
                 let mut reasons = verdict.reasons.clone();
                 reasons.push(format!("the decision could not be recorded: {e}"));
@@ -712,7 +712,11 @@ impl GateService {
                     results: &results,
                     reasons: &reasons,
                 };
-                if let Ok(decided) = service.inner.registry.decide_gate(&gate_id, &decision).await
+                if let Ok(decided) = service
+                    .inner
+                    .registry
+                    .decide_gate(&gate_id, &decision)
+                    .await
                 {
                     tracing::info!(gate_id, "the gate's denial is recorded after all");
                     service.tell_quarantine(&config, &decided);

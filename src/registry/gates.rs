@@ -483,10 +483,7 @@ impl Registry {
         );
         let at = now();
         let admission: Admission = in_transaction!(self, OP, |tx| {
-            let mut locks = vec![lock_id(
-                "partition",
-                &[new.dataset.as_str(), new.partition],
-            )];
+            let mut locks = vec![lock_id("partition", &[new.dataset.as_str(), new.partition])];
             if let Some(request_key) = new.request_key {
                 locks.push(lock_id("request", &[request_key]));
             }
@@ -599,9 +596,12 @@ impl Registry {
     pub async fn start_gate(&self, gate_id: &str, agent: &str) -> Result<Start, RegistryError> {
         const OP: &str = "start gate";
         let engine = self.engine();
-        let gate = self.gate(gate_id).await?.ok_or_else(|| RegistryError::NotFound {
-            what: format!("gate {gate_id}"),
-        })?;
+        let gate = self
+            .gate(gate_id)
+            .await?
+            .ok_or_else(|| RegistryError::NotFound {
+                what: format!("gate {gate_id}"),
+            })?;
         let dataset = DatasetName::parse(&gate.dataset).map_err(|e| RegistryError::Corrupt {
             what: format!("dataset of gate {gate_id}: {e}"),
         })?;
@@ -663,11 +663,16 @@ impl Registry {
                             .execute(&mut *tx)
                             .await
                             .op(OP)?;
-                            let change =
-                                StateChange::new(PartitionState::Validating, GATE_ACTOR)
-                                    .gate(gate_id);
-                            if apply_transition!(tx, &select, &dataset, &gate.partition, &change, at)
-                            {
+                            let change = StateChange::new(PartitionState::Validating, GATE_ACTOR)
+                                .gate(gate_id);
+                            if apply_transition!(
+                                tx,
+                                &select,
+                                &dataset,
+                                &gate.partition,
+                                &change,
+                                at
+                            ) {
                                 let mut started = current;
                                 started.status = GateStatus::Running;
                                 started.started_at = Some(at);
@@ -684,7 +689,11 @@ impl Registry {
                 return Ok(start);
             }
         }
-        Err(lost_race(&dataset, &gate.partition, PartitionState::Validating))
+        Err(lost_race(
+            &dataset,
+            &gate.partition,
+            PartitionState::Validating,
+        ))
     }
 
     /// Records the decision of an undecided gate and moves its partition to
@@ -698,9 +707,12 @@ impl Registry {
     ) -> Result<Decided, RegistryError> {
         const OP: &str = "record gate decision";
         let engine = self.engine();
-        let gate = self.gate(gate_id).await?.ok_or_else(|| RegistryError::NotFound {
-            what: format!("gate {gate_id}"),
-        })?;
+        let gate = self
+            .gate(gate_id)
+            .await?
+            .ok_or_else(|| RegistryError::NotFound {
+                what: format!("gate {gate_id}"),
+            })?;
         let by_id = format!("SELECT {GATE_COLUMNS} FROM gates WHERE gate_id = $1");
         let at = now();
         let decided: Decided = in_transaction!(self, OP, |tx| {
@@ -863,15 +875,14 @@ impl Registry {
         let select = select_for_update(engine);
         let by_id = format!("SELECT {GATE_COLUMNS} FROM gates WHERE gate_id = $1");
         let at = now();
-        let refuse = |from: Option<PartitionState>, reason: String| {
-            RegistryError::IllegalTransition {
+        let refuse =
+            |from: Option<PartitionState>, reason: String| RegistryError::IllegalTransition {
                 dataset: dataset.to_string(),
                 partition: partition.to_owned(),
                 from,
                 to: PartitionState::Published,
                 reason,
-            }
-        };
+            };
         let _: () = in_transaction!(self, OP, |tx| {
             lock!(
                 tx,

@@ -278,7 +278,11 @@ pub(super) fn select_for_update(engine: Engine) -> String {
 
 /// The error when a partition's first row kept being inserted by someone
 /// else while a change was being applied.
-pub(super) fn lost_race(dataset: &DatasetName, partition: &str, to: PartitionState) -> RegistryError {
+pub(super) fn lost_race(
+    dataset: &DatasetName,
+    partition: &str,
+    to: PartitionState,
+) -> RegistryError {
     RegistryError::IllegalTransition {
         dataset: dataset.to_string(),
         partition: partition.to_owned(),
