@@ -1,7 +1,9 @@
 //! The publication gate through `warden::gate::GateService`, on a real
 //! warehouse and a real registry: every case runs with a SQLite warehouse and
 //! registry, and with PostgreSQL for both (`WARDEN_TEST_POSTGRES_URL`;
-//! skipped with a note when unset).
+//! skipped with a note when unset). `gate/http.rs` drives the same through
+//! the HTTP API, the `warden gate`/`warden publish` commands, and a
+//! `warden run` killed in the middle of a gate.
 
 mod common;
 
@@ -11,6 +13,9 @@ mod support;
 
 #[path = "gate/support.rs"]
 mod gate_support;
+
+#[path = "gate/http.rs"]
+mod http;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
@@ -237,6 +242,7 @@ async fn stage_gate_publish_and_consumers_read_the_last_good_partition(setup: Se
     ] {
         assert!(metrics.contains(line), "missing `{line}` in\n{metrics}");
     }
+    p.finish().await;
 }
 
 async fn repeats_replay_the_decision_without_running_the_checks(setup: Setup) {
@@ -302,6 +308,7 @@ async fn repeats_replay_the_decision_without_running_the_checks(setup: Setup) {
             GateStatus::Allowed
         );
     }
+    p.finish().await;
 }
 
 async fn fifty_concurrent_gates_over_ten_partitions_stay_consistent(setup: Setup) {
@@ -408,6 +415,7 @@ async fn fifty_concurrent_gates_over_ten_partitions_stay_consistent(setup: Setup
     ] {
         assert!(metrics.contains(line), "missing `{line}` in\n{metrics}");
     }
+    p.finish().await;
 }
 
 async fn agents_sharing_a_registry_take_turns_on_a_partition(setup: Setup) {
@@ -448,6 +456,7 @@ async fn agents_sharing_a_registry_take_turns_on_a_partition(setup: Setup) {
         .unwrap();
     assert_eq!(record.history.len(), 16, "{:#?}", record.history);
     assert_valid_history(&record.history);
+    p.finish().await;
 }
 
 async fn a_backfill_keeps_the_old_publication_until_the_new_one(setup: Setup) {
@@ -521,6 +530,7 @@ async fn a_backfill_keeps_the_old_publication_until_the_new_one(setup: Setup) {
             .gate_id,
         fixed.gate_id
     );
+    p.finish().await;
 }
 
 async fn errors_deny_and_a_repeat_evaluates_again(setup: Setup) {
@@ -568,6 +578,7 @@ async fn errors_deny_and_a_repeat_evaluates_again(setup: Setup) {
     // The allow is final: a third request replays it.
     let third = submit().await.unwrap();
     assert_eq!(third.gate_id, second.gate_id);
+    p.finish().await;
 }
 
 async fn a_gate_past_its_deadline_denies_with_timeout(setup: Setup) {
@@ -634,6 +645,7 @@ async fn a_gate_past_its_deadline_denies_with_timeout(setup: Setup) {
     );
     let holder = svc.wait(&holder.gate_id, WAIT).await.unwrap();
     assert_eq!(holder.basis, Some(GateBasis::Timeout));
+    p.finish().await;
 }
 
 async fn an_agent_restarted_mid_gate_denies_it_and_frees_the_partition(setup: Setup) {
@@ -719,6 +731,7 @@ async fn an_agent_restarted_mid_gate_denies_it_and_frees_the_partition(setup: Se
         ["validating", "quarantined", "validating", "passed"]
     );
     assert_valid_history(&record.history);
+    p.finish().await;
 }
 
 async fn a_registry_that_is_down_denies(setup: Setup) {
@@ -766,6 +779,7 @@ async fn a_registry_that_is_down_denies(setup: Setup) {
         metrics.contains("warden_gate_decisions_total{dataset=\"slow\",decision=\"deny\"} 1"),
         "{metrics}"
     );
+    p.finish().await;
 }
 
 async fn bad_requests_name_their_field(setup: Setup) {
@@ -931,4 +945,5 @@ async fn bad_requests_name_their_field(setup: Setup) {
         svc.wait(&running.gate_id, WAIT).await.unwrap().basis,
         Some(GateBasis::Timeout)
     );
+    p.finish().await;
 }

@@ -151,6 +151,11 @@ impl Agent {
             loaded_at: Utc::now(),
         });
         restore_metrics(&state).await;
+        // Gates a killed agent left undecided are denied before anything new
+        // is admitted, so no partition stays `validating`.
+        if let Err(e) = state.gates().recover_on_startup(&config).await {
+            tracing::warn!(error = %e, "could not recover the gates left undecided by the last run");
+        }
 
         let router = crate::http::router(state.clone());
         let shutdown = state.shutdown().clone();
@@ -269,6 +274,10 @@ impl Agent {
         {
             tracing::warn!(grace = ?self.grace, "runs still under way at the end of the grace period were abandoned");
         }
+        // Gates still under way are denied (basis `error`) rather than left
+        // for recovery, which answers the callers waiting on them and lets
+        // the server finish its requests.
+        self.state.gates().shutdown().await;
         let _ = self.server.await;
         self.state.registry().close().await;
         tracing::info!("stopped");

@@ -13,6 +13,7 @@ use super::circuit::Circuit;
 use super::lanes::Lane;
 use crate::check::Runner;
 use crate::config::Config;
+use crate::gate::{GateOptions, GateService};
 use crate::metrics::Metrics;
 use crate::registry::Registry;
 
@@ -46,6 +47,8 @@ pub(crate) struct Shared {
     started_at: DateTime<Utc>,
     /// Base URL of the status page, used in links sent out of the agent.
     public_url: String,
+    /// The publication gate and the partition registry.
+    gates: GateService,
 }
 
 impl AppState {
@@ -57,6 +60,16 @@ impl AppState {
     ) -> Self {
         let slots = generation.config.agent.max_concurrent_checks.max(1);
         let (generations, _) = watch::channel(generation.number);
+        // Stable across restarts, so that the agent recovers the gates it
+        // was running when it stopped.
+        let gates = GateService::with_options(
+            registry.clone(),
+            metrics.clone(),
+            GateOptions {
+                agent_id: format!("{}/{}", hostname(), generation.config.agent.listen),
+                ..GateOptions::default()
+            },
+        );
         Self(Arc::new(Shared {
             generation: RwLock::new(Arc::new(generation)),
             generations,
@@ -76,6 +89,7 @@ impl AppState {
             ),
             started_at: Utc::now(),
             public_url,
+            gates,
         }))
     }
 
@@ -104,6 +118,11 @@ impl AppState {
 
     pub fn metrics(&self) -> &Arc<Metrics> {
         &self.0.metrics
+    }
+
+    /// The publication gate and the partition registry.
+    pub fn gates(&self) -> &GateService {
+        &self.0.gates
     }
 
     pub(crate) fn check_slots(&self) -> &Arc<Semaphore> {

@@ -42,6 +42,10 @@ pub enum Command {
     Validate,
     /// Rerun a dataset's partition checks over a range of partitions.
     Backfill(BackfillArgs),
+    /// Ask the running agent's gate whether a staged partition may be published.
+    Gate(GateArgs),
+    /// Record that the pipeline published a partition the gate allowed.
+    Publish(PublishArgs),
     /// Manage schema baselines.
     Baseline {
         #[command(subcommand)]
@@ -116,4 +120,52 @@ pub enum BaselineAction {
         /// The dataset.
         dataset: String,
     },
+}
+
+#[derive(Debug, Args)]
+pub struct GateArgs {
+    /// The dataset whose checks decide.
+    pub dataset: String,
+    /// The staged partition (2026-11-20, or 2026-11-20T13 for hourly datasets).
+    #[arg(long)]
+    pub partition: String,
+    /// The pipeline run asking; a repeat with the same run id gets the recorded
+    /// decision. Default: a new id for this invocation.
+    #[arg(long)]
+    pub run_id: Option<String>,
+    /// The agent's URL (default: `agent.listen` of the configuration, else
+    /// http://127.0.0.1:9464).
+    #[arg(long, env = "WARDEN_SERVER", value_name = "URL")]
+    pub server: Option<String>,
+    /// How long to wait for the decision; past it the gate denies (timeout).
+    #[arg(long, default_value = "300s", value_parser = humantime::parse_duration)]
+    pub wait: std::time::Duration,
+    /// Bearer token of the API.
+    #[arg(long, env = "WARDEN_API_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
+    /// Output format: a summary, or the gate as the API returns it.
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    pub format: Format,
+}
+
+#[derive(Debug, Args)]
+pub struct PublishArgs {
+    /// The dataset.
+    pub dataset: String,
+    /// The partition published.
+    #[arg(long)]
+    pub partition: String,
+    /// The gate that allowed it.
+    #[arg(long)]
+    pub gate_id: String,
+    /// Who publishes, for the partition's history (default: pipeline).
+    #[arg(long)]
+    pub by: Option<String>,
+    /// The agent's URL (default: `agent.listen` of the configuration, else
+    /// http://127.0.0.1:9464).
+    #[arg(long, env = "WARDEN_SERVER", value_name = "URL")]
+    pub server: Option<String>,
+    /// Bearer token of the API.
+    #[arg(long, env = "WARDEN_API_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
 }

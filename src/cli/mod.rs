@@ -5,7 +5,10 @@ pub mod args;
 mod backfill;
 mod baseline;
 mod check;
+mod client;
 mod demo;
+mod gate;
+mod publish;
 mod report;
 mod run;
 mod validate;
@@ -25,6 +28,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<u8> {
         Command::Validate => Ok(validate::run(&config_path)),
         Command::Check(args) => check::run(&config_path, args).await,
         Command::Backfill(args) => backfill::run(&config_path, args).await,
+        Command::Gate(args) => gate::run(&config_path, args).await,
+        Command::Publish(args) => publish::run(&config_path, args).await,
         Command::Baseline { action } => baseline::run(&config_path, action).await,
     }
 }

@@ -30,6 +30,9 @@ use crate::registry::{
 /// for its agent to record the timeout it decided at the deadline.
 const RECORD_GRACE: Duration = Duration::from_secs(10);
 
+/// How much longer than a gate's deadline a caller waits for its decision.
+const DECISION_MARGIN: Duration = Duration::from_secs(5);
+
 /// Gates kept on a partition page.
 const PARTITION_GATES: u32 = 20;
 
@@ -228,6 +231,26 @@ impl GateService {
                 gate_id: record.gate_id,
             }),
         }
+    }
+
+    /// Submits the request with a deadline of `wait` and waits for the
+    /// decision: what `POST /api/v1/gates?wait=` answers. A new gate is
+    /// decided within `wait` (a denial with basis `timeout` at worst); a
+    /// repeated request may find a gate under way that is not.
+    pub async fn decide_within(
+        &self,
+        config: Arc<Config>,
+        runner: Arc<Runner>,
+        req: GateRequest,
+        idempotency_key: Option<String>,
+        wait: Duration,
+    ) -> Result<Gate, GateError> {
+        let gate = self
+            .submit_within(config, runner, req, idempotency_key, wait)
+            .await?;
+        // The gate decides at its deadline at the latest; the margin lets
+        // that decision be recorded and reach us.
+        self.wait(&gate.gate_id, wait + DECISION_MARGIN).await
     }
 
     /// The gate as it stands.

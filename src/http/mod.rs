@@ -9,6 +9,8 @@
 pub mod api;
 pub mod auth;
 pub mod error;
+pub mod gates;
+pub mod partitions;
 pub mod status;
 pub mod view;
 
@@ -17,7 +19,7 @@ use std::time::Duration;
 use axum::extract::{DefaultBodyLimit, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum::{Json, Router, middleware};
 use serde_json::json;
 use tower_http::trace::TraceLayer;
@@ -37,6 +39,12 @@ pub fn router(state: AppState) -> Router {
         .route("/datasets", get(api::datasets))
         .route("/datasets/{dataset}", get(api::dataset))
         .route("/checks/{id}/history", get(api::history))
+        .route("/gates", post(gates::submit))
+        .route("/gates/{gate_id}", get(gates::get))
+        .route("/datasets/{dataset}/published", get(partitions::published))
+        .route("/datasets/{dataset}/partitions/{partition}", get(partitions::partition))
+        .route("/datasets/{dataset}/partitions/{partition}/publish", post(partitions::publish))
+        .route("/datasets/{dataset}/partitions/{partition}/override", post(partitions::override_))
         .route_layer(middleware::from_fn_with_state(
             state.clone(),
             auth::require_token,

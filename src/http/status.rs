@@ -1,7 +1,7 @@
 //! The status page at `/`: server-rendered HTML with no build step and no
 //! script. Datasets with tier, owner, last run, each check's outcome, the
-//! observed value against its threshold, and freshness lag; readable on a
-//! phone; it refreshes itself.
+//! observed value against its threshold, and freshness lag; the latest gate
+//! decisions; readable on a phone; it refreshes itself.
 
 use std::fmt::Write as _;
 
@@ -13,6 +13,11 @@ use chrono::{DateTime, Utc};
 use super::view::{self, CheckView, DatasetView};
 use crate::agent::AppState;
 use crate::check::Outcome;
+use crate::gate::Gate;
+use crate::registry::GateStatus;
+
+/// Gates shown at the bottom of the page.
+const RECENT_GATES: u32 = 10;
 
 /// Seconds between automatic refreshes.
 const REFRESH_SECONDS: u32 = 30;
@@ -58,6 +63,8 @@ pub async fn page(State(state): State<AppState>) -> Response {
         })
         .collect();
     warehouses.sort();
+    // The page still renders when the registry is down; the error above says so.
+    let gates = state.gates().recent(RECENT_GATES).await.unwrap_or_default();
     let html = render(&Page {
         now,
         started_at: state.started_at(),
@@ -66,6 +73,7 @@ pub async fn page(State(state): State<AppState>) -> Response {
         registry_error: registry_error.as_deref(),
         warehouses: &warehouses,
         datasets: &datasets,
+        gates: &gates,
     });
     ([(header::CACHE_CONTROL, "no-store")], Html(html)).into_response()
 }
@@ -78,6 +86,7 @@ struct Page<'a> {
     registry_error: Option<&'a str>,
     warehouses: &'a [(String, bool, Option<String>)],
     datasets: &'a [(DatasetView, Vec<CheckView>)],
+    gates: &'a [Gate],
 }
 
 fn render(p: &Page<'_>) -> String {
@@ -144,8 +153,44 @@ fn render(p: &Page<'_>) -> String {
     for (d, checks) in order {
         dataset(&mut h, d, checks, p.now);
     }
+    gates(&mut h, p.gates, p.now);
     h.push_str("</main></body></html>");
     h
+}
+
+/// The latest gate decisions, newest first.
+fn gates(h: &mut String, gates: &[Gate], now: DateTime<Utc>) {
+    if gates.is_empty() {
+        return;
+    }
+    h.push_str(
+        "<section class=\"ds\" id=\"gates\"><h2>Recent gates</h2><table><thead><tr><th>dataset</th>\
+         <th>partition</th><th>run</th><th>decision</th><th>when</th><th>reasons</th></tr></thead><tbody>",
+    );
+    for g in gates {
+        let class = match g.status {
+            GateStatus::Allowed => "pass",
+            GateStatus::Denied => "fail",
+            GateStatus::Queued | GateStatus::Running => "unknown",
+        };
+        let decision = match g.basis {
+            Some(basis) => format!("{} ({})", g.status.as_str(), basis.as_str()),
+            None => g.status.as_str().to_owned(),
+        };
+        let _ = write!(
+            h,
+            "<tr><td>{}</td><td>{}</td><td title=\"gate {}\">{}</td><td><span class=\"badge {class}\">{}</span></td>\
+             <td>{} ago</td><td class=\"msg\">{}</td></tr>",
+            esc(&g.dataset),
+            esc(&g.partition),
+            esc(&g.gate_id),
+            esc(&g.run_id),
+            esc(&decision),
+            ago(now, g.decided_at.unwrap_or(g.created_at)),
+            esc(&g.reasons.join("; ")),
+        );
+    }
+    h.push_str("</tbody></table></section>");
 }
 
 fn dataset(h: &mut String, d: &DatasetView, checks: &[CheckView], now: DateTime<Utc>) {

@@ -46,7 +46,9 @@ macro_rules! on_both_setups {
 }
 
 /// The datasets every project declares. `{s}` is the test's schema and
-/// `{SLOW}` a query that takes seconds on the engine.
+/// `{SLOW}` a query that takes seconds on the engine while `knob.n` is large
+/// (see [`Project::set_slowness`]). Schedules are yearly: no scheduled run
+/// gets in the way of a test.
 pub const CHECKS: &str = r#"datasets:
   - name: orders
     warehouse: main
@@ -54,7 +56,7 @@ pub const CHECKS: &str = r#"datasets:
     tier: 1
     owner: revenue-team
     runbook: https://wiki.example/orders
-    schedule: "@daily"
+    schedule: "0 0 1 1 *"
     partition: { column: order_date, granularity: day }
     gate: { table: {s}.orders_staging }
     checks:
@@ -68,14 +70,14 @@ pub const CHECKS: &str = r#"datasets:
     table: {s}.events
     tier: 2
     owner: web-team
-    schedule: "@hourly"
+    schedule: "0 0 1 1 *"
     checks:
       - row_count: { min: 1 }
   - name: slow
     warehouse: main
     table: {s}.orders
     tier: 3
-    schedule: "@hourly"
+    schedule: "0 0 1 1 *"
     checks:
       - sql:
           name: takes_seconds
@@ -87,7 +89,9 @@ pub const CHECKS: &str = r#"datasets:
 const TABLES: &str = "CREATE TABLE {s}.orders (order_id BIGINT NOT NULL, customer_id BIGINT, \
      coupon TEXT, order_date DATE NOT NULL);
 CREATE TABLE {s}.orders_staging (order_id BIGINT NOT NULL, customer_id BIGINT, \
-     coupon TEXT, order_date DATE NOT NULL);";
+     coupon TEXT, order_date DATE NOT NULL);
+CREATE TABLE {s}.knob (n BIGINT NOT NULL);
+INSERT INTO {s}.knob VALUES (20000000);";
 
 /// A project on one set-up.
 pub struct Project {
@@ -107,6 +111,12 @@ pub struct Project {
 impl Project {
     /// `None` (with a note) when PostgreSQL is asked for and not configured.
     pub async fn new(setup: Setup) -> Option<Self> {
+        Self::with_agent(setup, "").await
+    }
+
+    /// Like [`new`](Self::new), with more lines for `agent:` in `warden.yaml`
+    /// (each indented by two spaces and ending with a newline).
+    pub async fn with_agent(setup: Setup, extra_agent: &str) -> Option<Self> {
         let (db, test_registry) = match setup {
             Setup::Sqlite => (
                 TestDb::new(Backend::Sqlite).await?,
@@ -119,16 +129,17 @@ impl Project {
         };
         db.exec(TABLES).await;
         let slow = match setup {
-            // A recursive count that takes several seconds.
+            // A recursive count to n: seconds for 20 million, nothing for 1.
             Setup::Sqlite => {
                 "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c \
-                              WHERE x < 200000000) SELECT count(*) FROM c"
+                 WHERE x < (SELECT n FROM {s}.knob)) SELECT count(*) - (SELECT n FROM {s}.knob) FROM c"
             }
-            Setup::Postgres => "SELECT 0 FROM pg_sleep(30)",
+            // n / 4 million seconds.
+            Setup::Postgres => "SELECT 0 FROM pg_sleep((SELECT n FROM {s}.knob)::float8 / 4e6)",
         };
         let dir = tempfile::tempdir().expect("temporary directory");
         let main = format!(
-            "agent:\n  listen: 127.0.0.1:9464\n  registry: {}\n  timezone: UTC\n\
+            "agent:\n  listen: 127.0.0.1:9464\n  registry: {}\n  timezone: UTC\n{extra_agent}\
              warehouses:\n  main:\n    url: {}\n    max_connections: 8\n    query_timeout: 60s\n\
              checks: [checks/*.yaml]\n",
             test_registry.url,
@@ -138,7 +149,9 @@ impl Project {
         std::fs::create_dir(dir.path().join("checks")).expect("create checks/");
         std::fs::write(
             dir.path().join("checks/datasets.yaml"),
-            CHECKS.replace("{s}", &db.schema).replace("{SLOW}", slow),
+            CHECKS
+                .replace("{SLOW}", slow)
+                .replace("{s}", &db.schema),
         )
         .expect("write the check file");
         let loaded = warden::config::load(&dir.path().join("warden.yaml")).expect("valid config");
@@ -157,6 +170,18 @@ impl Project {
             metrics: Arc::new(Metrics::new()),
             quarantines: Arc::new(Mutex::new(Vec::new())),
         })
+    }
+
+    /// Drops the warehouse schema (PostgreSQL); the registry goes with the
+    /// project.
+    pub async fn finish(self) {
+        self.db.cleanup().await;
+    }
+
+    /// Makes the `slow` dataset's check take seconds (`true`) or nothing.
+    pub async fn set_slowness(&self, slow: bool) {
+        let n = if slow { 20_000_000 } else { 1 };
+        self.db.exec(&format!("UPDATE {{s}}.knob SET n = {n};")).await;
     }
 
     pub fn config_path(&self) -> PathBuf {

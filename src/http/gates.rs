@@ -1,0 +1,142 @@
+//! The gate API (`/api/v1/gates`): a pipeline asks whether a staged
+//! partition may be published, and reads the decision.
+//!
+//! `POST /api/v1/gates {"dataset","partition","run_id"}` answers 202 with
+//! the queued gate; with `?wait=300s` it answers 200 with the decision once
+//! there is one (202 with the gate as it stands if the wait ran out first).
+//! `GET /api/v1/gates/{id}` reads a gate, and accepts `?wait=` too. An
+//! `Idempotency-Key` header makes a retried request find its first gate.
+
+use std::time::Duration;
+
+use axum::Json;
+use axum::extract::rejection::JsonRejection;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::Deserialize;
+use serde::de::DeserializeOwned;
+
+use super::error::ApiError;
+use crate::agent::AppState;
+use crate::gate::{Gate, GateError, GateRequest};
+
+/// The longest `?wait=` accepted.
+const MAX_WAIT: Duration = Duration::from_secs(3600);
+
+/// The `Idempotency-Key` request header.
+pub const IDEMPOTENCY_KEY: &str = "idempotency-key";
+
+#[derive(Debug, Deserialize)]
+pub struct WaitQuery {
+    wait: Option<String>,
+}
+
+impl WaitQuery {
+    /// `?wait=300s` as a duration; `None` when absent.
+    fn duration(&self) -> Result<Option<Duration>, ApiError> {
+        let Some(text) = self.wait.as_deref() else {
+            return Ok(None);
+        };
+        let parsed = humantime::parse_duration(text)
+            .ok()
+            .or_else(|| text.parse::<u64>().ok().map(Duration::from_secs));
+        match parsed {
+            Some(d) if d <= MAX_WAIT => Ok(Some(d)),
+            _ => Err(ApiError::bad_request(format!(
+                "wait: expected a duration like `300s` or `5m` of at most {}, not `{text}`",
+                humantime::format_duration(MAX_WAIT)
+            ))),
+        }
+    }
+}
+
+/// `POST /api/v1/gates`.
+pub async fn submit(
+    State(state): State<AppState>,
+    Query(query): Query<WaitQuery>,
+    headers: HeaderMap,
+    body: Result<Json<GateRequest>, JsonRejection>,
+) -> Result<Response, ApiError> {
+    let wait = query.duration()?;
+    let Json(req) = json_body(body)?;
+    let key = match headers.get(IDEMPOTENCY_KEY) {
+        None => None,
+        Some(value) => Some(
+            value
+                .to_str()
+                .map_err(|_| {
+                    ApiError::bad_request("Idempotency-Key: must be printable ASCII".to_owned())
+                })?
+                .to_owned(),
+        ),
+    };
+    let gates = state.gates();
+    let (config, runner) = (state.config(), state.runner());
+    let gate = match wait {
+        None => gates.submit(config, runner, req, key).await?,
+        Some(wait) => gates.decide_within(config, runner, req, key, wait).await?,
+    };
+    Ok(gate_response(gate))
+}
+
+/// `GET /api/v1/gates/{gate_id}`.
+pub async fn get(
+    State(state): State<AppState>,
+    Path(gate_id): Path<String>,
+    Query(query): Query<WaitQuery>,
+) -> Result<Response, ApiError> {
+    let gate = match query.duration()? {
+        None => state.gates().get(&gate_id).await?,
+        Some(wait) => state.gates().wait(&gate_id, wait).await?,
+    };
+    Ok(gate_response(gate))
+}
+
+/// 200 with a decided gate, 202 with one still under way; `Location` names
+/// the gate either way.
+fn gate_response(gate: Gate) -> Response {
+    let status = if gate.is_decided() {
+        StatusCode::OK
+    } else {
+        StatusCode::ACCEPTED
+    };
+    let location = HeaderValue::from_str(&format!("/api/v1/gates/{}", gate.gate_id)).ok();
+    let mut response = (status, Json(gate)).into_response();
+    if let Some(location) = location {
+        response.headers_mut().insert(header::LOCATION, location);
+    }
+    response
+}
+
+/// A JSON body, or the error a client can act on: 413 when too large, 400
+/// naming what is wrong (a missing or unknown field, a wrong type).
+pub(super) fn json_body<T: DeserializeOwned>(
+    body: Result<Json<T>, JsonRejection>,
+) -> Result<Json<T>, ApiError> {
+    body.map_err(|rejection| match rejection.status() {
+        StatusCode::PAYLOAD_TOO_LARGE => ApiError::too_large(format!(
+            "the request body is larger than {} bytes",
+            super::MAX_BODY_BYTES
+        )),
+        _ => ApiError::bad_request(rejection.body_text()),
+    })
+}
+
+impl From<GateError> for ApiError {
+    fn from(e: GateError) -> Self {
+        let detail = e.to_string();
+        match e.status() {
+            400 => Self::bad_request(detail),
+            404 => Self::not_found(detail),
+            409 => Self::conflict(detail),
+            422 => Self::unprocessable(detail),
+            503 => Self::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "registry unavailable",
+                format!("{detail} (the gate denies: fail closed)"),
+            ),
+            _ => Self::new(StatusCode::INTERNAL_SERVER_ERROR, "internal error", detail),
+        }
+    }
+}
