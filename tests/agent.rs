@@ -163,8 +163,14 @@ async fn two_ticks(project: &Project) -> AgentProcess {
         ),
         Some(0.0)
     );
-    assert_eq!(sample(&metrics, r#"warden_dataset_row_count{dataset="orders"}"#), Some(3.0));
-    assert_eq!(sample(&metrics, r#"warden_warehouse_up{warehouse="main"}"#), Some(1.0));
+    assert_eq!(
+        sample(&metrics, r#"warden_dataset_row_count{dataset="orders"}"#),
+        Some(3.0)
+    );
+    assert_eq!(
+        sample(&metrics, r#"warden_warehouse_up{warehouse="main"}"#),
+        Some(1.0)
+    );
     assert!(metrics.contains("warden_build_info{version="), "{metrics}");
     let complaints = promtool_check_metrics(&metrics);
     assert_eq!(complaints, "", "promtool check metrics complained");
@@ -183,14 +189,24 @@ async fn sqlite_agent_runs_its_schedule_reloads_and_drains() {
     let base = agent.base.clone();
 
     // SIGHUP with a broken config: logged with file:line, the old one keeps running.
-    project.write("warden.yaml", &good.replace("  timezone: UTC\n", "  timezone: UTC\n  listne: x\n"));
+    project.write(
+        "warden.yaml",
+        &good.replace("  timezone: UTC\n", "  timezone: UTC\n  listne: x\n"),
+    );
     agent.signal("HUP");
-    let log = eventually(Duration::from_secs(10), "the reload error in the log", || {
-        let log = agent.log();
-        async move { log.contains("the new configuration is invalid").then_some(log) }
-    })
+    let log = eventually(
+        Duration::from_secs(10),
+        "the reload error in the log",
+        || {
+            let log = agent.log();
+            async move {
+                log.contains("the new configuration is invalid")
+                    .then_some(log)
+            }
+        },
+    )
     .await;
-    assert!(log.contains("warden.yaml:6:3"), "{log}");
+    assert!(log.contains("warden.yaml:5:3"), "{log}");
     assert!(log.contains("listne"), "{log}");
     let (status, ready) = get_json(&format!("{base}/readyz")).await;
     assert_eq!((status, ready["configuration"].as_u64()), (200, Some(1)));
@@ -227,7 +243,7 @@ async fn sqlite_agent_runs_its_schedule_reloads_and_drains() {
     assert_eq!(status, 404);
 
     // SIGTERM: a clean exit 0.
-    let status = agent.terminate(Duration::from_secs(40)).await;
+    let status = agent.terminate(Duration::from_secs(10)).await;
     assert_eq!(status.code(), Some(0));
 }
 
@@ -253,7 +269,7 @@ async fn postgres_agent_runs_its_schedule() {
         .await
         .unwrap();
     assert_eq!(stored.len(), 3);
-    let status = agent.terminate(Duration::from_secs(40)).await;
+    let status = agent.terminate(Duration::from_secs(10)).await;
     assert_eq!(status.code(), Some(0));
     db.cleanup().await;
 }
@@ -265,7 +281,9 @@ fn postgres_addr(url: &str) -> SocketAddr {
         "localhost" => "127.0.0.1",
         h => h,
     };
-    format!("{host}:{}", opts.get_port()).parse().expect("host:port")
+    format!("{host}:{}", opts.get_port())
+        .parse()
+        .expect("host:port")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -322,7 +340,9 @@ async fn a_warehouse_cut_mid_run_opens_its_circuit_and_spares_the_others() {
         listen: Some("127.0.0.1:0".into()),
         grace: Duration::from_secs(10),
     };
-    let (agent, warnings) = Agent::start(&project.config(), options).await.expect("start");
+    let (agent, warnings) = Agent::start(&project.config(), options)
+        .await
+        .expect("start");
     assert!(warnings.is_empty(), "{warnings:?}");
     let state = agent.state().clone();
     let registry = state.registry().clone();
@@ -343,13 +363,23 @@ async fn a_warehouse_cut_mid_run_opens_its_circuit_and_spares_the_others() {
     .await;
     for s in &first {
         assert_eq!(s.result.outcome.as_str(), "error", "{:?}", s.result);
-        assert!(s.result.message.contains("unavailable"), "{}", s.result.message);
+        assert!(
+            s.result.message.contains("unavailable"),
+            "{}",
+            s.result.message
+        );
     }
     let circuit = state.circuit("pg").expect("pg lane");
     assert!(circuit.is_open(), "three failed attempts open the circuit");
     let metrics = state.metrics().render();
-    assert_eq!(sample(&metrics, r#"warden_warehouse_up{warehouse="pg"}"#), Some(0.0));
-    assert_eq!(sample(&metrics, r#"warden_warehouse_up{warehouse="local"}"#), Some(1.0));
+    assert_eq!(
+        sample(&metrics, r#"warden_warehouse_up{warehouse="pg"}"#),
+        Some(0.0)
+    );
+    assert_eq!(
+        sample(&metrics, r#"warden_warehouse_up{warehouse="local"}"#),
+        Some(1.0)
+    );
     let first_tick = first[0].scheduled_at;
 
     // The next tick: the other warehouse's checks run on schedule and pass;
@@ -371,7 +401,11 @@ async fn a_warehouse_cut_mid_run_opens_its_circuit_and_spares_the_others() {
     assert_eq!(next.0[0].scheduled_at, next.1[0].scheduled_at, "same tick");
     for s in &next.0 {
         assert_eq!(s.result.outcome.as_str(), "error");
-        assert!(s.result.message.contains("circuit open"), "{}", s.result.message);
+        assert!(
+            s.result.message.contains("circuit open"),
+            "{}",
+            s.result.message
+        );
     }
     for s in &next.1 {
         assert_ne!(s.result.outcome.as_str(), "error", "{:?}", s.result);
@@ -390,7 +424,10 @@ async fn a_warehouse_cut_mid_run_opens_its_circuit_and_spares_the_others() {
     })
     .await;
     let metrics = state.metrics().render();
-    assert_eq!(sample(&metrics, r#"warden_warehouse_up{warehouse="pg"}"#), Some(1.0));
+    assert_eq!(
+        sample(&metrics, r#"warden_warehouse_up{warehouse="pg"}"#),
+        Some(1.0)
+    );
     agent.shutdown().await;
     pg.cleanup().await;
 }
@@ -488,7 +525,9 @@ async fn call(agent: &Agent, req: Request<Body>) -> (StatusCode, axum::http::Hea
         .unwrap();
     let status = response.status();
     let headers = response.headers().clone();
-    let body = axum::body::to_bytes(response.into_body(), 1 << 20).await.unwrap();
+    let body = axum::body::to_bytes(response.into_body(), 1 << 20)
+        .await
+        .unwrap();
     (status, headers, String::from_utf8(body.to_vec()).unwrap())
 }
 
@@ -524,9 +563,21 @@ async fn api_tokens_guard_the_api_and_errors_are_json() {
 
     let cases = [
         ("/api/v1/datasets/nope", 404, "no dataset `nope`"),
-        ("/api/v1/checks/orders.nope/history", 404, "no check `orders.nope`"),
-        ("/api/v1/checks/orders.row_count/history?limit=0", 400, "`limit`"),
-        ("/api/v1/checks/orders.row_count/history?limit=5000", 400, "`limit`"),
+        (
+            "/api/v1/checks/orders.nope/history",
+            404,
+            "no check `orders.nope`",
+        ),
+        (
+            "/api/v1/checks/orders.row_count/history?limit=0",
+            400,
+            "`limit`",
+        ),
+        (
+            "/api/v1/checks/orders.row_count/history?limit=5000",
+            400,
+            "`limit`",
+        ),
         ("/nowhere", 404, "no route for /nowhere"),
     ];
     for (path, code, detail) in cases {
@@ -535,12 +586,18 @@ async fn api_tokens_guard_the_api_and_errors_are_json() {
         assert_eq!(headers[header::CONTENT_TYPE], "application/json", "{path}");
         let body: Value = serde_json::from_str(&body).unwrap();
         assert!(body["error"].is_string(), "{path}: {body}");
-        assert!(body["detail"].as_str().unwrap().contains(detail), "{path}: {body}");
+        assert!(
+            body["detail"].as_str().unwrap().contains(detail),
+            "{path}: {body}"
+        );
     }
 
     let (status, _, body) = call(
         &agent,
-        get("/api/v1/checks/orders.row_count/history?limit=1", Some("s3cret")),
+        get(
+            "/api/v1/checks/orders.row_count/history?limit=1",
+            Some("s3cret"),
+        ),
     )
     .await;
     assert_eq!(status, 200);
@@ -555,8 +612,16 @@ async fn the_status_page_shows_each_dataset_and_check() {
     let (agent, _project, _db) = api_agent("").await;
     let (status, headers, html) = call(&agent, get("/", None)).await;
     assert_eq!(status, 200);
-    assert!(headers[header::CONTENT_TYPE].to_str().unwrap().starts_with("text/html"));
-    assert!(html.contains("<meta name=\"viewport\""), "readable on a phone");
+    assert!(
+        headers[header::CONTENT_TYPE]
+            .to_str()
+            .unwrap()
+            .starts_with("text/html")
+    );
+    assert!(
+        html.contains("<meta name=\"viewport\""),
+        "readable on a phone"
+    );
     assert!(html.contains("http-equiv=\"refresh\""), "refreshes itself");
     // Worst dataset first; each check with its outcome and observed value.
     let orders = html.find("id=\"orders\"").expect("orders section");
@@ -568,7 +633,10 @@ async fn the_status_page_shows_each_dataset_and_check() {
     assert!(html.contains("tier 1"));
     assert!(html.contains("freshness lag"));
     // What the config author wrote is escaped.
-    assert!(html.contains("owner &lt;b&gt;revenue&lt;/b&gt; &amp; co"), "{html}");
+    assert!(
+        html.contains("owner &lt;b&gt;revenue&lt;/b&gt; &amp; co"),
+        "{html}"
+    );
     assert!(!html.contains("<b>revenue</b>"));
     agent.shutdown().await;
 }

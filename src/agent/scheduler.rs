@@ -236,8 +236,14 @@ mod tests {
     fn ticks_fall_on_whole_seconds() {
         let s = schedule("* * * * *");
         let after = utc("2026-11-20T10:00:30.653177Z");
-        assert_eq!(next_tick(&s, after, chrono_tz::UTC), Some(utc("2026-11-20T10:01:00Z")));
-        assert_eq!(latest_tick(&s, after, chrono_tz::UTC), Some(utc("2026-11-20T10:00:00Z")));
+        assert_eq!(
+            next_tick(&s, after, chrono_tz::UTC),
+            Some(utc("2026-11-20T10:01:00Z"))
+        );
+        assert_eq!(
+            latest_tick(&s, after, chrono_tz::UTC),
+            Some(utc("2026-11-20T10:00:00Z"))
+        );
     }
 
     #[test]

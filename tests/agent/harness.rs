@@ -7,8 +7,8 @@
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::{Arc, Mutex};
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
@@ -112,14 +112,21 @@ impl AgentProcess {
         let deadline = Instant::now() + within;
         loop {
             if let Some(status) = self.child.try_wait().expect("try_wait") {
-                panic!("warden run exited with {status} before it was ready:\n{}", self.log());
+                panic!(
+                    "warden run exited with {status} before it was ready:\n{}",
+                    self.log()
+                );
             }
             if let Ok(r) = client.get(format!("{}/readyz", self.base)).send().await
                 && r.status() == 200
             {
                 return;
             }
-            assert!(Instant::now() < deadline, "not ready within {within:?}:\n{}", self.log());
+            assert!(
+                Instant::now() < deadline,
+                "not ready within {within:?}:\n{}",
+                self.log()
+            );
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
     }
@@ -132,7 +139,11 @@ impl AgentProcess {
             if let Some(status) = self.child.try_wait().expect("try_wait") {
                 return status;
             }
-            assert!(Instant::now() < deadline, "did not stop within {within:?}:\n{}", self.log());
+            assert!(
+                Instant::now() < deadline,
+                "did not stop within {within:?}:\n{}",
+                self.log()
+            );
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }
@@ -147,14 +158,21 @@ impl Drop for AgentProcess {
 
 /// GET `url` and its JSON body.
 pub async fn get_json(url: &str) -> (u16, Value) {
-    let r = reqwest::get(url).await.unwrap_or_else(|e| panic!("GET {url}: {e}"));
+    let r = reqwest::get(url)
+        .await
+        .unwrap_or_else(|e| panic!("GET {url}: {e}"));
     let status = r.status().as_u16();
-    let body = r.json().await.unwrap_or_else(|e| panic!("GET {url}: not JSON: {e}"));
+    let body = r
+        .json()
+        .await
+        .unwrap_or_else(|e| panic!("GET {url}: not JSON: {e}"));
     (status, body)
 }
 
 pub async fn get_text(url: &str) -> (u16, String) {
-    let r = reqwest::get(url).await.unwrap_or_else(|e| panic!("GET {url}: {e}"));
+    let r = reqwest::get(url)
+        .await
+        .unwrap_or_else(|e| panic!("GET {url}: {e}"));
     (r.status().as_u16(), r.text().await.expect("body"))
 }
 
@@ -169,7 +187,10 @@ where
         if let Some(v) = probe().await {
             return v;
         }
-        assert!(Instant::now() < deadline, "timed out after {within:?} waiting for {what}");
+        assert!(
+            Instant::now() < deadline,
+            "timed out after {within:?} waiting for {what}"
+        );
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
 }
@@ -177,8 +198,13 @@ where
 /// The value of the sample `series` (name and labels exactly as exposed) in
 /// a Prometheus text body.
 pub fn sample(body: &str, series: &str) -> Option<f64> {
-    body.lines()
-        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.trim().parse().ok())
+    body.lines().find_map(|l| {
+        l.strip_prefix(series)?
+            .strip_prefix(' ')?
+            .trim()
+            .parse()
+            .ok()
+    })
 }
 
 /// `promtool check metrics` on `body`: its complaints, or a panic with
@@ -192,7 +218,9 @@ pub fn promtool_check_metrics(body: &str) -> String {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap_or_else(|e| {
-            panic!("promtool is needed to check /metrics ({e}); install Debian's `prometheus` package")
+            panic!(
+                "promtool is needed to check /metrics ({e}); install Debian's `prometheus` package"
+            )
         });
     child
         .stdin
@@ -206,8 +234,15 @@ pub fn promtool_check_metrics(body: &str) -> String {
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
-    assert!(out.status.success() || !text.is_empty(), "promtool failed silently");
-    if out.status.success() { text } else { format!("exit {}: {text}", out.status) }
+    assert!(
+        out.status.success() || !text.is_empty(),
+        "promtool failed silently"
+    );
+    if out.status.success() {
+        text
+    } else {
+        format!("exit {}: {text}", out.status)
+    }
 }
 
 /// A TCP proxy in front of a server, which a test can stop (every open
