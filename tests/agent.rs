@@ -713,3 +713,58 @@ async fn a_slow_warehouse_does_not_starve_the_others() {
     agent.shutdown().await;
     pg.cleanup().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_lets_runs_under_way_finish() {
+    let Some(pg) = TestDb::new(Backend::Postgres).await else {
+        return;
+    };
+    pg.exec("CREATE TABLE {s}.big (id INTEGER); INSERT INTO {s}.big VALUES (1);")
+        .await;
+    let project = Project::new();
+    project.write(
+        "warden.yaml",
+        &warden_yaml("sqlite://warden.db", &[("main", pg.url())], ""),
+    );
+    project.write(
+        "checks/slow.yaml",
+        &format!(
+            "datasets:\n  - name: slow\n    warehouse: main\n    table: {}.big\n    schedule: \"0 0 1 1 *\"\n    checks:\n      - sql: {{ name: crawl, query: \"SELECT count(*) FROM {{{{ table }}}}, pg_sleep(3)\", max: 10 }}\n",
+            pg.schema
+        ),
+    );
+    let options = Options {
+        run_on_start: true,
+        listen: Some("127.0.0.1:0".into()),
+        grace: Duration::from_secs(20),
+    };
+    let (agent, _) = Agent::start(&project.config(), options).await.unwrap();
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let started = std::time::Instant::now();
+    agent.shutdown().await;
+    let waited = started.elapsed();
+    assert!(
+        waited >= Duration::from_millis(1500),
+        "waited for the run: {waited:?}"
+    );
+    assert!(
+        waited < Duration::from_secs(15),
+        "and no longer: {waited:?}"
+    );
+    // The registry was closed with the agent; open it again to read.
+    let reopened = Registry::open(&format!("sqlite://{}", project.path("warden.db").display()))
+        .await
+        .unwrap();
+    let results = reopened
+        .latest_results(&DatasetName::parse("slow").unwrap())
+        .await
+        .unwrap();
+    assert_eq!(results.len(), 1);
+    assert_eq!(
+        results[0].result.outcome.as_str(),
+        "pass",
+        "{:?}",
+        results[0].result
+    );
+    pg.cleanup().await;
+}
