@@ -25,7 +25,7 @@ use warden::check::Outcome;
 use warden::domain::DatasetName;
 use warden::gate::{Gate, GateError, GateService, OverrideRequest, PublishRequest};
 use warden::registry::{
-    ABANDONED, GateBasis, GateStatus, NewGate, PartitionState, Start, Transition,
+    ABANDONED, Admission, GateBasis, GateStatus, NewGate, PartitionState, Start, Transition,
 };
 
 use gate_support::{Project, Setup, request};
@@ -672,9 +672,13 @@ async fn an_agent_restarted_mid_gate_denies_it_and_frees_the_partition(setup: Se
                     agent,
                     deadline_at: Utc::now() + chrono::Duration::minutes(minutes),
                 };
-                registry.admit_gate(&new).await.unwrap();
+                let Admission::Created(record) = registry.admit_gate(&new, false).await.unwrap()
+                else {
+                    panic!("not admitted")
+                };
+                assert_eq!(record.status, GateStatus::Queued);
                 assert!(matches!(
-                    registry.start_gate(gate_id, agent).await.unwrap(),
+                    registry.start_gate(&record, agent).await.unwrap(),
                     Start::Started(_)
                 ));
             }

@@ -123,12 +123,25 @@ struct Inner {
     live: Mutex<HashMap<String, Live>>,
     /// One lock per partition with a gate in this agent, so that its gates
     /// run one after the other (the registry serialises across agents).
-    partitions: Mutex<HashMap<(String, String), Arc<tokio::sync::Mutex<()>>>>,
+    partitions: Mutex<HashMap<(String, String), PartitionLock>>,
 }
 
 struct Live {
     view: watch::Sender<Gate>,
+    /// The registry's record as this agent last wrote it.
+    record: GateRecord,
     task: Option<AbortHandle>,
+}
+
+type PartitionLock = Arc<tokio::sync::Mutex<()>>;
+type PartitionGuard = tokio::sync::OwnedMutexGuard<()>;
+
+/// A gate's place in the line of its partition's gates in this agent: the
+/// lock, and the guard when the gate already holds it.
+struct Turn {
+    key: (String, String),
+    lock: PartitionLock,
+    guard: Option<PartitionGuard>,
 }
 
 /// What a gate's evaluation came to.
@@ -216,12 +229,29 @@ impl GateService {
             agent: &self.inner.options.agent_id,
             deadline_at,
         };
-        match self.inner.registry.admit_gate(&new).await? {
-            Admission::Created(record) => {
+        // When no gate of this agent holds the partition, the new gate
+        // starts in the same transaction that records it.
+        let key = (valid.dataset.name.to_string(), valid.partition.clone());
+        let lock = self.partition_lock(&key);
+        let guard = lock.clone().try_lock_owned().ok();
+        let admission = self
+            .inner
+            .registry
+            .admit_gate(&new, guard.is_some())
+            .await;
+        let admission = match admission {
+            Ok(Admission::Created(record)) => {
                 let gate = Gate::from(record.clone());
-                self.spawn(record, valid, config, runner, deadline, timeout);
-                Ok(gate)
+                let turn = Turn { key, lock, guard };
+                self.spawn(record, valid, config, runner, turn, deadline, timeout);
+                return Ok(gate);
             }
+            other => other,
+        };
+        drop(guard);
+        self.release_partition_lock(&key, lock);
+        match admission? {
+            Admission::Created(_) => unreachable!("handled above"),
             Admission::Existing(record) => {
                 tracing::debug!(gate_id = %record.gate_id, "a repeated gate request");
                 Ok(self.view(record))
@@ -472,14 +502,15 @@ impl GateService {
     /// (basis `error`), so that nothing waits for a decision that will not
     /// come. Call on shutdown.
     pub async fn shutdown(&self) {
-        let running: Vec<(String, Option<AbortHandle>)> = {
+        let running: Vec<(GateRecord, Option<AbortHandle>)> = {
             let mut live = self.inner.live.lock().unwrap_or_else(|e| e.into_inner());
-            live.iter_mut()
-                .filter(|(_, l)| !l.view.borrow().is_decided())
-                .map(|(id, l)| (id.clone(), l.task.take()))
+            live.values_mut()
+                .filter(|l| !l.view.borrow().is_decided())
+                .map(|l| (l.record.clone(), l.task.take()))
                 .collect()
         };
-        for (gate_id, task) in running {
+        for (record, task) in running {
+            let gate_id = record.gate_id.as_str();
             if let Some(task) = task {
                 task.abort();
             }
@@ -490,9 +521,9 @@ impl GateService {
                 results: &[],
                 reasons: &reasons,
             };
-            match self.inner.registry.decide_gate(&gate_id, &decision).await {
+            match self.inner.registry.decide_gate(&record, &decision).await {
                 Ok(decided) => {
-                    self.finish_live(&gate_id, Gate::from(decided.gate));
+                    self.finish_live(gate_id, Gate::from(decided.gate));
                 }
                 Err(e) => {
                     tracing::warn!(gate_id, error = %e, "could not record the denial of a gate at shutdown");
@@ -503,12 +534,14 @@ impl GateService {
 
     // ---- running a gate ----
 
+    #[allow(clippy::too_many_arguments)]
     fn spawn(
         &self,
         record: GateRecord,
         valid: ValidRequest,
         config: Arc<Config>,
         runner: Arc<Runner>,
+        turn: Turn,
         deadline: Instant,
         timeout: Duration,
     ) {
@@ -516,7 +549,14 @@ impl GateService {
         {
             let (view, _) = watch::channel(Gate::from(record.clone()));
             let mut live = self.inner.live.lock().unwrap_or_else(|e| e.into_inner());
-            live.insert(gate_id.clone(), Live { view, task: None });
+            live.insert(
+                gate_id.clone(),
+                Live {
+                    view,
+                    record: record.clone(),
+                    task: None,
+                },
+            );
         }
         self.update_queue_depth();
         let span = tracing::info_span!(
@@ -530,7 +570,7 @@ impl GateService {
         let task = tokio::spawn(
             async move {
                 service
-                    .run(record, valid, config, runner, deadline, timeout)
+                    .run(record, valid, config, runner, turn, deadline, timeout)
                     .await
             }
             .instrument(span),
@@ -541,24 +581,28 @@ impl GateService {
         }
     }
 
+    #[allow(clippy::too_many_arguments)]
     async fn run(
         self,
         record: GateRecord,
         valid: ValidRequest,
         config: Arc<Config>,
         runner: Arc<Runner>,
+        turn: Turn,
         deadline: Instant,
         timeout: Duration,
     ) {
         let started = Instant::now();
         let deadline = tokio::time::Instant::from_std(deadline);
-        let key = (record.dataset.clone(), record.partition.clone());
-        let lock = self.partition_lock(&key);
+        let Turn { key, lock, guard } = turn;
         // Gates of one partition run one after the other; the time spent
         // waiting for the turn counts against the deadline.
-        let guard = tokio::time::timeout_at(deadline, lock.clone().lock_owned())
-            .await
-            .ok();
+        let guard = match guard {
+            Some(guard) => Some(guard),
+            None => tokio::time::timeout_at(deadline, lock.clone().lock_owned())
+                .await
+                .ok(),
+        };
         let evaluated = match &guard {
             None => None,
             Some(_) => tokio::time::timeout_at(deadline, self.evaluate(&record, &valid, &runner))
@@ -589,7 +633,8 @@ impl GateService {
                 (verdict, Vec::new())
             }
         };
-        self.decide(&config, &record, verdict, results, started)
+        let current = self.live_record(&record.gate_id).unwrap_or(record);
+        self.decide(&config, &current, verdict, results, started)
             .await;
         drop(guard);
         self.release_partition_lock(&key, lock);
@@ -605,9 +650,12 @@ impl GateService {
     ) -> Evaluated {
         let registry = &self.inner.registry;
         let agent = &self.inner.options.agent_id;
-        loop {
-            match registry.start_gate(&record.gate_id, agent).await {
-                Ok(Start::Started(_)) => break,
+        while record.status == GateStatus::Queued {
+            match registry.start_gate(record, agent).await {
+                Ok(Start::Started(started)) => {
+                    self.set_live_record(started);
+                    break;
+                }
                 Ok(Start::Busy(holder)) => {
                     tracing::debug!(holder = %holder.gate_id, "another agent's gate runs on this partition");
                     tokio::time::sleep(self.inner.options.busy_poll).await;
@@ -665,7 +713,7 @@ impl GateService {
         let recorded = self
             .inner
             .registry
-            .decide_gate(&record.gate_id, &decision)
+            .decide_gate(record, &decision)
             .await;
         let elapsed = started.elapsed();
         match recorded {
@@ -707,7 +755,7 @@ impl GateService {
                     g.unrecorded = Some(e.to_string());
                 });
                 self.update_queue_depth();
-                self.record_later(config, record.gate_id.clone(), results, reasons);
+                self.record_later(config, record.clone(), results, reasons);
             }
         }
     }
@@ -717,10 +765,11 @@ impl GateService {
     fn record_later(
         &self,
         config: &Config,
-        gate_id: String,
+        record: GateRecord,
         results: Vec<CheckResult>,
         reasons: Vec<String>,
     ) {
+        let gate_id = record.gate_id.clone();
         let service = self.clone();
         let config = config.clone();
         tokio::spawn(async move {
@@ -738,7 +787,7 @@ impl GateService {
                 if let Ok(decided) = service
                     .inner
                     .registry
-                    .decide_gate(&gate_id, &decision)
+                    .decide_gate(&record, &decision)
                     .await
                 {
                     tracing::info!(gate_id, "the gate's denial is recorded after all");
@@ -792,6 +841,18 @@ impl GateService {
         live.get(gate_id).map(|l| l.view.borrow().clone())
     }
 
+    fn live_record(&self, gate_id: &str) -> Option<GateRecord> {
+        let live = self.inner.live.lock().unwrap_or_else(|e| e.into_inner());
+        live.get(gate_id).map(|l| l.record.clone())
+    }
+
+    fn set_live_record(&self, record: GateRecord) {
+        let mut live = self.inner.live.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(l) = live.get_mut(&record.gate_id) {
+            l.record = record;
+        }
+    }
+
     fn update_live(&self, gate_id: &str, change: impl FnOnce(&mut Gate)) {
         let live = self.inner.live.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(l) = live.get(gate_id) {
@@ -826,7 +887,7 @@ impl GateService {
         self.inner.metrics.set_queue_depth("gate", self.in_flight());
     }
 
-    fn partition_lock(&self, key: &(String, String)) -> Arc<tokio::sync::Mutex<()>> {
+    fn partition_lock(&self, key: &(String, String)) -> PartitionLock {
         let mut locks = self
             .inner
             .partitions
@@ -836,7 +897,7 @@ impl GateService {
     }
 
     /// Forgets a partition's lock once no gate holds or waits for it.
-    fn release_partition_lock(&self, key: &(String, String), lock: Arc<tokio::sync::Mutex<()>>) {
+    fn release_partition_lock(&self, key: &(String, String), lock: PartitionLock) {
         let mut locks = self
             .inner
             .partitions

@@ -23,7 +23,10 @@ use sha2::{Digest, Sha256};
 use sqlx::types::Json;
 
 use super::error::OpContext;
-use super::partitions::{PartitionRecord, apply_transition, lost_race, select_for_update};
+use super::partitions::{
+    PartitionRecord, PartitionRow, apply_transition, apply_transition_from, lost_race,
+    select_for_update,
+};
 use super::{PartitionState, Registry, RegistryError, StateChange, now, stored};
 use crate::check::CheckResult;
 use crate::domain::DatasetName;
@@ -325,9 +328,10 @@ macro_rules! fetch_gate {
     }};
 }
 
-/// Records `$decision` on the gate `$gate` (undecided) and moves its
+/// Records `$decision` on `$gate` if it is still undecided, and moves its
 /// partition to `passed` or `quarantined` if the gate still holds it in
-/// `validating`. Evaluates to `Decided`.
+/// `validating`. Evaluates to `Some(Decided)` (the record passed in, with the
+/// decision), or `None` when the gate was already decided.
 macro_rules! record_decision {
     ($tx:ident, $engine:expr, $gate:expr, $decision:expr, $at:expr) => {{
         let gate: &GateRecord = $gate;
@@ -352,52 +356,108 @@ macro_rules! record_decision {
         .await
         .op("record gate decision")?
         .rows_affected();
-        let dataset = DatasetName::parse(&gate.dataset).map_err(|e| RegistryError::Corrupt {
-            what: format!("dataset of gate {}: {e}", gate.gate_id),
-        })?;
-        let holds: Option<String> = sqlx::query_scalar(
-            "SELECT gate_id FROM partitions WHERE dataset = $1 AND partition_key = $2 \
-             AND state = 'validating'",
-        )
-        .bind(dataset.as_str())
-        .bind(&gate.partition)
-        .fetch_optional(&mut *$tx)
-        .await
-        .op("record gate decision")?
-        .flatten();
-        let mut partition_state = None;
-        if updated == 1 && holds.as_deref() == Some(gate.gate_id.as_str()) {
-            let to = if decision.allowed {
-                PartitionState::Passed
-            } else {
-                PartitionState::Quarantined
-            };
-            let reason = (!decision.allowed).then(|| quarantine_reason(decision.reasons));
-            let mut change = StateChange::new(to, GATE_ACTOR)
-                .gate(&gate.gate_id)
-                .expecting(PartitionState::Validating)
-                .expecting_gate(&gate.gate_id);
-            if let Some(reason) = reason.as_deref() {
-                change = change.reason(reason);
-            }
-            let select = select_for_update($engine);
-            // The row exists (it is validating), so no insert can race.
-            if !apply_transition!($tx, &select, &dataset, &gate.partition, &change, at) {
-                return Err(lost_race(&dataset, &gate.partition, to));
-            }
-            partition_state = Some(to);
-        }
-        let mut record = gate.clone();
         if updated == 1 {
+            let dataset = DatasetName::parse(&gate.dataset).map_err(|e| RegistryError::Corrupt {
+                what: format!("dataset of gate {}: {e}", gate.gate_id),
+            })?;
+            let select = select_for_update($engine);
+            let current: Option<PartitionRow> = sqlx::query_as(&select)
+                .bind(dataset.as_str())
+                .bind(&gate.partition)
+                .fetch_optional(&mut *$tx)
+                .await
+                .op("record gate decision")?;
+            let held = current.as_ref().is_some_and(|row| {
+                row.state == PartitionState::Validating.as_str()
+                    && row.gate_id.as_deref() == Some(gate.gate_id.as_str())
+            });
+            let mut partition_state = None;
+            if held {
+                let to = if decision.allowed {
+                    PartitionState::Passed
+                } else {
+                    PartitionState::Quarantined
+                };
+                let reason = (!decision.allowed).then(|| quarantine_reason(decision.reasons));
+                let mut change = StateChange::new(to, GATE_ACTOR)
+                    .gate(&gate.gate_id)
+                    .expecting(PartitionState::Validating)
+                    .expecting_gate(&gate.gate_id);
+                if let Some(reason) = reason.as_deref() {
+                    change = change.reason(reason);
+                }
+                // The row exists (it is validating), so no insert can race.
+                if !apply_transition_from!($tx, current, &dataset, &gate.partition, &change, at) {
+                    return Err(lost_race(&dataset, &gate.partition, to));
+                }
+                partition_state = Some(to);
+            }
+            let mut record = gate.clone();
             record.status = status;
             record.basis = Some(decision.basis);
             record.results = decision.results.to_vec();
             record.reasons = decision.reasons.to_vec();
             record.decided_at = Some(at);
+            Some(Decided {
+                gate: record,
+                partition_state,
+            })
+        } else {
+            None
         }
-        Decided {
-            gate: record,
-            partition_state,
+    }};
+}
+
+/// Inside `$tx`, holding the partition's lock: whether another gate runs on
+/// the partition of `$gate` (`Some(holder)`). Running gates past their
+/// deadline were abandoned: they are denied here and do not count.
+macro_rules! other_running {
+    ($tx:ident, $engine:expr, $gate:expr, $at:expr) => {{
+        let gate: &GateRecord = $gate;
+        let at: DateTime<Utc> = $at;
+        let sql = format!(
+            "SELECT {GATE_COLUMNS} FROM gates WHERE dataset = $1 AND partition_key = $2 \
+             AND status = 'running' AND gate_id <> $3"
+        );
+        let others: Vec<GateRow> = sqlx::query_as(&sql)
+            .bind(&gate.dataset)
+            .bind(&gate.partition)
+            .bind(&gate.gate_id)
+            .fetch_all(&mut *$tx)
+            .await
+            .op("find running gates")?;
+        let mut busy = None;
+        for other in others {
+            let other = other.into_record()?;
+            if other.deadline_at > at {
+                busy = Some(other);
+                break;
+            }
+            let reasons = [ABANDONED.to_owned()];
+            let decision = Decision {
+                allowed: false,
+                basis: GateBasis::Error,
+                results: &other.results,
+                reasons: &reasons,
+            };
+            let _ = record_decision!($tx, $engine, &other, &decision, at);
+        }
+        busy
+    }};
+}
+
+/// Inside `$tx`: moves the partition of `$gate` to `validating` behind it.
+macro_rules! take_partition {
+    ($tx:ident, $engine:expr, $gate:expr, $at:expr) => {{
+        let gate: &GateRecord = $gate;
+        let dataset = DatasetName::parse(&gate.dataset).map_err(|e| RegistryError::Corrupt {
+            what: format!("dataset of gate {}: {e}", gate.gate_id),
+        })?;
+        let change = StateChange::new(PartitionState::Validating, GATE_ACTOR).gate(&gate.gate_id);
+        let select = select_for_update($engine);
+        // Under the partition's lock no other first row can be inserted.
+        if !apply_transition!($tx, &select, &dataset, &gate.partition, &change, $at) {
+            return Err(lost_race(&dataset, &gate.partition, PartitionState::Validating));
         }
     }};
 }
@@ -471,7 +531,15 @@ impl Registry {
     /// or a timeout, or a gate abandoned past its deadline (denied here with
     /// basis `error`), is retried: a new gate is created and the old one
     /// points at it.
-    pub async fn admit_gate(&self, new: &NewGate<'_>) -> Result<Admission, RegistryError> {
+    ///
+    /// With `start`, a new gate also starts at once, in the same transaction,
+    /// unless another gate runs on its partition (see
+    /// [`start_gate`](Self::start_gate)): it is then `running`, else `queued`.
+    pub async fn admit_gate(
+        &self,
+        new: &NewGate<'_>,
+        start: bool,
+    ) -> Result<Admission, RegistryError> {
         const OP: &str = "record gate request";
         let engine = self.engine();
         let key = idempotency_key(new.dataset, new.partition, new.run_id);
@@ -534,37 +602,7 @@ impl Registry {
                             .await
                             .op(OP)?;
                     }
-                    let inserted = sqlx::query(
-                        "INSERT INTO gates (gate_id, dataset, partition_key, run_id, idempotency_key, \
-                         request_key, request_hash, status, agent, created_at, deadline_at) \
-                         VALUES ($1, $2, $3, $4, $5, $6, $7, 'queued', $8, $9, $10) \
-                         ON CONFLICT DO NOTHING",
-                    )
-                    .bind(new.gate_id)
-                    .bind(new.dataset.as_str())
-                    .bind(new.partition)
-                    .bind(new.run_id)
-                    .bind(&key)
-                    .bind(new.request_key)
-                    .bind(new.request_hash)
-                    .bind(new.agent)
-                    .bind(at)
-                    .bind(stored(new.deadline_at))
-                    .execute(&mut *tx)
-                    .await
-                    .op(OP)?
-                    .rows_affected();
-                    if inserted != 1 {
-                        // Unreachable while every writer takes the locks
-                        // above; roll back rather than record half of it.
-                        return Err(RegistryError::Unavailable {
-                            op: OP,
-                            reason: "another request with the same key was recorded at the same \
-                                     time; retry"
-                                .to_owned(),
-                        });
-                    }
-                    Admission::Created(GateRecord {
+                    let mut record = GateRecord {
                         gate_id: new.gate_id.to_owned(),
                         dataset: new.dataset.to_string(),
                         partition: new.partition.to_owned(),
@@ -581,161 +619,144 @@ impl Registry {
                         deadline_at: stored(new.deadline_at),
                         decided_at: None,
                         retried_by: None,
-                    })
+                    };
+                    if start && other_running!(tx, engine, &record, at).is_none() {
+                        record.status = GateStatus::Running;
+                        record.started_at = Some(at);
+                    }
+                    let inserted = sqlx::query(
+                        "INSERT INTO gates (gate_id, dataset, partition_key, run_id, idempotency_key, \
+                         request_key, request_hash, status, agent, created_at, started_at, deadline_at) \
+                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) \
+                         ON CONFLICT DO NOTHING",
+                    )
+                    .bind(new.gate_id)
+                    .bind(new.dataset.as_str())
+                    .bind(new.partition)
+                    .bind(new.run_id)
+                    .bind(&key)
+                    .bind(new.request_key)
+                    .bind(new.request_hash)
+                    .bind(record.status.as_str())
+                    .bind(new.agent)
+                    .bind(at)
+                    .bind(record.started_at)
+                    .bind(record.deadline_at)
+                    .execute(&mut *tx)
+                    .await
+                    .op(OP)?
+                    .rows_affected();
+                    if inserted != 1 {
+                        // Unreachable while every writer takes the locks
+                        // above; roll back rather than record half of it.
+                        return Err(RegistryError::Unavailable {
+                            op: OP,
+                            reason: "another request with the same key was recorded at the same \
+                                     time; retry"
+                                .to_owned(),
+                        });
+                    }
+                    if record.status == GateStatus::Running {
+                        take_partition!(tx, engine, &record, at);
+                    }
+                    Admission::Created(record)
                 }
             }
         });
         Ok(admission)
     }
 
-    /// Starts the queued gate `gate_id` on behalf of `agent` if no other gate
-    /// runs on its partition: it becomes `running` and its partition
-    /// `validating` (keeping an earlier publication visible). A running gate
-    /// past its deadline was abandoned; it is denied (basis `error`) and no
-    /// longer blocks.
-    pub async fn start_gate(&self, gate_id: &str, agent: &str) -> Result<Start, RegistryError> {
+    /// Starts the queued gate on behalf of `agent` if no other gate runs on
+    /// its partition: it becomes `running` and its partition `validating`
+    /// (keeping an earlier publication visible). A running gate past its
+    /// deadline was abandoned; it is denied (basis `error`) and no longer
+    /// blocks.
+    pub async fn start_gate(
+        &self,
+        gate: &GateRecord,
+        agent: &str,
+    ) -> Result<Start, RegistryError> {
         const OP: &str = "start gate";
         let engine = self.engine();
-        let gate = self
-            .gate(gate_id)
-            .await?
-            .ok_or_else(|| RegistryError::NotFound {
-                what: format!("gate {gate_id}"),
-            })?;
-        let dataset = DatasetName::parse(&gate.dataset).map_err(|e| RegistryError::Corrupt {
-            what: format!("dataset of gate {gate_id}: {e}"),
-        })?;
-        let by_id = format!("SELECT {GATE_COLUMNS} FROM gates WHERE gate_id = $1");
-        let running = format!(
-            "SELECT {GATE_COLUMNS} FROM gates WHERE dataset = $1 AND partition_key = $2 \
-             AND status = 'running' AND gate_id <> $3"
-        );
-        let select = select_for_update(engine);
-        for _ in 0..3 {
-            let at = now();
-            let start: Option<Start> = in_transaction!(self, OP, |tx| {
-                lock!(
-                    tx,
-                    engine,
-                    vec![lock_id("partition", &[dataset.as_str(), &gate.partition])]
-                );
-                let Some(current) = fetch_gate!(tx, &by_id, gate_id, OP) else {
-                    return Err(RegistryError::NotFound {
-                        what: format!("gate {gate_id}"),
-                    });
-                };
-                if current.status != GateStatus::Queued {
-                    Some(Start::NotQueued(current))
-                } else {
-                    let others: Vec<GateRow> = sqlx::query_as(&running)
-                        .bind(dataset.as_str())
-                        .bind(&gate.partition)
-                        .bind(gate_id)
-                        .fetch_all(&mut *tx)
-                        .await
-                        .op(OP)?;
-                    let mut busy = None;
-                    for other in others {
-                        let other = other.into_record()?;
-                        if other.deadline_at > at {
-                            busy = Some(other);
-                            break;
-                        }
-                        let reasons = [ABANDONED.to_owned()];
-                        let decision = Decision {
-                            allowed: false,
-                            basis: GateBasis::Error,
-                            results: &other.results,
-                            reasons: &reasons,
-                        };
-                        let _ = record_decision!(tx, engine, &other, &decision, at);
-                    }
-                    match busy {
-                        Some(holder) => Some(Start::Busy(holder)),
-                        None => {
-                            sqlx::query(
-                                "UPDATE gates SET status = 'running', started_at = $2, agent = $3 \
-                                 WHERE gate_id = $1 AND status = 'queued'",
-                            )
-                            .bind(gate_id)
-                            .bind(at)
-                            .bind(agent)
-                            .execute(&mut *tx)
-                            .await
-                            .op(OP)?;
-                            let change = StateChange::new(PartitionState::Validating, GATE_ACTOR)
-                                .gate(gate_id);
-                            if apply_transition!(
-                                tx,
-                                &select,
-                                &dataset,
-                                &gate.partition,
-                                &change,
-                                at
-                            ) {
-                                let mut started = current;
-                                started.status = GateStatus::Running;
-                                started.started_at = Some(at);
-                                started.agent = agent.to_owned();
-                                Some(Start::Started(started))
-                            } else {
-                                None
-                            }
-                        }
-                    }
-                }
-            });
-            if let Some(start) = start {
-                return Ok(start);
-            }
-        }
-        Err(lost_race(
-            &dataset,
-            &gate.partition,
-            PartitionState::Validating,
-        ))
-    }
-
-    /// Records the decision of an undecided gate and moves its partition to
-    /// `passed` or `quarantined` while the gate still holds it. A gate
-    /// already decided (abandoned and denied by another agent) keeps its
-    /// decision; the answer shows it.
-    pub async fn decide_gate(
-        &self,
-        gate_id: &str,
-        decision: &Decision<'_>,
-    ) -> Result<Decided, RegistryError> {
-        const OP: &str = "record gate decision";
-        let engine = self.engine();
-        let gate = self
-            .gate(gate_id)
-            .await?
-            .ok_or_else(|| RegistryError::NotFound {
-                what: format!("gate {gate_id}"),
-            })?;
-        let by_id = format!("SELECT {GATE_COLUMNS} FROM gates WHERE gate_id = $1");
         let at = now();
-        let decided: Decided = in_transaction!(self, OP, |tx| {
+        let start: Option<Start> = in_transaction!(self, OP, |tx| {
             lock!(
                 tx,
                 engine,
                 vec![lock_id("partition", &[&gate.dataset, &gate.partition])]
             );
-            let Some(current) = fetch_gate!(tx, &by_id, gate_id, OP) else {
-                return Err(RegistryError::NotFound {
-                    what: format!("gate {gate_id}"),
-                });
-            };
-            if current.status.is_decided() {
-                Decided {
-                    gate: current,
-                    partition_state: None,
+            match other_running!(tx, engine, gate, at) {
+                Some(holder) => Some(Start::Busy(holder)),
+                None => {
+                    let updated = sqlx::query(
+                        "UPDATE gates SET status = 'running', started_at = $2, agent = $3 \
+                         WHERE gate_id = $1 AND status = 'queued'",
+                    )
+                    .bind(&gate.gate_id)
+                    .bind(at)
+                    .bind(agent)
+                    .execute(&mut *tx)
+                    .await
+                    .op(OP)?
+                    .rows_affected();
+                    if updated == 1 {
+                        take_partition!(tx, engine, gate, at);
+                        let mut started = gate.clone();
+                        started.status = GateStatus::Running;
+                        started.started_at = Some(at);
+                        started.agent = agent.to_owned();
+                        Some(Start::Started(started))
+                    } else {
+                        None
+                    }
                 }
-            } else {
-                record_decision!(tx, engine, &current, decision, at)
             }
         });
-        Ok(decided)
+        match start {
+            Some(start) => Ok(start),
+            None => self
+                .gate(&gate.gate_id)
+                .await?
+                .map(Start::NotQueued)
+                .ok_or_else(|| RegistryError::NotFound {
+                    what: format!("gate {}", gate.gate_id),
+                }),
+        }
+    }
+
+    /// Records the decision of an undecided gate and moves its partition to
+    /// `passed` or `quarantined` while the gate still holds it. A gate
+    /// already decided (abandoned and denied by another agent) keeps its
+    /// decision; the answer shows it. `gate` is the caller's latest copy of
+    /// the record; the answer is that copy with the decision.
+    pub async fn decide_gate(
+        &self,
+        gate: &GateRecord,
+        decision: &Decision<'_>,
+    ) -> Result<Decided, RegistryError> {
+        const OP: &str = "record gate decision";
+        let engine = self.engine();
+        let at = now();
+        // No partition lock: the partition's row exists while the gate holds
+        // it, and `record_decision!` locks that row.
+        let decided: Option<Decided> = in_transaction!(self, OP, |tx| {
+            record_decision!(tx, engine, gate, decision, at)
+        });
+        match decided {
+            Some(decided) => Ok(decided),
+            None => {
+                let current =
+                    self.gate(&gate.gate_id)
+                        .await?
+                        .ok_or_else(|| RegistryError::NotFound {
+                            what: format!("gate {}", gate.gate_id),
+                        })?;
+                Ok(Decided {
+                    gate: current,
+                    partition_state: None,
+                })
+            }
+        }
     }
 
     /// Denies (basis `error`, `reason`) every undecided gate that `agent`
@@ -779,7 +800,7 @@ impl Registry {
                             results: &current.results,
                             reasons: &reasons,
                         };
-                        Some(record_decision!(tx, engine, &current, &decision, at))
+                        record_decision!(tx, engine, &current, &decision, at)
                     }
                     _ => None,
                 }

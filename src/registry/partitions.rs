@@ -301,17 +301,33 @@ pub(super) fn lost_race(
 macro_rules! apply_transition {
     ($tx:ident, $select:expr, $dataset:expr, $partition:expr, $change:expr, $at:expr) => {{
         use $crate::registry::error::OpContext as _;
+        let dataset: &$crate::domain::DatasetName = $dataset;
+        let partition: &str = $partition;
+        let current: Option<$crate::registry::partitions::PartitionRow> = sqlx::query_as($select)
+            .bind(dataset.as_str())
+            .bind(partition)
+            .fetch_optional(&mut *$tx)
+            .await
+            .op($crate::registry::partitions::TRANSITION)?;
+        $crate::registry::partitions::apply_transition_from!(
+            $tx, current, dataset, partition, $change, $at
+        )
+    }};
+}
+pub(super) use apply_transition;
+
+/// Like `apply_transition!`, for a caller that has already read the
+/// partition's row (`$current`, `None` when there is none) with
+/// [`select_for_update`] in the same transaction.
+macro_rules! apply_transition_from {
+    ($tx:ident, $current:expr, $dataset:expr, $partition:expr, $change:expr, $at:expr) => {{
+        use $crate::registry::error::OpContext as _;
         use $crate::registry::partitions::{PartitionRow, check_transition, parse_state, TRANSITION};
         let dataset: &$crate::domain::DatasetName = $dataset;
         let partition: &str = $partition;
         let change: &$crate::registry::StateChange<'_> = $change;
         let at: chrono::DateTime<chrono::Utc> = $at;
-        let current: Option<PartitionRow> = sqlx::query_as($select)
-            .bind(dataset.as_str())
-            .bind(partition)
-            .fetch_optional(&mut *$tx)
-            .await
-            .op(TRANSITION)?;
+        let current: Option<PartitionRow> = $current;
         let from = current
             .as_ref()
             .map(|row| parse_state(&row.state))
@@ -393,7 +409,7 @@ macro_rules! apply_transition {
         applied
     }};
 }
-pub(super) use apply_transition;
+pub(super) use apply_transition_from;
 
 impl Registry {
     /// A partition's state and history, or `None` if no gate ever saw it.

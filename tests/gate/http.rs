@@ -97,7 +97,8 @@ async fn over_http_stage_gate_publish_and_consumers_read_the_last_good_partition
     p.stage_bad("2026-11-20", 10).await;
     let s = Served::start(&p, None).await;
 
-    // Without `wait`: 202 with the queued gate and where to find it.
+    // Without `wait`: 202 with the gate under way and where to find it (a
+    // gate on a partition no other gate holds starts at once).
     let response = s
         .request(reqwest::Method::POST, "/api/v1/gates")
         .json(&gate_body("orders", "2026-11-19", "nightly-19"))
@@ -106,9 +107,13 @@ async fn over_http_stage_gate_publish_and_consumers_read_the_last_good_partition
         .unwrap();
     assert_eq!(response.status(), StatusCode::ACCEPTED);
     let location = response.headers()["location"].to_str().unwrap().to_owned();
-    let queued: Value = response.json().await.unwrap();
-    assert_eq!(queued["status"], "queued");
-    let gate_id = queued["gate_id"].as_str().unwrap().to_owned();
+    let accepted: Value = response.json().await.unwrap();
+    assert!(
+        ["queued", "running"].contains(&accepted["status"].as_str().unwrap()),
+        "{accepted:#}"
+    );
+    assert_eq!(accepted["progress"], 0.0);
+    let gate_id = accepted["gate_id"].as_str().unwrap().to_owned();
     assert_eq!(location, format!("/api/v1/gates/{gate_id}"));
     let (status, good) = s.get(&format!("{location}?wait=60s")).await;
     assert_eq!(status, StatusCode::OK, "{good:#}");
