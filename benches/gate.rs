@@ -155,9 +155,7 @@ async fn gate_round(
     collect(calls).await
 }
 
-async fn collect(
-    calls: impl Iterator<Item = tokio::task::JoinHandle<Duration>>,
-) -> Vec<Duration> {
+async fn collect(calls: impl Iterator<Item = tokio::task::JoinHandle<Duration>>) -> Vec<Duration> {
     let mut out = Vec::new();
     for call in calls {
         out.push(call.await.expect("caller"));
@@ -204,9 +202,20 @@ async fn bench(label: &str, registry_url: &str, dir: &std::path::Path) -> bool {
     let (g50, g99) = (percentile(&gated, 50.0), percentile(&gated, 99.0));
     let over50 = g50.saturating_sub(d50);
     let over99 = g99.saturating_sub(d99);
-    println!("{label} registry, {CALLERS} concurrent callers, {} calls each way:", direct.len());
-    println!("  the SQL itself   p50 {:>10}   p99 {:>10}", ms(d50), ms(d99));
-    println!("  through the gate p50 {:>10}   p99 {:>10}", ms(g50), ms(g99));
+    println!(
+        "{label} registry, {CALLERS} concurrent callers, {} calls each way:",
+        direct.len()
+    );
+    println!(
+        "  the SQL itself   p50 {:>10}   p99 {:>10}",
+        ms(d50),
+        ms(d99)
+    );
+    println!(
+        "  through the gate p50 {:>10}   p99 {:>10}",
+        ms(g50),
+        ms(g99)
+    );
     println!(
         "  gate overhead    p50 {:>10}   p99 {:>10}   (target p99 < {})",
         ms(over50),

@@ -168,7 +168,9 @@ fn is_reset(e: &reqwest::Error) -> bool {
                     | std::io::ErrorKind::UnexpectedEof
             );
         }
-        if s.to_string().contains("connection closed before message completed") {
+        if s.to_string()
+            .contains("connection closed before message completed")
+        {
             return true;
         }
         source = s.source();
@@ -213,7 +215,9 @@ mod tests {
         );
         let prefixed = Url::parse("https://proxy.example/warden").unwrap();
         assert_eq!(
-            endpoint(&prefixed, &["api", "v1", "gates"]).unwrap().as_str(),
+            endpoint(&prefixed, &["api", "v1", "gates"])
+                .unwrap()
+                .as_str(),
             "https://proxy.example/warden/api/v1/gates"
         );
     }
@@ -221,7 +225,10 @@ mod tests {
     #[test]
     fn servers_must_be_http_urls() {
         let none = Path::new("/nonexistent/warden.yaml");
-        assert_eq!(server(None, none).unwrap().as_str(), "http://127.0.0.1:9464/");
+        assert_eq!(
+            server(None, none).unwrap().as_str(),
+            "http://127.0.0.1:9464/"
+        );
         assert!(server(Some("ftp://x"), none).is_err());
         assert!(server(Some("localhost:9464"), none).is_err());
     }

@@ -43,7 +43,13 @@ pub async fn run(config_path: &Path, args: GateArgs) -> anyhow::Result<u8> {
     url.query_pairs_mut()
         .append_pair("wait", &format!("{}s", args.wait.as_secs()));
     let body = json!({"dataset": args.dataset, "partition": args.partition, "run_id": run_id});
-    let answer = client::post(&url, args.token.as_deref(), &body, args.wait + ANSWER_MARGIN).await?;
+    let answer = client::post(
+        &url,
+        args.token.as_deref(),
+        &body,
+        args.wait + ANSWER_MARGIN,
+    )
+    .await?;
     let code = match answer.status.as_u16() {
         200 | 202 => {
             let gate: Gate = answer.json()?;
@@ -100,7 +106,12 @@ fn summary(gate: &Gate, wait: Duration) -> String {
         "gate {} for {} partition {} (run {}): {headline}",
         gate.gate_id, gate.dataset, gate.partition, gate.run_id
     );
-    let width = gate.results.iter().map(|r| r.check.len()).max().unwrap_or(0);
+    let width = gate
+        .results
+        .iter()
+        .map(|r| r.check.len())
+        .max()
+        .unwrap_or(0);
     for r in &gate.results {
         let _ = writeln!(
             out,
@@ -152,6 +163,9 @@ mod tests {
              - orders.row_count failed: 0 rows (min 1)\n"
         );
         let text = summary(&gate("queued", None), Duration::from_secs(300));
-        assert!(text.contains("NO DECISION within 5m: the gate is still queued"), "{text}");
+        assert!(
+            text.contains("NO DECISION within 5m: the gate is still queued"),
+            "{text}"
+        );
     }
 }

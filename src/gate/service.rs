@@ -234,11 +234,7 @@ impl GateService {
         let key = (valid.dataset.name.to_string(), valid.partition.clone());
         let lock = self.partition_lock(&key);
         let guard = lock.clone().try_lock_owned().ok();
-        let admission = self
-            .inner
-            .registry
-            .admit_gate(&new, guard.is_some())
-            .await;
+        let admission = self.inner.registry.admit_gate(&new, guard.is_some()).await;
         let admission = match admission {
             Ok(Admission::Created(record)) => {
                 let gate = Gate::from(record.clone());
@@ -710,11 +706,7 @@ impl GateService {
             results: &results,
             reasons: &verdict.reasons,
         };
-        let recorded = self
-            .inner
-            .registry
-            .decide_gate(record, &decision)
-            .await;
+        let recorded = self.inner.registry.decide_gate(record, &decision).await;
         let elapsed = started.elapsed();
         match recorded {
             Ok(decided) => {
@@ -784,12 +776,7 @@ impl GateService {
                     results: &results,
                     reasons: &reasons,
                 };
-                if let Ok(decided) = service
-                    .inner
-                    .registry
-                    .decide_gate(&record, &decision)
-                    .await
-                {
+                if let Ok(decided) = service.inner.registry.decide_gate(&record, &decision).await {
                     tracing::info!(gate_id, "the gate's denial is recorded after all");
                     service.tell_quarantine(&config, &decided);
                     service.finish_live(&gate_id, Gate::from(decided.gate));

@@ -42,9 +42,18 @@ pub fn router(state: AppState) -> Router {
         .route("/gates", post(gates::submit))
         .route("/gates/{gate_id}", get(gates::get))
         .route("/datasets/{dataset}/published", get(partitions::published))
-        .route("/datasets/{dataset}/partitions/{partition}", get(partitions::partition))
-        .route("/datasets/{dataset}/partitions/{partition}/publish", post(partitions::publish))
-        .route("/datasets/{dataset}/partitions/{partition}/override", post(partitions::override_))
+        .route(
+            "/datasets/{dataset}/partitions/{partition}",
+            get(partitions::partition),
+        )
+        .route(
+            "/datasets/{dataset}/partitions/{partition}/publish",
+            post(partitions::publish),
+        )
+        .route(
+            "/datasets/{dataset}/partitions/{partition}/override",
+            post(partitions::override_),
+        )
         .route_layer(middleware::from_fn_with_state(
             state.clone(),
             auth::require_token,

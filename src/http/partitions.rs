@@ -17,7 +17,9 @@ pub async fn published(
     State(state): State<AppState>,
     Path(dataset): Path<String>,
 ) -> Result<Json<PublishedPartition>, ApiError> {
-    Ok(Json(state.gates().published(&state.config(), &dataset).await?))
+    Ok(Json(
+        state.gates().published(&state.config(), &dataset).await?,
+    ))
 }
 
 /// `GET /api/v1/datasets/{d}/partitions/{p}`: state, history, latest gates.

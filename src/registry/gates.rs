@@ -23,10 +23,7 @@ use sha2::{Digest, Sha256};
 use sqlx::types::Json;
 
 use super::error::OpContext;
-use super::partitions::{
-    PartitionRecord, PartitionRow, apply_transition, apply_transition_from, lost_race,
-    select_for_update,
-};
+use super::partitions::{PartitionRecord, apply_transition, lost_race, select_for_update};
 use super::{PartitionState, Registry, RegistryError, StateChange, now, stored};
 use crate::check::CheckResult;
 use crate::domain::DatasetName;
@@ -333,7 +330,7 @@ macro_rules! fetch_gate {
 /// `validating`. Evaluates to `Some(Decided)` (the record passed in, with the
 /// decision), or `None` when the gate was already decided.
 macro_rules! record_decision {
-    ($tx:ident, $engine:expr, $gate:expr, $decision:expr, $at:expr) => {{
+    ($tx:ident, $gate:expr, $decision:expr, $at:expr) => {{
         let gate: &GateRecord = $gate;
         let decision: &Decision<'_> = $decision;
         let at: DateTime<Utc> = $at;
@@ -360,36 +357,44 @@ macro_rules! record_decision {
             let dataset = DatasetName::parse(&gate.dataset).map_err(|e| RegistryError::Corrupt {
                 what: format!("dataset of gate {}: {e}", gate.gate_id),
             })?;
-            let select = select_for_update($engine);
-            let current: Option<PartitionRow> = sqlx::query_as(&select)
+            let to = if decision.allowed {
+                PartitionState::Passed
+            } else {
+                PartitionState::Quarantined
+            };
+            let reason = (!decision.allowed).then(|| quarantine_reason(decision.reasons));
+            // The state machine's rule for this change, as one statement:
+            // only a partition this gate holds in `validating` moves (the
+            // update locks its row); its publication stays as it was.
+            let moved = sqlx::query(
+                "UPDATE partitions SET state = $3, updated_at = $4 \
+                 WHERE dataset = $1 AND partition_key = $2 AND state = 'validating' AND gate_id = $5",
+            )
+            .bind(dataset.as_str())
+            .bind(&gate.partition)
+            .bind(to.as_str())
+            .bind(at)
+            .bind(&gate.gate_id)
+            .execute(&mut *$tx)
+            .await
+            .op("record gate decision")?
+            .rows_affected();
+            let mut partition_state = None;
+            if moved == 1 {
+                sqlx::query(
+                    "INSERT INTO partition_transitions (dataset, partition_key, from_state, to_state, \
+                     at, actor, gate_id, reason) VALUES ($1, $2, 'validating', $3, $4, $5, $6, $7)",
+                )
                 .bind(dataset.as_str())
                 .bind(&gate.partition)
-                .fetch_optional(&mut *$tx)
+                .bind(to.as_str())
+                .bind(at)
+                .bind(GATE_ACTOR)
+                .bind(&gate.gate_id)
+                .bind(reason.as_deref())
+                .execute(&mut *$tx)
                 .await
                 .op("record gate decision")?;
-            let held = current.as_ref().is_some_and(|row| {
-                row.state == PartitionState::Validating.as_str()
-                    && row.gate_id.as_deref() == Some(gate.gate_id.as_str())
-            });
-            let mut partition_state = None;
-            if held {
-                let to = if decision.allowed {
-                    PartitionState::Passed
-                } else {
-                    PartitionState::Quarantined
-                };
-                let reason = (!decision.allowed).then(|| quarantine_reason(decision.reasons));
-                let mut change = StateChange::new(to, GATE_ACTOR)
-                    .gate(&gate.gate_id)
-                    .expecting(PartitionState::Validating)
-                    .expecting_gate(&gate.gate_id);
-                if let Some(reason) = reason.as_deref() {
-                    change = change.reason(reason);
-                }
-                // The row exists (it is validating), so no insert can race.
-                if !apply_transition_from!($tx, current, &dataset, &gate.partition, &change, at) {
-                    return Err(lost_race(&dataset, &gate.partition, to));
-                }
                 partition_state = Some(to);
             }
             let mut record = gate.clone();
@@ -412,9 +417,8 @@ macro_rules! record_decision {
 /// the partition of `$gate` (`Some(holder)`). Running gates past their
 /// deadline were abandoned: they are denied here and do not count.
 macro_rules! other_running {
-    ($tx:ident, $engine:expr, $gate:expr, $at:expr) => {{
+    ($tx:ident, $gate:expr, $at:expr) => {{
         let gate: &GateRecord = $gate;
-        let at: DateTime<Utc> = $at;
         let sql = format!(
             "SELECT {GATE_COLUMNS} FROM gates WHERE dataset = $1 AND partition_key = $2 \
              AND status = 'running' AND gate_id <> $3"
@@ -426,9 +430,22 @@ macro_rules! other_running {
             .fetch_all(&mut *$tx)
             .await
             .op("find running gates")?;
+        let others = others
+            .into_iter()
+            .map(GateRow::into_record)
+            .collect::<Result<Vec<_>, _>>()?;
+        holder_among!($tx, others, $at)
+    }};
+}
+
+/// Inside `$tx`: the first of the running gates `$others` that is within its
+/// deadline; those past it were abandoned and are denied here.
+macro_rules! holder_among {
+    ($tx:ident, $others:expr, $at:expr) => {{
+        let others: Vec<GateRecord> = $others;
+        let at: DateTime<Utc> = $at;
         let mut busy = None;
         for other in others {
-            let other = other.into_record()?;
             if other.deadline_at > at {
                 busy = Some(other);
                 break;
@@ -440,7 +457,7 @@ macro_rules! other_running {
                 results: &other.results,
                 reasons: &reasons,
             };
-            let _ = record_decision!($tx, $engine, &other, &decision, at);
+            let _ = record_decision!($tx, &other, &decision, at);
         }
         busy
     }};
@@ -457,7 +474,11 @@ macro_rules! take_partition {
         let select = select_for_update($engine);
         // Under the partition's lock no other first row can be inserted.
         if !apply_transition!($tx, &select, &dataset, &gate.partition, &change, $at) {
-            return Err(lost_race(&dataset, &gate.partition, PartitionState::Validating));
+            return Err(lost_race(
+                &dataset,
+                &gate.partition,
+                PartitionState::Validating,
+            ));
         }
     }};
 }
@@ -543,8 +564,10 @@ impl Registry {
         const OP: &str = "record gate request";
         let engine = self.engine();
         let key = idempotency_key(new.dataset, new.partition, new.run_id);
-        let by_key = format!(
-            "SELECT {GATE_COLUMNS} FROM gates WHERE idempotency_key = $1 AND retried_by IS NULL"
+        // The repeated gate, and the gates running on the partition.
+        let by_key_or_running = format!(
+            "SELECT {GATE_COLUMNS} FROM gates WHERE (idempotency_key = $1 AND retried_by IS NULL) \
+             OR (dataset = $2 AND partition_key = $3 AND status = 'running')"
         );
         let by_request_key = format!(
             "SELECT {GATE_COLUMNS} FROM gates WHERE request_key = $1 AND retried_by IS NULL"
@@ -563,7 +586,26 @@ impl Registry {
                 Some(request_key) => fetch_gate!(tx, &by_request_key, request_key, OP),
                 None => None,
             };
-            let by_run = fetch_gate!(tx, &by_key, &key, OP);
+            let rows: Vec<GateRow> = sqlx::query_as(&by_key_or_running)
+                .bind(&key)
+                .bind(new.dataset.as_str())
+                .bind(new.partition)
+                .fetch_all(&mut *tx)
+                .await
+                .op(OP)?;
+            let rows = rows
+                .into_iter()
+                .map(GateRow::into_record)
+                .collect::<Result<Vec<_>, _>>()?;
+            // Dataset, partition and run id make the idempotency key.
+            let by_run = rows
+                .iter()
+                .find(|g| g.run_id == new.run_id && g.retried_by.is_none())
+                .cloned();
+            let running: Vec<GateRecord> = rows
+                .into_iter()
+                .filter(|g| g.status == GateStatus::Running)
+                .collect();
             let mut answer = None;
             let mut retry: Vec<GateRecord> = Vec::new();
             if let Some(g) = &by_request
@@ -593,7 +635,7 @@ impl Registry {
                                 results: &old.results,
                                 reasons: &reasons,
                             };
-                            let _ = record_decision!(tx, engine, old, &decision, at);
+                            let _ = record_decision!(tx, old, &decision, at);
                         }
                         sqlx::query("UPDATE gates SET retried_by = $2 WHERE gate_id = $1")
                             .bind(&old.gate_id)
@@ -620,7 +662,7 @@ impl Registry {
                         decided_at: None,
                         retried_by: None,
                     };
-                    if start && other_running!(tx, engine, &record, at).is_none() {
+                    if start && holder_among!(tx, running, at).is_none() {
                         record.status = GateStatus::Running;
                         record.started_at = Some(at);
                     }
@@ -671,11 +713,7 @@ impl Registry {
     /// (keeping an earlier publication visible). A running gate past its
     /// deadline was abandoned; it is denied (basis `error`) and no longer
     /// blocks.
-    pub async fn start_gate(
-        &self,
-        gate: &GateRecord,
-        agent: &str,
-    ) -> Result<Start, RegistryError> {
+    pub async fn start_gate(&self, gate: &GateRecord, agent: &str) -> Result<Start, RegistryError> {
         const OP: &str = "start gate";
         let engine = self.engine();
         let at = now();
@@ -685,7 +723,7 @@ impl Registry {
                 engine,
                 vec![lock_id("partition", &[&gate.dataset, &gate.partition])]
             );
-            match other_running!(tx, engine, gate, at) {
+            match other_running!(tx, gate, at) {
                 Some(holder) => Some(Start::Busy(holder)),
                 None => {
                     let updated = sqlx::query(
@@ -735,13 +773,11 @@ impl Registry {
         decision: &Decision<'_>,
     ) -> Result<Decided, RegistryError> {
         const OP: &str = "record gate decision";
-        let engine = self.engine();
         let at = now();
         // No partition lock: the partition's row exists while the gate holds
         // it, and `record_decision!` locks that row.
-        let decided: Option<Decided> = in_transaction!(self, OP, |tx| {
-            record_decision!(tx, engine, gate, decision, at)
-        });
+        let decided: Option<Decided> =
+            in_transaction!(self, OP, |tx| { record_decision!(tx, gate, decision, at) });
         match decided {
             Some(decided) => Ok(decided),
             None => {
@@ -800,7 +836,7 @@ impl Registry {
                             results: &current.results,
                             reasons: &reasons,
                         };
-                        record_decision!(tx, engine, &current, &decision, at)
+                        record_decision!(tx, &current, &decision, at)
                     }
                     _ => None,
                 }

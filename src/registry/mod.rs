@@ -45,11 +45,13 @@ macro_rules! on_pool {
 /// the body yields a value. An early return (`?`) drops the transaction,
 /// which rolls it back. On SQLite the transaction starts with
 /// `BEGIN IMMEDIATE`, so read-then-write bodies hold the write lock from the
-/// start instead of failing to upgrade a read lock.
+/// start instead of failing to upgrade a read lock, once this process's
+/// previous write transaction has ended (`Registry::sqlite_writer`).
 macro_rules! in_transaction {
     ($registry:expr, $op:expr, |$tx:ident| $body:expr) => {
         match &$registry.pool {
             $crate::registry::Pool::Sqlite(pool) => {
+                let _writer = $registry.sqlite_writer.lock().await;
                 let mut $tx = pool.begin_with("BEGIN IMMEDIATE").await.op($op)?;
                 let value = $body;
                 $tx.commit().await.op($op)?;
@@ -113,6 +115,10 @@ pub struct Registry {
     pool: Pool,
     /// The URL it was opened with, password redacted.
     url: String,
+    /// SQLite has one writer: this process's write transactions queue here
+    /// instead of in SQLite's busy handler, which sleeps in steps of
+    /// milliseconds (other processes still meet the busy handler).
+    sqlite_writer: std::sync::Arc<tokio::sync::Mutex<()>>,
 }
 
 impl Registry {
@@ -165,6 +171,7 @@ impl Registry {
         Ok(Self {
             pool: Pool::Sqlite(pool),
             url: redacted,
+            sqlite_writer: Default::default(),
         })
     }
 
@@ -182,6 +189,7 @@ impl Registry {
         Ok(Self {
             pool: Pool::Postgres(pool),
             url: redacted,
+            sqlite_writer: Default::default(),
         })
     }
 

@@ -56,7 +56,11 @@ impl Served {
     }
 
     async fn post(&self, path: impl AsRef<str>, body: Value) -> (StatusCode, Value) {
-        answer(self.request(reqwest::Method::POST, path.as_ref()).json(&body)).await
+        answer(
+            self.request(reqwest::Method::POST, path.as_ref())
+                .json(&body),
+        )
+        .await
     }
 
     async fn get(&self, path: &str) -> (StatusCode, Value) {
@@ -83,10 +87,19 @@ fn gate_body(dataset: &str, partition: &str, run_id: &str) -> Value {
 /// Asserts an error answer: its status and the start of its `detail`.
 fn assert_error(answer: &(StatusCode, Value), status: u16, detail: &str) {
     assert_eq!(answer.0.as_u16(), status, "{:#}", answer.1);
-    let keys: BTreeSet<&str> = answer.1.as_object().unwrap().keys().map(|k| k.as_str()).collect();
+    let keys: BTreeSet<&str> = answer
+        .1
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(|k| k.as_str())
+        .collect();
     assert_eq!(keys, BTreeSet::from(["error", "detail"]), "{:#}", answer.1);
     let got = answer.1["detail"].as_str().unwrap();
-    assert!(got.starts_with(detail), "detail `{got}` does not start with `{detail}`");
+    assert!(
+        got.starts_with(detail),
+        "detail `{got}` does not start with `{detail}`"
+    );
 }
 
 async fn over_http_stage_gate_publish_and_consumers_read_the_last_good_partition(setup: Setup) {
@@ -118,10 +131,21 @@ async fn over_http_stage_gate_publish_and_consumers_read_the_last_good_partition
     let (status, good) = s.get(&format!("{location}?wait=60s")).await;
     assert_eq!(status, StatusCode::OK, "{good:#}");
     assert_eq!(
-        (good["status"].as_str(), good["basis"].as_str(), good["progress"].as_f64()),
+        (
+            good["status"].as_str(),
+            good["basis"].as_str(),
+            good["progress"].as_f64()
+        ),
         (Some("allowed"), Some("checks"), Some(1.0))
     );
-    for key in ["gate_id", "dataset", "partition", "run_id", "results", "reasons"] {
+    for key in [
+        "gate_id",
+        "dataset",
+        "partition",
+        "run_id",
+        "results",
+        "reasons",
+    ] {
         assert!(good.get(key).is_some(), "no `{key}` in {good:#}");
     }
     assert_eq!(good["results"].as_array().unwrap().len(), 4);
@@ -140,10 +164,16 @@ async fn over_http_stage_gate_publish_and_consumers_read_the_last_good_partition
 
     // The bad partition, with `wait`: the decision in one call.
     let (status, bad) = s
-        .post("/api/v1/gates?wait=60s", gate_body("orders", "2026-11-20", "nightly-20"))
+        .post(
+            "/api/v1/gates?wait=60s",
+            gate_body("orders", "2026-11-20", "nightly-20"),
+        )
         .await;
     assert_eq!(status, StatusCode::OK, "{bad:#}");
-    assert_eq!((bad["status"].as_str(), bad["basis"].as_str()), (Some("denied"), Some("checks")));
+    assert_eq!(
+        (bad["status"].as_str(), bad["basis"].as_str()),
+        (Some("denied"), Some("checks"))
+    );
     assert!(
         bad["reasons"][0]
             .as_str()
@@ -168,7 +198,11 @@ async fn over_http_stage_gate_publish_and_consumers_read_the_last_good_partition
             json!({"gate_id": bad["gate_id"]}),
         )
         .await;
-    assert_error(&denied, 409, "illegal transition of orders partition `2026-11-20`");
+    assert_error(
+        &denied,
+        409,
+        "illegal transition of orders partition `2026-11-20`",
+    );
 
     // The consumer reads the last good partition.
     let (status, consumer) = s.get("/api/v1/datasets/orders/published").await;
@@ -209,7 +243,10 @@ async fn over_http_fifty_concurrent_gates_over_ten_partitions(setup: Setup) {
         .flat_map(|d| ["a", "b", "c", "a", "b"].map(|run| (d, run)))
         .collect();
     let answers = futures::future::join_all(calls.iter().map(|(d, run)| {
-        s.post("/api/v1/gates?wait=60s", gate_body("orders", &days[*d], run))
+        s.post(
+            "/api/v1/gates?wait=60s",
+            gate_body("orders", &days[*d], run),
+        )
     }))
     .await;
     let mut gates: BTreeMap<(usize, &str), BTreeSet<String>> = BTreeMap::new();
@@ -239,7 +276,11 @@ async fn over_http_fifty_concurrent_gates_over_ten_partitions(setup: Setup) {
             let want = if k % 2 == 0 { "validating" } else { decision };
             assert_eq!(t["to"], want, "{day}: {history:#?}");
             if k % 2 == 1 {
-                assert_eq!(t["gate_id"], history[k - 1]["gate_id"], "{day}: {history:#?}");
+                assert_eq!(
+                    t["gate_id"],
+                    history[k - 1]["gate_id"],
+                    "{day}: {history:#?}"
+                );
             }
         }
         assert_eq!(history.len(), 6, "{day}");
@@ -274,11 +315,11 @@ async fn over_http_bad_requests_get_their_status_and_a_detail() {
     let gates = "/api/v1/gates";
 
     // Tokens.
-    let without = answer(
-        s.client
-            .post(format!("{}{gates}", s.base))
-            .json(&gate_body("orders", "2026-11-20", "r1")),
-    )
+    let without = answer(s.client.post(format!("{}{gates}", s.base)).json(&gate_body(
+        "orders",
+        "2026-11-20",
+        "r1",
+    )))
     .await;
     assert_error(&without, 401, "the Authorization header must carry");
     let wrong = answer(
@@ -302,18 +343,23 @@ async fn over_http_bad_requests_get_their_status_and_a_detail() {
         "partition: invalid partition `20-11-2026`: expected a day like 2026-11-20",
     );
     assert_error(
-        &s.post(gates, json!({"dataset": "orders", "run_id": "r1"})).await,
+        &s.post(gates, json!({"dataset": "orders", "run_id": "r1"}))
+            .await,
         400,
         "Failed to deserialize the JSON body into the target type: missing field `partition`",
     );
     assert_error(
-        &s.post(gates, json!({"dataset": "orders", "partition": "2026-11-20", "runid": "x"}))
-            .await,
+        &s.post(
+            gates,
+            json!({"dataset": "orders", "partition": "2026-11-20", "runid": "x"}),
+        )
+        .await,
         400,
         "Failed to deserialize the JSON body into the target type: runid: unknown field `runid`",
     );
     assert_error(
-        &s.post(gates, json!({"dataset": "orders", "partition": 20261120})).await,
+        &s.post(gates, json!({"dataset": "orders", "partition": 20261120}))
+            .await,
         400,
         "Failed to deserialize the JSON body into the target type: partition: invalid type",
     );
@@ -333,16 +379,24 @@ async fn over_http_bad_requests_get_their_status_and_a_detail() {
             )),
     )
     .await;
-    assert_error(&oversized, 413, "the request body is larger than 65536 bytes");
     assert_error(
-        &s.post("/api/v1/gates?wait=soon", gate_body("orders", "2026-11-20", "r1"))
-            .await,
+        &oversized,
+        413,
+        "the request body is larger than 65536 bytes",
+    );
+    assert_error(
+        &s.post(
+            "/api/v1/gates?wait=soon",
+            gate_body("orders", "2026-11-20", "r1"),
+        )
+        .await,
         400,
         "wait: expected a duration like `300s`",
     );
     let long_run_id = "r".repeat(300);
     assert_error(
-        &s.post(gates, gate_body("orders", "2026-11-20", &long_run_id)).await,
+        &s.post(gates, gate_body("orders", "2026-11-20", &long_run_id))
+            .await,
         400,
         "run_id: is longer than 256 bytes",
     );
@@ -364,8 +418,15 @@ async fn over_http_bad_requests_get_their_status_and_a_detail() {
     assert_eq!(status, StatusCode::OK, "{first:#}");
     assert_eq!(first["status"], "denied");
     let (status, again) = keyed("2026-11-20").await;
-    assert_eq!((status, &again["gate_id"]), (StatusCode::OK, &first["gate_id"]));
-    assert_error(&keyed("2026-11-19").await, 422, "Idempotency-Key `load-42` was first used");
+    assert_eq!(
+        (status, &again["gate_id"]),
+        (StatusCode::OK, &first["gate_id"])
+    );
+    assert_error(
+        &keyed("2026-11-19").await,
+        422,
+        "Idempotency-Key `load-42` was first used",
+    );
 
     // Publications and overrides.
     let publish = |partition: &str, body: Value| {
@@ -440,7 +501,10 @@ async fn over_http_bad_requests_get_their_status_and_a_detail() {
     assert_eq!(overridden["state"], "passed");
     let (status, replay) = keyed("2026-11-20").await;
     assert_eq!(status, StatusCode::OK);
-    assert_eq!((replay["status"].as_str(), replay["basis"].as_str()), (Some("allowed"), Some("override")));
+    assert_eq!(
+        (replay["status"].as_str(), replay["basis"].as_str()),
+        (Some("allowed"), Some("override"))
+    );
     let (status, _) = publish("2026-11-20", json!({"gate_id": first["gate_id"]})).await;
     assert_eq!(status, StatusCode::OK);
 
@@ -489,7 +553,16 @@ async fn the_gate_and_publish_commands_exit_as_documented() {
 
     let (code, out, err) = warden(
         &config,
-        &["gate", "orders", "--partition", "2026-11-19", "--run-id", "n19", "--format", "json"],
+        &[
+            "gate",
+            "orders",
+            "--partition",
+            "2026-11-19",
+            "--run-id",
+            "n19",
+            "--format",
+            "json",
+        ],
         token,
     )
     .await;
@@ -500,7 +573,14 @@ async fn the_gate_and_publish_commands_exit_as_documented() {
 
     let (code, out, err) = warden(
         &config,
-        &["gate", "orders", "--partition", "2026-11-19", "--run-id", "n19"],
+        &[
+            "gate",
+            "orders",
+            "--partition",
+            "2026-11-19",
+            "--run-id",
+            "n19",
+        ],
         token,
     )
     .await;
@@ -515,26 +595,58 @@ async fn the_gate_and_publish_commands_exit_as_documented() {
 
     let (code, out, err) = warden(
         &config,
-        &["publish", "orders", "--partition", "2026-11-19", "--gate-id", gate_id, "--by", "airflow"],
+        &[
+            "publish",
+            "orders",
+            "--partition",
+            "2026-11-19",
+            "--gate-id",
+            gate_id,
+            "--by",
+            "airflow",
+        ],
         token,
     )
     .await;
     assert_eq!((code, err.as_str()), (0, ""), "{out}");
-    assert_eq!(out, format!("orders partition 2026-11-19 is published (gate {gate_id})\n"));
+    assert_eq!(
+        out,
+        format!("orders partition 2026-11-19 is published (gate {gate_id})\n")
+    );
 
     let (code, out, err) = warden(
         &config,
-        &["gate", "orders", "--partition", "2026-11-20", "--run-id", "n20"],
+        &[
+            "gate",
+            "orders",
+            "--partition",
+            "2026-11-20",
+            "--run-id",
+            "n20",
+        ],
         token,
     )
     .await;
     assert_eq!(code, 1, "{out}{err}");
-    assert!(out.contains("DENIED: a blocking check failed (do not retry)"), "{out}");
-    assert!(out.contains("  - orders.null_rate_customer_id failed: "), "{out}");
+    assert!(
+        out.contains("DENIED: a blocking check failed (do not retry)"),
+        "{out}"
+    );
+    assert!(
+        out.contains("  - orders.null_rate_customer_id failed: "),
+        "{out}"
+    );
 
     let (code, _, err) = warden(
         &config,
-        &["publish", "orders", "--partition", "2026-11-20", "--gate-id", gate_id],
+        &[
+            "publish",
+            "orders",
+            "--partition",
+            "2026-11-20",
+            "--gate-id",
+            gate_id,
+        ],
         token,
     )
     .await;
@@ -559,20 +671,39 @@ async fn the_gate_and_publish_commands_exit_as_documented() {
     assert_eq!(code, 2, "{err}");
     assert_eq!(err, "error: not found (404): unknown dataset `nope`\n");
 
-    let (code, _, err) = warden(&config, &["gate", "orders", "--partition", "2026-11-20"], None).await;
+    let (code, _, err) = warden(
+        &config,
+        &["gate", "orders", "--partition", "2026-11-20"],
+        None,
+    )
+    .await;
     assert_eq!(code, 2, "{err}");
     assert!(err.starts_with("error: unauthorized (401): "), "{err}");
 
     // Nobody listening: retried, then exit 2.
     let (code, _, err) = warden(
         &config,
-        &["gate", "orders", "--partition", "2026-11-20", "--server", "http://127.0.0.1:9"],
+        &[
+            "gate",
+            "orders",
+            "--partition",
+            "2026-11-20",
+            "--server",
+            "http://127.0.0.1:9",
+        ],
         token,
     )
     .await;
     assert_eq!(code, 2, "{err}");
-    assert_eq!(err.matches("warning: cannot reach the agent").count(), 4, "{err}");
-    assert!(err.contains("error: cannot reach the agent at http://127.0.0.1:9"), "{err}");
+    assert_eq!(
+        err.matches("warning: cannot reach the agent").count(),
+        4,
+        "{err}"
+    );
+    assert!(
+        err.contains("error: cannot reach the agent at http://127.0.0.1:9"),
+        "{err}"
+    );
 
     s.stop().await;
     p.finish().await;
@@ -658,7 +789,11 @@ async fn an_agent_killed_during_a_gate_denies_it_after_restart() {
     let agent = Process::start(&p.config_path(), port, &log).await;
     let (status, g) = get(format!("{base}/api/v1/gates/{gate_id}")).await;
     assert_eq!(status, StatusCode::OK);
-    assert_eq!((g["status"].as_str(), g["basis"].as_str()), (Some("denied"), Some("error")), "{g:#}");
+    assert_eq!(
+        (g["status"].as_str(), g["basis"].as_str()),
+        (Some("denied"), Some("error")),
+        "{g:#}"
+    );
     assert_eq!(g["reasons"], json!([warden::registry::ABANDONED]));
     let (_, partition) = get(format!("{base}/api/v1/datasets/slow/partitions/b1")).await;
     assert_eq!(partition["state"], "quarantined", "{partition:#}");
@@ -684,18 +819,28 @@ async fn an_agent_killed_during_a_gate_denies_it_after_restart() {
         .iter()
         .map(|t| t["to"].as_str().unwrap())
         .collect();
-    assert_eq!(states, ["validating", "quarantined", "validating", "passed"]);
+    assert_eq!(
+        states,
+        ["validating", "quarantined", "validating", "passed"]
+    );
 
     // SIGTERM: a clean stop.
     let pid = agent.child.id().unwrap().to_string();
     let mut child = agent.child;
-    let killed = std::process::Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+    let killed = std::process::Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap();
     assert!(killed.success());
     let status = tokio::time::timeout(Duration::from_secs(60), child.wait())
         .await
         .expect("the agent stops")
         .unwrap();
-    assert_eq!(status.code(), Some(0), "{}", std::fs::read_to_string(&log).unwrap());
+    assert_eq!(
+        status.code(),
+        Some(0),
+        "{}",
+        std::fs::read_to_string(&log).unwrap()
+    );
     p.finish().await;
 }
-

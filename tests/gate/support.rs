@@ -149,9 +149,7 @@ impl Project {
         std::fs::create_dir(dir.path().join("checks")).expect("create checks/");
         std::fs::write(
             dir.path().join("checks/datasets.yaml"),
-            CHECKS
-                .replace("{SLOW}", slow)
-                .replace("{s}", &db.schema),
+            CHECKS.replace("{SLOW}", slow).replace("{s}", &db.schema),
         )
         .expect("write the check file");
         let loaded = warden::config::load(&dir.path().join("warden.yaml")).expect("valid config");
@@ -181,7 +179,9 @@ impl Project {
     /// Makes the `slow` dataset's check take seconds (`true`) or nothing.
     pub async fn set_slowness(&self, slow: bool) {
         let n = if slow { 20_000_000 } else { 1 };
-        self.db.exec(&format!("UPDATE {{s}}.knob SET n = {n};")).await;
+        self.db
+            .exec(&format!("UPDATE {{s}}.knob SET n = {n};"))
+            .await;
     }
 
     pub fn config_path(&self) -> PathBuf {
