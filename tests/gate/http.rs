@@ -844,3 +844,70 @@ async fn an_agent_killed_during_a_gate_denies_it_after_restart() {
     );
     p.finish().await;
 }
+
+/// Runs `examples/shell/publish_partition.sh` for `partition` against the
+/// served agent, on the project's SQLite warehouse.
+async fn shell_example(p: &Project, s: &Served, partition: &str) -> (i32, String, String) {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/shell/publish_partition.sh");
+    let warehouse = p.db.url().trim_start_matches("sqlite://").to_owned();
+    let out = tokio::process::Command::new("bash")
+        .arg(script)
+        .arg(partition)
+        .env("WARDEN_URL", &s.base)
+        .env("WARDEN_API_TOKEN", s.token.unwrap_or_default())
+        .env("RUN_ID", format!("shell-{partition}"))
+        .env("GATE_WAIT", "60s")
+        .env("WAREHOUSE_SQL", format!("sqlite3 -bail '{warehouse}'"))
+        .env("SOURCE_TABLE", "main.raw_orders")
+        .env("STAGING_TABLE", "main.orders_staging")
+        .env("TARGET_TABLE", "main.orders")
+        .output()
+        .await
+        .expect("run the shell example");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_shell_example_publishes_a_good_partition_and_stops_at_a_bad_one() {
+    let p = Project::with_agent(Setup::Sqlite, "  api_tokens: [s3cret]\n")
+        .await
+        .expect("SQLite");
+    // The source the example stages from: a good day and a day with an
+    // order without a customer.
+    p.db.exec(
+        "CREATE TABLE {s}.raw_orders (order_id BIGINT NOT NULL, customer_id BIGINT, \
+         coupon TEXT, order_date DATE NOT NULL);
+         INSERT INTO {s}.raw_orders VALUES (1, 1, 'A', '2026-11-19'), (2, 2, NULL, '2026-11-19'),
+           (3, 3, 'B', '2026-11-20'), (4, NULL, 'C', '2026-11-20');",
+    )
+    .await;
+    let s = Served::start(&p, Some("s3cret")).await;
+
+    let (code, out, err) = shell_example(&p, &s, "2026-11-19").await;
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("allowed (checks)"), "{out}");
+    assert!(out.ends_with("published orders 2026-11-19\n"), "{out}");
+    let (_, published) = s.get("/api/v1/datasets/orders/published").await;
+    assert_eq!(published["partition"], "2026-11-19");
+
+    let (code, out, err) = shell_example(&p, &s, "2026-11-20").await;
+    assert_eq!(code, 1, "{out}{err}");
+    assert!(out.contains("denied (checks)"), "{out}");
+    assert!(out.contains("  - orders.null_rate_customer_id failed:"), "{out}");
+    assert!(!out.contains("swap:"), "{out}");
+    let (_, partition) = s.get("/api/v1/datasets/orders/partitions/2026-11-20").await;
+    assert_eq!(partition["state"], "quarantined");
+    let (_, published) = s.get("/api/v1/datasets/orders/published").await;
+    assert_eq!(published["partition"], "2026-11-19");
+
+    let (code, _, err) = shell_example(&p, &s, "2026-11-20'; DROP TABLE x; --").await;
+    assert_eq!(code, 2);
+    assert!(err.starts_with("invalid partition"), "{err}");
+
+    s.stop().await;
+    p.finish().await;
+}
