@@ -152,7 +152,7 @@ enum Evaluated {
     },
     /// Someone else decided it meanwhile (it was abandoned past its
     /// deadline): that decision stands.
-    AlreadyDecided(GateRecord),
+    AlreadyDecided(Box<GateRecord>),
 }
 
 impl GateService {
@@ -607,7 +607,7 @@ impl GateService {
         };
         let (verdict, results) = match evaluated {
             Some(Evaluated::AlreadyDecided(decided)) => {
-                self.finish_live(&record.gate_id, Gate::from(decided));
+                self.finish_live(&record.gate_id, Gate::from(*decided));
                 drop(guard);
                 self.release_partition_lock(&key, lock);
                 return;
@@ -646,26 +646,31 @@ impl GateService {
     ) -> Evaluated {
         let registry = &self.inner.registry;
         let agent = &self.inner.options.agent_id;
-        while record.status == GateStatus::Queued {
-            match registry.start_gate(record, agent).await {
-                Ok(Start::Started(started)) => {
-                    self.set_live_record(started);
-                    break;
-                }
-                Ok(Start::Busy(holder)) => {
-                    tracing::debug!(holder = %holder.gate_id, "another agent's gate runs on this partition");
-                    tokio::time::sleep(self.inner.options.busy_poll).await;
-                }
-                Ok(Start::NotQueued(current)) => return Evaluated::AlreadyDecided(current),
-                Err(e) => {
-                    return Evaluated::Verdict {
-                        verdict: Verdict {
-                            allowed: false,
-                            basis: GateBasis::Error,
-                            reasons: vec![format!("the gate could not start: {e}")],
-                        },
-                        results: Vec::new(),
-                    };
+        // A gate admitted while its partition was free is running already.
+        if record.status == GateStatus::Queued {
+            loop {
+                match registry.start_gate(record, agent).await {
+                    Ok(Start::Started(started)) => {
+                        self.set_live_record(started);
+                        break;
+                    }
+                    Ok(Start::Busy(holder)) => {
+                        tracing::debug!(holder = %holder.gate_id, "another agent's gate runs on this partition");
+                        tokio::time::sleep(self.inner.options.busy_poll).await;
+                    }
+                    Ok(Start::NotQueued(current)) => {
+                        return Evaluated::AlreadyDecided(Box::new(current));
+                    }
+                    Err(e) => {
+                        return Evaluated::Verdict {
+                            verdict: Verdict {
+                                allowed: false,
+                                basis: GateBasis::Error,
+                                reasons: vec![format!("the gate could not start: {e}")],
+                            },
+                            results: Vec::new(),
+                        };
+                    }
                 }
             }
         }

@@ -897,7 +897,10 @@ async fn the_shell_example_publishes_a_good_partition_and_stops_at_a_bad_one() {
     let (code, out, err) = shell_example(&p, &s, "2026-11-20").await;
     assert_eq!(code, 1, "{out}{err}");
     assert!(out.contains("denied (checks)"), "{out}");
-    assert!(out.contains("  - orders.null_rate_customer_id failed:"), "{out}");
+    assert!(
+        out.contains("  - orders.null_rate_customer_id failed:"),
+        "{out}"
+    );
     assert!(!out.contains("swap:"), "{out}");
     let (_, partition) = s.get("/api/v1/datasets/orders/partitions/2026-11-20").await;
     assert_eq!(partition["state"], "quarantined");
