@@ -5,12 +5,12 @@
 //! and its broken datasets skipped; its other datasets and the other files
 //! still load, so one bad edit cannot stop every check.
 
-mod diagnostic;
+pub(crate) mod diagnostic;
 mod env;
 mod model;
-mod parse;
+pub(crate) mod parse;
 mod raw;
-mod validate;
+pub(crate) mod validate;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};

@@ -3,7 +3,7 @@
 //! problem is collected, not only the first, so a user fixes a file in one go.
 
 mod checks;
-mod values;
+pub(crate) mod values;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};

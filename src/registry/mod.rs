@@ -13,8 +13,9 @@
 //! `schema.rs` (schema baselines, [`StoredColumn`]), `partitions.rs` (the
 //! publication state machine, [`PartitionState`]), `outbox.rs` (durable
 //! notifications, [`OutboxEntry`]), `claims.rs` (scheduled runs shared by
-//! several agents) and `error.rs` ([`RegistryError`]). Gates, alerts and
-//! silences have tables but no functions yet.
+//! several agents), `alerts.rs` (alert state and the transactions that
+//! queue notifications, [`AlertRecord`]), `silences.rs` (silences created
+//! through the API, [`SilenceRecord`]) and `error.rs` ([`RegistryError`]).
 
 use std::str::FromStr;
 use std::time::Duration;
@@ -64,13 +65,18 @@ macro_rules! in_transaction {
     };
 }
 
+mod alerts;
 mod claims;
 mod error;
 mod outbox;
 mod partitions;
 mod results;
 mod schema;
+mod silences;
 
+pub use alerts::{
+    AlertFlush, AlertKind, AlertRecord, AlertState, DigestPlan, NewNotification, NotifiedMark,
+};
 pub use error::{RegistryError, redact_url};
 pub use outbox::{OutboxEntry, OutboxStatus};
 pub use partitions::{
@@ -78,6 +84,7 @@ pub use partitions::{
 };
 pub use results::{RunRecord, StoredResult};
 pub use schema::{SchemaBaseline, StoredColumn};
+pub use silences::SilenceRecord;
 
 use error::{OpContext, describe};
 
