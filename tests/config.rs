@@ -269,7 +269,10 @@ fn a_missing_config_file_is_an_io_error() {
 const EXAMPLE_VARS: [(&str, &str); 5] = [
     ("WAREHOUSE_URL", "postgres://warden@db.example/analytics"),
     ("PD_KEY", "pd-routing-key"),
-    ("SLACK_WEBHOOK_URL", "https://hooks.slack.com/services/T0/B0/x"),
+    (
+        "SLACK_WEBHOOK_URL",
+        "https://hooks.slack.com/services/T0/B0/x",
+    ),
     ("SMTP_URL", "smtp://mail.example:587?tls=required"),
     ("HOOK_SECRET", "hook-secret"),
 ];

@@ -404,8 +404,7 @@ fn from_source(src: &SourceFile, timezone: Tz) -> Result<Routes, Vec<Diagnostic>
         .collect();
 
     if !p.list.is_empty() {
-        p.list
-            .sort_by(|a, b| (a.line, a.column).cmp(&(b.line, b.column)));
+        p.list.sort_by_key(|d| (d.line, d.column));
         return Err(p.list);
     }
     Ok(Routes {
@@ -761,7 +760,12 @@ fn delivery(raw: &Spanned<RawDelivery>, p: &mut Problems<'_>) -> Option<Delivery
     let d = DeliveryPolicy::default();
     let r = &raw.value;
     let timeout = p.duration(&r.timeout, "timeout", d.timeout, false);
-    let initial = p.duration(&r.initial_backoff, "initial_backoff", d.initial_backoff, false);
+    let initial = p.duration(
+        &r.initial_backoff,
+        "initial_backoff",
+        d.initial_backoff,
+        false,
+    );
     let max = p.duration(&r.max_backoff, "max_backoff", d.max_backoff, false);
     let max_age = p.duration(&r.max_age, "max_age", d.max_age, false);
     let (timeout, initial_backoff, max_backoff, max_age) = (timeout?, initial?, max?, max_age?);

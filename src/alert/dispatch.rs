@@ -17,7 +17,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use rand::Rng;
 use tokio::sync::{Notify, watch};
-use tokio::task::JoinHandle;
+use tokio::task::JoinSet;
 
 use super::config::{DeliveryPolicy, Routes};
 use super::receivers::{DeliveryContext, DeliveryError};
@@ -73,11 +73,14 @@ impl Dispatcher {
     /// them as receivers come and go with the routes. A notification whose
     /// receiver is no longer configured goes to the dead-letter list.
     pub async fn run(mut self, mut shutdown: watch::Receiver<bool>) {
-        let mut workers: HashMap<String, (watch::Sender<bool>, JoinHandle<()>)> = HashMap::new();
+        // Workers live in a JoinSet so that they stop with this future even
+        // when it is dropped rather than shut down.
+        let mut tasks: JoinSet<()> = JoinSet::new();
+        let mut workers: HashMap<String, watch::Sender<bool>> = HashMap::new();
         let mut last_prune: Option<tokio::time::Instant> = None;
         loop {
             let routes = self.routes.borrow_and_update().clone();
-            workers.retain(|name, (stop, _)| {
+            workers.retain(|name, stop| {
                 let keep = routes.receivers.contains_key(name);
                 if !keep {
                     let _ = stop.send(true);
@@ -89,10 +92,12 @@ impl Dispatcher {
                     let (stop, stopped) = watch::channel(false);
                     let worker = self.clone();
                     let name_owned = name.clone();
-                    let handle = tokio::spawn(async move { worker.work(name_owned, stopped).await });
-                    workers.insert(name.clone(), (stop, handle));
+                    tasks.spawn(async move { worker.work(name_owned, stopped).await });
+                    workers.insert(name.clone(), stop);
                 }
             }
+            // Reap the workers of receivers that were removed.
+            while tasks.try_join_next().is_some() {}
             if let Err(e) = self.housekeeping(&routes, &mut last_prune).await {
                 tracing::warn!(error = %e, "outbox housekeeping failed; trying again shortly");
             }
@@ -113,15 +118,14 @@ impl Dispatcher {
         // Let each worker finish the attempt it is making (bounded by the
         // delivery timeout), then stop.
         let grace = self.routes.borrow().policy.delivery.timeout + Duration::from_secs(1);
-        for (stop, _) in workers.values() {
+        for stop in workers.values() {
             let _ = stop.send(true);
         }
-        for (name, (_, handle)) in workers {
-            let abort = handle.abort_handle();
-            if tokio::time::timeout(grace, handle).await.is_err() {
-                tracing::warn!(receiver = %name, "delivery did not finish in time; it is retried after the restart");
-                abort.abort();
-            }
+        let drained =
+            tokio::time::timeout(grace, async { while tasks.join_next().await.is_some() {} }).await;
+        if drained.is_err() {
+            tracing::warn!("a delivery did not finish in time; it is retried after the restart");
+            tasks.abort_all();
         }
     }
 
@@ -230,7 +234,12 @@ impl Dispatcher {
             Ok(()) => {
                 settle(self.registry.mark_delivered(entry.id).await)?;
                 self.metrics.record_notification(receiver, DELIVERED);
-                tracing::debug!(receiver, id = entry.id, attempts = entry.attempts + 1, "notification delivered");
+                tracing::debug!(
+                    receiver,
+                    id = entry.id,
+                    attempts = entry.attempts + 1,
+                    "notification delivered"
+                );
                 Attempt::Delivered { id: entry.id }
             }
             Err(DeliveryError::Permanent { reason }) => {

@@ -212,7 +212,11 @@ impl AlertManager {
         self.apply(&[obs], now).await
     }
 
-    async fn apply(&self, observations: &[Observation], now: DateTime<Utc>) -> Result<(), AlertError> {
+    async fn apply(
+        &self,
+        observations: &[Observation],
+        now: DateTime<Utc>,
+    ) -> Result<(), AlertError> {
         let threshold = self.routes().policy.consecutive_failures;
         self.apply_with(observations, threshold, now).await
     }
@@ -267,10 +271,7 @@ impl AlertManager {
             AlertKind::Check => config
                 .dataset(r.dataset.as_deref().unwrap_or(""))
                 .is_some_and(|ds| ds.checks.iter().any(|c| c.id.as_str() == r.key)),
-            AlertKind::Warehouse => config
-                .warehouses
-                .keys()
-                .any(|w| warehouse_key(w) == r.key),
+            AlertKind::Warehouse => config.warehouses.keys().any(|w| warehouse_key(w) == r.key),
             AlertKind::Quarantine => r
                 .dataset
                 .as_deref()
@@ -298,8 +299,7 @@ impl AlertManager {
                 r.consecutive_failures = 0;
                 r.updated_at = now;
                 if let Some(mut d) = AlertDetails::of(&r) {
-                    d.annotations.summary =
-                        format!("{} was removed from the configuration", r.key);
+                    d.annotations.summary = format!("{} was removed from the configuration", r.key);
                     r.details = d.to_json();
                 }
                 Some(r)
@@ -307,7 +307,10 @@ impl AlertManager {
             .await?;
         let forgotten = self.inner.registry.forget_alerts(|r| known(r)).await?;
         if !forgotten.is_empty() {
-            tracing::info!(count = forgotten.len(), "forgot the alerts of checks that left the configuration");
+            tracing::info!(
+                count = forgotten.len(),
+                "forgot the alerts of checks that left the configuration"
+            );
         }
         Ok(())
     }
@@ -583,7 +586,12 @@ fn warehouse_observation(config: &Config, warehouse: &str, reason: Option<&str>)
     let affected = if names.is_empty() {
         String::new()
     } else {
-        format!(" ({} dataset{} cannot be checked: {})", names.len(), if names.len() == 1 { "" } else { "s" }, names.join(", "))
+        format!(
+            " ({} dataset{} cannot be checked: {})",
+            names.len(),
+            if names.len() == 1 { "" } else { "s" },
+            names.join(", ")
+        )
     };
     let (summary, message) = match reason {
         Some(why) => (

@@ -286,7 +286,11 @@ mod tests {
                 .matches(&l)
         );
         // An alert without the label does not match a key that asks for it.
-        assert!(!matcher(&[("partition", &["2026-11-20"])]).unwrap().matches(&l));
+        assert!(
+            !matcher(&[("partition", &["2026-11-20"])])
+                .unwrap()
+                .matches(&l)
+        );
     }
 
     #[test]

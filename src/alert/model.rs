@@ -248,7 +248,10 @@ pub fn format_threshold(threshold: &BTreeMap<String, serde_json::Value>) -> Stri
         .iter()
         .map(|(k, v)| match v.as_f64() {
             Some(n) => format!("{k} {}", format_number(n)),
-            None => format!("{k} {}", v.as_str().map_or_else(|| v.to_string(), str::to_owned)),
+            None => format!(
+                "{k} {}",
+                v.as_str().map_or_else(|| v.to_string(), str::to_owned)
+            ),
         })
         .collect::<Vec<_>>()
         .join(", ")
@@ -283,7 +286,13 @@ mod tests {
             dedup_key("orders.row_count", Some("2026-11-20")),
             "warden/orders.row_count/2026-11-20"
         );
-        assert_eq!(dedup_key("orders.row_count", None), "warden/orders.row_count/-");
-        assert_eq!(dedup_key(&warehouse_key("main"), None), "warden/warehouse:main/-");
+        assert_eq!(
+            dedup_key("orders.row_count", None),
+            "warden/orders.row_count/-"
+        );
+        assert_eq!(
+            dedup_key(&warehouse_key("main"), None),
+            "warden/warehouse:main/-"
+        );
     }
 }

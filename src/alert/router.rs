@@ -300,7 +300,9 @@ pub fn alertmanager_alerts(
                 .immediate_receivers(&details.labels)
                 .iter()
                 .any(|x| x.name == receiver);
-            routed.then(|| Alert::from_record(r, Status::Firing)).flatten()
+            routed
+                .then(|| Alert::from_record(r, Status::Firing))
+                .flatten()
         })
         .collect()
 }

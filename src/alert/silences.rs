@@ -172,17 +172,26 @@ pub fn new_silence(body: &Value, now: DateTime<Utc>) -> Result<Silence, Vec<Fiel
     let starts_at = match object.get("starts_at") {
         None | Some(Value::Null) => Some(now),
         Some(v) => time(v).or_else(|| {
-            err("starts_at", "expected a time like \"2026-11-21T00:00:00Z\"".to_owned());
+            err(
+                "starts_at",
+                "expected a time like \"2026-11-21T00:00:00Z\"".to_owned(),
+            );
             None
         }),
     };
     let ends_at = match (object.get("ends_at"), object.get("duration")) {
         (Some(e), Some(d)) if !e.is_null() && !d.is_null() => {
-            err("duration", "give `ends_at` or `duration`, not both".to_owned());
+            err(
+                "duration",
+                "give `ends_at` or `duration`, not both".to_owned(),
+            );
             None
         }
         (Some(e), _) if !e.is_null() => time(e).or_else(|| {
-            err("ends_at", "expected a time like \"2026-11-22T00:00:00Z\"".to_owned());
+            err(
+                "ends_at",
+                "expected a time like \"2026-11-22T00:00:00Z\"".to_owned(),
+            );
             None
         }),
         (_, Some(d)) if !d.is_null() => {

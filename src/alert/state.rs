@@ -101,7 +101,11 @@ mod tests {
             key: "orders.row_count".into(),
             partition: Some("2026-11-20".into()),
             failing,
-            outcome: Some(if failing { Outcome::Fail } else { Outcome::Pass }),
+            outcome: Some(if failing {
+                Outcome::Fail
+            } else {
+                Outcome::Pass
+            }),
             details: AlertDetails {
                 labels: Labels {
                     kind: "row_count".into(),
@@ -164,7 +168,9 @@ mod tests {
     fn flapping_never_fires_under_damping() {
         assert_eq!(
             walk("FPFPFPFP", 2),
-            ["pending", "ok", "pending", "ok", "pending", "ok", "pending", "ok"]
+            [
+                "pending", "ok", "pending", "ok", "pending", "ok", "pending", "ok"
+            ]
         );
     }
 

@@ -196,12 +196,8 @@ struct AlertRow {
 impl AlertRow {
     fn into_record(self) -> Result<AlertRecord, RegistryError> {
         let corrupt = |what: String| RegistryError::Corrupt { what };
-        let state = AlertState::parse(&self.state).ok_or_else(|| {
-            corrupt(format!(
-                "alert state `{}` of {}",
-                self.state, self.check_id
-            ))
-        })?;
+        let state = AlertState::parse(&self.state)
+            .ok_or_else(|| corrupt(format!("alert state `{}` of {}", self.state, self.check_id)))?;
         let kind = AlertKind::parse(&self.kind)
             .ok_or_else(|| corrupt(format!("alert kind `{}` of {}", self.kind, self.check_id)))?;
         let last_outcome = self
@@ -280,7 +276,8 @@ impl Registry {
         key: &str,
         partition: Option<&str>,
     ) -> Result<Option<AlertRecord>, RegistryError> {
-        let sql = format!("SELECT {COLUMNS} FROM alerts WHERE check_id = $1 AND partition_key = $2");
+        let sql =
+            format!("SELECT {COLUMNS} FROM alerts WHERE check_id = $1 AND partition_key = $2");
         let row: Option<AlertRow> = on_pool!(self, |pool| sqlx::query_as(&sql)
             .bind(key)
             .bind(partition.unwrap_or(""))
@@ -516,10 +513,7 @@ impl Registry {
         const OP: &str = "forget alerts";
         let select = format!("SELECT {COLUMNS} FROM alerts WHERE notified = FALSE");
         let forgotten = in_transaction!(self, OP, |tx| {
-            let rows: Vec<AlertRow> = sqlx::query_as(&select)
-                .fetch_all(&mut *tx)
-                .await
-                .op(OP)?;
+            let rows: Vec<AlertRow> = sqlx::query_as(&select).fetch_all(&mut *tx).await.op(OP)?;
             let mut forgotten = Vec::new();
             for row in rows {
                 let record = row.into_record()?;

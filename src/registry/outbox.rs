@@ -267,9 +267,8 @@ impl Registry {
         status: OutboxStatus,
         limit: u32,
     ) -> Result<Vec<OutboxEntry>, RegistryError> {
-        let sql = format!(
-            "SELECT {COLUMNS} FROM outbox WHERE status = $1 ORDER BY id DESC LIMIT $2"
-        );
+        let sql =
+            format!("SELECT {COLUMNS} FROM outbox WHERE status = $1 ORDER BY id DESC LIMIT $2");
         let rows: Vec<OutboxRow> = on_pool!(self, |pool| sqlx::query_as(&sql)
             .bind(status.as_str())
             .bind(i64::from(limit))

@@ -143,7 +143,10 @@ pub async fn deliver(
         builder = builder.to(to.clone());
     }
     let message = builder
-        .multipart(MultiPart::alternative_plain_html(part("text")?, part("html")?))
+        .multipart(MultiPart::alternative_plain_html(
+            part("text")?,
+            part("html")?,
+        ))
         .map_err(|e| DeliveryError::permanent(format!("cannot build the email: {e}")))?;
     let mailer = transport(config.smtp.expose(), cx.timeout)
         .map_err(|e| DeliveryError::permanent(format!("SMTP URL is not usable: {e}")))?;

@@ -293,7 +293,11 @@ pub(crate) async fn post_json(
 
 /// 429 is retried (after `retry_after` when given); other 4xx are permanent;
 /// everything else is retried.
-pub(crate) fn classify(status: u16, reason: String, retry_after: Option<Duration>) -> DeliveryError {
+pub(crate) fn classify(
+    status: u16,
+    reason: String,
+    retry_after: Option<Duration>,
+) -> DeliveryError {
     match status {
         429 => DeliveryError::Transient {
             reason,
@@ -313,7 +317,9 @@ pub fn parse_retry_after(value: &str, now: DateTime<Utc>) -> Option<Duration> {
     let wait = match value.parse::<u64>() {
         Ok(seconds) => Duration::from_secs(seconds),
         Err(_) => {
-            let at = DateTime::parse_from_rfc2822(value).ok()?.with_timezone(&Utc);
+            let at = DateTime::parse_from_rfc2822(value)
+                .ok()?
+                .with_timezone(&Utc);
             (at - now).to_std().unwrap_or(Duration::ZERO)
         }
     };

@@ -57,7 +57,10 @@ pub fn event(alert: &Alert, status_url: Option<&str>) -> Value {
     put("tier", Some(Value::from(l.tier)));
     put("owner", l.owner.clone().map(Value::from));
     put("outcome", a.outcome.map(|o| Value::from(o.as_str())));
-    put("observed", a.observed.map(|v| Value::from(format_number(v))));
+    put(
+        "observed",
+        a.observed.map(|v| Value::from(format_number(v))),
+    );
     put(
         "threshold",
         (!a.threshold.is_empty()).then(|| Value::from(format_threshold(&a.threshold))),
