@@ -5,11 +5,13 @@
 //! and recorded in the [`registry`]; failing checks become alerts
 //! ([`alert`]) delivered through a durable outbox.
 
+pub mod agent;
 pub mod alert;
 pub mod check;
 pub mod config;
 pub mod demo;
 pub mod domain;
+pub mod http;
 pub mod metrics;
 pub mod registry;
 pub mod warehouse;
