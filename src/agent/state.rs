@@ -1,5 +1,6 @@
 //! What the agent's tasks and HTTP handlers share: the current configuration
-//! generation, the registry, the metrics, and the shutdown signal.
+//! generation, the registry, the metrics, the alert manager, and the
+//! shutdown signal.
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -11,6 +12,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::circuit::Circuit;
 use super::lanes::Lane;
+use crate::alert::AlertManager;
 use crate::check::Runner;
 use crate::config::Config;
 use crate::metrics::Metrics;
@@ -46,6 +48,8 @@ pub(crate) struct Shared {
     started_at: DateTime<Utc>,
     /// Base URL of the status page, used in links sent out of the agent.
     public_url: String,
+    /// Alert state and the notification outbox.
+    alerts: AlertManager,
 }
 
 impl AppState {
@@ -57,6 +61,12 @@ impl AppState {
     ) -> Self {
         let slots = generation.config.agent.max_concurrent_checks.max(1);
         let (generations, _) = watch::channel(generation.number);
+        let alerts = AlertManager::new(
+            generation.config.routes.clone(),
+            registry.clone(),
+            metrics.clone(),
+            Some(public_url.clone()),
+        );
         Self(Arc::new(Shared {
             generation: RwLock::new(Arc::new(generation)),
             generations,
@@ -76,6 +86,7 @@ impl AppState {
             ),
             started_at: Utc::now(),
             public_url,
+            alerts,
         }))
     }
 
@@ -148,6 +159,11 @@ impl AppState {
     /// Base URL of the status page (`http://<listen>/`).
     pub fn public_url(&self) -> &str {
         &self.0.public_url
+    }
+
+    /// The alert manager: alert state, silences and the outbox.
+    pub fn alerts(&self) -> &AlertManager {
+        &self.0.alerts
     }
 
     /// The circuit of `warehouse` in the current generation.

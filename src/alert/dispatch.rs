@@ -18,6 +18,7 @@ use chrono::{DateTime, Utc};
 use rand::Rng;
 use tokio::sync::{Notify, watch};
 use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
 
 use super::config::{DeliveryPolicy, Routes};
 use super::receivers::{DeliveryContext, DeliveryError};
@@ -69,10 +70,10 @@ pub struct Dispatcher {
 }
 
 impl Dispatcher {
-    /// Runs the workers until `shutdown` turns true, starting and stopping
+    /// Runs the workers until `shutdown` is cancelled, starting and stopping
     /// them as receivers come and go with the routes. A notification whose
     /// receiver is no longer configured goes to the dead-letter list.
-    pub async fn run(mut self, mut shutdown: watch::Receiver<bool>) {
+    pub async fn run(mut self, shutdown: CancellationToken) {
         // Workers live in a JoinSet so that they stop with this future even
         // when it is dropped rather than shut down.
         let mut tasks: JoinSet<()> = JoinSet::new();
@@ -102,7 +103,7 @@ impl Dispatcher {
                 tracing::warn!(error = %e, "outbox housekeeping failed; trying again shortly");
             }
             tokio::select! {
-                _ = shutdown.changed() => {}
+                () = shutdown.cancelled() => {}
                 changed = self.routes.changed() => {
                     if changed.is_err() {
                         // The alert manager is gone: nothing more will be queued.
@@ -111,7 +112,7 @@ impl Dispatcher {
                 }
                 _ = tokio::time::sleep(Duration::from_secs(1)) => {}
             }
-            if *shutdown.borrow() {
+            if shutdown.is_cancelled() {
                 break;
             }
         }

@@ -14,6 +14,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use tokio::sync::{Notify, watch};
+use tokio_util::sync::CancellationToken;
 
 use super::config::Routes;
 use super::dispatch::Dispatcher;
@@ -410,11 +411,11 @@ impl AlertManager {
         Ok(queued)
     }
 
-    /// Flushes on a timer until `shutdown` turns true. A registry that
+    /// Flushes on a timer until `shutdown` is cancelled. A registry that
     /// fails is logged and tried again on the next tick.
-    pub async fn run(self, mut shutdown: watch::Receiver<bool>) {
+    pub async fn run(self, shutdown: CancellationToken) {
         loop {
-            if *shutdown.borrow() {
+            if shutdown.is_cancelled() {
                 return;
             }
             if let Err(e) = self.flush(Utc::now()).await {
@@ -422,8 +423,8 @@ impl AlertManager {
             }
             let tick = (self.routes().policy.group_wait / 2).clamp(MIN_TICK, MAX_TICK);
             tokio::select! {
-                _ = shutdown.changed() => {}
-                _ = self.inner.wake.notified() => {}
+                () = shutdown.cancelled() => {}
+                () = self.inner.wake.notified() => {}
                 _ = tokio::time::sleep(tick) => {}
             }
         }

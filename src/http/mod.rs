@@ -9,6 +9,7 @@
 pub mod api;
 pub mod auth;
 pub mod error;
+pub mod silences;
 pub mod status;
 pub mod view;
 
@@ -17,7 +18,7 @@ use std::time::Duration;
 use axum::extract::{DefaultBodyLimit, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{delete, get};
 use axum::{Json, Router, middleware};
 use serde_json::json;
 use tower_http::trace::TraceLayer;
@@ -37,6 +38,10 @@ pub fn router(state: AppState) -> Router {
         .route("/datasets", get(api::datasets))
         .route("/datasets/{dataset}", get(api::dataset))
         .route("/checks/{id}/history", get(api::history))
+        .route("/silences", get(silences::list).post(silences::create))
+        .route("/silences/{id}", delete(silences::expire))
+        .route("/alerts", get(silences::firing))
+        .route("/notifications/dead", get(silences::dead))
         .route_layer(middleware::from_fn_with_state(
             state.clone(),
             auth::require_token,

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, SubsecRound, Utc};
-use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
 use warden::alert::AlertManager;
 use warden::check::{CheckResult, Outcome};
 use warden::config::{CheckKind, Config, Dataset};
@@ -103,7 +103,7 @@ pub struct Project {
     pub registry: Registry,
     pub metrics: Arc<Metrics>,
     pub alerts: AlertManager,
-    shutdown: watch::Sender<bool>,
+    shutdown: CancellationToken,
     tasks: Vec<tokio::task::JoinHandle<()>>,
 }
 
@@ -131,7 +131,7 @@ impl Project {
             metrics.clone(),
             Some(STATUS_URL.to_owned()),
         );
-        let (shutdown, _) = watch::channel(false);
+        let shutdown = CancellationToken::new();
         Self {
             _dir: dir,
             config,
@@ -153,7 +153,7 @@ impl Project {
     /// Starts delivering the outbox in the background.
     pub fn start_dispatcher(&mut self) {
         let dispatcher = self.alerts.dispatcher();
-        let shutdown = self.shutdown.subscribe();
+        let shutdown = self.shutdown.clone();
         self.tasks
             .push(tokio::spawn(async move { dispatcher.run(shutdown).await }));
     }
@@ -161,14 +161,14 @@ impl Project {
     /// Starts the flush timer in the background (real time).
     pub fn start_timer(&mut self) {
         let alerts = self.alerts.clone();
-        let shutdown = self.shutdown.subscribe();
+        let shutdown = self.shutdown.clone();
         self.tasks
             .push(tokio::spawn(async move { alerts.run(shutdown).await }));
     }
 
     /// Stops the background tasks as a shutdown would.
     pub async fn stop(&mut self) {
-        let _ = self.shutdown.send(true);
+        self.shutdown.cancel();
         for task in self.tasks.drain(..) {
             tokio::time::timeout(Duration::from_secs(10), task)
                 .await
