@@ -9,6 +9,8 @@
 #[path = "registry/support.rs"]
 mod support;
 
+#[path = "agent/harness.rs"]
+mod agent_harness;
 #[path = "alerts/harness.rs"]
 mod harness;
 #[path = "alerts/receiver.rs"]
@@ -1499,4 +1501,223 @@ async fn a_real_alertmanager_receives_the_alerts_and_sees_them_resolve() {
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     p.stop().await;
+}
+
+// ------------------------------------------------- the agent, killed and restarted
+
+/// The real `warden run` finds two failing checks and queues their
+/// notifications while PagerDuty and Slack answer 503; it is killed
+/// (SIGKILL) with them pending; started again once the receivers are back,
+/// it delivers them: one PagerDuty incident per failing check and one Slack
+/// message, with nothing queued twice. The API and the status page show the
+/// firing alerts, and silences are managed over HTTP.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_agent_killed_with_notifications_pending_delivers_them_after_a_restart() {
+    use agent_harness::{
+        AgentProcess, Project as AgentProject, eventually, get_json, get_text, sample,
+    };
+
+    let pd = TestReceiver::ok(503).await;
+    let slack = TestReceiver::ok(503).await;
+    let project = AgentProject::new();
+    project.write(
+        "warden.yaml",
+        "agent:\n  registry: sqlite://warden.db\nwarehouses:\n  main:\n    url: sqlite://warehouse.db\n\
+         checks: [checks/*.yaml]\nalerts: routes.yaml\n",
+    );
+    project.write(
+        "checks/orders.yaml",
+        r#"datasets:
+  - name: orders
+    warehouse: main
+    table: orders
+    tier: 1
+    owner: revenue-team
+    runbook: https://wiki.example/orders
+    schedule: "* * * * *"
+    checks:
+      - row_count: { min: 5 }
+      - null_rate: { column: customer_id, max: 0 }
+      - unique: { columns: [order_id] }
+"#,
+    );
+    project.write(
+        "routes.yaml",
+        &format!(
+            "receivers:\n  oncall: {{ pagerduty: {{ routing_key: key-1, url: \"{}/v2/enqueue\" }} }}\n  \
+             chat: {{ slack: {{ webhook_url: \"{}/hook\" }} }}\n\
+             routes:\n  - match: {{ tier: 1 }}\n    receivers: [oncall, chat]\n\
+             policy:\n  group_wait: 1s\n  repeat_interval: 4h\n  \
+             delivery: {{ timeout: 2s, initial_backoff: 200ms, max_backoff: 1s, max_age: 1h }}\n",
+            pd.url, slack.url
+        ),
+    );
+    let warehouse = sqlx::SqlitePool::connect(&format!(
+        "sqlite://{}?mode=rwc",
+        project.path("warehouse.db").display()
+    ))
+    .await
+    .unwrap();
+    sqlx::raw_sql(
+        "CREATE TABLE orders (order_id INTEGER, customer_id INTEGER);
+         INSERT INTO orders VALUES (1, 10), (2, NULL);",
+    )
+    .execute(&warehouse)
+    .await
+    .unwrap();
+    warehouse.close().await;
+
+    let mut agent = AgentProcess::start(&project.config(), &[]);
+    agent.wait_ready(Duration::from_secs(30)).await;
+    // The first tick comes within a minute; its alerts are queued a second
+    // later and their deliveries fail.
+    eventually(
+        Duration::from_secs(90),
+        "attempts at both receivers",
+        || async { (pd.received().len() >= 2 && !slack.received().is_empty()).then_some(()) },
+    )
+    .await;
+    agent.signal("KILL");
+    drop(agent);
+    let registry = Registry::open(&format!("sqlite://{}", project.path("warden.db").display()))
+        .await
+        .unwrap();
+    let pending: BTreeMap<String, i64> = registry
+        .pending_by_receiver()
+        .await
+        .unwrap()
+        .into_iter()
+        .collect();
+    assert_eq!(pending.get("oncall"), Some(&2), "{pending:?}");
+    assert_eq!(pending.get("chat"), Some(&1), "{pending:?}");
+    assert!(pd.accepted().is_empty() && slack.accepted().is_empty());
+
+    pd.set_default(Reply::Status(202));
+    slack.set_default(Reply::Status(200));
+    let mut agent = AgentProcess::start(&project.config(), &[]);
+    agent.wait_ready(Duration::from_secs(30)).await;
+    let base = agent.base.clone();
+    eventually(WAIT, "delivery after the restart", || async {
+        (pd.accepted().len() >= 2 && !slack.accepted().is_empty()).then_some(())
+    })
+    .await;
+
+    // The API lists both firing alerts, notified.
+    let (status, body) = get_json(&format!("{base}/api/v1/alerts")).await;
+    assert_eq!(status, 200, "{body}");
+    let alerts = body["alerts"].as_array().unwrap();
+    let keys: Vec<&str> = alerts.iter().map(|a| a["key"].as_str().unwrap()).collect();
+    assert_eq!(keys, ["orders.null_rate_customer_id", "orders.row_count"]);
+    assert!(
+        alerts
+            .iter()
+            .all(|a| a["notified"] == true && a["silenced"] == false)
+    );
+    assert_eq!(alerts[1]["labels"]["severity"], "critical");
+
+    // Silences over HTTP: field errors, create, list, expire.
+    let client = reqwest::Client::new();
+    let bad = client
+        .post(format!("{base}/api/v1/silences"))
+        .json(&json!({"matchers": {"tier": 7}, "duration": "1h", "created_by": "ana"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(bad.status(), 400);
+    let bad: Value = bad.json().await.unwrap();
+    assert_eq!(bad["error"], "bad request");
+    assert_eq!(
+        bad["detail"],
+        "matchers.tier: `7` is not a tier; expected 1 (page), 2 (chat) or 3 (digest)"
+    );
+    let not_json = client
+        .post(format!("{base}/api/v1/silences"))
+        .body("{")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(not_json.status(), 400);
+    let created = client
+        .post(format!("{base}/api/v1/silences"))
+        .json(
+            &json!({"matchers": {"check": "orders.row_count"}, "duration": "1h",
+                      "created_by": "ana", "comment": "loading backlog"}),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(created.status(), 201);
+    let created: Value = created.json().await.unwrap();
+    let id = created["id"].as_str().unwrap().to_owned();
+    assert_eq!(created["matchers"], json!({"check": ["orders.row_count"]}));
+    assert_eq!(created["source"], "api");
+    let (_, listed) = get_json(&format!("{base}/api/v1/silences")).await;
+    assert_eq!(listed["silences"][0]["id"], id.as_str());
+    let (_, body) = get_json(&format!("{base}/api/v1/alerts")).await;
+    assert_eq!(body["alerts"][1]["silenced"], true);
+    let (status, page) = get_text(&format!("{base}/")).await;
+    assert_eq!(status, 200);
+    assert!(page.contains("Firing alerts"), "{page}");
+    assert!(page.contains("orders.null_rate_customer_id"));
+    assert!(page.contains("loading backlog"), "the silence is listed");
+    let expired = client
+        .delete(format!("{base}/api/v1/silences/{id}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(expired.status(), 200);
+    let gone = client
+        .delete(format!("{base}/api/v1/silences/{id}-nope"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(gone.status(), 404);
+    let (_, listed) = get_json(&format!("{base}/api/v1/silences")).await;
+    assert_eq!(listed["silences"], json!([]));
+
+    let (_, metrics) = get_text(&format!("{base}/metrics")).await;
+    assert_eq!(
+        sample(&metrics, r#"warden_outbox_pending{receiver="oncall"}"#),
+        Some(0.0)
+    );
+    assert_eq!(
+        sample(
+            &metrics,
+            r#"warden_notifications_total{receiver="oncall",result="delivered"}"#
+        ),
+        Some(2.0)
+    );
+    let (_, dead) = get_json(&format!("{base}/api/v1/notifications/dead")).await;
+    assert_eq!(dead["notifications"], json!([]));
+
+    // Later ticks find the same failures: nothing is sent again before the
+    // repeat interval.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let incidents: Vec<String> = pd
+        .accepted()
+        .iter()
+        .map(|r| r.json())
+        .inspect(|e| assert_eq!(e["event_action"], "trigger"))
+        .map(|e| e["dedup_key"].as_str().unwrap().to_owned())
+        .collect();
+    let mut sorted = incidents.clone();
+    sorted.sort();
+    assert_eq!(
+        sorted,
+        [
+            "warden/orders.null_rate_customer_id/-",
+            "warden/orders.row_count/-"
+        ],
+        "one PagerDuty incident per failing check"
+    );
+    assert_eq!(slack.accepted().len(), 1, "one Slack message");
+    let bodies: std::collections::BTreeSet<Vec<u8>> =
+        slack.received().iter().map(|r| r.body.to_vec()).collect();
+    assert_eq!(
+        bodies.len(),
+        1,
+        "Slack only ever got retries of one message"
+    );
+    let status = agent.terminate(Duration::from_secs(30)).await;
+    assert!(status.success(), "{status}");
 }

@@ -186,7 +186,11 @@ fn alerts(h: &mut String, firing: &[FiringAlert], silences: &[Silence], now: Dat
                 h,
                 "<tr><td>{}{}</td><td><span class=\"badge {class}\">{severity}</span></td><td>{} ago</td><td>{}</td><td class=\"msg\">{}</td></tr>",
                 esc(&name),
-                if f.silenced { " <em>(silenced)</em>" } else { "" },
+                if f.silenced {
+                    " <em>(silenced)</em>"
+                } else {
+                    ""
+                },
                 ago(now, a.starts_at),
                 esc(a.labels.owner.as_deref().unwrap_or("")),
                 esc(&a.annotations.summary),
