@@ -57,7 +57,7 @@ datasets:
       - row_count: { min: 1 }
       - null_rate: { column: customer_id, max: 0 }        # some orders lost their customer
       - null_rate: { columns: [coupon], max: 90%, severity: warn }
-      - freshness: { column: updated_at, max_lag: 1h }
+      - freshness: { column: updated_at, max_lag: 5m }   # kept fresh by the demo feed
       - unique: { columns: [order_id] }                   # one order was loaded twice
       - sql:
           name: negative_amounts
@@ -152,6 +152,42 @@ pub async fn open(path: &Path) -> Result<SqlitePool, sqlx::Error> {
         .max_connections(1)
         .connect_with(options)
         .await
+}
+
+/// Adds an order to the demo warehouse every `every` until `stop`, so the
+/// `orders` freshness check keeps passing while `events` stays stale.
+pub async fn feed(
+    warehouse: PathBuf,
+    every: std::time::Duration,
+    stop: tokio_util::sync::CancellationToken,
+) {
+    let pool = match open(&warehouse).await {
+        Ok(pool) => pool,
+        Err(e) => {
+            tracing::error!(warehouse = %warehouse.display(), error = %e, "the demo feed cannot open the warehouse");
+            return;
+        }
+    };
+    let mut tick = tokio::time::interval(every);
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            () = stop.cancelled() => break,
+        }
+        let now = Utc::now();
+        let inserted = sqlx::query(
+            "INSERT INTO orders SELECT max(order_id) + 1, 1000 + (max(order_id) + 1) % 97, \
+             '42.00', NULL, ?, ? FROM orders",
+        )
+        .bind(now.format("%Y-%m-%d").to_string())
+        .bind(ts(now))
+        .execute(&pool)
+        .await;
+        if let Err(e) = inserted {
+            tracing::warn!(error = %e, "the demo feed could not add an order");
+        }
+    }
+    pool.close().await;
 }
 
 fn ts(t: DateTime<Utc>) -> String {

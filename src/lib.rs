@@ -4,10 +4,12 @@
 //! into as few statements as possible, run against a [`warehouse`], evaluated,
 //! and recorded in the [`registry`].
 
+pub mod agent;
 pub mod check;
 pub mod config;
 pub mod demo;
 pub mod domain;
+pub mod http;
 pub mod metrics;
 pub mod registry;
 pub mod warehouse;

@@ -11,7 +11,13 @@ use cli::args::{Cli, LogFormat};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_logging(cli.log_format);
+    // The agent tells what it does; one-shot commands print their results
+    // and log only problems.
+    let long_running = matches!(
+        cli.command,
+        cli::args::Command::Run(_) | cli::args::Command::Demo(_)
+    );
+    init_logging(cli.log_format, if long_running { "info" } else { "warn" });
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(rt) => rt,
         Err(e) => {
@@ -28,9 +34,10 @@ fn main() -> ExitCode {
     }
 }
 
-fn init_logging(format: LogFormat) {
+fn init_logging(format: LogFormat, default: &str) {
     use tracing_subscriber::EnvFilter;
-    let filter = EnvFilter::try_from_env("WARDEN_LOG").unwrap_or_else(|_| EnvFilter::new("warn"));
+    let filter = EnvFilter::try_from_env("WARDEN_LOG")
+        .unwrap_or_else(|_| EnvFilter::new(format!("{default},tower_http=warn,sqlx=warn")));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);

@@ -23,7 +23,7 @@ const DURATION_BUCKETS: &[f64] = &[
 ];
 
 /// The pipeline stages whose queue depth is exported.
-pub const STAGES: [&str; 4] = ["scheduler", "executor", "gate", "outbox"];
+pub const STAGES: [&str; 4] = ["run", "evaluate", "gate", "outbox"];
 
 /// The agent's metrics and the registry they are rendered from.
 pub struct Metrics {
@@ -263,25 +263,55 @@ impl Metrics {
                 None => observed.set(f64::NAN),
             }
             let Some(v) = r.observed else { continue };
-            match r.kind.as_str() {
-                "row_count" => {
-                    self.dataset_row_count.with_label_values(&[ds]).set(v);
-                    entry.row_count = true;
-                }
-                "freshness" => {
-                    self.dataset_freshness_lag_seconds
-                        .with_label_values(&[ds])
-                        .set(v);
-                    entry.freshness = true;
-                }
-                "null_rate" => {
-                    if let Some(col) = &r.column {
-                        self.column_null_ratio.with_label_values(&[ds, col]).set(v);
-                        entry.null_columns.insert(col.clone());
-                    }
-                }
-                _ => {}
+            self.record_dataset_gauges(entry, r, v);
+        }
+    }
+
+    /// Sets the gauges (not the counters) from results recorded before a
+    /// restart, each with the time it was recorded.
+    pub fn restore(&self, results: &[(CheckResult, chrono::DateTime<chrono::Utc>)]) {
+        let mut series = self.series.lock().unwrap_or_else(|e| e.into_inner());
+        for (r, at) in results {
+            let ds = r.dataset.as_str();
+            let check = r.check.as_str();
+            let entry = series.entry(r.dataset.clone()).or_default();
+            entry.checks.insert(r.check.clone());
+            for o in Outcome::ALL {
+                self.check_outcome
+                    .with_label_values(&[ds, check, o.as_str()])
+                    .set(i64::from(o == r.outcome));
             }
+            self.check_last_run_timestamp_seconds
+                .with_label_values(&[ds, check])
+                .set(at.timestamp_millis() as f64 / 1000.0);
+            self.check_observed_value
+                .with_label_values(&[ds, check])
+                .set(r.observed.unwrap_or(f64::NAN));
+            let Some(v) = r.observed else { continue };
+            self.record_dataset_gauges(entry, r, v);
+        }
+    }
+
+    fn record_dataset_gauges(&self, entry: &mut DatasetSeries, r: &CheckResult, v: f64) {
+        let ds = r.dataset.as_str();
+        match r.kind.as_str() {
+            "row_count" => {
+                self.dataset_row_count.with_label_values(&[ds]).set(v);
+                entry.row_count = true;
+            }
+            "freshness" => {
+                self.dataset_freshness_lag_seconds
+                    .with_label_values(&[ds])
+                    .set(v);
+                entry.freshness = true;
+            }
+            "null_rate" => {
+                if let Some(col) = &r.column {
+                    self.column_null_ratio.with_label_values(&[ds, col]).set(v);
+                    entry.null_columns.insert(col.clone());
+                }
+            }
+            _ => {}
         }
     }
 

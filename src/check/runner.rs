@@ -34,6 +34,8 @@ pub enum RunError {
     #[error("results could not be recorded: {source}")]
     Record {
         results: Vec<CheckResult>,
+        /// What was to be written, to try again.
+        records: Vec<RunRecord>,
         #[source]
         source: RegistryError,
     },
@@ -46,10 +48,42 @@ impl RunError {
             Self::Record { results, .. } => results,
         }
     }
+
+    /// The results and the records that were to be written.
+    pub fn into_parts(self) -> (Vec<CheckResult>, Vec<RunRecord>) {
+        match self {
+            Self::Record {
+                results, records, ..
+            } => (results, records),
+        }
+    }
 }
 
 /// A run whose statements have executed but whose results are not evaluated yet.
 pub struct PendingRun(Pending);
+
+impl PendingRun {
+    /// A run that did not touch the warehouse: every check of `ds` in
+    /// `scope` is `error` with `message` (a warehouse whose circuit is open).
+    pub fn unavailable(ds: &Dataset, scope: &Scope, message: &str) -> Self {
+        Self(Pending::Unavailable(all_error(ds, scope, message)))
+    }
+
+    /// The first error that trying again later may cure (a refused or lost
+    /// connection, a timeout), if the run met one.
+    pub fn transient_error(&self) -> Option<&WarehouseError> {
+        let Pending::Observed(o) = &self.0 else {
+            return None;
+        };
+        if let Err(e) = &o.catalog {
+            return e.is_transient().then_some(e);
+        }
+        o.observations.iter().find_map(|obs| match &obs.value {
+            Err(crate::check::ObserveError::Warehouse(e)) if e.is_transient() => Some(e),
+            _ => None,
+        })
+    }
+}
 
 enum Pending {
     Observed(DatasetObservations),
@@ -89,6 +123,11 @@ impl Runner {
             Some(Err(e)) => Err(e.to_string()),
             None => Err(format!("warehouse `{}` is not configured", ds.warehouse)),
         }
+    }
+
+    /// The pool of the warehouse called `name`, if it is usable.
+    pub fn warehouse_named(&self, name: &str) -> Option<Arc<Warehouse>> {
+        self.warehouses.get(name)?.as_ref().ok().cloned()
     }
 
     /// Statements sent to every warehouse so far.
@@ -188,13 +227,14 @@ impl Runner {
                 rec
             })
             .collect();
-        registry
-            .record_run(&records)
-            .await
-            .map_err(|source| RunError::Record {
+        match registry.record_run(&records).await {
+            Ok(()) => Ok(()),
+            Err(source) => Err(RunError::Record {
                 results: results.to_vec(),
+                records,
                 source,
-            })
+            }),
+        }
     }
 
     /// The stored values `row_count_change` and baseline `schema` checks

@@ -32,8 +32,10 @@ pub enum LogFormat {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Create ./warden-demo (a SQLite warehouse with real problems) and check it.
+    /// Create ./warden-demo (a SQLite warehouse with real problems) and run the agent on it.
     Demo(DemoArgs),
+    /// Run the agent: scheduled checks, the HTTP API, the status page and /metrics.
+    Run(RunArgs),
     /// Run checks once and print the results.
     Check(CheckArgs),
     /// Parse and validate the configuration without connecting to anything.
@@ -52,6 +54,19 @@ pub struct DemoArgs {
     /// Where to create the demo.
     #[arg(long, default_value = "warden-demo")]
     pub dir: PathBuf,
+    /// Listen here instead of 127.0.0.1:9464 (port 0 picks a free port).
+    #[arg(long, value_name = "ADDR")]
+    pub listen: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// Listen here instead of `agent.listen` (port 0 picks a free port).
+    #[arg(long, value_name = "ADDR")]
+    pub listen: Option<String>,
+    /// How long runs under way may take to finish after SIGTERM/SIGINT.
+    #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = humantime::parse_duration)]
+    pub grace_period: std::time::Duration,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

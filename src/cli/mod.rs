@@ -7,6 +7,7 @@ mod baseline;
 mod check;
 mod demo;
 mod report;
+mod run;
 mod validate;
 
 use std::path::Path;
@@ -20,6 +21,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<u8> {
     let config_path = config::resolve_config_path(cli.config.as_deref());
     match cli.command {
         Command::Demo(args) => demo::run(args).await,
+        Command::Run(args) => run::run(&config_path, args).await,
         Command::Validate => Ok(validate::run(&config_path)),
         Command::Check(args) => check::run(&config_path, args).await,
         Command::Backfill(args) => backfill::run(&config_path, args).await,

@@ -14,6 +14,13 @@ pub enum Granularity {
 }
 
 impl Granularity {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Day => "day",
+            Self::Hour => "hour",
+        }
+    }
+
     pub fn parse(s: &str) -> Result<Self, String> {
         match s {
             "day" => Ok(Self::Day),

@@ -33,6 +33,22 @@ impl Registry {
         Ok(inserted == 1)
     }
 
+    /// When the latest claimed run of `dataset` was scheduled, by any agent.
+    pub async fn last_claim(
+        &self,
+        dataset: &DatasetName,
+    ) -> Result<Option<DateTime<Utc>>, RegistryError> {
+        let row: Option<(DateTime<Utc>,)> = on_pool!(self, |pool| sqlx::query_as(
+            "SELECT scheduled_at FROM scheduler_claims WHERE dataset = $1 \
+             ORDER BY scheduled_at DESC LIMIT 1"
+        )
+        .bind(dataset.as_str())
+        .fetch_optional(pool)
+        .await
+        .op("last claim")?);
+        Ok(row.map(|(t,)| t))
+    }
+
     /// Forgets claims of runs scheduled before `before`; returns how many.
     pub async fn prune_claims(&self, before: DateTime<Utc>) -> Result<u64, RegistryError> {
         let deleted = on_pool!(self, |pool| sqlx::query(

@@ -200,6 +200,21 @@ impl Registry {
         into_stored(rows)
     }
 
+    /// The latest result of every check of every dataset, ordered by check
+    /// id: one statement for the status page and the API.
+    pub async fn latest_results_all(&self) -> Result<Vec<StoredResult>, RegistryError> {
+        let sql = format!(
+            "SELECT {COLUMNS} FROM (SELECT {COLUMNS}, ROW_NUMBER() OVER (PARTITION BY check_id \
+             ORDER BY scheduled_at DESC, recorded_at DESC, partition_key DESC) AS newest \
+             FROM check_results) latest WHERE newest = 1 ORDER BY check_id"
+        );
+        let rows: Vec<ResultRow> = on_pool!(self, |pool| sqlx::query_as(&sql)
+            .fetch_all(pool)
+            .await
+            .op("latest results"))?;
+        into_stored(rows)
+    }
+
     /// Every stored run of a check on one partition (`None`: the whole
     /// relation), newest scheduled time first.
     pub async fn results_for(

@@ -1,0 +1,160 @@
+//! The last stage of a run: baselines from the registry, evaluation, and the
+//! results written in one transaction, then exported as metrics.
+//!
+//! A registry that cannot take the results is retried with backoff for a
+//! while; the results stay in memory meanwhile and are still exported, so a
+//! registry hiccup loses nothing that a retry can save.
+
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use chrono::Utc;
+use tokio::sync::{Semaphore, mpsc};
+use tokio_util::task::TaskTracker;
+
+use super::lanes::{Job, backoff};
+use super::state::AppState;
+use crate::check::{CheckResult, Outcome, PendingRun};
+
+/// Runs that may wait for evaluation.
+pub const QUEUE_CAPACITY: usize = 256;
+/// Runs evaluated and recorded at once.
+const CONCURRENCY: usize = 4;
+/// Attempts to record a run's results before they are given up.
+const RECORD_ATTEMPTS: u32 = 6;
+
+/// A run whose statements have executed.
+pub struct Finished {
+    pub job: Job,
+    pub pending: PendingRun,
+    pub elapsed: Duration,
+    /// The lane's set of busy datasets: the dataset leaves it once recorded.
+    pub(super) busy: Arc<Mutex<HashSet<String>>>,
+}
+
+/// Starts the evaluator stage; returns the queue that feeds it.
+pub fn start(state: &AppState, tracker: &TaskTracker) -> mpsc::Sender<Finished> {
+    let (tx, mut rx) = mpsc::channel::<Finished>(QUEUE_CAPACITY);
+    let state = state.clone();
+    let tasks = tracker.clone();
+    let depth = tx.clone();
+    tracker.spawn(async move {
+        let slots = Arc::new(Semaphore::new(CONCURRENCY));
+        while let Some(finished) = rx.recv().await {
+            state
+                .metrics()
+                .set_queue_depth("evaluate", QUEUE_CAPACITY - depth.capacity());
+            let Ok(slot) = slots.clone().acquire_owned().await else {
+                break;
+            };
+            let state = state.clone();
+            tasks.spawn(async move {
+                evaluate(&state, finished).await;
+                drop(slot);
+            });
+        }
+    });
+    tx
+}
+
+async fn evaluate(state: &AppState, finished: Finished) {
+    let Finished {
+        job,
+        pending,
+        elapsed,
+        busy,
+    } = finished;
+    let ds = job.dataset();
+    let results = record(state, &job, pending).await;
+    let now = Utc::now();
+    state.metrics().record_run(
+        &ds.warehouse,
+        elapsed,
+        &results,
+        now.timestamp_millis() as f64 / 1000.0,
+    );
+    for r in &results {
+        log_result(r);
+    }
+    busy.lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .remove(ds.name.as_str());
+}
+
+/// Evaluates and records, retrying a registry that refuses the write.
+async fn record(state: &AppState, job: &Job, pending: PendingRun) -> Vec<CheckResult> {
+    let ds = job.dataset();
+    let now = Utc::now();
+    let (results, records) = match job
+        .runner
+        .finish(ds, pending, job.scheduled_at, now, true)
+        .await
+    {
+        Ok(results) => return results,
+        Err(e) => {
+            tracing::warn!(dataset = %ds.name, error = %e, "results could not be recorded; retrying");
+            e.into_parts()
+        }
+    };
+    for attempt in 1..RECORD_ATTEMPTS {
+        tokio::select! {
+            () = tokio::time::sleep(backoff(attempt).max(Duration::from_secs(1))) => {}
+            () = state.shutdown().cancelled() => {}
+        }
+        match state.registry().record_run(&records).await {
+            Ok(()) => {
+                tracing::info!(dataset = %ds.name, attempt, "results recorded after a retry");
+                return results;
+            }
+            Err(e) if attempt + 1 == RECORD_ATTEMPTS => {
+                tracing::error!(dataset = %ds.name, error = %e, "results could not be recorded; they are exported as metrics only");
+            }
+            Err(e) => {
+                tracing::warn!(dataset = %ds.name, error = %e, attempt, "results still not recorded; retrying");
+            }
+        }
+        if state.shutdown().is_cancelled() {
+            break;
+        }
+    }
+    results
+}
+
+fn log_result(r: &CheckResult) {
+    let span = tracing::info_span!(
+        "check",
+        check = %r.check,
+        partition = r.partition.as_deref().unwrap_or("-"),
+    );
+    let _enter = span.enter();
+    match r.outcome {
+        Outcome::Pass => tracing::info!(
+            outcome = "pass",
+            observed = r.observed,
+            duration_ms = r.duration_ms,
+            "{}",
+            r.message
+        ),
+        Outcome::Warn => tracing::warn!(
+            outcome = "warn",
+            observed = r.observed,
+            duration_ms = r.duration_ms,
+            "{}",
+            r.message
+        ),
+        Outcome::Fail => tracing::warn!(
+            outcome = "fail",
+            observed = r.observed,
+            duration_ms = r.duration_ms,
+            "{}",
+            r.message
+        ),
+        Outcome::Error => tracing::error!(
+            outcome = "error",
+            duration_ms = r.duration_ms,
+            "{}",
+            r.message
+        ),
+    }
+}

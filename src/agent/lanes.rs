@@ -1,0 +1,428 @@
+//! The run queue of each warehouse and the executor behind it.
+//!
+//! Each warehouse has its own bounded queue and worker, so a slow or dead
+//! warehouse only ever holds its own share of the agent's check slots: at
+//! most `max_connections`, and never all of `max_concurrent_checks` while
+//! other warehouses exist. A dataset is queued at most once: a tick that
+//! comes while the previous run is still queued or running is skipped.
+//!
+//! The executor runs the statements (retrying transient errors with
+//! exponential backoff and jitter), feeds the warehouse's [`Circuit`], and
+//! hands the observations to the evaluator stage through another bounded
+//! queue.
+
+use std::collections::HashSet;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, Utc};
+use tokio::sync::{Semaphore, mpsc};
+use tokio_util::task::TaskTracker;
+use tracing::Instrument;
+
+use super::circuit::{Change, Circuit};
+use super::evaluator::Finished;
+use super::state::{AppState, Generation};
+use crate::check::{PendingRun, Runner, Scope};
+use crate::config::{Config, Dataset};
+use crate::warehouse::WarehouseError;
+
+/// Runs that may wait in one warehouse's queue.
+pub const QUEUE_CAPACITY: usize = 1024;
+/// Attempts of a run whose errors are transient, the first included.
+pub const ATTEMPTS: u32 = 3;
+/// Pause before the first retry; doubled for each further one, with jitter.
+pub const RETRY_BASE: Duration = Duration::from_millis(500);
+
+/// One run of one dataset.
+pub struct Job {
+    pub config: Arc<Config>,
+    pub runner: Arc<Runner>,
+    /// Index into `config.datasets`.
+    pub index: usize,
+    pub scope: Scope,
+    pub scheduled_at: DateTime<Utc>,
+    pub enqueued_at: Instant,
+}
+
+impl Job {
+    /// The scheduled run of dataset `index` for the tick `at`: a partitioned
+    /// dataset checks its latest complete partition at that time.
+    pub fn scheduled(generation: &Generation, index: usize, at: DateTime<Utc>) -> Self {
+        let config = generation.config.clone();
+        let scope = Scope::scheduled(&config.datasets[index], at, config.agent.timezone);
+        Self {
+            runner: generation.runner.clone(),
+            config,
+            index,
+            scope,
+            scheduled_at: at,
+            enqueued_at: Instant::now(),
+        }
+    }
+
+    pub fn dataset(&self) -> &Dataset {
+        &self.config.datasets[self.index]
+    }
+}
+
+/// What became of a job handed to a lane.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Enqueued {
+    Queued,
+    /// The dataset is already queued or running.
+    AlreadyQueued,
+    Full,
+    /// The agent is shutting down.
+    Closed,
+}
+
+/// A warehouse's queue, circuit and the datasets it holds.
+pub struct Lane {
+    tx: mpsc::Sender<Job>,
+    pub circuit: Arc<Circuit>,
+    /// Datasets queued or running, so a dataset is never queued twice.
+    busy: Arc<Mutex<HashSet<String>>>,
+    depth: Arc<AtomicUsize>,
+}
+
+impl Lane {
+    pub fn enqueue(&self, job: Job) -> Enqueued {
+        let name = job.dataset().name.to_string();
+        let mut busy = self.busy.lock().unwrap_or_else(|e| e.into_inner());
+        if busy.contains(&name) {
+            return Enqueued::AlreadyQueued;
+        }
+        match self.tx.try_send(job) {
+            Ok(()) => {
+                busy.insert(name);
+                self.depth.fetch_add(1, Ordering::Relaxed);
+                Enqueued::Queued
+            }
+            Err(mpsc::error::TrySendError::Full(_)) => Enqueued::Full,
+            Err(mpsc::error::TrySendError::Closed(_)) => Enqueued::Closed,
+        }
+    }
+
+    /// Runs waiting in the queue (not yet started).
+    pub fn depth(&self) -> usize {
+        self.depth.load(Ordering::Relaxed)
+    }
+}
+
+impl Generation {
+    /// Runs waiting in every warehouse queue of this generation.
+    pub fn queued(&self) -> usize {
+        self.lanes.values().map(Lane::depth).sum()
+    }
+}
+
+/// Builds a lane per warehouse of `config` and starts their workers.
+/// `circuits` carries over the circuits of warehouses that existed before a
+/// reload, so a warehouse that is down stays known as down.
+pub fn start(
+    state: &AppState,
+    config: &Config,
+    runner: &Arc<Runner>,
+    circuits: &std::collections::BTreeMap<String, Arc<Circuit>>,
+    evaluator: &mpsc::Sender<Finished>,
+    tracker: &TaskTracker,
+) -> std::collections::BTreeMap<String, Lane> {
+    let warehouses = config.warehouses.len().max(1);
+    let global = config.agent.max_concurrent_checks.max(1);
+    config
+        .warehouses
+        .values()
+        .map(|wh| {
+            let (tx, rx) = mpsc::channel(QUEUE_CAPACITY);
+            let circuit = circuits
+                .get(&wh.name)
+                .cloned()
+                .unwrap_or_else(|| Arc::new(Circuit::new(wh.name.clone())));
+            state
+                .metrics()
+                .set_warehouse_up(&wh.name, !circuit.is_open());
+            // Leave at least one slot per other warehouse.
+            let share = (wh.max_connections as usize)
+                .min(global.saturating_sub(warehouses - 1))
+                .max(1);
+            let lane = Lane {
+                tx,
+                circuit: circuit.clone(),
+                busy: Arc::default(),
+                depth: Arc::default(),
+            };
+            let worker = Worker {
+                state: state.clone(),
+                warehouse: wh.name.clone(),
+                runner: runner.clone(),
+                circuit,
+                share: Arc::new(Semaphore::new(share)),
+                busy: lane.busy.clone(),
+                depth: lane.depth.clone(),
+                evaluator: evaluator.clone(),
+                tracker: tracker.clone(),
+            };
+            tracker.spawn(worker.run(rx));
+            (wh.name.clone(), lane)
+        })
+        .collect()
+}
+
+struct Worker {
+    state: AppState,
+    warehouse: String,
+    runner: Arc<Runner>,
+    circuit: Arc<Circuit>,
+    /// This warehouse's share of the check slots.
+    share: Arc<Semaphore>,
+    busy: Arc<Mutex<HashSet<String>>>,
+    depth: Arc<AtomicUsize>,
+    evaluator: mpsc::Sender<Finished>,
+    tracker: TaskTracker,
+}
+
+impl Worker {
+    async fn run(self, mut rx: mpsc::Receiver<Job>) {
+        loop {
+            let job = tokio::select! {
+                job = rx.recv() => job,
+                () = self.state.shutdown().cancelled() => None,
+            };
+            let Some(job) = job else { break };
+            // A circuit carried over from before a reload needs its probe.
+            if self.circuit.is_open() {
+                spawn_probe(
+                    &self.state,
+                    &self.runner,
+                    &self.circuit,
+                    &self.warehouse,
+                    &self.tracker,
+                );
+            }
+            let Ok(share) = self.share.clone().acquire_owned().await else {
+                break;
+            };
+            let Ok(slot) = self.state.check_slots().clone().acquire_owned().await else {
+                break;
+            };
+            if self.state.shutdown().is_cancelled() {
+                self.depth.fetch_sub(1, Ordering::Relaxed);
+                self.busy
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .remove(job.dataset().name.as_str());
+                break;
+            }
+            self.depth.fetch_sub(1, Ordering::Relaxed);
+            self.state
+                .metrics()
+                .set_queue_depth("run", self.state.generation().queued());
+            let exec = Execution {
+                state: self.state.clone(),
+                circuit: self.circuit.clone(),
+                tracker: self.tracker.clone(),
+                busy: self.busy.clone(),
+                evaluator: self.evaluator.clone(),
+            };
+            self.tracker.spawn(async move {
+                exec.execute(job).await;
+                drop((share, slot));
+            });
+        }
+        // Shutting down: whatever is still queued is not started.
+        let mut busy = self.busy.lock().unwrap_or_else(|e| e.into_inner());
+        while let Ok(job) = rx.try_recv() {
+            busy.remove(job.dataset().name.as_str());
+            self.depth.fetch_sub(1, Ordering::Relaxed);
+        }
+    }
+}
+
+struct Execution {
+    state: AppState,
+    circuit: Arc<Circuit>,
+    tracker: TaskTracker,
+    busy: Arc<Mutex<HashSet<String>>>,
+    evaluator: mpsc::Sender<Finished>,
+}
+
+impl Execution {
+    async fn execute(self, job: Job) {
+        let ds = job.dataset();
+        let span = tracing::info_span!(
+            "run",
+            dataset = %ds.name,
+            warehouse = %ds.warehouse,
+            scheduled_at = %job.scheduled_at,
+            scope = %job.scope,
+        );
+        let config = job.config.clone();
+        let ds = &config.datasets[job.index];
+        async {
+            let claimed = match self
+                .state
+                .registry()
+                .claim_scheduled_run(&ds.name, job.scheduled_at, self.state.agent_id())
+                .await
+            {
+                Ok(claimed) => claimed,
+                Err(e) => {
+                    // Better twice than never: run it even though another agent might.
+                    tracing::warn!(error = %e, "could not claim the run in the registry; running it anyway");
+                    true
+                }
+            };
+            if !claimed {
+                tracing::debug!("another agent has this run");
+                self.release(ds);
+                return;
+            }
+            let started = Instant::now();
+            let pending = self.observe(&job).await;
+            let finished = Finished {
+                elapsed: started.elapsed(),
+                pending,
+                job,
+                busy: self.busy.clone(),
+            };
+            if let Err(e) = self.evaluator.send(finished).await {
+                self.release(e.0.job.dataset());
+            }
+        }
+        .instrument(span)
+        .await;
+    }
+
+    fn release(&self, ds: &Dataset) {
+        self.busy
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(ds.name.as_str());
+    }
+
+    /// Runs the statements, retrying transient errors, unless the circuit
+    /// is open.
+    async fn observe(&self, job: &Job) -> PendingRun {
+        let ds = job.dataset();
+        let mut attempt = 0;
+        loop {
+            if let Some(reason) = self.circuit.open_reason() {
+                return PendingRun::unavailable(ds, &job.scope, &reason);
+            }
+            attempt += 1;
+            let pending = job.runner.observe(ds, &job.scope).await;
+            let Some(error) = pending.transient_error() else {
+                if let Change::Closed = self.circuit.success() {
+                    self.state.metrics().set_warehouse_up(&ds.warehouse, true);
+                    tracing::info!("warehouse reachable again; circuit closed");
+                }
+                return pending;
+            };
+            if let WarehouseError::Unavailable { reason, .. } = error
+                && let Change::Opened(_) = self.circuit.failure(reason, Utc::now())
+            {
+                self.state.metrics().set_warehouse_up(&ds.warehouse, false);
+                tracing::error!(reason = %reason, "warehouse unreachable; circuit opened");
+                spawn_probe(
+                    &self.state,
+                    &job.runner,
+                    &self.circuit,
+                    &ds.warehouse,
+                    &self.tracker,
+                );
+            }
+            if attempt >= ATTEMPTS || self.state.shutdown().is_cancelled() {
+                tracing::warn!(error = %error, attempts = attempt, "run failed; giving up until the next tick");
+                return pending;
+            }
+            let delay = backoff(attempt);
+            tracing::info!(error = %error, attempt, retry_in_ms = delay.as_millis() as u64, "transient error; retrying");
+            tokio::select! {
+                () = tokio::time::sleep(delay) => {}
+                () = self.state.shutdown().cancelled() => return pending,
+            }
+        }
+    }
+}
+
+/// The pause after failed attempt `attempt` (1-based): `RETRY_BASE` doubled
+/// per attempt, with ±50 % jitter so agents do not retry in step.
+pub fn backoff(attempt: u32) -> Duration {
+    let base = RETRY_BASE.saturating_mul(2u32.saturating_pow(attempt.saturating_sub(1).min(10)));
+    let jitter = rand::random_range(0.5..1.5);
+    base.mul_f64(jitter)
+}
+
+/// Starts the probe of an open circuit unless one already runs.
+fn spawn_probe(
+    state: &AppState,
+    runner: &Arc<Runner>,
+    circuit: &Arc<Circuit>,
+    warehouse: &str,
+    tracker: &TaskTracker,
+) {
+    if circuit.start_probe() {
+        let circuit = circuit.clone();
+        let probe = probe_until_closed(
+            state.clone(),
+            runner.clone(),
+            circuit.clone(),
+            warehouse.to_owned(),
+        );
+        tracker.spawn(async move {
+            probe.await;
+            circuit.end_probe();
+        });
+    }
+}
+
+/// Pings the warehouse of an open circuit with growing pauses until it
+/// answers, then closes the circuit.
+async fn probe_until_closed(
+    state: AppState,
+    runner: Arc<Runner>,
+    circuit: Arc<Circuit>,
+    warehouse: String,
+) {
+    let mut attempt = 0;
+    while circuit.is_open() {
+        tokio::select! {
+            () = tokio::time::sleep(super::circuit::probe_delay(attempt)) => {}
+            () = state.shutdown().cancelled() => return,
+        }
+        attempt += 1;
+        let Some(wh) = runner.warehouse_named(&warehouse) else {
+            return;
+        };
+        match wh.ping().await {
+            Ok(()) => {
+                if let Change::Closed = circuit.success() {
+                    state.metrics().set_warehouse_up(&warehouse, true);
+                    tracing::info!(warehouse = %warehouse, "probe succeeded; circuit closed");
+                }
+            }
+            Err(e) => {
+                circuit.failure(&e.to_string(), Utc::now());
+                tracing::debug!(warehouse = %warehouse, error = %e, "probe failed; circuit stays open");
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_with_jitter() {
+        for attempt in 1..=4 {
+            let nominal = RETRY_BASE * 2u32.pow(attempt - 1);
+            for _ in 0..50 {
+                let d = backoff(attempt);
+                assert!(d >= nominal / 2 && d <= nominal * 3 / 2, "{attempt}: {d:?}");
+            }
+        }
+    }
+}

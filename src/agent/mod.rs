@@ -1,0 +1,326 @@
+//! The long-running agent (`warden run`, `warden demo`): a pipeline of
+//! stages joined by bounded queues (DESIGN §1).
+//!
+//! ```text
+//! scheduler ──► run queue per warehouse ──► executor ──► evaluator/registry ──► metrics
+//! ```
+//!
+//! - [`scheduler`] turns cron schedules into runs (`scheduler.rs`);
+//! - [`lanes`] holds a queue, a worker and a [`circuit::Circuit`] per
+//!   warehouse; the executor retries transient errors;
+//! - [`evaluator`] evaluates, records and exports;
+//! - [`state`] is what all of them and the HTTP handlers share.
+//!
+//! [`Agent::start`] opens the registry, binds the HTTP listener and starts
+//! the stages; [`Agent::reload`] swaps in a new configuration (SIGHUP), and
+//! [`Agent::shutdown`] stops scheduling, lets in-flight runs finish within a
+//! grace period, and stops the server (SIGTERM/SIGINT).
+
+pub mod circuit;
+pub mod evaluator;
+pub mod lanes;
+pub mod scheduler;
+pub mod state;
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::Utc;
+use tokio::sync::mpsc;
+use tokio_util::task::TaskTracker;
+
+use crate::check::Runner;
+use crate::config::{self, ConfigError, Diagnostic};
+use crate::metrics::Metrics;
+use crate::registry::{Registry, RegistryError};
+
+pub use state::{AppState, Generation};
+
+/// How long in-flight runs may take to finish on shutdown, by default.
+pub const DEFAULT_GRACE: Duration = Duration::from_secs(30);
+
+/// Why the agent could not start or reload.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum AgentError {
+    /// The configuration could not be loaded.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// The registry could not be opened.
+    #[error(transparent)]
+    Registry(#[from] RegistryError),
+    /// `agent.listen` could not be bound.
+    #[error("cannot listen on {addr}: {source}")]
+    Listen {
+        addr: String,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// Options of `warden run` beyond the configuration.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// How long in-flight runs may take to finish on shutdown.
+    pub grace: Duration,
+    /// Run every dataset once at start-up (the demo), besides the schedule.
+    pub run_on_start: bool,
+    /// Listen here instead of `agent.listen` (tests, the demo).
+    pub listen: Option<String>,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Self {
+            grace: DEFAULT_GRACE,
+            run_on_start: false,
+            listen: None,
+        }
+    }
+}
+
+/// A started agent.
+pub struct Agent {
+    state: AppState,
+    config_path: PathBuf,
+    addr: SocketAddr,
+    /// Runs and stage workers, waited for on shutdown.
+    runs: TaskTracker,
+    evaluator: mpsc::Sender<evaluator::Finished>,
+    scheduler: tokio::task::JoinHandle<()>,
+    server: tokio::task::JoinHandle<()>,
+    grace: Duration,
+}
+
+impl Agent {
+    /// Loads the configuration, opens the registry, binds the listener and
+    /// starts the scheduler, the run queues and the HTTP server.
+    /// Problems in check files are returned as warnings: those datasets are
+    /// skipped and the rest run.
+    pub async fn start(
+        config_path: &Path,
+        options: Options,
+    ) -> Result<(Self, Vec<Diagnostic>), AgentError> {
+        let loaded = config::load(config_path)?;
+        let config = Arc::new(loaded.config);
+        let registry = Registry::open(&config.agent.registry).await?;
+        let listen = options
+            .listen
+            .clone()
+            .unwrap_or_else(|| config.agent.listen.clone());
+        let listener = tokio::net::TcpListener::bind(&listen)
+            .await
+            .map_err(|source| AgentError::Listen {
+                addr: listen.clone(),
+                source,
+            })?;
+        let addr = listener.local_addr().map_err(|source| AgentError::Listen {
+            addr: listen.clone(),
+            source,
+        })?;
+        let metrics = Arc::new(Metrics::new());
+        let runs = TaskTracker::new();
+        let runner = Arc::new(Runner::new(&config, Some(registry.clone())));
+        // The lanes need the state and the state needs a generation: start
+        // with an empty one, then install the real one.
+        let empty = Generation {
+            number: 0,
+            config: config.clone(),
+            runner: runner.clone(),
+            lanes: BTreeMap::new(),
+            loaded_at: Utc::now(),
+        };
+        let state = AppState::new(empty, registry, metrics, format!("http://{addr}/"));
+        let evaluator = evaluator::start(&state, &runs);
+        let lanes = lanes::start(
+            &state,
+            &config,
+            &runner,
+            &BTreeMap::new(),
+            &evaluator,
+            &runs,
+        );
+        state.install(Generation {
+            number: 1,
+            config: config.clone(),
+            runner,
+            lanes,
+            loaded_at: Utc::now(),
+        });
+        restore_metrics(&state).await;
+
+        let router = crate::http::router(state.clone());
+        let shutdown = state.shutdown().clone();
+        let server = tokio::spawn(async move {
+            let serve = axum::serve(listener, router)
+                .with_graceful_shutdown(async move { shutdown.cancelled().await });
+            if let Err(e) = serve.await {
+                tracing::error!(error = %e, "the HTTP server stopped");
+            }
+        });
+        if options.run_on_start {
+            let generation = state.generation();
+            for i in 0..generation.config.datasets.len() {
+                let ds = &generation.config.datasets[i];
+                if let Some(lane) = generation.lanes.get(&ds.warehouse) {
+                    lane.enqueue(lanes::Job::scheduled(&generation, i, Utc::now()));
+                }
+            }
+        }
+        let scheduler = tokio::spawn(scheduler::run(state.clone()));
+        state.set_ready(true);
+        tracing::info!(
+            listen = %addr,
+            datasets = config.datasets.len(),
+            checks = config.datasets.iter().map(|d| d.checks.len()).sum::<usize>(),
+            registry = %state.registry().url(),
+            "agent started"
+        );
+        Ok((
+            Self {
+                state,
+                config_path: config_path.to_owned(),
+                addr,
+                runs,
+                evaluator,
+                scheduler,
+                server,
+                grace: options.grace,
+            },
+            loaded.diagnostics,
+        ))
+    }
+
+    /// The address the HTTP server listens on.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    pub fn state(&self) -> &AppState {
+        &self.state
+    }
+
+    /// Loads the configuration again. A valid one takes effect at once
+    /// (new schedules, checks, warehouses); runs under way finish on the old
+    /// one. An invalid one changes nothing and its problems are returned.
+    pub async fn reload(&self) -> Result<Vec<Diagnostic>, AgentError> {
+        let loaded = config::load(&self.config_path)?;
+        let old = self.state.generation();
+        let config = Arc::new(loaded.config);
+        if config.agent.listen != old.config.agent.listen {
+            tracing::warn!(old = %old.config.agent.listen, new = %config.agent.listen, "agent.listen changes only on restart");
+        }
+        if config.agent.registry != old.config.agent.registry {
+            tracing::warn!("agent.registry changes only on restart");
+        }
+        let runner = Arc::new(Runner::new(&config, Some(self.state.registry().clone())));
+        let circuits = old
+            .lanes
+            .iter()
+            .filter(|(name, _)| {
+                old.config.warehouses.get(*name).map(|w| &w.url)
+                    == config.warehouses.get(*name).map(|w| &w.url)
+            })
+            .map(|(name, lane)| (name.clone(), lane.circuit.clone()))
+            .collect();
+        let lanes = lanes::start(
+            &self.state,
+            &config,
+            &runner,
+            &circuits,
+            &self.evaluator,
+            &self.runs,
+        );
+        self.state.metrics().retain(&config);
+        self.state.metrics().retain_warehouses(&config);
+        let number = old.number + 1;
+        self.state.install(Generation {
+            number,
+            config: config.clone(),
+            runner,
+            lanes,
+            loaded_at: Utc::now(),
+        });
+        tracing::info!(
+            generation = number,
+            datasets = config.datasets.len(),
+            "configuration reloaded"
+        );
+        Ok(loaded.diagnostics)
+    }
+
+    /// Stops scheduling, waits up to the grace period for runs under way,
+    /// and stops the HTTP server.
+    pub async fn shutdown(self) {
+        tracing::info!(grace = ?self.grace, "shutting down: no new runs; waiting for runs under way");
+        self.state.set_ready(false);
+        self.state.shutdown().cancel();
+        let _ = self.scheduler.await;
+        self.runs.close();
+        drop(self.evaluator);
+        // Old generations hold senders too; dropping the state's last
+        // generation is not needed: workers stop on the shutdown token.
+        if tokio::time::timeout(self.grace, self.runs.wait())
+            .await
+            .is_err()
+        {
+            tracing::warn!(grace = ?self.grace, "runs still under way at the end of the grace period were abandoned");
+        }
+        let _ = self.server.await;
+        self.state.registry().close().await;
+        tracing::info!("stopped");
+    }
+
+    /// Runs until SIGTERM or SIGINT, reloading on SIGHUP.
+    pub async fn run_until_signalled(self) -> std::io::Result<()> {
+        use tokio::signal::unix::{SignalKind, signal};
+        let mut term = signal(SignalKind::terminate())?;
+        let mut int = signal(SignalKind::interrupt())?;
+        let mut hup = signal(SignalKind::hangup())?;
+        loop {
+            tokio::select! {
+                _ = term.recv() => break,
+                _ = int.recv() => break,
+                _ = hup.recv() => {
+                    tracing::info!(config = %self.config_path.display(), "SIGHUP: reloading the configuration");
+                    match self.reload().await {
+                        Ok(warnings) => {
+                            for w in warnings {
+                                tracing::warn!("{w}");
+                            }
+                        }
+                        Err(e) => {
+                            tracing::error!("the new configuration is invalid; the old one keeps running:\n{e}");
+                        }
+                    }
+                }
+            }
+        }
+        self.shutdown().await;
+        Ok(())
+    }
+}
+
+/// Sets the check gauges from the latest recorded results, so `/metrics`
+/// shows the last known state right after a restart.
+async fn restore_metrics(state: &AppState) {
+    let config = state.config();
+    match state.registry().latest_results_all().await {
+        Ok(stored) => {
+            let results: Vec<_> = stored
+                .into_iter()
+                .filter(|s| {
+                    config
+                        .dataset(&s.result.dataset)
+                        .is_some_and(|d| d.checks.iter().any(|c| c.id.as_str() == s.result.check))
+                })
+                .map(|s| (s.result, s.recorded_at))
+                .collect();
+            state.metrics().restore(&results);
+        }
+        Err(e) => tracing::warn!(error = %e, "could not read the latest results from the registry"),
+    }
+}

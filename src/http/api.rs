@@ -1,0 +1,111 @@
+//! Read-only API over datasets, checks and their history (`/api/v1`).
+
+use axum::Json;
+use axum::extract::{Path, Query, State};
+use chrono::Utc;
+use serde::{Deserialize, Serialize};
+
+use super::error::ApiError;
+use super::view::{self, CheckView, DatasetView, ResultView};
+use crate::agent::AppState;
+use crate::domain::CheckId;
+
+/// Results `history` returns unless `limit` says otherwise, and at most.
+const DEFAULT_LIMIT: u32 = 100;
+const MAX_LIMIT: u32 = 1000;
+
+#[derive(Serialize)]
+pub struct DatasetsBody {
+    pub datasets: Vec<DatasetView>,
+}
+
+/// `GET /api/v1/datasets`: every dataset with its current status.
+pub async fn datasets(State(state): State<AppState>) -> Result<Json<DatasetsBody>, ApiError> {
+    let config = state.config();
+    let mut latest = view::latest_by_dataset(&state, &config).await?;
+    let now = Utc::now();
+    let datasets = config
+        .datasets
+        .iter()
+        .map(|ds| {
+            let results = latest.remove(ds.name.as_str()).unwrap_or_default();
+            view::dataset_view(&state, &config, ds, &results, now)
+        })
+        .collect();
+    Ok(Json(DatasetsBody { datasets }))
+}
+
+#[derive(Serialize)]
+pub struct DatasetBody {
+    #[serde(flatten)]
+    pub dataset: DatasetView,
+    pub checks: Vec<CheckView>,
+}
+
+/// `GET /api/v1/datasets/{d}`: the dataset and its checks with their last results.
+pub async fn dataset(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+) -> Result<Json<DatasetBody>, ApiError> {
+    let config = state.config();
+    let ds = config
+        .dataset(&name)
+        .ok_or_else(|| ApiError::not_found(format!("no dataset `{name}` is configured")))?;
+    let latest = state.registry().latest_results(&ds.name).await?;
+    let latest: Vec<_> = latest
+        .into_iter()
+        .filter(|s| ds.checks.iter().any(|c| c.id.as_str() == s.result.check))
+        .collect();
+    let dataset = view::dataset_view(&state, &config, ds, &latest, Utc::now());
+    Ok(Json(DatasetBody {
+        dataset,
+        checks: view::check_views(ds, latest),
+    }))
+}
+
+#[derive(Deserialize)]
+pub struct HistoryQuery {
+    limit: Option<String>,
+}
+
+#[derive(Serialize)]
+pub struct HistoryBody {
+    pub check: String,
+    pub results: Vec<ResultView>,
+}
+
+/// `GET /api/v1/checks/{id}/history?limit=N`: past results, newest first.
+pub async fn history(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    Query(query): Query<HistoryQuery>,
+) -> Result<Json<HistoryBody>, ApiError> {
+    let limit = match query.limit.as_deref() {
+        None => DEFAULT_LIMIT,
+        Some(s) => match s.parse::<u32>() {
+            Ok(n) if (1..=MAX_LIMIT).contains(&n) => n,
+            _ => {
+                return Err(ApiError::bad_request(format!(
+                    "`limit` must be a whole number from 1 to {MAX_LIMIT}, not `{s}`"
+                )));
+            }
+        },
+    };
+    let config = state.config();
+    let known = config
+        .datasets
+        .iter()
+        .flat_map(|d| &d.checks)
+        .any(|c| c.id.as_str() == id);
+    let not_found = || ApiError::not_found(format!("no check `{id}` is configured or recorded"));
+    let check_id = CheckId::parse(&id).map_err(|_| not_found())?;
+    let results = state.registry().history(&check_id, limit).await?;
+    // A check removed from the configuration keeps its recorded history.
+    if results.is_empty() && !known {
+        return Err(not_found());
+    }
+    Ok(Json(HistoryBody {
+        check: id,
+        results: results.into_iter().map(ResultView::from).collect(),
+    }))
+}

@@ -1,0 +1,161 @@
+//! What the API and the status page show of datasets and checks, built
+//! from the configuration, the latest recorded results and the circuits.
+
+use std::collections::HashMap;
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+
+use crate::agent::{AppState, scheduler};
+use crate::check::{CheckResult, Outcome, Summary};
+use crate::config::{Config, Dataset, Severity};
+use crate::registry::{RegistryError, StoredResult};
+
+/// A dataset with its current status (`GET /api/v1/datasets`).
+#[derive(Debug, Clone, Serialize)]
+pub struct DatasetView {
+    pub name: String,
+    pub warehouse: String,
+    pub table: String,
+    pub tier: u8,
+    pub owner: Option<String>,
+    pub runbook: Option<String>,
+    pub schedule: String,
+    pub partition: Option<PartitionView>,
+    /// The worst outcome among the checks' latest results; `unknown` before the first run.
+    pub status: String,
+    pub summary: Summary,
+    /// When the latest result was recorded.
+    pub last_run_at: Option<DateTime<Utc>>,
+    pub next_run_at: Option<DateTime<Utc>>,
+    /// From the dataset's freshness check, in seconds.
+    pub freshness_lag_seconds: Option<f64>,
+    pub warehouse_up: bool,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct PartitionView {
+    pub column: String,
+    pub granularity: String,
+}
+
+/// One check and its latest result (`GET /api/v1/datasets/{d}`).
+#[derive(Debug, Clone, Serialize)]
+pub struct CheckView {
+    pub check: String,
+    pub name: String,
+    pub kind: String,
+    pub column: Option<String>,
+    pub severity: Severity,
+    pub blocking: bool,
+    pub last_result: Option<ResultView>,
+}
+
+/// A recorded result: the JSON of `warden check` plus when it ran.
+#[derive(Debug, Clone, Serialize)]
+pub struct ResultView {
+    #[serde(flatten)]
+    pub result: CheckResult,
+    pub scheduled_at: DateTime<Utc>,
+    pub recorded_at: DateTime<Utc>,
+}
+
+impl From<StoredResult> for ResultView {
+    fn from(s: StoredResult) -> Self {
+        Self {
+            result: s.result,
+            scheduled_at: s.scheduled_at,
+            recorded_at: s.recorded_at,
+        }
+    }
+}
+
+/// The latest result of each check still configured, by dataset.
+pub async fn latest_by_dataset(
+    state: &AppState,
+    config: &Config,
+) -> Result<HashMap<String, Vec<StoredResult>>, RegistryError> {
+    let mut by_dataset: HashMap<String, Vec<StoredResult>> = HashMap::new();
+    for s in state.registry().latest_results_all().await? {
+        let configured = config
+            .dataset(&s.result.dataset)
+            .is_some_and(|d| d.checks.iter().any(|c| c.id.as_str() == s.result.check));
+        if configured {
+            by_dataset
+                .entry(s.result.dataset.clone())
+                .or_default()
+                .push(s);
+        }
+    }
+    Ok(by_dataset)
+}
+
+pub fn dataset_view(
+    state: &AppState,
+    config: &Config,
+    ds: &Dataset,
+    latest: &[StoredResult],
+    now: DateTime<Utc>,
+) -> DatasetView {
+    let summary = Summary::of(latest.iter().map(|s| &s.result));
+    let status = latest
+        .iter()
+        .map(|s| s.result.outcome)
+        .max_by_key(|o| severity_rank(*o))
+        .map_or("unknown", Outcome::as_str)
+        .to_owned();
+    let freshness_lag_seconds = latest
+        .iter()
+        .filter(|s| s.result.kind == "freshness")
+        .filter_map(|s| s.result.observed)
+        .reduce(f64::max);
+    DatasetView {
+        name: ds.name.to_string(),
+        warehouse: ds.warehouse.clone(),
+        table: ds.table.to_string(),
+        tier: ds.tier,
+        owner: ds.owner.clone(),
+        runbook: ds.runbook.clone(),
+        schedule: ds.schedule.expr.clone(),
+        partition: ds.partition.as_ref().map(|p| PartitionView {
+            column: p.column.to_string(),
+            granularity: p.granularity.as_str().to_owned(),
+        }),
+        status,
+        summary,
+        last_run_at: latest.iter().map(|s| s.recorded_at).max(),
+        next_run_at: scheduler::next_tick(&ds.schedule, now, config.agent.timezone),
+        freshness_lag_seconds,
+        warehouse_up: state.circuit(&ds.warehouse).is_none_or(|c| !c.is_open()),
+    }
+}
+
+/// Pass < warn < error < fail: a failing check is the headline even when
+/// another one errored.
+pub fn severity_rank(o: Outcome) -> u8 {
+    match o {
+        Outcome::Pass => 0,
+        Outcome::Warn => 1,
+        Outcome::Error => 2,
+        Outcome::Fail => 3,
+    }
+}
+
+pub fn check_views(ds: &Dataset, latest: Vec<StoredResult>) -> Vec<CheckView> {
+    let mut latest: HashMap<String, StoredResult> = latest
+        .into_iter()
+        .map(|s| (s.result.check.clone(), s))
+        .collect();
+    ds.checks
+        .iter()
+        .map(|spec| CheckView {
+            check: spec.id.to_string(),
+            name: spec.name.clone(),
+            kind: spec.kind.name().to_owned(),
+            column: spec.kind.column().map(ToString::to_string),
+            severity: spec.severity,
+            blocking: spec.blocking,
+            last_result: latest.remove(spec.id.as_str()).map(ResultView::from),
+        })
+        .collect()
+}
