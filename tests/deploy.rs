@@ -12,6 +12,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
+use std::time::Duration;
 
 use serde_json::Value;
 use warden::check::{CheckResult, Outcome};
@@ -311,7 +312,7 @@ fn the_interface_metric_names_are_what_warden_exports() {
     let metrics = Metrics::new();
     metrics.record_run(
         "main",
-        std::time::Duration::from_millis(40),
+        Duration::from_millis(40),
         &[
             result("row_count", "row_count", None, 10.0),
             result("freshness_updated_at", "freshness", None, 60.0),
@@ -324,7 +325,7 @@ fn the_interface_metric_names_are_what_warden_exports() {
         ],
         1_800_000_000.0,
     );
-    metrics.record_gate("orders", "allow", std::time::Duration::from_millis(5));
+    metrics.record_gate("orders", "allow", Duration::from_millis(5));
     metrics.record_notification("chat", "delivered");
     metrics.set_outbox_pending(["chat"], &[]);
     metrics.set_warehouse_up("main", true);
@@ -806,7 +807,21 @@ fn deployment_is_non_root_read_only_and_drains_on_sigterm() {
         container["securityContext"]["capabilities"]["drop"],
         serde_json::json!(["ALL"])
     );
-    assert!(pod["terminationGracePeriodSeconds"].as_u64().unwrap() >= 30);
+    // The pod is given longer than the agent's drain.
+    let args: Vec<&str> = array_at(container, "/args")
+        .iter()
+        .map(|a| a.as_str().unwrap())
+        .collect();
+    let grace = args
+        .iter()
+        .position(|a| *a == "--grace-period")
+        .map(|i| humantime::parse_duration(args[i + 1]).unwrap())
+        .unwrap_or(warden::agent::DEFAULT_GRACE);
+    let termination = pod["terminationGracePeriodSeconds"].as_u64().unwrap();
+    assert!(
+        Duration::from_secs(termination) >= grace + Duration::from_secs(10),
+        "terminationGracePeriodSeconds {termination} leaves no margin over the drain of {grace:?}"
+    );
     assert!(container["resources"]["requests"]["memory"].is_string());
     assert!(container["resources"]["limits"]["memory"].is_string());
     // SQLite has one writer: one replica, the old pod gone before the new.
@@ -1006,12 +1021,21 @@ fn the_systemd_unit_runs_the_agent_reloads_on_hup_and_is_hardened() {
             .map(|(_, v)| *v)
             .collect()
     };
-    assert!(get("ExecStart")[0].starts_with("/usr/local/bin/warden run"));
+    let exec: Vec<&str> = get("ExecStart")[0].split_whitespace().collect();
+    assert_eq!(exec[..2], ["/usr/local/bin/warden", "run"]);
+    let grace = exec
+        .iter()
+        .position(|a| *a == "--grace-period")
+        .map(|i| humantime::parse_duration(exec[i + 1]).unwrap())
+        .unwrap_or(warden::agent::DEFAULT_GRACE);
     assert_eq!(get("ExecReload"), ["/bin/kill -HUP $MAINPID"]);
     assert_eq!(get("KillSignal"), ["SIGTERM"]);
     assert_eq!(get("Restart"), ["on-failure"]);
     let stop = humantime::parse_duration(get("TimeoutStopSec")[0]).unwrap();
-    assert!(stop >= std::time::Duration::from_secs(60), "{stop:?}");
+    assert!(
+        stop >= grace + Duration::from_secs(10),
+        "TimeoutStopSec {stop:?} leaves no margin over the drain of {grace:?}"
+    );
     for (key, value) in [
         ("DynamicUser", "yes"),
         ("NoNewPrivileges", "yes"),
