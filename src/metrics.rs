@@ -224,7 +224,16 @@ impl Metrics {
         TextEncoder::new()
             .encode(&self.registry.gather(), &mut buf)
             .expect("text encoding of gathered metrics cannot fail");
-        String::from_utf8(buf).expect("the text encoder writes UTF-8")
+        let text = String::from_utf8(buf).expect("the text encoder writes UTF-8");
+        // The interface names this gauge `warden_dataset_row_count`; a
+        // `_count` suffix is reserved for histograms and summaries, and
+        // `promtool check metrics` flags it on a gauge. Exposed untyped, it
+        // keeps its name and lints clean; PromQL treats it the same.
+        text.replacen(
+            "# TYPE warden_dataset_row_count gauge\n",
+            "# TYPE warden_dataset_row_count untyped\n",
+            1,
+        )
     }
 
     /// Records one completed run of a dataset's checks on `warehouse`.
@@ -456,5 +465,29 @@ impl Metrics {
 impl Default for Metrics {
     fn default() -> Self {
         Self::new()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_row_count_gauge_is_exposed_untyped() {
+        let m = Metrics::new();
+        m.dataset_row_count.with_label_values(&["orders"]).set(3.0);
+        m.dataset_freshness_lag_seconds
+            .with_label_values(&["orders"])
+            .set(60.0);
+        let text = m.render();
+        assert!(
+            text.contains("# TYPE warden_dataset_row_count untyped\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("warden_dataset_row_count{dataset=\"orders\"} 3\n"),
+            "{text}"
+        );
+        assert!(text.contains("# TYPE warden_dataset_freshness_lag_seconds gauge\n"));
     }
 }

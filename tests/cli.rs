@@ -1185,15 +1185,36 @@ fn baselines_come_from_the_registry_even_in_a_dry_run() {
 // ---- 7. the demo ----
 
 #[test]
-fn demo_builds_a_project_and_shows_its_problems() {
+fn demo_runs_the_agent_and_shows_its_problems() {
+    use std::io::{BufRead, BufReader};
     let cwd = tempfile::tempdir().expect("temp dir");
     let demo = cwd.path().join("warden-demo");
-    let run = warden_in(cwd.path(), &["demo", "--dir", demo.to_str().unwrap()]);
-    run.assert_code(0);
-
-    // Every row of the table, as (check, outcome).
-    let rows: Vec<(&str, &str)> = run
-        .stdout
+    let mut child = Command::new(env!("CARGO_BIN_EXE_warden"))
+        .args([
+            "demo",
+            "--dir",
+            demo.to_str().unwrap(),
+            "--listen",
+            "127.0.0.1:0",
+        ])
+        .current_dir(cwd.path())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("start warden demo");
+    // Everything it prints up to the line saying how to stop it.
+    let mut stdout = String::new();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    for line in lines.by_ref() {
+        let line = line.expect("demo output");
+        stdout.push_str(&line);
+        stdout.push('\n');
+        if line.contains("Ctrl-C to stop") {
+            break;
+        }
+    }
+    // Every row of the first round's table, as (check, outcome).
+    let rows: Vec<(&str, &str)> = stdout
         .lines()
         .skip_while(|l| !l.starts_with("CHECK"))
         .skip(1)
@@ -1203,7 +1224,7 @@ fn demo_builds_a_project_and_shows_its_problems() {
             (cells[0], cells[2])
         })
         .collect();
-    assert_eq!(rows.len(), 12, "{}", run.stdout);
+    assert_eq!(rows.len(), 12, "{stdout}");
     let failed: BTreeSet<&str> = rows
         .iter()
         .filter(|(_, outcome)| *outcome == "FAIL")
@@ -1216,25 +1237,79 @@ fn demo_builds_a_project_and_shows_its_problems() {
             "orders.null_rate_customer_id",
             "orders.unique_order_id",
         ]),
-        "{}",
-        run.stdout
+        "{stdout}"
     );
+    assert!(rows.iter().all(|(_, o)| *o != "ERROR"), "{stdout}");
     assert!(
-        rows.iter().all(|(_, outcome)| *outcome != "ERROR"),
-        "{}",
-        run.stdout
-    );
-    assert!(
-        run.stdout
-            .contains("12 checks: 8 passed, 1 warned, 3 failed, 0 errored"),
-        "{}",
-        run.stdout
+        rows.contains(&("orders.freshness_updated_at", "PASS")),
+        "{stdout}"
     );
 
-    // The demo lives where it was asked to, and the command it suggests works.
+    // It prints the URLs to open, and they answer while it runs.
+    let status_url = stdout
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("status page"))
+        .map(str::trim)
+        .expect("the status page URL")
+        .to_owned();
+    let base = status_url.trim_end_matches('/').to_owned();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let (page, metrics) = rt.block_on(async {
+        let page = reqwest::get(&status_url)
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        let metrics = reqwest::get(format!("{base}/metrics"))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        (page, metrics)
+    });
+    assert!(page.contains("freshness_event_time"), "{page}");
+    assert!(
+        metrics.contains(
+            "warden_check_outcome{check=\"events.freshness_event_time\",dataset=\"events\",outcome=\"fail\"} 1"
+        ),
+        "{metrics}"
+    );
+    assert!(metrics.contains("warden_dataset_freshness_lag_seconds{dataset=\"orders\"}"));
+
+    // The feed keeps `orders` fresh: new orders arrive while it runs.
+    let pool_rows = |rt: &tokio::runtime::Runtime| -> i64 {
+        rt.block_on(async {
+            let pool = warden::demo::open(&demo.join("warehouse.db"))
+                .await
+                .unwrap();
+            let n: i64 = sqlx::query_scalar("SELECT count(*) FROM orders")
+                .fetch_one(&pool)
+                .await
+                .unwrap();
+            pool.close().await;
+            n
+        })
+    };
+    let before = pool_rows(&rt);
+    std::thread::sleep(Duration::from_secs(6));
+    assert!(pool_rows(&rt) > before, "the demo feed adds orders");
+
+    // Ctrl-C (SIGINT) stops it cleanly.
+    let status = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let exit = child.wait().unwrap();
+    assert_eq!(exit.code(), Some(0));
+
+    // The demo lives where it was asked to, and `warden check` works on it.
     for file in [
         "warden.yaml",
         "checks/shop.yaml",
+        "alerts/routes.yaml",
         "warehouse.db",
         "warden.db",
     ] {

@@ -38,13 +38,10 @@ pub fn start(state: &AppState, tracker: &TaskTracker) -> mpsc::Sender<Finished> 
     let (tx, mut rx) = mpsc::channel::<Finished>(QUEUE_CAPACITY);
     let state = state.clone();
     let tasks = tracker.clone();
-    let depth = tx.clone();
     tracker.spawn(async move {
         let slots = Arc::new(Semaphore::new(CONCURRENCY));
         while let Some(finished) = rx.recv().await {
-            state
-                .metrics()
-                .set_queue_depth("evaluate", QUEUE_CAPACITY - depth.capacity());
+            state.metrics().set_queue_depth("evaluate", rx.len());
             let Ok(slot) = slots.clone().acquire_owned().await else {
                 break;
             };

@@ -10,7 +10,7 @@
 
 use std::time::Duration;
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, Timelike, Utc};
 use chrono_tz::Tz;
 
 use super::lanes::{Enqueued, Job};
@@ -23,22 +23,25 @@ const MAX_SLEEP: Duration = Duration::from_secs(30);
 /// Claims older than this are pruned.
 const CLAIM_RETENTION: chrono::Duration = chrono::Duration::days(30);
 
-/// The first tick of `schedule` strictly after `after`.
+/// The first tick of `schedule` strictly after `after`, on a whole second.
 pub fn next_tick(schedule: &Schedule, after: DateTime<Utc>, tz: Tz) -> Option<DateTime<Utc>> {
+    // croner keeps the fraction of a second it starts from; ticks have none.
+    let after = after.with_nanosecond(0)?;
     schedule
         .cron
         .find_next_occurrence(&after.with_timezone(&tz), false)
         .ok()
-        .map(|t| t.with_timezone(&Utc))
+        .and_then(|t| t.with_timezone(&Utc).with_nanosecond(0))
 }
 
-/// The latest tick of `schedule` at or before `at`.
+/// The latest tick of `schedule` at or before `at`, on a whole second.
 pub fn latest_tick(schedule: &Schedule, at: DateTime<Utc>, tz: Tz) -> Option<DateTime<Utc>> {
+    let at = at.with_nanosecond(0)?;
     schedule
         .cron
         .find_previous_occurrence(&at.with_timezone(&tz), true)
         .ok()
-        .map(|t| t.with_timezone(&Utc))
+        .and_then(|t| t.with_timezone(&Utc).with_nanosecond(0))
 }
 
 /// Runs until shutdown: sleeps until the next tick, enqueues the datasets
@@ -226,6 +229,20 @@ mod tests {
                 tz
             ),
             Some(utc("2026-11-20T11:15:00Z"))
+        );
+    }
+
+    #[test]
+    fn ticks_fall_on_whole_seconds() {
+        let s = schedule("* * * * *");
+        let after = utc("2026-11-20T10:00:30.653177Z");
+        assert_eq!(
+            next_tick(&s, after, chrono_tz::UTC),
+            Some(utc("2026-11-20T10:01:00Z"))
+        );
+        assert_eq!(
+            latest_tick(&s, after, chrono_tz::UTC),
+            Some(utc("2026-11-20T10:00:00Z"))
         );
     }
 

@@ -1,0 +1,770 @@
+//! The agent end to end: the real `warden run` binary on SQLite and on
+//! PostgreSQL waits for scheduled ticks and answers through its API and
+//! `/metrics`; SIGHUP reloads (and refuses a broken config); SIGTERM drains
+//! and exits 0. In-process cases cover the circuit breaker against a
+//! warehouse cut mid-run, missed ticks after downtime, and the HTTP app's
+//! answers (tokens, errors, the status page).
+
+mod common;
+#[path = "agent/harness.rs"]
+mod harness;
+#[path = "registry/support.rs"]
+#[allow(dead_code, unused_macros)]
+mod support;
+
+use std::net::SocketAddr;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::http::{Request, StatusCode, header};
+use chrono::{DateTime, Timelike, Utc};
+use common::{Backend, TestDb};
+use harness::{
+    AgentProcess, Project, Proxy, eventually, get_json, get_text, promtool_check_metrics, sample,
+};
+use serde_json::Value;
+use support::TestRegistry;
+use tower::ServiceExt;
+use warden::agent::{Agent, Options};
+use warden::domain::DatasetName;
+use warden::registry::Registry;
+
+/// Long enough for two minute ticks and the runs behind them.
+const TWO_TICKS: Duration = Duration::from_secs(150);
+
+fn warden_yaml(registry: &str, warehouses: &[(&str, &str)], extra_agent: &str) -> String {
+    let mut y = format!(
+        "agent:\n  listen: 127.0.0.1:9464\n  registry: {registry}\n  timezone: UTC\n  max_concurrent_checks: 4\n{extra_agent}warehouses:\n"
+    );
+    for (name, url) in warehouses {
+        y.push_str(&format!(
+            "  {name}:\n    url: {url}\n    max_connections: 2\n    query_timeout: 20s\n"
+        ));
+    }
+    y.push_str("checks: [checks/*.yaml]\n");
+    y
+}
+
+/// Two datasets on `warehouse`, checked every minute.
+fn shop_checks(warehouse: &str, schema: &str) -> String {
+    format!(
+        r#"datasets:
+  - name: orders
+    warehouse: {warehouse}
+    table: {schema}.orders
+    tier: 1
+    owner: revenue-team
+    schedule: "* * * * *"
+    checks:
+      - row_count: {{ min: 1 }}
+      - null_rate: {{ column: customer_id, max: 0 }}
+      - freshness: {{ column: updated_at, max_lag: 1h }}
+  - name: events
+    warehouse: {warehouse}
+    table: {schema}.events
+    tier: 2
+    schedule: "* * * * *"
+    checks:
+      - row_count: {{ min: 1 }}
+"#
+    )
+}
+
+async fn shop_tables(db: &TestDb) {
+    db.exec(
+        "CREATE TABLE {s}.orders (order_id INTEGER, customer_id INTEGER, updated_at {TIMESTAMPTZ});
+         INSERT INTO {s}.orders VALUES (1, 10, CURRENT_TIMESTAMP), (2, NULL, CURRENT_TIMESTAMP), (3, 12, CURRENT_TIMESTAMP);
+         CREATE TABLE {s}.events (id INTEGER);
+         INSERT INTO {s}.events VALUES (1), (2);",
+    )
+    .await;
+}
+
+fn parse_time(v: &Value) -> DateTime<Utc> {
+    DateTime::parse_from_rfc3339(v.as_str().expect("a timestamp"))
+        .expect("RFC 3339")
+        .with_timezone(&Utc)
+}
+
+/// Starts the binary on `project`, waits for two scheduled ticks, and reads
+/// them back through the API and `/metrics`. Returns the running agent.
+async fn two_ticks(project: &Project) -> AgentProcess {
+    let mut agent = AgentProcess::start(&project.config(), &[]);
+    agent.wait_ready(Duration::from_secs(30)).await;
+    let base = agent.base.clone();
+
+    let history = eventually(TWO_TICKS, "two scheduled runs of orders.row_count", || {
+        let url = format!("{base}/api/v1/checks/orders.row_count/history?limit=10");
+        async move {
+            let (status, body) = get_json(&url).await;
+            assert_eq!(status, 200, "{body}");
+            let results = body["results"].as_array().cloned().unwrap_or_default();
+            (results.len() >= 2).then_some(results)
+        }
+    })
+    .await;
+    // Newest first, one per tick, on whole minutes one minute apart.
+    let t0 = parse_time(&history[0]["scheduled_at"]);
+    let t1 = parse_time(&history[1]["scheduled_at"]);
+    assert_eq!((t0.second(), t0.nanosecond()), (0, 0), "{t0}");
+    assert_eq!(t0 - t1, chrono::Duration::minutes(1), "{t0} {t1}");
+    assert_eq!(history[0]["outcome"], "pass");
+    assert_eq!(history[0]["observed"], 3.0);
+
+    // The dataset view: the failing null_rate makes the dataset fail.
+    let (status, body) = get_json(&format!("{base}/api/v1/datasets")).await;
+    assert_eq!(status, 200);
+    let orders = body["datasets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["name"] == "orders")
+        .expect("orders listed")
+        .clone();
+    assert_eq!(orders["status"], "fail", "{orders}");
+    assert_eq!(orders["summary"]["fail"], 1, "{orders}");
+    assert_eq!(orders["summary"]["pass"], 2, "{orders}");
+    assert_eq!(orders["owner"], "revenue-team");
+    assert_eq!(orders["warehouse_up"], true);
+    assert!(orders["freshness_lag_seconds"].as_f64().unwrap() < 3600.0);
+
+    let (status, body) = get_json(&format!("{base}/api/v1/datasets/orders")).await;
+    assert_eq!(status, 200);
+    let checks = body["checks"].as_array().unwrap();
+    assert_eq!(checks.len(), 3);
+    let nulls = checks
+        .iter()
+        .find(|c| c["check"] == "orders.null_rate_customer_id")
+        .unwrap();
+    assert_eq!(nulls["last_result"]["outcome"], "fail");
+    assert!((nulls["last_result"]["observed"].as_f64().unwrap() - 1.0 / 3.0).abs() < 1e-9);
+
+    // /metrics agrees, and promtool has nothing to say about it.
+    let (status, metrics) = get_text(&format!("{base}/metrics")).await;
+    assert_eq!(status, 200);
+    let runs = sample(
+        &metrics,
+        r#"warden_check_runs_total{check="orders.row_count",dataset="orders",outcome="pass"}"#,
+    )
+    .expect("runs counted");
+    assert!(runs >= 2.0, "{metrics}");
+    assert_eq!(
+        sample(
+            &metrics,
+            r#"warden_check_outcome{check="orders.null_rate_customer_id",dataset="orders",outcome="fail"}"#
+        ),
+        Some(1.0)
+    );
+    assert_eq!(
+        sample(
+            &metrics,
+            r#"warden_check_outcome{check="orders.null_rate_customer_id",dataset="orders",outcome="pass"}"#
+        ),
+        Some(0.0)
+    );
+    assert_eq!(
+        sample(&metrics, r#"warden_dataset_row_count{dataset="orders"}"#),
+        Some(3.0)
+    );
+    assert_eq!(
+        sample(&metrics, r#"warden_warehouse_up{warehouse="main"}"#),
+        Some(1.0)
+    );
+    assert!(metrics.contains("warden_build_info{version="), "{metrics}");
+    let complaints = promtool_check_metrics(&metrics);
+    assert_eq!(complaints, "", "promtool check metrics complained");
+    agent
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_agent_runs_its_schedule_reloads_and_drains() {
+    let db = TestDb::new(Backend::Sqlite).await.expect("sqlite");
+    shop_tables(&db).await;
+    let project = Project::new();
+    let good = warden_yaml("sqlite://warden.db", &[("main", db.url())], "");
+    project.write("warden.yaml", &good);
+    project.write("checks/shop.yaml", &shop_checks("main", "main"));
+    let agent = two_ticks(&project).await;
+    let base = agent.base.clone();
+
+    // SIGHUP with a broken config: logged with file:line, the old one keeps running.
+    project.write(
+        "warden.yaml",
+        &good.replace("  timezone: UTC\n", "  timezone: UTC\n  listne: x\n"),
+    );
+    agent.signal("HUP");
+    let log = eventually(
+        Duration::from_secs(10),
+        "the reload error in the log",
+        || {
+            let log = agent.log();
+            async move {
+                log.contains("the new configuration is invalid")
+                    .then_some(log)
+            }
+        },
+    )
+    .await;
+    assert!(log.contains("warden.yaml:5:3"), "{log}");
+    assert!(log.contains("listne"), "{log}");
+    let (status, ready) = get_json(&format!("{base}/readyz")).await;
+    assert_eq!((status, ready["configuration"].as_u64()), (200, Some(1)));
+    let (_, body) = get_json(&format!("{base}/api/v1/datasets")).await;
+    assert_eq!(body["datasets"].as_array().unwrap().len(), 2);
+
+    // A valid new config takes effect without a restart, and the removed
+    // dataset's series leave /metrics.
+    project.write("warden.yaml", &good);
+    let only_orders = shop_checks("main", "main");
+    let only_orders = &only_orders[..only_orders.find("  - name: events").unwrap()];
+    project.write("checks/shop.yaml", only_orders);
+    agent.signal("HUP");
+    eventually(Duration::from_secs(10), "configuration #2", || {
+        let url = format!("{base}/readyz");
+        async move {
+            let (_, ready) = get_json(&url).await;
+            (ready["configuration"] == 2).then_some(())
+        }
+    })
+    .await;
+    let (_, body) = get_json(&format!("{base}/api/v1/datasets")).await;
+    let names: Vec<&str> = body["datasets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["orders"]);
+    let (_, metrics) = get_text(&format!("{base}/metrics")).await;
+    assert!(!metrics.contains("dataset=\"events\""), "{metrics}");
+    assert!(metrics.contains("dataset=\"orders\""));
+    let (status, _) = get_json(&format!("{base}/api/v1/datasets/events")).await;
+    assert_eq!(status, 404);
+
+    // SIGTERM: a clean exit 0.
+    let status = agent.terminate(Duration::from_secs(10)).await;
+    assert_eq!(status.code(), Some(0));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_agent_runs_its_schedule() {
+    let Some(db) = TestDb::new(Backend::Postgres).await else {
+        return;
+    };
+    let Some(registry) = TestRegistry::postgres().await else {
+        return;
+    };
+    shop_tables(&db).await;
+    let project = Project::new();
+    project.write(
+        "warden.yaml",
+        &warden_yaml(&registry.url, &[("main", db.url())], ""),
+    );
+    project.write("checks/shop.yaml", &shop_checks("main", &db.schema));
+    let agent = two_ticks(&project).await;
+    // The results are in the PostgreSQL registry.
+    let stored = registry
+        .latest_results(&DatasetName::parse("orders").unwrap())
+        .await
+        .unwrap();
+    assert_eq!(stored.len(), 3);
+    let status = agent.terminate(Duration::from_secs(10)).await;
+    assert_eq!(status.code(), Some(0));
+    db.cleanup().await;
+}
+
+/// PostgreSQL's address from `WARDEN_TEST_POSTGRES_URL` (host:port).
+fn postgres_addr(url: &str) -> SocketAddr {
+    let opts: sqlx::postgres::PgConnectOptions = url.parse().expect("postgres url");
+    let host = match opts.get_host() {
+        "localhost" => "127.0.0.1",
+        h => h,
+    };
+    format!("{host}:{}", opts.get_port())
+        .parse()
+        .expect("host:port")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_warehouse_cut_mid_run_opens_its_circuit_and_spares_the_others() {
+    let Some(pg) = TestDb::new(Backend::Postgres).await else {
+        return;
+    };
+    let admin_url = std::env::var("WARDEN_TEST_POSTGRES_URL").unwrap();
+    let proxy = Proxy::start(postgres_addr(&admin_url)).await;
+    let mut proxied: sqlx::postgres::PgConnectOptions = admin_url.parse().unwrap();
+    proxied = proxied.host("127.0.0.1").port(proxy.addr.port());
+    let proxied_url = format!(
+        "postgres://{}@127.0.0.1:{}/{}",
+        proxied.get_username(),
+        proxy.addr.port(),
+        proxied.get_database().unwrap_or("test")
+    );
+    pg.exec("CREATE TABLE {s}.ledger (id INTEGER); INSERT INTO {s}.ledger VALUES (1), (2);")
+        .await;
+    let local = TestDb::new(Backend::Sqlite).await.unwrap();
+    shop_tables(&local).await;
+
+    let project = Project::new();
+    project.write(
+        "warden.yaml",
+        &warden_yaml(
+            "sqlite://warden.db",
+            &[("pg", &proxied_url), ("local", local.url())],
+            "",
+        ),
+    );
+    project.write(
+        "checks/ledger.yaml",
+        &format!(
+            r#"datasets:
+  - name: ledger
+    warehouse: pg
+    table: {schema}.ledger
+    schedule: "* * * * *"
+    checks:
+      - row_count: {{ min: 1 }}
+      - sql:
+          name: slow_total
+          query: "SELECT count(*) FROM {{{{ table }}}}, pg_sleep(3)"
+          max: 100
+"#,
+            schema = pg.schema
+        ),
+    );
+    project.write("checks/shop.yaml", &shop_checks("local", "main"));
+
+    let options = Options {
+        run_on_start: true,
+        listen: Some("127.0.0.1:0".into()),
+        grace: Duration::from_secs(10),
+    };
+    let (agent, warnings) = Agent::start(&project.config(), options)
+        .await
+        .expect("start");
+    assert!(warnings.is_empty(), "{warnings:?}");
+    let state = agent.state().clone();
+    let registry = state.registry().clone();
+    let ledger = DatasetName::parse("ledger").unwrap();
+    let orders = DatasetName::parse("orders").unwrap();
+
+    // Cut the warehouse while the slow statement runs.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    proxy.stop();
+    let first = eventually(Duration::from_secs(30), "the cut run's results", || {
+        let registry = registry.clone();
+        let ledger = ledger.clone();
+        async move {
+            let r = registry.latest_results(&ledger).await.unwrap();
+            (r.len() == 2).then_some(r)
+        }
+    })
+    .await;
+    for s in &first {
+        assert_eq!(s.result.outcome.as_str(), "error", "{:?}", s.result);
+        assert!(
+            s.result.message.contains("unavailable"),
+            "{}",
+            s.result.message
+        );
+    }
+    let circuit = state.circuit("pg").expect("pg lane");
+    assert!(circuit.is_open(), "three failed attempts open the circuit");
+    let metrics = state.metrics().render();
+    assert_eq!(
+        sample(&metrics, r#"warden_warehouse_up{warehouse="pg"}"#),
+        Some(0.0)
+    );
+    assert_eq!(
+        sample(&metrics, r#"warden_warehouse_up{warehouse="local"}"#),
+        Some(1.0)
+    );
+    let first_tick = first[0].scheduled_at;
+
+    // The next tick: the other warehouse's checks run on schedule and pass;
+    // the cut one reports "unavailable" without being queried.
+    let accepted_before = proxy.accepted.load(Ordering::SeqCst);
+    let next = eventually(Duration::from_secs(75), "the next tick's results", || {
+        let registry = registry.clone();
+        let (ledger, orders) = (ledger.clone(), orders.clone());
+        async move {
+            let l = registry.latest_results(&ledger).await.unwrap();
+            let o = registry.latest_results(&orders).await.unwrap();
+            let later = |v: &Vec<warden::registry::StoredResult>| {
+                v.len() >= 2 && v.iter().all(|s| s.scheduled_at > first_tick)
+            };
+            (later(&l) && later(&o)).then_some((l, o))
+        }
+    })
+    .await;
+    assert_eq!(next.0[0].scheduled_at, next.1[0].scheduled_at, "same tick");
+    for s in &next.0 {
+        assert_eq!(s.result.outcome.as_str(), "error");
+        assert!(
+            s.result.message.contains("circuit open"),
+            "{}",
+            s.result.message
+        );
+    }
+    for s in &next.1 {
+        assert_ne!(s.result.outcome.as_str(), "error", "{:?}", s.result);
+    }
+    assert_eq!(
+        proxy.accepted.load(Ordering::SeqCst),
+        accepted_before,
+        "an open circuit does not query the warehouse (the proxy refuses, so no probe is accepted either)"
+    );
+
+    // The warehouse comes back: a probe closes the circuit.
+    proxy.resume();
+    eventually(Duration::from_secs(70), "the circuit to close", || {
+        let open = circuit.is_open();
+        async move { (!open).then_some(()) }
+    })
+    .await;
+    let metrics = state.metrics().render();
+    assert_eq!(
+        sample(&metrics, r#"warden_warehouse_up{warehouse="pg"}"#),
+        Some(1.0)
+    );
+    agent.shutdown().await;
+    pg.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn missed_ticks_after_downtime_run_once() {
+    let db = TestDb::new(Backend::Sqlite).await.unwrap();
+    shop_tables(&db).await;
+    let project = Project::new();
+    project.write(
+        "warden.yaml",
+        &warden_yaml("sqlite://warden.db", &[("main", db.url())], ""),
+    );
+    project.write(
+        "checks/shop.yaml",
+        &shop_checks("main", "main").replace("\"* * * * *\"", "\"*/5 * * * *\""),
+    );
+    // An earlier agent last ran `orders` 20 minutes ago: three ticks were missed.
+    let registry = Registry::open(&format!("sqlite://{}", project.path("warden.db").display()))
+        .await
+        .unwrap();
+    let orders = DatasetName::parse("orders").unwrap();
+    let now = Utc::now();
+    registry
+        .claim_scheduled_run(&orders, now - chrono::Duration::minutes(20), "old-agent")
+        .await
+        .unwrap();
+    let options = Options {
+        listen: Some("127.0.0.1:0".into()),
+        ..Options::default()
+    };
+    let (agent, _) = Agent::start(&project.config(), options).await.unwrap();
+    let results = eventually(Duration::from_secs(20), "the catch-up run", || {
+        let registry = registry.clone();
+        let orders = orders.clone();
+        async move {
+            let r = registry.latest_results(&orders).await.unwrap();
+            (r.len() == 3).then_some(r)
+        }
+    })
+    .await;
+    // One run, for the latest missed tick.
+    let tick = results[0].scheduled_at;
+    assert_eq!(tick.minute() % 5, 0);
+    assert_eq!(tick.second(), 0);
+    assert!(now - tick < chrono::Duration::minutes(5) + chrono::Duration::seconds(1));
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let id = warden::domain::CheckId::parse("orders.row_count").unwrap();
+    let history = registry.history(&id, 10).await.unwrap();
+    assert_eq!(history.len(), 1, "missed ticks run once, not once each");
+    // `events` never ran before: it waits for its schedule.
+    let events = registry
+        .latest_results(&DatasetName::parse("events").unwrap())
+        .await
+        .unwrap();
+    assert!(events.is_empty());
+    agent.shutdown().await;
+}
+
+/// An agent on a SQLite project with API tokens, for the HTTP app cases.
+async fn api_agent(tokens: &str) -> (Agent, Project, TestDb) {
+    let db = TestDb::new(Backend::Sqlite).await.unwrap();
+    shop_tables(&db).await;
+    let project = Project::new();
+    project.write(
+        "warden.yaml",
+        &warden_yaml("sqlite://warden.db", &[("main", db.url())], tokens),
+    );
+    project.write(
+        "checks/shop.yaml",
+        &shop_checks("main", "main").replace("revenue-team", "\"<b>revenue</b> & co\""),
+    );
+    let options = Options {
+        run_on_start: true,
+        listen: Some("127.0.0.1:0".into()),
+        ..Options::default()
+    };
+    let (agent, _) = Agent::start(&project.config(), options).await.unwrap();
+    let registry = agent.state().registry().clone();
+    eventually(Duration::from_secs(20), "the start-up run", || {
+        let registry = registry.clone();
+        async move {
+            let all = registry.latest_results_all().await.unwrap();
+            (all.len() == 4).then_some(())
+        }
+    })
+    .await;
+    (agent, project, db)
+}
+
+async fn call(agent: &Agent, req: Request<Body>) -> (StatusCode, axum::http::HeaderMap, String) {
+    let response = warden::http::router(agent.state().clone())
+        .oneshot(req)
+        .await
+        .unwrap();
+    let status = response.status();
+    let headers = response.headers().clone();
+    let body = axum::body::to_bytes(response.into_body(), 1 << 20)
+        .await
+        .unwrap();
+    (status, headers, String::from_utf8(body.to_vec()).unwrap())
+}
+
+fn get(path: &str, token: Option<&str>) -> Request<Body> {
+    let mut b = Request::get(path);
+    if let Some(t) = token {
+        b = b.header(header::AUTHORIZATION, format!("Bearer {t}"));
+    }
+    b.body(Body::empty()).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn api_tokens_guard_the_api_and_errors_are_json() {
+    let (agent, _project, _db) = api_agent("  api_tokens: [s3cret, second]\n").await;
+
+    let (status, headers, body) = call(&agent, get("/api/v1/datasets", None)).await;
+    assert_eq!(status, 401);
+    assert_eq!(headers[header::WWW_AUTHENTICATE], "Bearer realm=\"warden\"");
+    let body: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(body["error"], "unauthorized");
+    assert!(body["detail"].as_str().unwrap().contains("Bearer"));
+
+    let (status, _, body) = call(&agent, get("/api/v1/datasets", Some("wrong"))).await;
+    assert_eq!(status, 401, "{body}");
+    let (status, _, body) = call(&agent, get("/api/v1/datasets", Some("second"))).await;
+    assert_eq!(status, 200, "{body}");
+
+    // Health, metrics and the status page stay open.
+    for path in ["/healthz", "/readyz", "/metrics", "/"] {
+        let (status, _, body) = call(&agent, get(path, None)).await;
+        assert_eq!(status, 200, "{path}: {body}");
+    }
+
+    let cases = [
+        ("/api/v1/datasets/nope", 404, "no dataset `nope`"),
+        (
+            "/api/v1/checks/orders.nope/history",
+            404,
+            "no check `orders.nope`",
+        ),
+        (
+            "/api/v1/checks/orders.row_count/history?limit=0",
+            400,
+            "`limit`",
+        ),
+        (
+            "/api/v1/checks/orders.row_count/history?limit=5000",
+            400,
+            "`limit`",
+        ),
+        ("/nowhere", 404, "no route for /nowhere"),
+    ];
+    for (path, code, detail) in cases {
+        let (status, headers, body) = call(&agent, get(path, Some("s3cret"))).await;
+        assert_eq!(status.as_u16(), code, "{path}: {body}");
+        assert_eq!(headers[header::CONTENT_TYPE], "application/json", "{path}");
+        let body: Value = serde_json::from_str(&body).unwrap();
+        assert!(body["error"].is_string(), "{path}: {body}");
+        assert!(
+            body["detail"].as_str().unwrap().contains(detail),
+            "{path}: {body}"
+        );
+    }
+
+    let (status, _, body) = call(
+        &agent,
+        get(
+            "/api/v1/checks/orders.row_count/history?limit=1",
+            Some("s3cret"),
+        ),
+    )
+    .await;
+    assert_eq!(status, 200);
+    let body: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(body["results"].as_array().unwrap().len(), 1);
+    assert_eq!(body["results"][0]["observed"], 3.0);
+    agent.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_status_page_shows_each_dataset_and_check() {
+    let (agent, _project, _db) = api_agent("").await;
+    let (status, headers, html) = call(&agent, get("/", None)).await;
+    assert_eq!(status, 200);
+    assert!(
+        headers[header::CONTENT_TYPE]
+            .to_str()
+            .unwrap()
+            .starts_with("text/html")
+    );
+    assert!(
+        html.contains("<meta name=\"viewport\""),
+        "readable on a phone"
+    );
+    assert!(html.contains("http-equiv=\"refresh\""), "refreshes itself");
+    // Worst dataset first; each check with its outcome and observed value.
+    let orders = html.find("id=\"orders\"").expect("orders section");
+    let events = html.find("id=\"events\"").expect("events section");
+    assert!(orders < events, "the failing dataset comes first");
+    assert!(html.contains("null_rate_customer_id"));
+    assert!(html.contains("33.33%"), "observed null ratio");
+    assert!(html.contains("max 0.00%"), "its threshold");
+    assert!(html.contains("tier 1"));
+    assert!(html.contains("freshness lag"));
+    // What the config author wrote is escaped.
+    assert!(
+        html.contains("owner &lt;b&gt;revenue&lt;/b&gt; &amp; co"),
+        "{html}"
+    );
+    assert!(!html.contains("<b>revenue</b>"));
+    agent.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_warehouse_does_not_starve_the_others() {
+    let Some(pg) = TestDb::new(Backend::Postgres).await else {
+        return;
+    };
+    pg.exec("CREATE TABLE {s}.big (id INTEGER); INSERT INTO {s}.big VALUES (1);")
+        .await;
+    let local = TestDb::new(Backend::Sqlite).await.unwrap();
+    shop_tables(&local).await;
+    let project = Project::new();
+    // Two check slots in all, and a slow warehouse allowed four connections.
+    let yaml = warden_yaml(
+        "sqlite://warden.db",
+        &[("slow", pg.url()), ("local", local.url())],
+        "",
+    )
+    .replace("max_concurrent_checks: 4", "max_concurrent_checks: 2")
+    .replacen("max_connections: 2", "max_connections: 4", 1);
+    project.write("warden.yaml", &yaml);
+    let mut slow = String::from("datasets:\n");
+    for i in 0..3 {
+        slow.push_str(&format!(
+            "  - name: slow_{i}\n    warehouse: slow\n    table: {schema}.big\n    schedule: \"0 0 1 1 *\"\n    checks:\n      - sql: {{ name: crawl, query: \"SELECT count(*) FROM {{{{ table }}}}, pg_sleep(4)\", max: 10 }}\n",
+            schema = pg.schema
+        ));
+    }
+    // Loaded (and queued) before the local datasets.
+    project.write("checks/a_slow.yaml", &slow);
+    project.write(
+        "checks/shop.yaml",
+        &shop_checks("local", "main").replace("\"* * * * *\"", "\"0 0 1 1 *\""),
+    );
+    let started = std::time::Instant::now();
+    let options = Options {
+        run_on_start: true,
+        listen: Some("127.0.0.1:0".into()),
+        ..Options::default()
+    };
+    let (agent, _) = Agent::start(&project.config(), options).await.unwrap();
+    let registry = agent.state().registry().clone();
+    let orders = DatasetName::parse("orders").unwrap();
+    let events = DatasetName::parse("events").unwrap();
+    eventually(
+        Duration::from_secs(20),
+        "the local datasets' results",
+        || {
+            let registry = registry.clone();
+            let (orders, events) = (orders.clone(), events.clone());
+            async move {
+                let o = registry.latest_results(&orders).await.unwrap();
+                let e = registry.latest_results(&events).await.unwrap();
+                (o.len() == 3 && e.len() == 1).then_some(())
+            }
+        },
+    )
+    .await;
+    // The three slow runs take 4 s each on the one slot the slow warehouse
+    // may hold; the local ones finished while the first was still running.
+    let local_done = started.elapsed();
+    let slow_done = registry.latest_results_all().await.unwrap();
+    assert!(
+        slow_done
+            .iter()
+            .filter(|s| s.result.dataset.starts_with("slow_"))
+            .count()
+            <= 1,
+        "at most one slow run finished before the local ones ({local_done:?})"
+    );
+    assert!(local_done < Duration::from_secs(8), "{local_done:?}");
+    agent.shutdown().await;
+    pg.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_lets_runs_under_way_finish() {
+    let Some(pg) = TestDb::new(Backend::Postgres).await else {
+        return;
+    };
+    pg.exec("CREATE TABLE {s}.big (id INTEGER); INSERT INTO {s}.big VALUES (1);")
+        .await;
+    let project = Project::new();
+    project.write(
+        "warden.yaml",
+        &warden_yaml("sqlite://warden.db", &[("main", pg.url())], ""),
+    );
+    project.write(
+        "checks/slow.yaml",
+        &format!(
+            "datasets:\n  - name: slow\n    warehouse: main\n    table: {}.big\n    schedule: \"0 0 1 1 *\"\n    checks:\n      - sql: {{ name: crawl, query: \"SELECT count(*) FROM {{{{ table }}}}, pg_sleep(3)\", max: 10 }}\n",
+            pg.schema
+        ),
+    );
+    let options = Options {
+        run_on_start: true,
+        listen: Some("127.0.0.1:0".into()),
+        grace: Duration::from_secs(20),
+    };
+    let (agent, _) = Agent::start(&project.config(), options).await.unwrap();
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let started = std::time::Instant::now();
+    agent.shutdown().await;
+    let waited = started.elapsed();
+    assert!(
+        waited >= Duration::from_millis(1500),
+        "waited for the run: {waited:?}"
+    );
+    assert!(
+        waited < Duration::from_secs(15),
+        "and no longer: {waited:?}"
+    );
+    // The registry was closed with the agent; open it again to read.
+    let reopened = Registry::open(&format!("sqlite://{}", project.path("warden.db").display()))
+        .await
+        .unwrap();
+    let results = reopened
+        .latest_results(&DatasetName::parse("slow").unwrap())
+        .await
+        .unwrap();
+    assert_eq!(results.len(), 1);
+    assert_eq!(
+        results[0].result.outcome.as_str(),
+        "pass",
+        "{:?}",
+        results[0].result
+    );
+    pg.cleanup().await;
+}
