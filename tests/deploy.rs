@@ -24,7 +24,9 @@ const METRICS: &[(&str, &str)] = &[
     ("warden_check_observed_value", "gauge"),
     ("warden_check_runs_total", "counter"),
     ("warden_check_duration_seconds", "histogram"),
-    ("warden_dataset_row_count", "gauge"),
+    // A gauge, exposed untyped: `promtool check metrics` reserves the
+    // `_count` suffix for histograms and summaries.
+    ("warden_dataset_row_count", "untyped"),
     ("warden_dataset_freshness_lag_seconds", "gauge"),
     ("warden_column_null_ratio", "gauge"),
     ("warden_check_last_run_timestamp_seconds", "gauge"),
