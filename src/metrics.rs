@@ -462,6 +462,12 @@ impl Metrics {
     }
 }
 
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -483,11 +489,5 @@ mod tests {
             "{text}"
         );
         assert!(text.contains("# TYPE warden_dataset_freshness_lag_seconds gauge\n"));
-    }
-}
-
-impl Default for Metrics {
-    fn default() -> Self {
-        Self::new()
     }
 }

@@ -640,3 +640,131 @@ async fn the_status_page_shows_each_dataset_and_check() {
     assert!(!html.contains("<b>revenue</b>"));
     agent.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_warehouse_does_not_starve_the_others() {
+    let Some(pg) = TestDb::new(Backend::Postgres).await else {
+        return;
+    };
+    pg.exec("CREATE TABLE {s}.big (id INTEGER); INSERT INTO {s}.big VALUES (1);")
+        .await;
+    let local = TestDb::new(Backend::Sqlite).await.unwrap();
+    shop_tables(&local).await;
+    let project = Project::new();
+    // Two check slots in all, and a slow warehouse allowed four connections.
+    let yaml = warden_yaml(
+        "sqlite://warden.db",
+        &[("slow", pg.url()), ("local", local.url())],
+        "",
+    )
+    .replace("max_concurrent_checks: 4", "max_concurrent_checks: 2")
+    .replacen("max_connections: 2", "max_connections: 4", 1);
+    project.write("warden.yaml", &yaml);
+    let mut slow = String::from("datasets:\n");
+    for i in 0..3 {
+        slow.push_str(&format!(
+            "  - name: slow_{i}\n    warehouse: slow\n    table: {schema}.big\n    schedule: \"0 0 1 1 *\"\n    checks:\n      - sql: {{ name: crawl, query: \"SELECT count(*) FROM {{{{ table }}}}, pg_sleep(4)\", max: 10 }}\n",
+            schema = pg.schema
+        ));
+    }
+    // Loaded (and queued) before the local datasets.
+    project.write("checks/a_slow.yaml", &slow);
+    project.write(
+        "checks/shop.yaml",
+        &shop_checks("local", "main").replace("\"* * * * *\"", "\"0 0 1 1 *\""),
+    );
+    let started = std::time::Instant::now();
+    let options = Options {
+        run_on_start: true,
+        listen: Some("127.0.0.1:0".into()),
+        ..Options::default()
+    };
+    let (agent, _) = Agent::start(&project.config(), options).await.unwrap();
+    let registry = agent.state().registry().clone();
+    let orders = DatasetName::parse("orders").unwrap();
+    let events = DatasetName::parse("events").unwrap();
+    eventually(
+        Duration::from_secs(20),
+        "the local datasets' results",
+        || {
+            let registry = registry.clone();
+            let (orders, events) = (orders.clone(), events.clone());
+            async move {
+                let o = registry.latest_results(&orders).await.unwrap();
+                let e = registry.latest_results(&events).await.unwrap();
+                (o.len() == 3 && e.len() == 1).then_some(())
+            }
+        },
+    )
+    .await;
+    // The three slow runs take 4 s each on the one slot the slow warehouse
+    // may hold; the local ones finished while the first was still running.
+    let local_done = started.elapsed();
+    let slow_done = registry.latest_results_all().await.unwrap();
+    assert!(
+        slow_done
+            .iter()
+            .filter(|s| s.result.dataset.starts_with("slow_"))
+            .count()
+            <= 1,
+        "at most one slow run finished before the local ones ({local_done:?})"
+    );
+    assert!(local_done < Duration::from_secs(8), "{local_done:?}");
+    agent.shutdown().await;
+    pg.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_lets_runs_under_way_finish() {
+    let Some(pg) = TestDb::new(Backend::Postgres).await else {
+        return;
+    };
+    pg.exec("CREATE TABLE {s}.big (id INTEGER); INSERT INTO {s}.big VALUES (1);")
+        .await;
+    let project = Project::new();
+    project.write(
+        "warden.yaml",
+        &warden_yaml("sqlite://warden.db", &[("main", pg.url())], ""),
+    );
+    project.write(
+        "checks/slow.yaml",
+        &format!(
+            "datasets:\n  - name: slow\n    warehouse: main\n    table: {}.big\n    schedule: \"0 0 1 1 *\"\n    checks:\n      - sql: {{ name: crawl, query: \"SELECT count(*) FROM {{{{ table }}}}, pg_sleep(3)\", max: 10 }}\n",
+            pg.schema
+        ),
+    );
+    let options = Options {
+        run_on_start: true,
+        listen: Some("127.0.0.1:0".into()),
+        grace: Duration::from_secs(20),
+    };
+    let (agent, _) = Agent::start(&project.config(), options).await.unwrap();
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let started = std::time::Instant::now();
+    agent.shutdown().await;
+    let waited = started.elapsed();
+    assert!(
+        waited >= Duration::from_millis(1500),
+        "waited for the run: {waited:?}"
+    );
+    assert!(
+        waited < Duration::from_secs(15),
+        "and no longer: {waited:?}"
+    );
+    // The registry was closed with the agent; open it again to read.
+    let reopened = Registry::open(&format!("sqlite://{}", project.path("warden.db").display()))
+        .await
+        .unwrap();
+    let results = reopened
+        .latest_results(&DatasetName::parse("slow").unwrap())
+        .await
+        .unwrap();
+    assert_eq!(results.len(), 1);
+    assert_eq!(
+        results[0].result.outcome.as_str(),
+        "pass",
+        "{:?}",
+        results[0].result
+    );
+    pg.cleanup().await;
+}
