@@ -66,6 +66,7 @@ on_both_engines!(
     tier_3_alerts_arrive_as_one_email_digest,
     pending_notifications_are_delivered_after_a_restart,
     agents_flushing_together_notify_once,
+    alerts_of_checks_that_leave_the_configuration_resolve,
 );
 
 async fn pagerduty_trigger_and_resolve_share_one_dedup_key(db: &TestRegistry) {
@@ -910,6 +911,73 @@ async fn agents_flushing_together_notify_once(db: &TestRegistry) {
     assert_eq!(queued, 1);
     assert_eq!(outbox_len(&db.registry).await, 1);
     other.close().await;
+}
+
+async fn alerts_of_checks_that_leave_the_configuration_resolve(db: &TestRegistry) {
+    let slack = TestReceiver::ok(200).await;
+    let policy = POLICY.replace("consecutive_failures: 1", "consecutive_failures: 2");
+    let mut p = Project::new(db, &slack_route(&slack.url, &policy));
+    let orders = p.ds("orders");
+    let t = t0();
+    let firing = result(&orders, "row_count", None, Fail, Some(0.0), "0 rows");
+    let pending = result(
+        &orders,
+        "unique_order_id",
+        None,
+        Fail,
+        Some(1.0),
+        "1 duplicate",
+    );
+    p.alerts
+        .observe(&orders, &[firing.clone(), pending], t)
+        .await
+        .unwrap();
+    p.alerts
+        .observe(&orders, std::slice::from_ref(&firing), plus(t, 60))
+        .await
+        .unwrap();
+    assert_eq!(p.alerts.flush(plus(t, 90)).await.unwrap(), 1);
+    // A reload drops both checks.
+    let mut config = p.config.clone();
+    let ds = config
+        .datasets
+        .iter_mut()
+        .find(|d| d.name.as_str() == "orders")
+        .unwrap();
+    ds.checks
+        .retain(|c| c.name != "row_count" && c.name != "unique_order_id");
+    p.alerts.retain(&config, plus(t, 120)).await.unwrap();
+    let gone = p
+        .registry
+        .alert("orders.row_count", None)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        gone.state,
+        AlertState::Resolved,
+        "receivers hear it resolved"
+    );
+    assert!(
+        p.registry
+            .alert("orders.unique_order_id", None)
+            .await
+            .unwrap()
+            .is_none(),
+        "a pending alert nobody heard of is forgotten"
+    );
+    assert_eq!(p.alerts.flush(plus(t, 150)).await.unwrap(), 1);
+    p.start_dispatcher();
+    let got = slack.wait_for(2, WAIT).await;
+    assert!(
+        got[1].json()["text"]
+            .as_str()
+            .unwrap()
+            .contains("orders.row_count was removed from the configuration"),
+        "{}",
+        got[1].json()
+    );
+    p.stop().await;
 }
 
 // ----------------------------------------------------------- SQLite only
