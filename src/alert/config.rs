@@ -49,6 +49,7 @@ use super::receivers::{
 use super::silences::{Silence, SilenceSource};
 use crate::config::diagnostic::{Diagnostic, did_you_mean, one_of};
 use crate::config::parse::{ReadError, SourceFile};
+use crate::config::validate::Problems;
 use crate::config::validate::values::{parse_cron, parse_duration};
 use crate::config::{Schedule, SourcePos};
 
@@ -371,10 +372,7 @@ pub fn parse(
 fn from_source(src: &SourceFile, timezone: Tz) -> Result<Routes, Vec<Diagnostic>> {
     let raw: Option<RawRoutes> = src.parse().map_err(|d| vec![d])?;
     let raw = raw.unwrap_or_default();
-    let mut p = Problems {
-        src,
-        list: Vec::new(),
-    };
+    let mut p = Problems::new(src);
 
     let mut entries: Vec<_> = raw.receivers.iter().flatten().collect();
     entries.sort_by_key(|(name, _)| (name.referenced.line(), name.referenced.column()));
@@ -417,50 +415,18 @@ fn from_source(src: &SourceFile, timezone: Tz) -> Result<Routes, Vec<Diagnostic>
     })
 }
 
-/// Problems found so far.
-struct Problems<'a> {
-    src: &'a SourceFile,
-    list: Vec<Diagnostic>,
+/// The alert routes' own value readers on the shared problem collector.
+trait RouteValues {
+    fn duration(
+        &mut self,
+        value: &Option<Spanned<String>>,
+        key: &str,
+        default: Duration,
+        allow_zero: bool,
+    ) -> Option<Duration>;
 }
 
-impl Problems<'_> {
-    fn at<T>(&mut self, value: &Spanned<T>, message: impl Into<String>) {
-        self.list.push(self.src.diag(&value.referenced, message));
-    }
-
-    fn pos<T>(&self, value: &Spanned<T>) -> SourcePos {
-        self.src.pos_of(value)
-    }
-
-    /// `value`, or "`key` is required" at `whole`.
-    fn required<'v, T, W>(
-        &mut self,
-        value: &'v Option<Spanned<T>>,
-        key: &str,
-        whole: &Spanned<W>,
-    ) -> Option<&'v Spanned<T>> {
-        if value.is_none() {
-            self.at(whole, format!("`{key}` is required"));
-        }
-        value.as_ref()
-    }
-
-    /// `parse(value)`, or "`key`: why" at the value.
-    fn parse<R, T>(
-        &mut self,
-        value: &Spanned<R>,
-        key: &str,
-        parse: impl FnOnce(&R) -> Result<T, String>,
-    ) -> Option<T> {
-        match parse(&value.value) {
-            Ok(v) => Some(v),
-            Err(why) => {
-                self.at(value, format!("`{key}`: {why}"));
-                None
-            }
-        }
-    }
-
+impl RouteValues for Problems<'_> {
     /// A duration, `default` when absent, `None` when invalid.
     fn duration(
         &mut self,
@@ -549,7 +515,7 @@ fn receiver(
     }
     let kind = if let Some(pd) = &r.pagerduty {
         let routing_key = p
-            .required(&pd.value.routing_key, "pagerduty.routing_key", pd)
+            .required_in(&pd.value.routing_key, "pagerduty.routing_key", pd)
             .and_then(|k| p.parse(k, "routing_key", |s| not_empty(s)));
         let url = match &pd.value.url {
             Some(u) => p.parse(u, "url", |s| http_url(s)),
@@ -561,14 +527,14 @@ fn receiver(
         })
     } else if let Some(slack) = &r.slack {
         let url = p
-            .required(&slack.value.webhook_url, "slack.webhook_url", slack)
+            .required_in(&slack.value.webhook_url, "slack.webhook_url", slack)
             .and_then(|u| p.parse(u, "webhook_url", |s| http_url(s)));
         ReceiverKind::Slack(SlackConfig {
             webhook_url: Secret::new(url?),
         })
     } else if let Some(hook) = &r.webhook {
         let url = p
-            .required(&hook.value.url, "webhook.url", hook)
+            .required_in(&hook.value.url, "webhook.url", hook)
             .and_then(|u| p.parse(u, "url", |s| http_url(s)));
         let secret = hook
             .value
@@ -584,12 +550,12 @@ fn receiver(
     } else if let Some(email) = &r.email {
         let e = &email.value;
         let smtp = p
-            .required(&e.smtp, "email.smtp", email)
+            .required_in(&e.smtp, "email.smtp", email)
             .and_then(|u| p.parse(u, "smtp", |s| smtp_url(s)));
         let from = p
-            .required(&e.from, "email.from", email)
+            .required_in(&e.from, "email.from", email)
             .and_then(|f| p.parse(f, "from", |s| mailbox(s)));
-        let to = p.required(&e.to, "email.to", email).and_then(|to| {
+        let to = p.required_in(&e.to, "email.to", email).and_then(|to| {
             if to.value.is_empty() {
                 p.at(to, "`to` needs at least one address");
                 return None;
@@ -608,7 +574,7 @@ fn receiver(
         })
     } else if let Some(am) = &r.alertmanager {
         let url = p
-            .required(&am.value.url, "alertmanager.url", am)
+            .required_in(&am.value.url, "alertmanager.url", am)
             .and_then(|u| p.parse(u, "url", |s| http_url(s)));
         let resend = p.duration(
             &am.value.resend_interval,
@@ -686,7 +652,7 @@ fn route(raw: &Spanned<RawRoute>, declared: &[String], p: &mut Problems<'_>) -> 
     let before = p.list.len();
     let r = &raw.value;
     let matcher = matcher(&r.matcher, p);
-    let receivers = p.required(&r.receivers, "receivers", raw).map(|list| {
+    let receivers = p.required_in(&r.receivers, "receivers", raw).map(|list| {
         let mut names = Vec::new();
         for name in &list.value {
             let n = name.value.trim();
@@ -803,7 +769,7 @@ fn silence(index: usize, raw: &Spanned<RawSilence>, p: &mut Problems<'_>) -> Opt
         Some(s) => p.parse(s, "starts", |s| timestamp(s)),
     };
     let ends = p
-        .required(&r.ends, "ends", raw)
+        .required_in(&r.ends, "ends", raw)
         .and_then(|e| p.parse(e, "ends", |s| timestamp(s)));
     if let (Some(s), Some(e), Some(ends_at)) = (starts, ends, &r.ends)
         && e <= s
