@@ -2,9 +2,11 @@
 //!
 //! Checks declared in YAML ([`config`]) are compiled by the [`check`] planner
 //! into as few statements as possible, run against a [`warehouse`], evaluated,
-//! and recorded in the [`registry`].
+//! and recorded in the [`registry`]; failing checks become alerts
+//! ([`alert`]) delivered through a durable outbox.
 
 pub mod agent;
+pub mod alert;
 pub mod check;
 pub mod config;
 pub mod demo;

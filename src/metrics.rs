@@ -46,6 +46,8 @@ pub struct Metrics {
     /// Label sets written per dataset, so that removed datasets and checks
     /// can have their series deleted.
     series: Mutex<HashMap<String, DatasetSeries>>,
+    /// Size of the last rendering, to allocate the next one at once.
+    last_size: std::sync::atomic::AtomicUsize,
 }
 
 /// The label values a dataset's series were written with.
@@ -63,7 +65,7 @@ impl Metrics {
         let check_outcome = IntGaugeVec::new(
             Opts::new(
                 "warden_check_outcome",
-                "1 for the check's current outcome, 0 for the others.",
+                "The check's current outcome (one series per check, at 1).",
             ),
             &["dataset", "check", "outcome"],
         )
@@ -215,25 +217,39 @@ impl Metrics {
             warehouse_up,
             build_info,
             series: Mutex::new(HashMap::new()),
+            last_size: std::sync::atomic::AtomicUsize::new(0),
         }
     }
 
     /// The Prometheus text exposition of every metric.
     pub fn render(&self) -> String {
-        let mut buf = Vec::with_capacity(16 * 1024);
-        TextEncoder::new()
-            .encode(&self.registry.gather(), &mut buf)
-            .expect("text encoding of gathered metrics cannot fail");
-        let text = String::from_utf8(buf).expect("the text encoder writes UTF-8");
-        // The interface names this gauge `warden_dataset_row_count`; a
-        // `_count` suffix is reserved for histograms and summaries, and
-        // `promtool check metrics` flags it on a gauge. Exposed untyped, it
-        // keeps its name and lints clean; PromQL treats it the same.
-        text.replacen(
-            "# TYPE warden_dataset_row_count gauge\n",
-            "# TYPE warden_dataset_row_count untyped\n",
-            1,
-        )
+        let families = self.registry.gather();
+        let hint = self.last_size.load(std::sync::atomic::Ordering::Relaxed);
+        let mut buf = Vec::with_capacity(hint.max(16 * 1024));
+        let encoder = TextEncoder::new();
+        for family in &families {
+            let start = buf.len();
+            encoder
+                .encode(std::slice::from_ref(family), &mut buf)
+                .expect("text encoding of gathered metrics cannot fail");
+            // The interface names this gauge `warden_dataset_row_count`; a
+            // `_count` suffix is reserved for histograms and summaries, and
+            // `promtool check metrics` flags it on a gauge. Exposed untyped,
+            // it keeps its name and lints clean; PromQL treats it the same.
+            // (The text encoder cannot write untyped families itself.)
+            if family.name() == "warden_dataset_row_count" {
+                let encoded = String::from_utf8_lossy(&buf[start..]).replacen(
+                    "# TYPE warden_dataset_row_count gauge\n",
+                    "# TYPE warden_dataset_row_count untyped\n",
+                    1,
+                );
+                buf.truncate(start);
+                buf.extend_from_slice(encoded.as_bytes());
+            }
+        }
+        self.last_size
+            .store(buf.len(), std::sync::atomic::Ordering::Relaxed);
+        String::from_utf8(buf).expect("the text encoder writes UTF-8")
     }
 
     /// Records one completed run of a dataset's checks on `warehouse`.
@@ -254,11 +270,7 @@ impl Metrics {
             let check = r.check.as_str();
             let entry = series.entry(r.dataset.clone()).or_default();
             entry.checks.insert(r.check.clone());
-            for o in Outcome::ALL {
-                self.check_outcome
-                    .with_label_values(&[ds, check, o.as_str()])
-                    .set(i64::from(o == r.outcome));
-            }
+            self.set_outcome(ds, check, r.outcome);
             self.check_runs_total
                 .with_label_values(&[ds, check, r.outcome.as_str()])
                 .inc();
@@ -285,11 +297,7 @@ impl Metrics {
             let check = r.check.as_str();
             let entry = series.entry(r.dataset.clone()).or_default();
             entry.checks.insert(r.check.clone());
-            for o in Outcome::ALL {
-                self.check_outcome
-                    .with_label_values(&[ds, check, o.as_str()])
-                    .set(i64::from(o == r.outcome));
-            }
+            self.set_outcome(ds, check, r.outcome);
             self.check_last_run_timestamp_seconds
                 .with_label_values(&[ds, check])
                 .set(at.timestamp_millis() as f64 / 1000.0);
@@ -299,6 +307,21 @@ impl Metrics {
             let Some(v) = r.observed else { continue };
             self.record_dataset_gauges(entry, r, v);
         }
+    }
+
+    /// One series per check: the current outcome at 1. The others are
+    /// removed rather than kept at 0, which would multiply the series by four.
+    fn set_outcome(&self, dataset: &str, check: &str, outcome: Outcome) {
+        for o in Outcome::ALL {
+            if o != outcome {
+                let _ = self
+                    .check_outcome
+                    .remove_label_values(&[dataset, check, o.as_str()]);
+            }
+        }
+        self.check_outcome
+            .with_label_values(&[dataset, check, outcome.as_str()])
+            .set(1);
     }
 
     fn record_dataset_gauges(&self, entry: &mut DatasetSeries, r: &CheckResult, v: f64) {

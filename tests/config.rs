@@ -265,9 +265,21 @@ fn a_missing_config_file_is_an_io_error() {
     );
 }
 
+/// The variables the example configuration and its routes file need.
+const EXAMPLE_VARS: [(&str, &str); 5] = [
+    ("WAREHOUSE_URL", "postgres://warden@db.example/analytics"),
+    ("PD_KEY", "pd-routing-key"),
+    (
+        "SLACK_WEBHOOK_URL",
+        "https://hooks.slack.com/services/T0/B0/x",
+    ),
+    ("SMTP_URL", "smtp://mail.example:587?tls=required"),
+    ("HOOK_SECRET", "hook-secret"),
+];
+
 #[test]
 fn the_example_config_is_valid() {
-    let vars = env(&[("WAREHOUSE_URL", "postgres://warden@db.example/analytics")]);
+    let vars = env(&EXAMPLE_VARS);
     assert_eq!(
         lines(&validate_all(Path::new("warden.yaml"), &vars)),
         Vec::<String>::new()
@@ -276,10 +288,9 @@ fn the_example_config_is_valid() {
 
 #[test]
 fn the_example_config_loads_into_typed_values() {
-    let vars = env(&[
-        ("WAREHOUSE_URL", "postgres://warden@db.example/analytics"),
-        ("WARDEN_API_TOKEN", "s3cret"),
-    ]);
+    let mut vars = EXAMPLE_VARS.to_vec();
+    vars.push(("WARDEN_API_TOKEN", "s3cret"));
+    let vars = env(&vars);
     let loaded = load_with_env(Path::new("warden.yaml"), &vars).unwrap();
     assert!(loaded.diagnostics.is_empty(), "{:?}", loaded.diagnostics);
     let config = loaded.config;
@@ -294,6 +305,8 @@ fn the_example_config_loads_into_typed_values() {
     assert_eq!(config.agent.max_concurrent_checks, 8);
     assert_eq!(config.agent.api_tokens, ["s3cret"]);
     assert_eq!(config.alerts, Some(cwd().join("alerts/routes.yaml")));
+    assert_eq!(config.routes.receivers.len(), 6);
+    assert_eq!(config.routes.routes.len(), 3);
 
     let main = &config.warehouses["main"];
     assert_eq!(main.url, "postgres://warden@db.example/analytics");

@@ -1,5 +1,6 @@
 //! The last stage of a run: baselines from the registry, evaluation, and the
-//! results written in one transaction, then exported as metrics.
+//! results written in one transaction, then exported as metrics and handed
+//! to the alert manager.
 //!
 //! A registry that cannot take the results is retried with backoff for a
 //! while; the results stay in memory meanwhile and are still exported, so a
@@ -73,6 +74,9 @@ async fn evaluate(state: &AppState, finished: Finished) {
     );
     for r in &results {
         log_result(r);
+    }
+    if let Err(e) = state.alerts().observe(ds, &results, now).await {
+        tracing::warn!(dataset = %ds.name, error = %e, "alert state could not be updated; the next run updates it");
     }
     busy.lock()
         .unwrap_or_else(|e| e.into_inner())

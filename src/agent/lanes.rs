@@ -317,6 +317,7 @@ impl Execution {
                 if let Change::Closed = self.circuit.success() {
                     self.state.metrics().set_warehouse_up(&ds.warehouse, true);
                     tracing::info!("warehouse reachable again; circuit closed");
+                    alert_warehouse(&self.state, &ds.warehouse, None).await;
                 }
                 return pending;
             };
@@ -325,6 +326,7 @@ impl Execution {
             {
                 self.state.metrics().set_warehouse_up(&ds.warehouse, false);
                 tracing::error!(reason = %reason, "warehouse unreachable; circuit opened");
+                alert_warehouse(&self.state, &ds.warehouse, Some(reason)).await;
                 spawn_probe(
                     &self.state,
                     &job.runner,
@@ -378,6 +380,26 @@ fn spawn_probe(
     }
 }
 
+/// Raises (`down` gives the reason) or resolves the alert of `warehouse`
+/// as its circuit opens or closes. While it fires, the error alerts of that
+/// warehouse's checks are held back.
+async fn alert_warehouse(state: &AppState, warehouse: &str, down: Option<&str>) {
+    let config = state.config();
+    let now = Utc::now();
+    let result = match down {
+        Some(reason) => {
+            state
+                .alerts()
+                .warehouse_down(&config, warehouse, reason, now)
+                .await
+        }
+        None => state.alerts().warehouse_up(&config, warehouse, now).await,
+    };
+    if let Err(e) = result {
+        tracing::warn!(warehouse, error = %e, "the warehouse's alert could not be updated");
+    }
+}
+
 /// Pings the warehouse of an open circuit with growing pauses until it
 /// answers, then closes the circuit.
 async fn probe_until_closed(
@@ -401,6 +423,7 @@ async fn probe_until_closed(
                 if let Change::Closed = circuit.success() {
                     state.metrics().set_warehouse_up(&warehouse, true);
                     tracing::info!(warehouse = %warehouse, "probe succeeded; circuit closed");
+                    alert_warehouse(&state, &warehouse, None).await;
                 }
             }
             Err(e) => {

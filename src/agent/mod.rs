@@ -8,7 +8,9 @@
 //! - [`scheduler`] turns cron schedules into runs (`scheduler.rs`);
 //! - [`lanes`] holds a queue, a worker and a [`circuit::Circuit`] per
 //!   warehouse; the executor retries transient errors;
-//! - [`evaluator`] evaluates, records and exports;
+//! - [`evaluator`] evaluates, records, exports and hands the results to
+//!   the alert manager ([`crate::alert`]), whose timer and outbox workers
+//!   run beside the stages;
 //! - [`state`] is what all of them and the HTTP handlers share.
 //!
 //! [`Agent::start`] opens the registry, binds the HTTP listener and starts
@@ -151,6 +153,13 @@ impl Agent {
             loaded_at: Utc::now(),
         });
         restore_metrics(&state).await;
+        // Alerts: the flush timer and the outbox's delivery workers. Both
+        // stop on the shutdown token; notifications still pending stay in
+        // the registry for the next start.
+        let alerts = state.alerts().clone();
+        let dispatcher = alerts.dispatcher();
+        runs.spawn(alerts.run(state.shutdown().clone()));
+        runs.spawn(dispatcher.run(state.shutdown().clone()));
         // Gates a killed agent left undecided are denied before anything new
         // is admitted, so no partition stays `validating`.
         if let Err(e) = state.gates().recover_on_startup(&config).await {
@@ -241,6 +250,10 @@ impl Agent {
         );
         self.state.metrics().retain(&config);
         self.state.metrics().retain_warehouses(&config);
+        self.state.alerts().set_routes(config.routes.clone());
+        if let Err(e) = self.state.alerts().retain(&config, Utc::now()).await {
+            tracing::warn!(error = %e, "could not resolve the alerts of checks that left the configuration");
+        }
         let number = old.number + 1;
         self.state.install(Generation {
             number,

@@ -1,9 +1,10 @@
 //! What the agent's tasks and HTTP handlers share: the current configuration
-//! generation, the registry, the metrics, and the shutdown signal.
+//! generation, the registry, the metrics, the alert manager, and the
+//! shutdown signal.
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, RwLock, Weak};
 
 use chrono::{DateTime, Utc};
 use tokio::sync::{Semaphore, watch};
@@ -11,9 +12,10 @@ use tokio_util::sync::CancellationToken;
 
 use super::circuit::Circuit;
 use super::lanes::Lane;
+use crate::alert::AlertManager;
 use crate::check::Runner;
 use crate::config::Config;
-use crate::gate::{GateOptions, GateService};
+use crate::gate::{GateOptions, GateService, LogQuarantine, Quarantine, QuarantineHook, Release};
 use crate::metrics::Metrics;
 use crate::registry::Registry;
 
@@ -49,6 +51,8 @@ pub(crate) struct Shared {
     public_url: String,
     /// The publication gate and the partition registry.
     gates: GateService,
+    /// Alert state and the notification outbox.
+    alerts: AlertManager,
 }
 
 impl AppState {
@@ -70,7 +74,13 @@ impl AppState {
                 ..GateOptions::default()
             },
         );
-        Self(Arc::new(Shared {
+        let alerts = AlertManager::new(
+            generation.config.routes.clone(),
+            registry.clone(),
+            metrics.clone(),
+            Some(public_url.clone()),
+        );
+        let state = Self(Arc::new(Shared {
             generation: RwLock::new(Arc::new(generation)),
             generations,
             registry,
@@ -90,7 +100,15 @@ impl AppState {
             started_at: Utc::now(),
             public_url,
             gates,
-        }))
+            alerts,
+        }));
+        // Quarantines raise an alert to the dataset's owner; a partition that
+        // passes resolves it. Weak: the hook lives inside the state.
+        state
+            .0
+            .gates
+            .set_quarantine_hook(Arc::new(AlertOnQuarantine(Arc::downgrade(&state.0))));
+        state
     }
 
     /// The configuration generation in effect now.
@@ -169,12 +187,60 @@ impl AppState {
         &self.0.public_url
     }
 
+    /// The alert manager: alert state, silences and the outbox.
+    pub fn alerts(&self) -> &AlertManager {
+        &self.0.alerts
+    }
+
     /// The circuit of `warehouse` in the current generation.
     pub fn circuit(&self, warehouse: &str) -> Option<Arc<Circuit>> {
         self.generation()
             .lanes
             .get(warehouse)
             .map(|l| l.circuit.clone())
+    }
+}
+
+/// Tells the alert manager of the gate's quarantines and releases, on a
+/// task of its own (the gate does not wait for alerting).
+struct AlertOnQuarantine(Weak<Shared>);
+
+impl QuarantineHook for AlertOnQuarantine {
+    fn on_quarantine(&self, q: &Quarantine) {
+        LogQuarantine.on_quarantine(q);
+        let Some(state) = self.0.upgrade().map(AppState) else {
+            return;
+        };
+        let q = q.clone();
+        tokio::spawn(async move {
+            let config = state.config();
+            let Some(ds) = config.dataset(&q.dataset) else {
+                return;
+            };
+            if let Err(e) = state
+                .alerts()
+                .quarantined(ds, &q.partition, &q.gate_id, &q.reasons, Utc::now())
+                .await
+            {
+                tracing::warn!(dataset = %q.dataset, partition = %q.partition, error = %e, "could not raise the quarantine alert");
+            }
+        });
+    }
+
+    fn on_release(&self, r: &Release) {
+        let Some(state) = self.0.upgrade().map(AppState) else {
+            return;
+        };
+        let r = r.clone();
+        tokio::spawn(async move {
+            let config = state.config();
+            let Some(ds) = config.dataset(&r.dataset) else {
+                return;
+            };
+            if let Err(e) = state.alerts().released(ds, &r.partition, Utc::now()).await {
+                tracing::warn!(dataset = %r.dataset, partition = %r.partition, error = %e, "could not resolve the quarantine alert");
+            }
+        });
     }
 }
 

@@ -1,16 +1,16 @@
 //! Configuration: `warden.yaml`, check files and alert routes, loaded in two
 //! stages (raw serde structs with spans, then validated typed values).
 //!
-//! Problems in `warden.yaml` are fatal. A check file's problems are reported
+//! Problems in `warden.yaml` and in the alert routes file are fatal. A check file's problems are reported
 //! and its broken datasets skipped; its other datasets and the other files
 //! still load, so one bad edit cannot stop every check.
 
-mod diagnostic;
+pub(crate) mod diagnostic;
 mod env;
 mod model;
-mod parse;
+pub(crate) mod parse;
 mod raw;
-mod validate;
+pub(crate) mod validate;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -146,6 +146,21 @@ fn run(path: &Path, env: EnvLookup<'_>) -> Result<Outcome, ConfigError> {
     let base_dir = absolute_dir(shown_dir);
     let (parts, mut main) = validate::main_config(&raw, &src, &base_dir);
     sort(&mut main);
+    // The routes file is part of the agent's configuration: its problems
+    // are fatal like those of `warden.yaml`.
+    let routes = match (&parts.alerts, &raw.alerts) {
+        (Some(_), Some(shown)) => {
+            let shown = shown_dir.join(shown.value.trim());
+            match crate::alert::config::load(&shown, env, parts.agent.timezone) {
+                Ok(routes) => routes,
+                Err(diags) => {
+                    main.extend(diags);
+                    crate::alert::Routes::empty(parts.agent.timezone)
+                }
+            }
+        }
+        _ => crate::alert::Routes::empty(parts.agent.timezone),
+    };
 
     let (files, mut file_diags) = check_files(&parts, shown_dir);
     let mut datasets = Vec::new();
@@ -170,6 +185,7 @@ fn run(path: &Path, env: EnvLookup<'_>) -> Result<Outcome, ConfigError> {
         warehouses,
         datasets,
         alerts,
+        routes: std::sync::Arc::new(routes),
     };
     Ok(Outcome {
         config: Some(config),

@@ -37,6 +37,9 @@ pub struct Config {
     pub datasets: Vec<Dataset>,
     /// Path of the alert routes file, resolved against `base_dir`.
     pub alerts: Option<PathBuf>,
+    /// The alert routes read from that file; empty (no receivers, nothing
+    /// sent) when the configuration names none.
+    pub routes: std::sync::Arc<crate::alert::Routes>,
 }
 
 impl Config {

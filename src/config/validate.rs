@@ -3,7 +3,7 @@
 //! problem is collected, not only the first, so a user fixes a file in one go.
 
 mod checks;
-mod values;
+pub(crate) mod values;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -31,26 +31,45 @@ pub const DEFAULT_MAX_CONNECTIONS: u32 = 4;
 pub const DEFAULT_QUERY_TIMEOUT: Duration = Duration::from_secs(60);
 pub const DEFAULT_TIER: u8 = 2;
 
-/// Problems found so far in one file.
-struct Problems<'a> {
-    src: &'a SourceFile,
-    list: Vec<Diagnostic>,
+/// Problems found so far in one file (`warden.yaml`, a check file, the
+/// alert routes).
+pub(crate) struct Problems<'a> {
+    pub(crate) src: &'a SourceFile,
+    pub(crate) list: Vec<Diagnostic>,
 }
 
 impl<'a> Problems<'a> {
-    fn new(src: &'a SourceFile) -> Self {
+    pub(crate) fn new(src: &'a SourceFile) -> Self {
         Self {
             src,
             list: Vec::new(),
         }
     }
 
-    fn at<T>(&mut self, value: &Spanned<T>, message: impl Into<String>) {
+    pub(crate) fn at<T>(&mut self, value: &Spanned<T>, message: impl Into<String>) {
         self.list.push(self.src.diag(&value.referenced, message));
     }
 
-    fn at_pos(&mut self, pos: &SourcePos, message: impl Into<String>) {
+    pub(crate) fn at_pos(&mut self, pos: &SourcePos, message: impl Into<String>) {
         self.list.push(Diagnostic::at(pos, message));
+    }
+
+    /// Where `value` was written.
+    pub(crate) fn pos<T>(&self, value: &Spanned<T>) -> SourcePos {
+        self.src.pos_of(value)
+    }
+
+    /// `value`, or a "`key` is required" problem at the mapping `whole`.
+    pub(crate) fn required_in<'v, T, W>(
+        &mut self,
+        value: &'v Option<Spanned<T>>,
+        key: &str,
+        whole: &Spanned<W>,
+    ) -> Option<&'v Spanned<T>> {
+        if value.is_none() {
+            self.at(whole, format!("`{key}` is required"));
+        }
+        value.as_ref()
     }
 
     /// `value`, or a "`key` is required" problem at `pos`.
@@ -67,7 +86,7 @@ impl<'a> Problems<'a> {
     }
 
     /// `parse(value)`, or a "`key`: why" problem at the value.
-    fn parse<R, T>(
+    pub(crate) fn parse<R, T>(
         &mut self,
         value: &Spanned<R>,
         key: &str,

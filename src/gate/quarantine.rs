@@ -1,7 +1,8 @@
 //! What happens when a gate quarantines a partition: the dataset's owner
-//! should hear of it. The alerting component plugs in through
-//! [`QuarantineHook`]; until it does, [`LogQuarantine`] writes a warning
-//! (and the denial is counted in `warden_gate_decisions_total`).
+//! should hear of it, and hear again when the partition passes after all.
+//! The agent plugs alerting in through [`QuarantineHook`]; on its own the
+//! service uses [`LogQuarantine`], a warning in the log (the denial is
+//! counted in `warden_gate_decisions_total` either way).
 
 use serde::Serialize;
 
@@ -25,10 +26,26 @@ pub struct Quarantine {
     pub runbook: Option<String>,
 }
 
-/// Told about every quarantine, once, after it is recorded. Called on the
-/// gate's task: slow work (sending anything) belongs on a task of its own.
+/// A partition that passed: a gate allowed it, or a person overrode its
+/// quarantine. It may or may not have been quarantined before.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Release {
+    pub dataset: String,
+    pub partition: String,
+    /// The gate that allowed it, or that the override applies to.
+    pub gate_id: Option<String>,
+    /// `gate`, or who overrode the quarantine.
+    pub by: String,
+}
+
+/// Told about every quarantine, once, after it is recorded, and about every
+/// partition that passes. Called on the gate's task: slow work (sending
+/// anything) belongs on a task of its own.
 pub trait QuarantineHook: Send + Sync {
     fn on_quarantine(&self, quarantine: &Quarantine);
+
+    /// A partition passed; a quarantine alert of it can resolve.
+    fn on_release(&self, _release: &Release) {}
 }
 
 /// The hook until alerting is wired in: a warning in the log.

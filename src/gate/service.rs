@@ -13,7 +13,7 @@ use tokio::task::AbortHandle;
 use tracing::Instrument;
 
 use super::decision::{Verdict, judge};
-use super::quarantine::{LogQuarantine, Quarantine, QuarantineHook};
+use super::quarantine::{LogQuarantine, Quarantine, QuarantineHook, Release};
 use super::request::{
     GateRequest, MAX_REQUEST_KEY, ValidRequest, find_dataset, parse_partition, validate_token,
 };
@@ -403,6 +403,12 @@ impl GateService {
             gate_id = gate.as_ref().map_or("-", |g| g.gate_id.as_str()),
             "a quarantine was overridden"
         );
+        self.tell_release(Release {
+            dataset: ds.name.to_string(),
+            partition: partition.clone(),
+            gate_id: gate.map(|g| g.gate_id),
+            by: by.to_owned(),
+        });
         self.partition(config, dataset, &partition).await
     }
 
@@ -732,6 +738,14 @@ impl GateService {
                     "the gate decided"
                 );
                 self.tell_quarantine(config, &decided);
+                if decided.partition_state == Some(PartitionState::Passed) {
+                    self.tell_release(Release {
+                        dataset: record.dataset.clone(),
+                        partition: record.partition.clone(),
+                        gate_id: Some(record.gate_id.clone()),
+                        by: crate::registry::GATE_ACTOR.to_owned(),
+                    });
+                }
                 self.finish_live(&record.gate_id, Gate::from(decided.gate));
             }
             Err(e) => {
@@ -794,6 +808,18 @@ impl GateService {
         });
     }
 
+    fn hook(&self) -> Arc<dyn QuarantineHook> {
+        self.inner
+            .hook
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    fn tell_release(&self, release: Release) {
+        self.hook().on_release(&release);
+    }
+
     fn tell_quarantine(&self, config: &Config, decided: &Decided) {
         if decided.partition_state != Some(PartitionState::Quarantined) {
             return;
@@ -811,13 +837,7 @@ impl GateService {
             tier: ds.map(|d| d.tier),
             runbook: ds.and_then(|d| d.runbook.clone()),
         };
-        let hook = self
-            .inner
-            .hook
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone();
-        hook.on_quarantine(&quarantine);
+        self.hook().on_quarantine(&quarantine);
     }
 
     // ---- the live set ----

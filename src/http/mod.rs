@@ -11,6 +11,7 @@ pub mod auth;
 pub mod error;
 pub mod gates;
 pub mod partitions;
+pub mod silences;
 pub mod status;
 pub mod view;
 
@@ -19,7 +20,7 @@ use std::time::Duration;
 use axum::extract::{DefaultBodyLimit, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{delete, get, post};
 use axum::{Json, Router, middleware};
 use serde_json::json;
 use tower_http::trace::TraceLayer;
@@ -54,6 +55,10 @@ pub fn router(state: AppState) -> Router {
             "/datasets/{dataset}/partitions/{partition}/override",
             post(partitions::override_),
         )
+        .route("/silences", get(silences::list).post(silences::create))
+        .route("/silences/{id}", delete(silences::expire))
+        .route("/alerts", get(silences::firing))
+        .route("/notifications/dead", get(silences::dead))
         .route_layer(middleware::from_fn_with_state(
             state.clone(),
             auth::require_token,

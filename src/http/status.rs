@@ -1,7 +1,8 @@
 //! The status page at `/`: server-rendered HTML with no build step and no
 //! script. Datasets with tier, owner, last run, each check's outcome, the
-//! observed value against its threshold, and freshness lag; the latest gate
-//! decisions; readable on a phone; it refreshes itself.
+//! observed value against its threshold, and freshness lag; the firing
+//! alerts, the silences and the latest gate decisions; readable on a phone;
+//! it refreshes itself.
 
 use std::fmt::Write as _;
 
@@ -12,6 +13,7 @@ use chrono::{DateTime, Utc};
 
 use super::view::{self, CheckView, DatasetView};
 use crate::agent::AppState;
+use crate::alert::{FiringAlert, Severity, Silence};
 use crate::check::Outcome;
 use crate::gate::Gate;
 use crate::registry::GateStatus;
@@ -63,6 +65,8 @@ pub async fn page(State(state): State<AppState>) -> Response {
         })
         .collect();
     warehouses.sort();
+    let firing = state.alerts().firing(now).await.unwrap_or_default();
+    let silences = state.alerts().silences(now).await.unwrap_or_default();
     // The page still renders when the registry is down; the error above says so.
     let gates = state.gates().recent(RECENT_GATES).await.unwrap_or_default();
     let html = render(&Page {
@@ -73,6 +77,8 @@ pub async fn page(State(state): State<AppState>) -> Response {
         registry_error: registry_error.as_deref(),
         warehouses: &warehouses,
         datasets: &datasets,
+        firing: &firing,
+        silences: &silences,
         gates: &gates,
     });
     ([(header::CACHE_CONTROL, "no-store")], Html(html)).into_response()
@@ -86,6 +92,8 @@ struct Page<'a> {
     registry_error: Option<&'a str>,
     warehouses: &'a [(String, bool, Option<String>)],
     datasets: &'a [(DatasetView, Vec<CheckView>)],
+    firing: &'a [FiringAlert],
+    silences: &'a [Silence],
     gates: &'a [Gate],
 }
 
@@ -141,6 +149,7 @@ fn render(p: &Page<'_>) -> String {
         }
     }
     h.push_str("</div>");
+    alerts(&mut h, p.firing, p.silences, p.now);
     if p.datasets.is_empty() {
         h.push_str("<p>No datasets are configured.</p>");
     }
@@ -191,6 +200,71 @@ fn gates(h: &mut String, gates: &[Gate], now: DateTime<Utc>) {
         );
     }
     h.push_str("</tbody></table></section>");
+}
+
+/// Firing alerts (most severe first) and the silences in force or to come.
+fn alerts(h: &mut String, firing: &[FiringAlert], silences: &[Silence], now: DateTime<Utc>) {
+    let _ = write!(
+        h,
+        "<section class=\"ds alerts\" id=\"alerts\"><h2>Firing alerts <span class=\"badge tier\">{}</span></h2>",
+        firing.len()
+    );
+    if firing.is_empty() {
+        h.push_str("<p class=\"meta\">None.</p>");
+    } else {
+        let mut order: Vec<&FiringAlert> = firing.iter().collect();
+        order.sort_by_key(|f| (f.alert.labels.severity, f.alert.starts_at));
+        h.push_str("<table><thead><tr><th>alert</th><th>severity</th><th>since</th><th>owner</th><th>summary</th></tr></thead><tbody>");
+        for f in order {
+            let a = &f.alert;
+            let name = match &a.labels.partition {
+                Some(p) => format!("{} ({p})", a.labels.check.as_deref().unwrap_or(&a.key)),
+                None => a.labels.check.clone().unwrap_or_else(|| a.subject()),
+            };
+            let severity = a.labels.severity.as_str();
+            let class = match a.labels.severity {
+                Severity::Critical => "fail",
+                Severity::Error => "error",
+                Severity::Warning => "warn",
+                Severity::Info => "pass",
+            };
+            let _ = write!(
+                h,
+                "<tr><td>{}{}</td><td><span class=\"badge {class}\">{severity}</span></td><td>{} ago</td><td>{}</td><td class=\"msg\">{}</td></tr>",
+                esc(&name),
+                if f.silenced {
+                    " <em>(silenced)</em>"
+                } else {
+                    ""
+                },
+                ago(now, a.starts_at),
+                esc(a.labels.owner.as_deref().unwrap_or("")),
+                esc(&a.annotations.summary),
+            );
+        }
+        h.push_str("</tbody></table>");
+    }
+    if !silences.is_empty() {
+        h.push_str("<h2>Silences</h2><table><thead><tr><th>matchers</th><th>until</th><th>by</th><th>comment</th></tr></thead><tbody>");
+        for s in silences {
+            let upcoming = if s.starts_at > now {
+                format!(" (from {})", s.starts_at.format("%Y-%m-%d %H:%M UTC"))
+            } else {
+                String::new()
+            };
+            let _ = write!(
+                h,
+                "<tr><td>{}</td><td>{}{}</td><td>{}</td><td class=\"msg\">{}</td></tr>",
+                esc(&s.matcher.to_json().to_string()),
+                s.ends_at.format("%Y-%m-%d %H:%M UTC"),
+                esc(&upcoming),
+                esc(&s.created_by),
+                esc(&s.comment),
+            );
+        }
+        h.push_str("</tbody></table>");
+    }
+    h.push_str("</section>");
 }
 
 fn dataset(h: &mut String, d: &DatasetView, checks: &[CheckView], now: DateTime<Utc>) {

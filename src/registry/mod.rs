@@ -14,8 +14,10 @@
 //! publication state machine, [`PartitionState`]), `outbox.rs` (durable
 //! notifications, [`OutboxEntry`]), `claims.rs` (scheduled runs shared by
 //! several agents), `gates.rs` (gate requests and decisions, [`GateRecord`],
-//! changing partition states in the same transaction) and `error.rs`
-//! ([`RegistryError`]). Alerts and silences have tables but no functions yet.
+//! changing partition states in the same transaction), `alerts.rs` (alert
+//! state and the transactions that queue notifications, [`AlertRecord`]),
+//! `silences.rs` (silences created through the API, [`SilenceRecord`]) and
+//! `error.rs` ([`RegistryError`]).
 
 use std::str::FromStr;
 use std::time::Duration;
@@ -67,6 +69,7 @@ macro_rules! in_transaction {
     };
 }
 
+mod alerts;
 mod claims;
 mod error;
 mod gates;
@@ -74,7 +77,11 @@ mod outbox;
 mod partitions;
 mod results;
 mod schema;
+mod silences;
 
+pub use alerts::{
+    AlertFlush, AlertKind, AlertRecord, AlertState, DigestPlan, NewNotification, NotifiedMark,
+};
 pub use error::{RegistryError, redact_url};
 pub use gates::{
     ABANDONED, Admission, Decided, Decision, GATE_ACTOR, GateBasis, GateRecord, GateStatus,
@@ -86,6 +93,7 @@ pub use partitions::{
 };
 pub use results::{RunRecord, StoredResult};
 pub use schema::{SchemaBaseline, StoredColumn};
+pub use silences::SilenceRecord;
 
 use error::{OpContext, describe};
 

@@ -173,6 +173,125 @@ impl Registry {
         Ok(entries)
     }
 
+    /// Takes the oldest pending notification of `receiver` if it is due at
+    /// `now`, moving its next attempt to `lease_until` (see
+    /// [`claim_due`](Self::claim_due)). Notifications leave in the order they
+    /// were queued: while an older one is pending (backing off, or leased to
+    /// another deliverer), the ones after it wait. With `per_key`, that order
+    /// holds per deduplication key instead (a PagerDuty resolve waits for its
+    /// own trigger only).
+    pub async fn claim_next(
+        &self,
+        receiver: &str,
+        now: DateTime<Utc>,
+        lease_until: DateTime<Utc>,
+        per_key: bool,
+    ) -> Result<Option<OutboxEntry>, RegistryError> {
+        let same_key = if per_key {
+            " AND earlier.dedup_key IS NOT DISTINCT FROM o.dedup_key"
+        } else {
+            ""
+        };
+        let skip_locked = match self.engine() {
+            Engine::Postgres => " FOR UPDATE SKIP LOCKED",
+            _ => "",
+        };
+        let sql = format!(
+            "UPDATE outbox SET next_attempt_at = $3 WHERE id = (SELECT o.id FROM outbox o \
+             WHERE o.receiver = $1 AND o.status = 'pending' AND o.next_attempt_at <= $2 \
+             AND NOT EXISTS (SELECT 1 FROM outbox earlier WHERE earlier.receiver = o.receiver \
+             AND earlier.status = 'pending' AND earlier.id < o.id{same_key}) \
+             ORDER BY o.id LIMIT 1{skip_locked}) RETURNING {COLUMNS}"
+        );
+        let row: Option<OutboxRow> = on_pool!(self, |pool| sqlx::query_as(&sql)
+            .bind(receiver)
+            .bind(stored(now))
+            .bind(stored(lease_until))
+            .fetch_optional(pool)
+            .await
+            .op("claim next notification"))?;
+        row.map(OutboxRow::into_entry).transpose()
+    }
+
+    /// Hands a claimed notification back without counting an attempt, due
+    /// at `at` (a deliverer shutting down before trying it).
+    pub async fn release(&self, id: i64, at: DateTime<Utc>) -> Result<(), RegistryError> {
+        let updated = on_pool!(self, |pool| sqlx::query(
+            "UPDATE outbox SET next_attempt_at = $2 WHERE id = $1 AND status = 'pending'"
+        )
+        .bind(id)
+        .bind(stored(at))
+        .execute(pool)
+        .await
+        .op("release notification")?
+        .rows_affected());
+        one_pending(updated, id)
+    }
+
+    /// Queues `payload` for `receiver` under `dedup_key`, replacing a pending
+    /// notification with that key that was never attempted: for messages
+    /// that restate the whole current state, where only the newest matters.
+    pub async fn enqueue_replacing(
+        &self,
+        receiver: &str,
+        payload: &serde_json::Value,
+        dedup_key: &str,
+    ) -> Result<i64, RegistryError> {
+        const OP: &str = "replace notification";
+        let at = now();
+        let id: i64 = in_transaction!(self, OP, |tx| {
+            sqlx::query(
+                "DELETE FROM outbox WHERE receiver = $1 AND dedup_key = $2 \
+                 AND status = 'pending' AND attempts = 0",
+            )
+            .bind(receiver)
+            .bind(dedup_key)
+            .execute(&mut *tx)
+            .await
+            .op(OP)?;
+            sqlx::query_scalar(&format!("{} RETURNING id", super::alerts::ENQUEUE))
+                .bind(receiver)
+                .bind(Json(payload))
+                .bind(dedup_key)
+                .bind(at)
+                .fetch_one(&mut *tx)
+                .await
+                .op(OP)?
+        });
+        Ok(id)
+    }
+
+    /// Notifications in `status`, newest first, at most `limit`.
+    pub async fn outbox_entries(
+        &self,
+        status: OutboxStatus,
+        limit: u32,
+    ) -> Result<Vec<OutboxEntry>, RegistryError> {
+        let sql =
+            format!("SELECT {COLUMNS} FROM outbox WHERE status = $1 ORDER BY id DESC LIMIT $2");
+        let rows: Vec<OutboxRow> = on_pool!(self, |pool| sqlx::query_as(&sql)
+            .bind(status.as_str())
+            .bind(i64::from(limit))
+            .fetch_all(pool)
+            .await
+            .op("outbox entries"))?;
+        rows.into_iter().map(OutboxRow::into_entry).collect()
+    }
+
+    /// Deletes delivered notifications queued before `before`; the pending
+    /// ones and the dead-letter list stay. Returns how many were deleted.
+    pub async fn prune_delivered(&self, before: DateTime<Utc>) -> Result<u64, RegistryError> {
+        let deleted = on_pool!(self, |pool| sqlx::query(
+            "DELETE FROM outbox WHERE status = 'delivered' AND created_at < $1"
+        )
+        .bind(stored(before))
+        .execute(pool)
+        .await
+        .op("prune delivered notifications")?
+        .rows_affected());
+        Ok(deleted)
+    }
+
     /// The dead-letter list, newest first.
     pub async fn dead_letters(&self, limit: u32) -> Result<Vec<OutboxEntry>, RegistryError> {
         let sql =

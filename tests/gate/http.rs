@@ -80,6 +80,25 @@ async fn answer(request: reqwest::RequestBuilder) -> (StatusCode, Value) {
     (status, body)
 }
 
+/// Waits (up to 10 s) until the quarantine alert of `orders` `partition`
+/// fires (`firing`) or no longer does; whether it came to that.
+async fn quarantine_alert_firing(s: &Served, partition: &str, firing: bool) -> bool {
+    for _ in 0..100 {
+        let (status, body) = s.get("/api/v1/alerts").await;
+        assert_eq!(status, StatusCode::OK, "{body:#}");
+        let found = body["alerts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|a| a["key"] == "quarantine:orders" && a["labels"]["partition"] == partition);
+        if found == firing {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    false
+}
+
 fn gate_body(dataset: &str, partition: &str, run_id: &str) -> Value {
     json!({"dataset": dataset, "partition": partition, "run_id": run_id})
 }
@@ -417,6 +436,11 @@ async fn over_http_bad_requests_get_their_status_and_a_detail() {
     let (status, first) = keyed("2026-11-20").await;
     assert_eq!(status, StatusCode::OK, "{first:#}");
     assert_eq!(first["status"], "denied");
+    // The quarantine raises an alert to the dataset's owner.
+    assert!(
+        quarantine_alert_firing(&s, "2026-11-20", true).await,
+        "no quarantine alert"
+    );
     let (status, again) = keyed("2026-11-20").await;
     assert_eq!(
         (status, &again["gate_id"]),
@@ -499,6 +523,11 @@ async fn over_http_bad_requests_get_their_status_and_a_detail() {
         .await;
     assert_eq!(status, StatusCode::OK, "{overridden:#}");
     assert_eq!(overridden["state"], "passed");
+    // ... and the override resolves it.
+    assert!(
+        quarantine_alert_firing(&s, "2026-11-20", false).await,
+        "the quarantine alert still fires"
+    );
     let (status, replay) = keyed("2026-11-20").await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(

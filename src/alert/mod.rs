@@ -1,0 +1,31 @@
+//! Tiered alerting with a durable outbox.
+//!
+//! An alert is one check (and partition) that fails, warns or cannot be
+//! evaluated, a warehouse that is down, or a partition the gate
+//! quarantined. Its state (`ok → pending → firing → resolved`, in
+//! `state.rs`) lives in the registry. The routes file (`config.rs`) says
+//! which receivers hear of it; `router.rs` decides when (grouping by
+//! dataset within `group_wait`, repeats, resolves, silences, holding back
+//! the errors a down warehouse causes, digests). Every notification is
+//! written to the registry's outbox before anything is sent, and
+//! `dispatch.rs` delivers it with retries, one worker per receiver.
+//! `receivers/` holds one file per receiver kind, each speaking its
+//! service's format. `manager.rs` is what the agent calls.
+
+pub mod config;
+pub mod dispatch;
+pub mod manager;
+pub mod matcher;
+pub mod model;
+pub mod receivers;
+pub mod router;
+pub mod silences;
+pub mod state;
+
+pub use config::{DeliveryPolicy, Policy, Route, Routes};
+pub use dispatch::{Attempt, Dispatcher};
+pub use manager::{AlertError, AlertManager, FiringAlert, SilenceError};
+pub use matcher::Matcher;
+pub use model::{Alert, AlertDetails, Annotations, Labels, Severity, Status};
+pub use receivers::{Receiver, ReceiverKind};
+pub use silences::{FieldError, Silence, SilenceSource};

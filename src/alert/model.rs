@@ -1,0 +1,298 @@
+//! What an alert is made of: labels (what routes and silences match, and
+//! what identifies the alert at receivers), annotations (what messages
+//! show), and the view of one alert that receivers render.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::check::Outcome;
+use crate::registry::{AlertKind, AlertRecord};
+
+/// How urgent an alert is, in PagerDuty's words.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Severity {
+    /// A fail-severity check fails, or a partition is quarantined.
+    Critical,
+    /// A check cannot be evaluated, or a warehouse is down.
+    Error,
+    /// A warn-severity check breaches its limits.
+    Warning,
+    /// Nothing is wrong; kept for receivers that want every level.
+    Info,
+}
+
+impl Severity {
+    pub const ALL: [Severity; 4] = [Self::Critical, Self::Error, Self::Warning, Self::Info];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Critical => "critical",
+            Self::Error => "error",
+            Self::Warning => "warning",
+            Self::Info => "info",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|v| v.as_str() == s)
+    }
+
+    /// The severity of a check alert with this (failing) outcome.
+    pub fn of_outcome(outcome: Outcome) -> Self {
+        match outcome {
+            Outcome::Fail => Self::Critical,
+            Outcome::Error => Self::Error,
+            Outcome::Warn => Self::Warning,
+            Outcome::Pass => Self::Info,
+        }
+    }
+}
+
+impl std::fmt::Display for Severity {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The alert kinds that are not check kinds, as `kind` labels.
+pub const WAREHOUSE_KIND: &str = "warehouse";
+pub const QUARANTINE_KIND: &str = "quarantine";
+
+/// What routes and silences match on.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Labels {
+    /// The check kind (`row_count`, `freshness`, …), `warehouse` or `quarantine`.
+    pub kind: String,
+    /// The check id, for check alerts.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub check: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dataset: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub partition: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub warehouse: Option<String>,
+    /// 1 pages, 2 goes to chat, 3 to the digest.
+    pub tier: u8,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub owner: Option<String>,
+    pub severity: Severity,
+}
+
+/// What messages show about an alert.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Annotations {
+    /// One line saying what is wrong (or that it is fixed).
+    pub summary: String,
+    /// The check's message, or why the warehouse is down, or the gate's reasons.
+    pub message: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub outcome: Option<Outcome>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed: Option<f64>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub threshold: BTreeMap<String, serde_json::Value>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub runbook: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub column: Option<String>,
+    /// The gate that quarantined the partition.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gate_id: Option<String>,
+    /// Why the gate denied.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub reasons: Vec<String>,
+}
+
+/// Labels and annotations together: the `details` stored with an alert.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AlertDetails {
+    pub labels: Labels,
+    pub annotations: Annotations,
+}
+
+impl AlertDetails {
+    /// Reads the details stored with `record`; `None` if they are not
+    /// readable (written by something else).
+    pub fn of(record: &AlertRecord) -> Option<Self> {
+        serde_json::from_value(record.details.clone()).ok()
+    }
+
+    pub fn to_json(&self) -> serde_json::Value {
+        serde_json::to_value(self).expect("alert details serialise")
+    }
+}
+
+/// Whether a notification says an alert fires or has resolved.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    Firing,
+    Resolved,
+}
+
+impl Status {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Firing => "firing",
+            Self::Resolved => "resolved",
+        }
+    }
+}
+
+/// One alert as a notification presents it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Alert {
+    /// The check id, `warehouse:<name>` or `quarantine:<dataset>`.
+    pub key: String,
+    pub status: Status,
+    pub labels: Labels,
+    pub annotations: Annotations,
+    /// When it started firing.
+    pub starts_at: DateTime<Utc>,
+    /// When it resolved; `None` while it fires.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ends_at: Option<DateTime<Utc>>,
+}
+
+impl Alert {
+    /// The view of a stored alert, `None` if its details are unreadable.
+    pub fn from_record(record: &AlertRecord, status: Status) -> Option<Self> {
+        let details = AlertDetails::of(record)?;
+        let starts_at = record
+            .fired_at
+            .or(record.first_failed_at)
+            .unwrap_or(record.updated_at);
+        Some(Self {
+            key: record.key.clone(),
+            status,
+            labels: details.labels,
+            annotations: details.annotations,
+            starts_at,
+            ends_at: match status {
+                Status::Firing => None,
+                Status::Resolved => Some(record.resolved_at.unwrap_or(record.updated_at)),
+            },
+        })
+    }
+
+    /// The key receivers deduplicate on, shared by an alert's trigger and
+    /// its resolve: `warden/<check id>/<partition>`, with `-` for a whole
+    /// relation (and `warehouse:<name>` or `quarantine:<dataset>` in place
+    /// of the check id for those alerts).
+    pub fn dedup_key(&self) -> String {
+        dedup_key(&self.key, self.labels.partition.as_deref())
+    }
+
+    /// The dataset, or the warehouse for a warehouse alert: what a message
+    /// is about.
+    pub fn subject(&self) -> String {
+        match (&self.labels.dataset, &self.labels.warehouse) {
+            (Some(d), _) => d.clone(),
+            (None, Some(w)) => format!("warehouse {w}"),
+            (None, None) => self.key.clone(),
+        }
+    }
+}
+
+/// See [`Alert::dedup_key`].
+pub fn dedup_key(key: &str, partition: Option<&str>) -> String {
+    format!("warden/{key}/{}", partition.unwrap_or("-"))
+}
+
+/// The stored key of a warehouse's alert.
+pub fn warehouse_key(warehouse: &str) -> String {
+    format!("warehouse:{warehouse}")
+}
+
+/// The stored key of a dataset's quarantine alerts (one per partition).
+pub fn quarantine_key(dataset: &str) -> String {
+    format!("quarantine:{dataset}")
+}
+
+/// The kind column of an alert with `labels`.
+pub fn record_kind(labels: &Labels) -> AlertKind {
+    match labels.kind.as_str() {
+        WAREHOUSE_KIND => AlertKind::Warehouse,
+        QUARANTINE_KIND => AlertKind::Quarantine,
+        _ => AlertKind::Check,
+    }
+}
+
+/// `text` cut to at most `max` characters, ending in `…` when cut.
+pub fn truncate(text: &str, max: usize) -> String {
+    if text.chars().count() <= max {
+        return text.to_owned();
+    }
+    let mut out: String = text.chars().take(max.saturating_sub(1)).collect();
+    out.push('…');
+    out
+}
+
+/// A number as people read it: no trailing `.0`, at most 4 decimals.
+pub fn format_number(v: f64) -> String {
+    if v.fract() == 0.0 && v.abs() < 1e15 {
+        format!("{v:.0}")
+    } else {
+        let s = format!("{v:.4}");
+        s.trim_end_matches('0').trim_end_matches('.').to_owned()
+    }
+}
+
+/// A threshold map as `min 1, max 5`.
+pub fn format_threshold(threshold: &BTreeMap<String, serde_json::Value>) -> String {
+    threshold
+        .iter()
+        .map(|(k, v)| match v.as_f64() {
+            Some(n) => format!("{k} {}", format_number(n)),
+            None => format!(
+                "{k} {}",
+                v.as_str().map_or_else(|| v.to_string(), str::to_owned)
+            ),
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn truncation_counts_characters() {
+        assert_eq!(truncate("abc", 3), "abc");
+        assert_eq!(truncate("abcd", 3), "ab…");
+        assert_eq!(truncate("ééééé", 4).chars().count(), 4);
+    }
+
+    #[test]
+    fn numbers_and_thresholds_read_plainly() {
+        assert_eq!(format_number(3.0), "3");
+        assert_eq!(format_number(0.0125), "0.0125");
+        assert_eq!(format_number(0.5), "0.5");
+        let t = BTreeMap::from([
+            ("max".to_owned(), serde_json::json!(5.0)),
+            ("min".to_owned(), serde_json::json!(1)),
+        ]);
+        assert_eq!(format_threshold(&t), "max 5, min 1");
+    }
+
+    #[test]
+    fn dedup_keys_name_check_and_partition() {
+        assert_eq!(
+            dedup_key("orders.row_count", Some("2026-11-20")),
+            "warden/orders.row_count/2026-11-20"
+        );
+        assert_eq!(
+            dedup_key("orders.row_count", None),
+            "warden/orders.row_count/-"
+        );
+        assert_eq!(
+            dedup_key(&warehouse_key("main"), None),
+            "warden/warehouse:main/-"
+        );
+    }
+}

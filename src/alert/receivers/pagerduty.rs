@@ -1,0 +1,125 @@
+//! PagerDuty Events API v2: one event per alert, `trigger` while it fires
+//! (again at each repeat) and `resolve` when it passes, both under
+//! `dedup_key = warden/<check id>/<partition>` so that PagerDuty keeps one
+//! incident per failing check and closes it.
+//!
+//! The routing key is added at delivery, so it is not stored in the outbox
+//! and a rotated key applies to notifications already queued.
+
+use serde_json::{Value, json};
+
+use super::{DeliveryContext, DeliveryError, Notification, Rendered, Secret, post_json};
+use crate::alert::model::{Alert, Status, format_number, format_threshold, truncate};
+
+/// PagerDuty's endpoint for Events API v2.
+pub const DEFAULT_URL: &str = "https://events.pagerduty.com/v2/enqueue";
+/// PagerDuty refuses summaries longer than this.
+pub const SUMMARY_MAX_CHARS: usize = 1024;
+
+/// `pagerduty:` settings.
+#[derive(Debug, Clone)]
+pub struct PagerDutyConfig {
+    /// The integration key of the service to page.
+    pub routing_key: Secret,
+    /// The events endpoint; [`DEFAULT_URL`] unless set (a proxy, a test).
+    pub url: String,
+}
+
+/// One event per alert.
+pub fn render(_config: &PagerDutyConfig, n: &Notification) -> Vec<Rendered> {
+    n.alerts
+        .iter()
+        .map(|alert| Rendered {
+            payload: event(alert, n.status_url.as_deref()),
+            dedup_key: Some(alert.dedup_key()),
+        })
+        .collect()
+}
+
+/// The event for `alert`, without the routing key.
+pub fn event(alert: &Alert, status_url: Option<&str>) -> Value {
+    let dedup_key = alert.dedup_key();
+    if alert.status == Status::Resolved {
+        return json!({"event_action": "resolve", "dedup_key": dedup_key});
+    }
+    let l = &alert.labels;
+    let a = &alert.annotations;
+    let mut details = serde_json::Map::new();
+    let mut put = |key: &str, value: Option<Value>| {
+        if let Some(v) = value {
+            details.insert(key.to_owned(), v);
+        }
+    };
+    put("check", l.check.clone().map(Value::from));
+    put("dataset", l.dataset.clone().map(Value::from));
+    put("partition", l.partition.clone().map(Value::from));
+    put("warehouse", l.warehouse.clone().map(Value::from));
+    put("tier", Some(Value::from(l.tier)));
+    put("owner", l.owner.clone().map(Value::from));
+    put("outcome", a.outcome.map(|o| Value::from(o.as_str())));
+    put(
+        "observed",
+        a.observed.map(|v| Value::from(format_number(v))),
+    );
+    put(
+        "threshold",
+        (!a.threshold.is_empty()).then(|| Value::from(format_threshold(&a.threshold))),
+    );
+    put("message", Some(Value::from(a.message.clone())));
+    put("column", a.column.clone().map(Value::from));
+    put("gate_id", a.gate_id.clone().map(Value::from));
+    put(
+        "reasons",
+        (!a.reasons.is_empty()).then(|| Value::from(a.reasons.clone())),
+    );
+    let mut links = Vec::new();
+    if let Some(runbook) = &a.runbook {
+        links.push(json!({"href": runbook, "text": "Runbook"}));
+    }
+    if let Some(url) = status_url {
+        links.push(json!({"href": url, "text": "warden status page"}));
+    }
+    let mut event = json!({
+        "event_action": "trigger",
+        "dedup_key": dedup_key,
+        "payload": {
+            "summary": truncate(&a.summary, SUMMARY_MAX_CHARS),
+            "source": match &l.warehouse {
+                Some(w) => format!("warden/{w}"),
+                None => "warden".to_owned(),
+            },
+            "severity": l.severity.as_str(),
+            "timestamp": alert.starts_at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+            "component": l.dataset.clone().or_else(|| l.warehouse.clone()).unwrap_or_else(|| alert.key.clone()),
+            "group": l.owner.clone().unwrap_or_else(|| "warden".to_owned()),
+            "class": l.kind,
+            "custom_details": details,
+        },
+        "links": links,
+        "client": "warden",
+    });
+    if let Some(url) = status_url {
+        event["client_url"] = Value::from(url);
+    }
+    event
+}
+
+/// Sends one event, with the routing key of the current configuration.
+pub async fn deliver(
+    config: &PagerDutyConfig,
+    payload: &Value,
+    cx: &DeliveryContext,
+) -> Result<(), DeliveryError> {
+    let mut body = payload.clone();
+    let Some(object) = body.as_object_mut() else {
+        return Err(DeliveryError::permanent(
+            "queued PagerDuty event is not a JSON object",
+        ));
+    };
+    object.insert(
+        "routing_key".to_owned(),
+        Value::from(config.routing_key.expose()),
+    );
+    let bytes = serde_json::to_vec(&body).expect("JSON serialises");
+    post_json(cx, &config.url, bytes, &[]).await
+}

@@ -1,0 +1,132 @@
+//! Alerting over the API (`/api/v1`): silences (`GET/POST/DELETE
+//! /api/v1/silences`), the firing alerts (`GET /api/v1/alerts`) and the
+//! outbox's dead-letter list (`GET /api/v1/notifications/dead`).
+//!
+//! A silence is created with
+//! `{"matchers": {"dataset": "events"}, "ends_at": "…" | "duration": "2h",
+//! "starts_at": "…", "created_by": "ana", "comment": "…"}`; every problem is
+//! answered 400 with the field it concerns (`matchers.tier: …`).
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use super::error::ApiError;
+use crate::agent::AppState;
+use crate::alert::{FiringAlert, Silence, SilenceError};
+
+/// Dead letters returned unless `limit` says otherwise, and at most.
+const DEFAULT_LIMIT: u32 = 100;
+const MAX_LIMIT: u32 = 1000;
+
+impl From<SilenceError> for ApiError {
+    fn from(e: SilenceError) -> Self {
+        match e {
+            SilenceError::Invalid(_) => Self::bad_request(e.to_string()),
+            SilenceError::NotFound(_) => Self::not_found(e.to_string()),
+            SilenceError::InConfig(_) => Self::conflict(e.to_string()),
+            SilenceError::Registry(e) => e.into(),
+        }
+    }
+}
+
+#[derive(Serialize)]
+pub struct SilencesBody {
+    pub silences: Vec<Silence>,
+}
+
+/// `GET /api/v1/silences`: silences active now or still to come, those of
+/// the routes file first.
+pub async fn list(State(state): State<AppState>) -> Result<Json<SilencesBody>, ApiError> {
+    let silences = state.alerts().silences(Utc::now()).await?;
+    Ok(Json(SilencesBody { silences }))
+}
+
+/// `POST /api/v1/silences`: 201 with the new silence.
+pub async fn create(
+    State(state): State<AppState>,
+    body: Bytes,
+) -> Result<(StatusCode, Json<Silence>), ApiError> {
+    let body: serde_json::Value = serde_json::from_slice(&body)
+        .map_err(|e| ApiError::bad_request(format!("body: not valid JSON: {e}")))?;
+    let silence = state.alerts().create_silence(&body, Utc::now()).await?;
+    Ok((StatusCode::CREATED, Json(silence)))
+}
+
+/// `DELETE /api/v1/silences/{id}`: ends the silence now and answers it.
+pub async fn expire(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<Silence>, ApiError> {
+    Ok(Json(state.alerts().expire_silence(&id, Utc::now()).await?))
+}
+
+#[derive(Serialize)]
+pub struct AlertsBody {
+    pub alerts: Vec<FiringAlert>,
+}
+
+/// `GET /api/v1/alerts`: every firing alert, silenced or not.
+pub async fn firing(State(state): State<AppState>) -> Result<Json<AlertsBody>, ApiError> {
+    let alerts = state.alerts().firing(Utc::now()).await?;
+    Ok(Json(AlertsBody { alerts }))
+}
+
+#[derive(Deserialize)]
+pub struct LimitQuery {
+    limit: Option<String>,
+}
+
+/// One notification given up on.
+#[derive(Serialize)]
+pub struct DeadLetter {
+    pub id: i64,
+    pub receiver: String,
+    pub attempts: i64,
+    pub created_at: DateTime<Utc>,
+    pub error: Option<String>,
+    pub payload: serde_json::Value,
+}
+
+#[derive(Serialize)]
+pub struct DeadLettersBody {
+    pub notifications: Vec<DeadLetter>,
+}
+
+/// `GET /api/v1/notifications/dead?limit=N`: the dead-letter list, newest
+/// first.
+pub async fn dead(
+    State(state): State<AppState>,
+    Query(q): Query<LimitQuery>,
+) -> Result<Json<DeadLettersBody>, ApiError> {
+    let limit = match q.limit.as_deref() {
+        None => DEFAULT_LIMIT,
+        Some(s) => s
+            .parse::<u32>()
+            .ok()
+            .filter(|n| (1..=MAX_LIMIT).contains(n))
+            .ok_or_else(|| {
+                ApiError::bad_request(format!(
+                    "limit: `{s}` is not a whole number from 1 to {MAX_LIMIT}"
+                ))
+            })?,
+    };
+    let notifications = state
+        .alerts()
+        .dead_letters(limit)
+        .await?
+        .into_iter()
+        .map(|e| DeadLetter {
+            id: e.id,
+            receiver: e.receiver,
+            attempts: e.attempts,
+            created_at: e.created_at,
+            error: e.last_error,
+            payload: e.payload,
+        })
+        .collect();
+    Ok(Json(DeadLettersBody { notifications }))
+}

@@ -1,0 +1,133 @@
+//! Silences created through the API: while one is active, the alerts its
+//! matchers select are not notified. Silences written in the alert routes
+//! file live in the configuration, not here.
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use sqlx::types::Json;
+
+use super::error::OpContext;
+use super::{Registry, RegistryError, stored};
+
+/// One stored silence.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct SilenceRecord {
+    pub id: String,
+    /// The matchers, as `alert::Matcher` serialises them.
+    pub matchers: serde_json::Value,
+    pub starts_at: DateTime<Utc>,
+    pub ends_at: DateTime<Utc>,
+    pub created_by: String,
+    pub comment: String,
+}
+
+#[derive(sqlx::FromRow)]
+struct SilenceRow {
+    id: String,
+    matchers: Json<serde_json::Value>,
+    starts_at: DateTime<Utc>,
+    ends_at: DateTime<Utc>,
+    created_by: String,
+    comment: String,
+}
+
+impl From<SilenceRow> for SilenceRecord {
+    fn from(row: SilenceRow) -> Self {
+        Self {
+            id: row.id,
+            matchers: row.matchers.0,
+            starts_at: row.starts_at,
+            ends_at: row.ends_at,
+            created_by: row.created_by,
+            comment: row.comment,
+        }
+    }
+}
+
+const COLUMNS: &str = "id, matchers, starts_at, ends_at, created_by, comment";
+
+impl Registry {
+    /// Stores a new silence. Its `ends_at` must be after its `starts_at`.
+    pub async fn create_silence(&self, silence: &SilenceRecord) -> Result<(), RegistryError> {
+        on_pool!(self, |pool| sqlx::query(
+            "INSERT INTO silences (id, matchers, starts_at, ends_at, created_by, comment) \
+             VALUES ($1, $2, $3, $4, $5, $6)"
+        )
+        .bind(&silence.id)
+        .bind(Json(&silence.matchers))
+        .bind(stored(silence.starts_at))
+        .bind(stored(silence.ends_at))
+        .bind(&silence.created_by)
+        .bind(&silence.comment)
+        .execute(pool)
+        .await
+        .op("create silence")
+        .map(drop))?;
+        Ok(())
+    }
+
+    /// The silence `id`, if it exists.
+    pub async fn silence(&self, id: &str) -> Result<Option<SilenceRecord>, RegistryError> {
+        let sql = format!("SELECT {COLUMNS} FROM silences WHERE id = $1");
+        let row: Option<SilenceRow> = on_pool!(self, |pool| sqlx::query_as(&sql)
+            .bind(id)
+            .fetch_optional(pool)
+            .await
+            .op("silence"))?;
+        Ok(row.map(Into::into))
+    }
+
+    /// Silences that have not ended at `at` (active or still to come),
+    /// soonest ending first.
+    pub async fn silences(&self, at: DateTime<Utc>) -> Result<Vec<SilenceRecord>, RegistryError> {
+        let sql = format!("SELECT {COLUMNS} FROM silences WHERE ends_at > $1 ORDER BY ends_at, id");
+        let rows: Vec<SilenceRow> = on_pool!(self, |pool| sqlx::query_as(&sql)
+            .bind(stored(at))
+            .fetch_all(pool)
+            .await
+            .op("silences"))?;
+        Ok(rows.into_iter().map(Into::into).collect())
+    }
+
+    /// Ends the silence `id` at `at`; one that had not started yet is
+    /// deleted. Returns it as it was, or [`RegistryError::NotFound`].
+    pub async fn expire_silence(
+        &self,
+        id: &str,
+        at: DateTime<Utc>,
+    ) -> Result<SilenceRecord, RegistryError> {
+        const OP: &str = "expire silence";
+        let at = stored(at);
+        let select = format!("SELECT {COLUMNS} FROM silences WHERE id = $1");
+        let found: Option<SilenceRecord> = in_transaction!(self, OP, |tx| {
+            let row: Option<SilenceRow> = sqlx::query_as(&select)
+                .bind(id)
+                .fetch_optional(&mut *tx)
+                .await
+                .op(OP)?;
+            match row.map(SilenceRecord::from) {
+                None => None,
+                Some(silence) => {
+                    if silence.starts_at >= at {
+                        sqlx::query("DELETE FROM silences WHERE id = $1")
+                            .bind(id)
+                            .execute(&mut *tx)
+                            .await
+                            .op(OP)?;
+                    } else if silence.ends_at > at {
+                        sqlx::query("UPDATE silences SET ends_at = $2 WHERE id = $1")
+                            .bind(id)
+                            .bind(at)
+                            .execute(&mut *tx)
+                            .await
+                            .op(OP)?;
+                    }
+                    Some(silence)
+                }
+            }
+        });
+        found.ok_or_else(|| RegistryError::NotFound {
+            what: format!("silence `{id}`"),
+        })
+    }
+}
