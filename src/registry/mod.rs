@@ -139,7 +139,15 @@ impl Registry {
     pub async fn open(url: &str) -> Result<Self, RegistryError> {
         let redacted = redact_url(url);
         let registry = match Engine::from_url(url) {
-            Some(Engine::Sqlite) => Self::open_sqlite(url, redacted).await?,
+            Some(Engine::Sqlite) => {
+                // Processes opening a new SQLite registry at once take turns:
+                // creating the file, switching it to WAL and migrating it are
+                // not safe to interleave (sqlx takes no migration lock there).
+                let _turn = sqlite_open_lock(url, &redacted).await?;
+                let registry = Self::open_sqlite(url, redacted).await?;
+                registry.migrate().await?;
+                return Ok(registry);
+            }
             Some(Engine::Postgres) => Self::open_postgres(url, redacted).await?,
             _ => {
                 return Err(RegistryError::InvalidUrl {
@@ -283,6 +291,44 @@ fn is_unreachable(error: &sqlx::Error) -> bool {
         error,
         sqlx::Error::Io(_) | sqlx::Error::Tls(_) | sqlx::Error::PoolTimedOut
     )
+}
+
+/// An exclusive lock on `<registry file>.lock`, held while a process opens
+/// and migrates the registry; `None` for an in-memory database.
+async fn sqlite_open_lock(
+    url: &str,
+    redacted: &str,
+) -> Result<Option<std::fs::File>, RegistryError> {
+    let options = SqliteConnectOptions::from_str(url).map_err(|e| invalid_url(redacted, &e))?;
+    let file = options.get_filename();
+    if file.to_str() == Some(":memory:") || url.contains("mode=memory") {
+        return Ok(None);
+    }
+    let mut lock_path = file.as_os_str().to_owned();
+    lock_path.push(".lock");
+    let unreachable = |e: std::io::Error| RegistryError::Unreachable {
+        url: redacted.to_owned(),
+        reason: format!(
+            "cannot lock {}: {e}",
+            std::path::Path::new(&lock_path).display()
+        ),
+    };
+    let lock = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&lock_path)
+        .map_err(unreachable)?;
+    let locked = tokio::task::spawn_blocking(move || lock.lock().map(|()| lock))
+        .await
+        .map_err(|e| RegistryError::Unreachable {
+            url: redacted.to_owned(),
+            reason: format!("waiting for the registry lock failed: {e}"),
+        })?;
+    locked.map(Some).map_err(|e| RegistryError::Unreachable {
+        url: redacted.to_owned(),
+        reason: format!("cannot lock the registry file: {e}"),
+    })
 }
 
 /// Applies the SQLite migrations. sqlx takes no migration lock on SQLite
