@@ -306,19 +306,16 @@ async fn sqlite_open_lock(
     }
     let mut lock_path = file.as_os_str().to_owned();
     lock_path.push(".lock");
-    let unreachable = |e: std::io::Error| RegistryError::Unreachable {
-        url: redacted.to_owned(),
-        reason: format!(
-            "cannot lock {}: {e}",
-            std::path::Path::new(&lock_path).display()
-        ),
-    };
-    let lock = std::fs::OpenOptions::new()
+    // A lock file that cannot be created (a missing directory, a read-only
+    // one) means the database cannot be opened either: opening it says why.
+    let Ok(lock) = std::fs::OpenOptions::new()
         .create(true)
         .truncate(false)
         .write(true)
         .open(&lock_path)
-        .map_err(unreachable)?;
+    else {
+        return Ok(None);
+    };
     let locked = tokio::task::spawn_blocking(move || lock.lock().map(|()| lock))
         .await
         .map_err(|e| RegistryError::Unreachable {
