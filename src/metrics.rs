@@ -429,10 +429,9 @@ impl Metrics {
 
     /// Deletes `warden_warehouse_up` for warehouses no longer configured.
     pub fn retain_warehouses(&self, config: &Config) {
-        for mf in self.registry.gather() {
-            if mf.name() != "warden_warehouse_up" {
-                continue;
-            }
+        use prometheus::core::Collector;
+        // Only this metric's series, not a gather of every metric.
+        for mf in self.warehouse_up.collect() {
             for m in mf.get_metric() {
                 if let Some(label) = m.get_label().iter().find(|l| l.name() == "warehouse")
                     && !config.warehouses.contains_key(label.value())

@@ -230,6 +230,13 @@ impl Agent {
         if config.agent.registry != old.config.agent.registry {
             tracing::warn!("agent.registry changes only on restart");
         }
+        if config.agent.max_concurrent_checks != old.config.agent.max_concurrent_checks {
+            tracing::warn!(
+                old = old.config.agent.max_concurrent_checks,
+                new = config.agent.max_concurrent_checks,
+                "agent.max_concurrent_checks changes only on restart"
+            );
+        }
         let runner = Arc::new(Runner::new(&config, Some(self.state.registry().clone())));
         let circuits = old
             .lanes
@@ -278,9 +285,9 @@ impl Agent {
         self.state.shutdown().cancel();
         let _ = self.scheduler.await;
         self.runs.close();
+        // The evaluator stops once the lane workers (which stop on the
+        // shutdown token) and this last sender are gone.
         drop(self.evaluator);
-        // Old generations hold senders too; dropping the state's last
-        // generation is not needed: workers stop on the shutdown token.
         if tokio::time::timeout(self.grace, self.runs.wait())
             .await
             .is_err()
@@ -332,13 +339,10 @@ async fn restore_metrics(state: &AppState) {
     let config = state.config();
     match state.registry().latest_results_all().await {
         Ok(stored) => {
+            let configured = config.check_ids();
             let results: Vec<_> = stored
                 .into_iter()
-                .filter(|s| {
-                    config
-                        .dataset(&s.result.dataset)
-                        .is_some_and(|d| d.checks.iter().any(|c| c.id.as_str() == s.result.check))
-                })
+                .filter(|s| configured.contains(s.result.check.as_str()))
                 .map(|s| (s.result, s.recorded_at))
                 .collect();
             state.metrics().restore(&results);

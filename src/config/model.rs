@@ -46,6 +46,16 @@ impl Config {
     pub fn dataset(&self, name: &str) -> Option<&Dataset> {
         self.datasets.iter().find(|d| d.name.as_str() == name)
     }
+
+    /// The id of every configured check, to tell stored results of checks
+    /// still configured from those of removed ones in one pass.
+    pub fn check_ids(&self) -> std::collections::HashSet<&str> {
+        self.datasets
+            .iter()
+            .flat_map(|d| &d.checks)
+            .map(|c| c.id.as_str())
+            .collect()
+    }
 }
 
 /// The `agent:` section.

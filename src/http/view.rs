@@ -75,12 +75,10 @@ pub async fn latest_by_dataset(
     state: &AppState,
     config: &Config,
 ) -> Result<HashMap<String, Vec<StoredResult>>, RegistryError> {
+    let configured = config.check_ids();
     let mut by_dataset: HashMap<String, Vec<StoredResult>> = HashMap::new();
     for s in state.registry().latest_results_all().await? {
-        let configured = config
-            .dataset(&s.result.dataset)
-            .is_some_and(|d| d.checks.iter().any(|c| c.id.as_str() == s.result.check));
-        if configured {
+        if configured.contains(s.result.check.as_str()) {
             by_dataset
                 .entry(s.result.dataset.clone())
                 .or_default()
