@@ -79,9 +79,12 @@ impl TestDb {
             Backend::Sqlite => {
                 let dir = tempfile::tempdir().expect("temp dir");
                 let path: PathBuf = dir.path().join("warehouse.db");
+                // Under a loaded machine the agent's own connections can
+                // hold the file longer than sqlx's default 5 s busy wait.
                 let opts = SqliteConnectOptions::new()
                     .filename(&path)
-                    .create_if_missing(true);
+                    .create_if_missing(true)
+                    .busy_timeout(Duration::from_secs(30));
                 let pool = SqlitePoolOptions::new()
                     .max_connections(1)
                     .connect_with(opts)
