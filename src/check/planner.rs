@@ -305,7 +305,13 @@ fn plan_check(
                 // SQLite has no multi-column COUNT(DISTINCT …) and no row values
                 // in aggregates, so the duplicate keys need a grouped statement.
                 many if !engine.dialect().counts_distinct_tuples() => {
-                    extras.push(keys_statement(table, engine, bounds.as_ref(), filter, many)?);
+                    extras.push(keys_statement(
+                        table,
+                        engine,
+                        bounds.as_ref(),
+                        filter,
+                        many,
+                    )?);
                     let read = Read::Keys {
                         statement: extras.len() - 1,
                         keyed_rows: 0,

@@ -110,7 +110,10 @@ impl Runner {
                     max_connections: cfg.max_connections,
                     query_timeout: cfg.query_timeout,
                 };
-                (name.clone(), Warehouse::connect(&settings, tz).map(Arc::new))
+                (
+                    name.clone(),
+                    Warehouse::connect(&settings, tz).map(Arc::new),
+                )
             })
             .collect();
         Self {

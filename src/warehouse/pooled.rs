@@ -10,8 +10,8 @@ use chrono::{DateTime, NaiveDate, NaiveDateTime, Utc};
 use futures::FutureExt;
 use futures::future::BoxFuture;
 use sqlx::error::DatabaseError;
-use sqlx::{ConnectOptions, Connection, Database, Encode, Executor, IntoArguments, Pool, Type};
 use sqlx::pool::PoolOptions;
+use sqlx::{ConnectOptions, Connection, Database, Encode, Executor, IntoArguments, Pool, Type};
 
 use super::backend::{Backend, Failure, Rows};
 use super::error::ServerError;
@@ -136,7 +136,12 @@ where
 
 /// Classifies an error from sqlx; `read` is the engine's reading of its
 /// server's errors.
-fn classify(warehouse: &str, timeout: Duration, read: Classify, err: sqlx::Error) -> WarehouseError {
+fn classify(
+    warehouse: &str,
+    timeout: Duration,
+    read: Classify,
+    err: sqlx::Error,
+) -> WarehouseError {
     let unavailable = |reason: String| WarehouseError::Unavailable {
         warehouse: warehouse.to_owned(),
         reason,
@@ -148,7 +153,9 @@ fn classify(warehouse: &str, timeout: Duration, read: Classify, err: sqlx::Error
         sqlx::Error::Io(e) => unavailable(e.to_string()),
         sqlx::Error::Tls(e) => unavailable(format!("TLS: {e}")),
         sqlx::Error::Protocol(e) => unavailable(format!("protocol error: {e}")),
-        sqlx::Error::PoolTimedOut => unavailable("no connection could be obtained in time".to_owned()),
+        sqlx::Error::PoolTimedOut => {
+            unavailable("no connection could be obtained in time".to_owned())
+        }
         sqlx::Error::PoolClosed => unavailable("the connection pool is closed".to_owned()),
         sqlx::Error::WorkerCrashed => unavailable("the connection worker crashed".to_owned()),
         sqlx::Error::Configuration(e) => WarehouseError::InvalidUrl {

@@ -81,7 +81,11 @@ impl fmt::Display for Value {
     }
 }
 
-pub(super) fn decode_error(index: usize, type_name: &str, reason: impl fmt::Display) -> WarehouseError {
+pub(super) fn decode_error(
+    index: usize,
+    type_name: &str,
+    reason: impl fmt::Display,
+) -> WarehouseError {
     WarehouseError::Decode {
         index,
         type_name: type_name.to_owned(),

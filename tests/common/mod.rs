@@ -18,9 +18,7 @@ use chrono_tz::Tz;
 use sqlx::mysql::{MySqlConnectOptions, MySqlPool, MySqlPoolOptions};
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqlitePool, SqlitePoolOptions};
-use warden::config::{
-    CheckKind, CheckSpec, Dataset, PartitionSpec, Schedule, Severity, SourcePos,
-};
+use warden::config::{CheckKind, CheckSpec, Dataset, PartitionSpec, Schedule, Severity, SourcePos};
 use warden::domain::{CheckId, DatasetName, Granularity, Identifier, Ratio, TableRef};
 use warden::warehouse::{Engine, Settings, Warehouse};
 
