@@ -92,7 +92,21 @@ pub fn normalise(engine_type: &str) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::normalise;
+    use super::{Engine, STANDARD, normalise};
+
+    #[test]
+    fn every_engine_spelling_lands_in_the_vocabulary() {
+        for engine in Engine::ALL {
+            for (spelling, name) in engine.dialect().type_names() {
+                assert!(
+                    STANDARD.iter().any(|(_, n)| n == name),
+                    "{engine:?}: {spelling:?} maps to {name:?}, outside the vocabulary"
+                );
+                // Two engines spelling a type alike must agree on it.
+                assert_eq!(normalise(spelling), *name, "{engine:?}: {spelling:?}");
+            }
+        }
+    }
 
     #[test]
     fn engines_agree_on_common_types() {
