@@ -1141,7 +1141,7 @@ async fn mysql_types_decode() {
     let wh = db.warehouse(PARIS);
     let t = db.table("typed");
     let rows = wh
-        .fetch_all(&format!("SELECT max(big), min(big), sum(price), max(flag), max(at_local), max(at_zoned) FROM {}", t.quoted(db.engine())), &[])
+        .fetch_all(&format!("SELECT max(big), min(big), sum(price), max(flag), max(at_local), max(at_zoned) FROM {}", db.engine().dialect().table(&t)), &[])
         .await
         .unwrap();
     use warden::warehouse::Value;

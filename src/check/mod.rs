@@ -11,6 +11,7 @@ mod observation;
 pub mod planner;
 mod result;
 mod runner;
+mod scope;
 pub mod template;
 
 use chrono::{DateTime, LocalResult, NaiveDateTime, Offset, TimeZone, Utc};
@@ -22,9 +23,10 @@ use crate::warehouse::Warehouse;
 pub use evaluate::{Baselines, EvalContext, evaluate, evaluate_all, latest_instant};
 pub use executor::{observe, observe_table};
 pub use observation::{DatasetObservations, Observation, ObserveError, Observed};
-pub use planner::{Plan, PlanInput, Scope, plan};
+pub use planner::{Plan, PlanInput, plan};
 pub use result::{CheckResult, Outcome, Summary};
 pub use runner::{PendingRun, RunError, Runner, stored_column};
+pub use scope::Scope;
 
 /// Observes and evaluates the checks of `ds` that run in `scope`.
 pub async fn run_dataset(

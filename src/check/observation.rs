@@ -6,7 +6,7 @@ use crate::config::Dataset;
 use crate::domain::{PartitionKey, TableRef};
 use crate::warehouse::{CatalogColumn, Value, WarehouseError};
 
-use super::planner::Scope;
+use super::scope::Scope;
 use super::template::TemplateError;
 
 /// Why a check could not be observed. Renders as a sentence for the result's

@@ -8,73 +8,15 @@
 //! checks whose column is missing and to type partition bounds). Custom SQL
 //! runs as written, after template expansion.
 
-use std::fmt;
-
-use chrono::{DateTime, NaiveDateTime, Utc};
+use chrono::NaiveDateTime;
 use chrono_tz::Tz;
 
 use super::observation::ObserveError;
+pub use super::scope::Scope;
 use super::template::{self, PartitionBounds, SqlBuilder, TemplateContext};
 use crate::config::{CheckKind, CheckSpec, Dataset};
 use crate::domain::{Granularity, Identifier, PartitionKey, TableRef};
-use crate::warehouse::{CatalogColumn, Engine, Value, WarehouseError};
-
-/// Which part of a dataset one run looks at.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub enum Scope {
-    /// Every check, over the whole relation.
-    Whole,
-    /// Only partition-scoped checks, over one partition: what a gate or a
-    /// backfill asks about. Freshness and schema do not run.
-    Partition(PartitionKey),
-    /// A scheduled run of a partitioned dataset: partition-scoped checks over
-    /// the given (latest complete) partition, freshness and schema over the
-    /// whole relation.
-    Scheduled(PartitionKey),
-}
-
-impl Scope {
-    /// The scope of a scheduled run at `now`: the whole relation for an
-    /// unpartitioned dataset; otherwise the latest complete partition in `tz`
-    /// (yesterday for `day`, the previous hour for `hour`).
-    pub fn scheduled(ds: &Dataset, now: DateTime<Utc>, tz: Tz) -> Self {
-        match &ds.partition {
-            None => Self::Whole,
-            Some(p) => {
-                let local = now.with_timezone(&tz).naive_local();
-                Self::Scheduled(PartitionKey::latest_complete(local, p.granularity))
-            }
-        }
-    }
-
-    /// The partition this scope names, if any.
-    pub fn partition(&self) -> Option<&PartitionKey> {
-        match self {
-            Self::Whole => None,
-            Self::Partition(p) | Self::Scheduled(p) => Some(p),
-        }
-    }
-
-    /// What `spec` looks at in this scope: `None` when it does not run,
-    /// `Some(None)` for the whole relation, `Some(Some(p))` for partition `p`.
-    pub fn target(&self, spec: &CheckSpec) -> Option<Option<PartitionKey>> {
-        match self {
-            Self::Whole => Some(None),
-            Self::Partition(p) => spec.is_partition_scoped().then_some(Some(*p)),
-            Self::Scheduled(p) => Some(spec.is_partition_scoped().then_some(*p)),
-        }
-    }
-}
-
-impl fmt::Display for Scope {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Self::Whole => f.write_str("whole relation"),
-            Self::Partition(p) => write!(f, "partition {p}"),
-            Self::Scheduled(p) => write!(f, "scheduled run (partition {p})"),
-        }
-    }
-}
+use crate::warehouse::{CatalogColumn, Dialect, Engine, Value, WarehouseError};
 
 /// The statements for one dataset and scope, and where each check finds its
 /// values in their results.
@@ -161,41 +103,16 @@ enum Expr {
 }
 
 impl Expr {
-    fn render(&self, engine: Engine) -> String {
-        let q = |c: &Identifier| c.quoted(engine);
-        let list = |cs: &[Identifier]| cs.iter().map(q).collect::<Vec<_>>().join(", ");
+    fn render(&self, dialect: &dyn Dialect) -> String {
         match self {
-            Self::CountRows => "count(*)".to_owned(),
-            Self::CountNonNull(c) => format!("count({})", q(c)),
-            Self::Max(c) => format!("max({})", q(c)),
-            Self::CountDistinct(c) => format!("count(DISTINCT {})", q(c)),
-            Self::KeyedRows(cs) => match engine {
-                Engine::Postgres => format!("count(*) FILTER (WHERE {})", not_null(cs, engine)),
-                Engine::MySql | Engine::Sqlite => {
-                    format!("count(CASE WHEN {} THEN 1 END)", not_null(cs, engine))
-                }
-            },
-            Self::DistinctKeys(cs) => match engine {
-                // A row value is never NULL as a whole, so leave out tuples with a NULL explicitly.
-                Engine::Postgres => format!(
-                    "count(DISTINCT ({})) FILTER (WHERE {})",
-                    list(cs),
-                    not_null(cs, engine)
-                ),
-                // MySQL's multi-argument COUNT(DISTINCT) already skips tuples with a NULL.
-                Engine::MySql => format!("count(DISTINCT {})", list(cs)),
-                Engine::Sqlite => unreachable!("SQLite counts distinct tuples in a Keys statement"),
-            },
+            Self::CountRows => dialect.count_rows(),
+            Self::CountNonNull(c) => dialect.count_non_null(c),
+            Self::Max(c) => dialect.max(c),
+            Self::CountDistinct(c) => dialect.count_distinct(c),
+            Self::KeyedRows(cs) => dialect.keyed_rows(cs),
+            Self::DistinctKeys(cs) => dialect.distinct_keys(cs),
         }
     }
-}
-
-fn not_null(columns: &[Identifier], engine: Engine) -> String {
-    columns
-        .iter()
-        .map(|c| format!("{} IS NOT NULL", c.quoted(engine)))
-        .collect::<Vec<_>>()
-        .join(" AND ")
 }
 
 /// A scan being assembled: one per (filter, partition).
@@ -209,14 +126,15 @@ struct Group {
 
 impl Group {
     fn statement(&self, table: &TableRef, engine: Engine) -> Statement {
+        let dialect = engine.dialect();
         let select = self
             .exprs
             .iter()
-            .map(|e| e.render(engine))
+            .map(|e| e.render(dialect))
             .collect::<Vec<_>>()
             .join(", ");
         let (conditions, params) = &self.conditions;
-        let mut sql = format!("SELECT {select} FROM {}", table.quoted(engine));
+        let mut sql = format!("SELECT {select} FROM {}", dialect.table(table));
         if !conditions.is_empty() {
             sql.push_str(" WHERE ");
             sql.push_str(conditions);
@@ -386,8 +304,14 @@ fn plan_check(
                 ],
                 // SQLite has no multi-column COUNT(DISTINCT …) and no row values
                 // in aggregates, so the duplicate keys need a grouped statement.
-                many if engine == Engine::Sqlite => {
-                    extras.push(keys_statement(table, bounds.as_ref(), filter, many)?);
+                many if !engine.dialect().counts_distinct_tuples() => {
+                    extras.push(keys_statement(
+                        table,
+                        engine,
+                        bounds.as_ref(),
+                        filter,
+                        many,
+                    )?);
                     let read = Read::Keys {
                         statement: extras.len() - 1,
                         keyed_rows: 0,
@@ -482,27 +406,29 @@ fn conditions(
 }
 
 /// `SELECT sum(n), count(*) FROM (SELECT count(*) AS n … GROUP BY keys)`:
-/// rows with a non-NULL key and distinct keys, in one statement.
+/// rows with a non-NULL key and distinct keys, in one statement, for engines
+/// that cannot count distinct tuples inside the scan.
 fn keys_statement(
     table: &TableRef,
+    engine: Engine,
     bounds: Option<&PartitionBounds>,
     filter: Option<&str>,
     columns: &[Identifier],
 ) -> Result<Statement, ObserveError> {
-    let engine = Engine::Sqlite;
+    let dialect = engine.dialect();
     let (conditions, params) = conditions(table, engine, bounds, filter)?;
     let keys = columns
         .iter()
-        .map(|c| c.quoted(engine))
+        .map(|c| dialect.quote(c))
         .collect::<Vec<_>>()
         .join(", ");
-    let mut where_sql = not_null(columns, engine);
+    let mut where_sql = dialect.not_null(columns);
     if !conditions.is_empty() {
         where_sql = format!("{conditions} AND {where_sql}");
     }
     let sql = format!(
         "SELECT sum(n), count(*) FROM (SELECT count(*) AS n FROM {} WHERE {where_sql} GROUP BY {keys}) AS keys",
-        table.quoted(engine)
+        dialect.table(table)
     );
     Ok(Statement {
         kind: StatementKind::Keys,
@@ -519,17 +445,16 @@ fn missing_column(column: &str, table: &TableRef) -> ObserveError {
     .into()
 }
 
-/// The catalog entry for `name`: exact on PostgreSQL (quoted identifiers are
-/// case-sensitive there), case-insensitive on MySQL and SQLite.
+/// The catalog entry for `name`, matched as the engine matches names
+/// ([`Dialect::same_column`]: exact on PostgreSQL, where quoted identifiers
+/// are case-sensitive; case-insensitive on MySQL and SQLite).
 pub(crate) fn find_column<'a>(
     catalog: &'a [CatalogColumn],
     name: &str,
     engine: Engine,
 ) -> Option<&'a CatalogColumn> {
-    catalog.iter().find(|c| match engine {
-        Engine::Postgres => c.name == name,
-        Engine::MySql | Engine::Sqlite => c.name.eq_ignore_ascii_case(name),
-    })
+    let dialect = engine.dialect();
+    catalog.iter().find(|c| dialect.same_column(&c.name, name))
 }
 
 /// The bounds of partition `key` on the dataset's partition column, typed
@@ -563,21 +488,11 @@ fn partition_bounds(
     }
     let column = find_column(input.catalog, spec.column.as_str(), input.engine)
         .ok_or_else(|| missing_column(spec.column.as_str(), input.table))?;
-    let zoned = column.data_type == "timestamptz"
-        || (input.engine == Engine::MySql
-            && column
-                .raw_type
-                .to_ascii_lowercase()
-                .starts_with("timestamp"));
+    let dialect = input.engine.dialect();
+    let zoned = dialect.is_zoned(column);
     let bound = |t: NaiveDateTime| -> Value {
         if zoned {
-            let instant = crate::check::local_to_utc(t, input.tz);
-            match input.engine {
-                // SQLite keeps zoned timestamps as UTC text (`2026-11-20 09:00:00`,
-                // optionally `+00:00`); a bound spelled the same way compares correctly.
-                Engine::Sqlite => Value::Text(instant.format("%Y-%m-%d %H:%M:%S").to_string()),
-                Engine::Postgres | Engine::MySql => Value::TimestampTz(instant),
-            }
+            dialect.zoned_bound(crate::check::local_to_utc(t, input.tz))
         } else if column.data_type == "text" {
             Value::Text(match key.granularity() {
                 Granularity::Day => t.format("%Y-%m-%d").to_string(),
@@ -592,7 +507,7 @@ fn partition_bounds(
     };
     Ok(PartitionBounds {
         key,
-        column: spec.column.quoted(input.engine),
+        column: dialect.quote(&spec.column),
         start: bound(key.start()),
         end: bound(key.end()),
     })

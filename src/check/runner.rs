@@ -16,7 +16,7 @@ use crate::check::{CheckResult, Outcome};
 use crate::config::{ChangeBaseline, CheckKind, Config, Dataset};
 use crate::domain::TableRef;
 use crate::registry::{Registry, RegistryError, RunRecord, StoredColumn};
-use crate::warehouse::{CatalogColumn, Warehouse, WarehouseError};
+use crate::warehouse::{CatalogColumn, Settings, Warehouse, WarehouseError};
 
 /// Who records a first-seen schema as a dataset's baseline.
 const FIRST_SEEN: &str = "warden (first seen schema)";
@@ -103,7 +103,18 @@ impl Runner {
         let warehouses = config
             .warehouses
             .iter()
-            .map(|(name, cfg)| (name.clone(), Warehouse::connect(cfg, tz).map(Arc::new)))
+            .map(|(name, cfg)| {
+                let settings = Settings {
+                    name: cfg.name.clone(),
+                    url: cfg.url.clone(),
+                    max_connections: cfg.max_connections,
+                    query_timeout: cfg.query_timeout,
+                };
+                (
+                    name.clone(),
+                    Warehouse::connect(&settings, tz).map(Arc::new),
+                )
+            })
             .collect();
         Self {
             tz,

@@ -3,20 +3,11 @@
 //! `{{ partition_start }}`, `{{ partition_end }}`, `{{ partition_filter }}`).
 //!
 //! Partition values never enter the text: each template that stands for one
-//! becomes a placeholder (`$n` on PostgreSQL, `?` elsewhere) with the value
-//! bound beside it.
+//! becomes a placeholder (the engine's: `$n` on PostgreSQL, `?` elsewhere)
+//! with the value bound beside it.
 
 use crate::domain::{PartitionKey, TableRef};
 use crate::warehouse::{Engine, Value};
-
-/// The template names custom SQL may use.
-pub const TEMPLATES: [&str; 5] = [
-    "table",
-    "partition",
-    "partition_start",
-    "partition_end",
-    "partition_filter",
-];
 
 /// A template could not be expanded.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -64,15 +55,20 @@ impl SqlBuilder {
 
     /// Appends a placeholder for `value`.
     pub fn bind(&mut self, value: Value) -> &mut Self {
-        self.params.push(value);
-        match self.engine {
-            Engine::Postgres => {
-                let n = self.params.len();
-                self.sql.push_str(&format!("${n}"));
-            }
-            Engine::MySql | Engine::Sqlite => self.sql.push('?'),
-        }
+        let placeholder = self.placeholder(value);
+        self.sql.push_str(&placeholder);
         self
+    }
+
+    /// A placeholder for `value`, numbered after the ones before it; the
+    /// caller appends it.
+    fn placeholder(&mut self, value: Value) -> String {
+        let placeholder = self
+            .engine
+            .dialect()
+            .placeholder(self.params.len() + 1, &value);
+        self.params.push(value);
+        placeholder
     }
 
     pub fn finish(self) -> (String, Vec<Value>) {
@@ -92,13 +88,15 @@ pub struct PartitionBounds {
 }
 
 impl PartitionBounds {
-    /// Appends `(col >= start AND col < end)`.
+    /// Appends `(col >= start AND col < end)`, as the engine writes it.
     pub fn push_filter(&self, out: &mut SqlBuilder) {
-        out.push("(").push(&self.column).push(" >= ");
-        out.bind(self.start.clone());
-        out.push(" AND ").push(&self.column).push(" < ");
-        out.bind(self.end.clone());
-        out.push(")");
+        let start = out.placeholder(self.start.clone());
+        let end = out.placeholder(self.end.clone());
+        let filter = out
+            .engine
+            .dialect()
+            .partition_filter(&self.column, &start, &end);
+        out.push(&filter);
     }
 }
 
@@ -142,15 +140,13 @@ pub fn expand(
         }
         match name {
             "table" => {
-                out.push(&cx.table.quoted(out.engine));
+                let table = out.engine.dialect().table(cx.table);
+                out.push(&table);
             }
             "partition_filter" => match cx.partition {
                 Some(bounds) => bounds.push_filter(out),
                 None => {
-                    out.push(match out.engine {
-                        Engine::Postgres => "TRUE",
-                        Engine::MySql | Engine::Sqlite => "1=1",
-                    });
+                    out.push(out.engine.dialect().always_true());
                 }
             },
             "partition" | "partition_start" => {

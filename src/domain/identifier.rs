@@ -1,8 +1,7 @@
-//! SQL identifiers written by the config author, quoted per engine.
+//! SQL identifiers written by the config author, validated so that an
+//! engine's dialect can quote them without escaping.
 
 use std::fmt;
-
-use crate::warehouse::Engine;
 
 /// A column or table name: letters, digits, `_` and `$`, not starting with a
 /// digit. Anything else is rejected so that quoting can never be escaped.
@@ -32,14 +31,6 @@ impl Identifier {
     pub fn as_str(&self) -> &str {
         &self.0
     }
-
-    /// The identifier quoted for `engine`: `"x"` for PostgreSQL and SQLite, `` `x` `` for MySQL.
-    pub fn quoted(&self, engine: Engine) -> String {
-        match engine {
-            Engine::MySql => format!("`{}`", self.0),
-            Engine::Postgres | Engine::Sqlite => format!("\"{}\"", self.0),
-        }
-    }
 }
 
 impl fmt::Display for Identifier {
@@ -68,14 +59,6 @@ impl TableRef {
             }),
         }
     }
-
-    /// The relation quoted for `engine`, schema first when there is one.
-    pub fn quoted(&self, engine: Engine) -> String {
-        match &self.schema {
-            Some(schema) => format!("{}.{}", schema.quoted(engine), self.name.quoted(engine)),
-            None => self.name.quoted(engine),
-        }
-    }
 }
 
 impl fmt::Display for TableRef {
@@ -100,14 +83,11 @@ mod tests {
     }
 
     #[test]
-    fn tables_quote_per_engine() {
+    fn tables_are_an_optional_schema_and_a_name() {
         let t = TableRef::parse("analytics.orders").unwrap();
-        assert_eq!(t.quoted(Engine::Postgres), "\"analytics\".\"orders\"");
-        assert_eq!(t.quoted(Engine::MySql), "`analytics`.`orders`");
-        assert_eq!(
-            TableRef::parse("orders").unwrap().quoted(Engine::Sqlite),
-            "\"orders\""
-        );
+        assert_eq!(t.schema.as_ref().map(Identifier::as_str), Some("analytics"));
+        assert_eq!(t.name.as_str(), "orders");
+        assert_eq!(TableRef::parse("orders").unwrap().schema, None);
         assert!(TableRef::parse("a.b.c").is_err());
     }
 }

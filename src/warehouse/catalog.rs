@@ -2,7 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::{Engine, Value, Warehouse, WarehouseError, types};
+use super::{Value, Warehouse, WarehouseError, types};
 use crate::domain::TableRef;
 
 /// One column of a relation as the catalog describes it.
@@ -27,39 +27,14 @@ impl CatalogColumn {
 }
 
 impl Warehouse {
-    /// The columns of `table` in declaration order, in one statement:
-    /// `information_schema.columns` on PostgreSQL (default schema
-    /// `current_schema()`) and MySQL (default schema `database()`),
-    /// `pragma_table_info` on SQLite. `None` when the relation does not exist.
+    /// The columns of `table` in declaration order, in one statement (the
+    /// engine's [`Dialect::catalog_query`](super::Dialect::catalog_query)).
+    /// `None` when the relation does not exist.
     pub async fn columns(
         &self,
         table: &TableRef,
     ) -> Result<Option<Vec<CatalogColumn>>, WarehouseError> {
-        let sql = match self.engine() {
-            Engine::Postgres => {
-                "SELECT column_name::text, \
-                 (CASE WHEN data_type IN ('USER-DEFINED', 'ARRAY') THEN udt_name ELSE data_type END)::text \
-                 FROM information_schema.columns \
-                 WHERE table_schema = COALESCE($1, current_schema()) AND table_name = $2 \
-                 ORDER BY ordinal_position"
-            }
-            Engine::MySql => {
-                "SELECT column_name, column_type FROM information_schema.columns \
-                 WHERE table_schema = COALESCE(?, database()) AND table_name = ? \
-                 ORDER BY ordinal_position"
-            }
-            // The schema argument names an attached database (`main`); NULL searches all.
-            Engine::Sqlite => "SELECT name, type FROM pragma_table_info(?, ?) ORDER BY cid",
-        };
-        let schema = table
-            .schema
-            .as_ref()
-            .map_or(Value::Null, |s| Value::Text(s.as_str().to_owned()));
-        let name = Value::Text(table.name.as_str().to_owned());
-        let params = match self.engine() {
-            Engine::Postgres | Engine::MySql => [schema, name],
-            Engine::Sqlite => [name, schema],
-        };
+        let (sql, params) = self.dialect().catalog_query(table);
         let rows = self.fetch_all(sql, &params).await?;
         if rows.is_empty() {
             return Ok(None);

@@ -5,8 +5,6 @@
 
 use std::time::Duration;
 
-use super::Engine;
-
 /// A failed warehouse operation. Every variant renders as a sentence fit for
 /// a check result's `message`.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -61,124 +59,52 @@ impl WarehouseError {
     pub fn is_transient(&self) -> bool {
         matches!(self, Self::Timeout { .. } | Self::Unavailable { .. })
     }
-
-    /// Classifies an error from sqlx. `timeout` is the query timeout the
-    /// server enforces, reported when it cancels a statement.
-    pub(crate) fn from_sqlx(
-        warehouse: &str,
-        engine: Engine,
-        timeout: Duration,
-        err: sqlx::Error,
-    ) -> Self {
-        let unavailable = |reason: String| Self::Unavailable {
-            warehouse: warehouse.to_owned(),
-            reason,
-        };
-        match err {
-            sqlx::Error::Database(db) => classify_database(warehouse, engine, timeout, db.as_ref()),
-            sqlx::Error::Io(e) => unavailable(e.to_string()),
-            sqlx::Error::Tls(e) => unavailable(format!("TLS: {e}")),
-            sqlx::Error::Protocol(e) => unavailable(format!("protocol error: {e}")),
-            sqlx::Error::PoolTimedOut => {
-                unavailable("no connection could be obtained in time".to_owned())
-            }
-            sqlx::Error::PoolClosed => unavailable("the connection pool is closed".to_owned()),
-            sqlx::Error::WorkerCrashed => unavailable("the connection worker crashed".to_owned()),
-            sqlx::Error::Configuration(e) => Self::InvalidUrl {
-                warehouse: warehouse.to_owned(),
-                reason: e.to_string(),
-            },
-            sqlx::Error::ColumnDecode { index, source } => Self::Decode {
-                index: index.parse().unwrap_or_default(),
-                type_name: String::from("?"),
-                reason: source.to_string(),
-            },
-            other => Self::Query {
-                message: other.to_string(),
-            },
-        }
-    }
 }
 
-fn classify_database(
-    warehouse: &str,
-    engine: Engine,
-    timeout: Duration,
-    db: &dyn sqlx::error::DatabaseError,
-) -> WarehouseError {
-    let message = db.message().to_owned();
-    let code = db.code().map(|c| c.into_owned()).unwrap_or_default();
-    let unavailable = || WarehouseError::Unavailable {
-        warehouse: warehouse.to_owned(),
-        reason: message.clone(),
-    };
-    let table_missing = || WarehouseError::TableMissing {
-        table: quoted_name(&message),
-    };
-    let column_missing = || WarehouseError::ColumnMissing {
-        column: quoted_name(&message),
-        table: None,
-    };
-    match engine {
-        Engine::Postgres => match code.as_str() {
-            // undefined_table, invalid_schema_name
-            "42P01" | "3F000" => table_missing(),
-            "42703" => column_missing(),
-            // query_canceled: statement_timeout fired on the server.
-            "57014" => WarehouseError::Timeout { timeout },
-            // connection exceptions, shutdowns, too many connections, auth, unknown database
-            c if c.starts_with("08")
-                || c.starts_with("57P")
-                || c.starts_with("28")
-                || c == "53300"
-                || c == "3D000" =>
-            {
-                unavailable()
-            }
-            _ => WarehouseError::Query { message },
-        },
-        Engine::MySql => {
-            let number = db
-                .try_downcast_ref::<sqlx::mysql::MySqlDatabaseError>()
-                .map(|e| e.number())
-                .unwrap_or_default();
-            match number {
-                // ER_NO_SUCH_TABLE, ER_BAD_DB_ERROR
-                1146 | 1049 => table_missing(),
-                // MariaDB max_statement_time, MySQL max_execution_time
-                1969 | 3024 => WarehouseError::Timeout { timeout },
-                // ER_BAD_FIELD_ERROR
-                1054 => column_missing(),
-                // access denied, too many connections, server shutdown
-                1040 | 1044 | 1045 | 1053 | 1203 => unavailable(),
-                _ => WarehouseError::Query { message },
-            }
-        }
-        Engine::Sqlite => {
-            if let Some(rest) = message.strip_prefix("no such table: ") {
-                WarehouseError::TableMissing {
-                    table: rest.to_owned(),
-                }
-            } else if let Some(rest) = message.strip_prefix("no such column: ") {
-                WarehouseError::ColumnMissing {
-                    column: rest.to_owned(),
-                    table: None,
-                }
-            } else if matches!(code.as_str(), "5" | "6" | "14")
-                || message.contains("database is locked")
-            {
-                // SQLITE_BUSY, SQLITE_LOCKED, SQLITE_CANTOPEN
-                unavailable()
-            } else {
-                WarehouseError::Query { message }
-            }
+/// What an engine makes of an error its server reported, before it is told
+/// as a [`WarehouseError`] (each engine file reads its own codes).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum ServerError {
+    /// The relation (or its schema or database) does not exist: its name.
+    TableMissing(String),
+    /// A column does not exist: its name.
+    ColumnMissing(String),
+    /// The server cancelled the statement at its statement timeout.
+    Timeout,
+    /// The server refuses the session: connections, shutdown, authentication.
+    Unavailable,
+    /// Anything else: syntax, permissions, types.
+    Other,
+}
+
+impl ServerError {
+    /// The error of `warehouse`, whose server said `message`; `timeout` is the
+    /// query timeout the server enforces.
+    pub(crate) fn into_error(
+        self,
+        warehouse: &str,
+        timeout: Duration,
+        message: String,
+    ) -> WarehouseError {
+        match self {
+            Self::TableMissing(table) => WarehouseError::TableMissing { table },
+            Self::ColumnMissing(column) => WarehouseError::ColumnMissing {
+                column,
+                table: None,
+            },
+            Self::Timeout => WarehouseError::Timeout { timeout },
+            Self::Unavailable => WarehouseError::Unavailable {
+                warehouse: warehouse.to_owned(),
+                reason: message,
+            },
+            Self::Other => WarehouseError::Query { message },
         }
     }
 }
 
 /// The first name quoted in a server message (`relation "x" does not
 /// exist`, `Table 'db.x' doesn't exist`), or the whole message.
-fn quoted_name(message: &str) -> String {
+pub(crate) fn quoted_name(message: &str) -> String {
     for quote in ['"', '\''] {
         if let Some((_, rest)) = message.split_once(quote)
             && let Some((name, _)) = rest.split_once(quote)

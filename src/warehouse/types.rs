@@ -2,19 +2,62 @@
 //! once (`bigint`, `text`, `timestamptz`) matches what PostgreSQL, MySQL and
 //! SQLite catalogs report (`int8`, `varchar(255)`, `timestamp with time zone`).
 
+use super::Engine;
+
+/// The shared vocabulary, and the spellings standard SQL gives it; each
+/// engine adds its own in [`Dialect::type_names`](super::Dialect::type_names).
+const STANDARD: &[(&str, &str)] = &[
+    ("smallint", "smallint"),
+    ("integer", "integer"),
+    ("int", "integer"),
+    ("bigint", "bigint"),
+    ("boolean", "boolean"),
+    ("numeric", "numeric"),
+    ("decimal", "numeric"),
+    ("real", "real"),
+    ("double", "double"),
+    ("double precision", "double"),
+    ("text", "text"),
+    ("varchar", "text"),
+    ("character varying", "text"),
+    ("char", "text"),
+    ("character", "text"),
+    ("timestamp", "timestamp"),
+    ("timestamp without time zone", "timestamp"),
+    ("timestamptz", "timestamptz"),
+    ("timestamp with time zone", "timestamptz"),
+    ("date", "date"),
+    ("time", "time"),
+    ("time without time zone", "time"),
+    ("json", "json"),
+    ("binary", "binary"),
+    ("varbinary", "binary"),
+    ("blob", "binary"),
+];
+
 /// Maps an engine's spelling of a type to the shared vocabulary: `smallint`,
 /// `integer`, `bigint`, `boolean`, `numeric`, `real`, `double`, `text`,
 /// `timestamp`, `timestamptz`, `date`, `time`, `json`, `binary`. Anything else
-/// comes back lowercased, trimmed and with single spaces.
+/// comes back lowercased, trimmed and with single spaces. Every engine's
+/// spellings are known, so a schema written for one engine reads the same on
+/// another.
 pub fn normalise(engine_type: &str) -> String {
     let t = engine_type
         .split_whitespace()
         .collect::<Vec<_>>()
         .join(" ")
         .to_lowercase();
-    // MySQL writes `tinyint(1)` for booleans; other widths are display hints.
-    if t == "tinyint(1)" {
-        return "boolean".into();
+    let dialects = || Engine::ALL.into_iter().map(Engine::dialect);
+    let lookup = |spelling: &str| {
+        STANDARD
+            .iter()
+            .chain(dialects().flat_map(|d| d.type_names()))
+            .find(|(s, _)| *s == spelling)
+            .map(|(_, name)| *name)
+    };
+    // A spelling whose arguments matter (MySQL's `tinyint(1)` is a boolean).
+    if let Some(name) = lookup(&t) {
+        return name.to_owned();
     }
     let (base, args) = match t.split_once('(') {
         Some((base, rest)) => {
@@ -27,56 +70,43 @@ pub fn normalise(engine_type: &str) -> String {
         }
         None => (t.clone(), None),
     };
-    // MySQL integer modifiers do not change what the column holds for our purposes.
+    // Modifiers that do not change what the column holds for our purposes.
     let base = base
         .split(' ')
-        .filter(|w| !matches!(*w, "unsigned" | "signed" | "zerofill"))
+        .filter(|w| !dialects().any(|d| d.type_modifiers().contains(w)))
         .collect::<Vec<_>>()
         .join(" ");
-    let name = match base.as_str() {
-        "smallint" | "int2" | "tinyint" | "smallserial" | "serial2" => "smallint",
-        "integer" | "int" | "int4" | "mediumint" | "serial" | "serial4" => "integer",
-        "bigint" | "int8" | "bigserial" | "serial8" => "bigint",
-        "boolean" | "bool" => "boolean",
-        "numeric" | "decimal" | "dec" | "fixed" => "numeric",
-        "real" | "float4" => "real",
-        "double" | "double precision" | "float8" => "double",
-        // PostgreSQL: float(1..24) is real, float(25..53) and bare float are double.
-        "float" => match args.as_deref().and_then(|a| a.parse::<u32>().ok()) {
+    // float(1..24) is real, float(25..53) and bare float are double.
+    if base == "float" {
+        return match args.as_deref().and_then(|a| a.parse::<u32>().ok()) {
             Some(p) if p <= 24 => "real",
             _ => "double",
-        },
-        "text"
-        | "varchar"
-        | "character varying"
-        | "char"
-        | "character"
-        | "bpchar"
-        | "nchar"
-        | "nvarchar"
-        | "national character varying"
-        | "string"
-        | "tinytext"
-        | "mediumtext"
-        | "longtext"
-        | "clob"
-        | "citext" => "text",
-        "timestamp" | "timestamp without time zone" | "datetime" => "timestamp",
-        "timestamptz" | "timestamp with time zone" => "timestamptz",
-        "date" => "date",
-        "time" | "time without time zone" => "time",
-        "json" | "jsonb" => "json",
-        "bytea" | "blob" | "tinyblob" | "mediumblob" | "longblob" | "binary" | "varbinary" => {
-            "binary"
         }
-        _ => return t,
-    };
-    name.to_owned()
+        .to_owned();
+    }
+    match lookup(&base) {
+        Some(name) => name.to_owned(),
+        None => t,
+    }
 }
 
 #[cfg(test)]
 mod tests {
-    use super::normalise;
+    use super::{Engine, STANDARD, normalise};
+
+    #[test]
+    fn every_engine_spelling_lands_in_the_vocabulary() {
+        for engine in Engine::ALL {
+            for (spelling, name) in engine.dialect().type_names() {
+                assert!(
+                    STANDARD.iter().any(|(_, n)| n == name),
+                    "{engine:?}: {spelling:?} maps to {name:?}, outside the vocabulary"
+                );
+                // Two engines spelling a type alike must agree on it.
+                assert_eq!(normalise(spelling), *name, "{engine:?}: {spelling:?}");
+            }
+        }
+    }
 
     #[test]
     fn engines_agree_on_common_types() {

@@ -1,11 +1,11 @@
-//! One cell of a result row, decoded per engine from the column's type, and
-//! the values bound as statement parameters.
+//! One cell of a result row, independent of the engine (each engine file
+//! decodes its rows into these), and the values bound as statement
+//! parameters.
 
 use std::fmt;
 
 use chrono::{DateTime, NaiveDate, NaiveDateTime, Utc};
 use rust_decimal::prelude::ToPrimitive;
-use sqlx::{Column, Row, TypeInfo, ValueRef};
 
 use super::WarehouseError;
 
@@ -81,7 +81,11 @@ impl fmt::Display for Value {
     }
 }
 
-fn decode_error(index: usize, type_name: &str, reason: impl fmt::Display) -> WarehouseError {
+pub(super) fn decode_error(
+    index: usize,
+    type_name: &str,
+    reason: impl fmt::Display,
+) -> WarehouseError {
     WarehouseError::Decode {
         index,
         type_name: type_name.to_owned(),
@@ -89,122 +93,8 @@ fn decode_error(index: usize, type_name: &str, reason: impl fmt::Display) -> War
     }
 }
 
-fn decimal_to_f64(d: rust_decimal::Decimal) -> f64 {
+pub(super) fn decimal_to_f64(d: rust_decimal::Decimal) -> f64 {
     d.to_f64().unwrap_or(f64::NAN)
-}
-
-/// Decodes a PostgreSQL row by the declared type of each column.
-pub(crate) fn decode_pg_row(row: &sqlx::postgres::PgRow) -> Result<Vec<Value>, WarehouseError> {
-    let mut out = Vec::with_capacity(row.columns().len());
-    for (i, column) in row.columns().iter().enumerate() {
-        let raw = row.try_get_raw(i).map_err(|e| decode_error(i, "?", e))?;
-        if raw.is_null() {
-            out.push(Value::Null);
-            continue;
-        }
-        let type_name = column.type_info().name().to_owned();
-        let err = |e: sqlx::Error| decode_error(i, &type_name, e);
-        let value = match type_name.as_str() {
-            "INT2" => Value::Int(row.try_get::<i16, _>(i).map_err(err)?.into()),
-            "INT4" => Value::Int(row.try_get::<i32, _>(i).map_err(err)?.into()),
-            "INT8" => Value::Int(row.try_get::<i64, _>(i).map_err(err)?),
-            "OID" => Value::Int(
-                row.try_get::<sqlx::postgres::types::Oid, _>(i)
-                    .map_err(err)?
-                    .0
-                    .into(),
-            ),
-            "BOOL" => Value::Int(row.try_get::<bool, _>(i).map_err(err)?.into()),
-            "NUMERIC" => Value::Float(decimal_to_f64(row.try_get(i).map_err(err)?)),
-            "FLOAT4" => Value::Float(row.try_get::<f32, _>(i).map_err(err)?.into()),
-            "FLOAT8" => Value::Float(row.try_get::<f64, _>(i).map_err(err)?),
-            "TEXT" | "VARCHAR" | "BPCHAR" | "NAME" | "CHAR" | "UNKNOWN" | "CITEXT" => {
-                Value::Text(row.try_get_unchecked::<String, _>(i).map_err(err)?)
-            }
-            "DATE" => Value::Date(row.try_get(i).map_err(err)?),
-            "TIMESTAMP" => Value::Timestamp(row.try_get(i).map_err(err)?),
-            "TIMESTAMPTZ" => Value::TimestampTz(row.try_get(i).map_err(err)?),
-            other => {
-                return Err(decode_error(
-                    i,
-                    other,
-                    "unsupported type; cast it to text or a number in the query",
-                ));
-            }
-        };
-        out.push(value);
-    }
-    Ok(out)
-}
-
-/// Decodes a MySQL/MariaDB row by the type of each column.
-pub(crate) fn decode_mysql_row(row: &sqlx::mysql::MySqlRow) -> Result<Vec<Value>, WarehouseError> {
-    let mut out = Vec::with_capacity(row.columns().len());
-    for (i, column) in row.columns().iter().enumerate() {
-        let raw = row.try_get_raw(i).map_err(|e| decode_error(i, "?", e))?;
-        if raw.is_null() {
-            out.push(Value::Null);
-            continue;
-        }
-        let type_name = column.type_info().name().to_owned();
-        let err = |e: sqlx::Error| decode_error(i, &type_name, e);
-        let value = match type_name.as_str() {
-            "BOOLEAN" | "TINYINT" | "SMALLINT" | "INT" | "MEDIUMINT" | "BIGINT" | "YEAR" => {
-                Value::Int(row.try_get_unchecked::<i64, _>(i).map_err(err)?)
-            }
-            "TINYINT UNSIGNED" | "SMALLINT UNSIGNED" | "INT UNSIGNED" | "MEDIUMINT UNSIGNED"
-            | "BIGINT UNSIGNED" | "BIT" => {
-                let u = row.try_get_unchecked::<u64, _>(i).map_err(err)?;
-                match i64::try_from(u) {
-                    Ok(v) => Value::Int(v),
-                    Err(_) => Value::Float(u as f64),
-                }
-            }
-            "DECIMAL" => Value::Float(decimal_to_f64(row.try_get_unchecked(i).map_err(err)?)),
-            "FLOAT" => Value::Float(row.try_get_unchecked::<f32, _>(i).map_err(err)?.into()),
-            "DOUBLE" => Value::Float(row.try_get_unchecked::<f64, _>(i).map_err(err)?),
-            "DATE" => Value::Date(row.try_get_unchecked(i).map_err(err)?),
-            "DATETIME" => Value::Timestamp(row.try_get_unchecked(i).map_err(err)?),
-            // The session time zone is UTC (sqlx sets it on connect), so a
-            // TIMESTAMP arrives as UTC.
-            "TIMESTAMP" => Value::TimestampTz(row.try_get_unchecked(i).map_err(err)?),
-            _ => {
-                // Strings, binary strings and JSON: read the bytes as UTF-8.
-                let bytes = row.try_get_unchecked::<Vec<u8>, _>(i).map_err(err)?;
-                Value::Text(String::from_utf8(bytes).map_err(|e| decode_error(i, &type_name, e))?)
-            }
-        };
-        out.push(value);
-    }
-    Ok(out)
-}
-
-/// Decodes a SQLite row by the storage class of each value (SQLite columns
-/// have no fixed type).
-pub(crate) fn decode_sqlite_row(
-    row: &sqlx::sqlite::SqliteRow,
-) -> Result<Vec<Value>, WarehouseError> {
-    let mut out = Vec::with_capacity(row.columns().len());
-    for i in 0..row.columns().len() {
-        let raw = row.try_get_raw(i).map_err(|e| decode_error(i, "?", e))?;
-        if raw.is_null() {
-            out.push(Value::Null);
-            continue;
-        }
-        let type_name = raw.type_info().name().to_owned();
-        let err = |e: sqlx::Error| decode_error(i, &type_name, e);
-        let value = match type_name.as_str() {
-            "INTEGER" | "BOOLEAN" => Value::Int(row.try_get_unchecked::<i64, _>(i).map_err(err)?),
-            "REAL" | "NUMERIC" => Value::Float(row.try_get_unchecked::<f64, _>(i).map_err(err)?),
-            "BLOB" => {
-                let bytes = row.try_get_unchecked::<Vec<u8>, _>(i).map_err(err)?;
-                Value::Text(String::from_utf8(bytes).map_err(|e| decode_error(i, &type_name, e))?)
-            }
-            _ => Value::Text(row.try_get_unchecked::<String, _>(i).map_err(err)?),
-        };
-        out.push(value);
-    }
-    Ok(out)
 }
 
 #[cfg(test)]

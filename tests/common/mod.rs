@@ -18,11 +18,9 @@ use chrono_tz::Tz;
 use sqlx::mysql::{MySqlConnectOptions, MySqlPool, MySqlPoolOptions};
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqlitePool, SqlitePoolOptions};
-use warden::config::{
-    CheckKind, CheckSpec, Dataset, PartitionSpec, Schedule, Severity, SourcePos, WarehouseConfig,
-};
+use warden::config::{CheckKind, CheckSpec, Dataset, PartitionSpec, Schedule, Severity, SourcePos};
 use warden::domain::{CheckId, DatasetName, Granularity, Identifier, Ratio, TableRef};
-use warden::warehouse::{Engine, Warehouse};
+use warden::warehouse::{Engine, Settings, Warehouse};
 
 /// The engines every case runs on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -173,9 +171,10 @@ impl TestDb {
             Backend::MySql => ("DATETIME", "TIMESTAMP NULL DEFAULT NULL"),
             Backend::Sqlite => ("TIMESTAMP", "TIMESTAMPTZ"),
         };
-        let schema = Identifier::parse(&self.schema)
-            .expect("schema name")
-            .quoted(self.engine());
+        let schema = self
+            .engine()
+            .dialect()
+            .quote(&Identifier::parse(&self.schema).expect("schema name"));
         let mut sql = sql
             .replace("{s}", &schema)
             .replace("{TIMESTAMPTZ}", tstz)
@@ -221,8 +220,8 @@ impl TestDb {
     }
 }
 
-pub fn warehouse_config(url: &str, query_timeout: Duration) -> WarehouseConfig {
-    WarehouseConfig {
+pub fn warehouse_config(url: &str, query_timeout: Duration) -> Settings {
+    Settings {
         name: "main".into(),
         url: url.into(),
         max_connections: 4,

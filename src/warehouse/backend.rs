@@ -1,0 +1,47 @@
+//! What a [`Warehouse`](super::Warehouse) needs from an engine's connection:
+//! run one statement and hand back its rows as [`Value`]s. The SQL engines
+//! implement it once, over sqlx pools ([`super::pooled`]); an engine reached
+//! another way (HTTP) implements it in its own file.
+
+use std::fmt;
+use std::time::Duration;
+
+use futures::future::BoxFuture;
+
+use super::{Value, WarehouseError};
+
+/// Every row of a statement, each decoded on its own.
+pub(crate) type Rows = Vec<Result<Vec<Value>, WarehouseError>>;
+
+/// Why a statement returned no rows.
+#[derive(Debug)]
+pub(crate) enum Failure {
+    /// No connection came within the acquire timeout.
+    NoConnection,
+    /// The statement ran longer than the query timeout.
+    TimedOut,
+    /// The connection or the statement failed.
+    Failed(WarehouseError),
+}
+
+/// A connected engine.
+pub(crate) trait Backend: Send + Sync + fmt::Debug {
+    /// Waits for a connection (bounded apart), then runs `sql` with `params`
+    /// bound in order, giving up after `timeout`.
+    fn fetch_all<'a>(
+        &'a self,
+        sql: &'a str,
+        params: &'a [Value],
+        timeout: Duration,
+    ) -> BoxFuture<'a, Result<Rows, Failure>>;
+
+    /// Makes one connection outside the pool and closes it: why the pool had
+    /// none to give.
+    fn connect_once(&self) -> BoxFuture<'_, Result<(), WarehouseError>>;
+
+    /// Closes every pooled connection.
+    fn close(&self) -> BoxFuture<'_, ()>;
+
+    /// The size of the pool.
+    fn max_connections(&self) -> u32;
+}

@@ -1,0 +1,182 @@
+//! MySQL and MariaDB: sessions with a statement timeout under either
+//! server's name for it, rows decoded by column type, error numbers read,
+//! `information_schema` as the catalog, and the dialect (`` `x` ``, `?`,
+//! multi-column `COUNT(DISTINCT)`, case-insensitive names).
+
+use std::str::FromStr;
+
+use chrono_tz::Tz;
+use sqlx::mysql::{MySqlConnectOptions, MySqlDatabaseError, MySqlRow};
+use sqlx::{Column, Executor, MySql, Row, TypeInfo, ValueRef};
+
+use super::backend::Backend;
+use super::dialect::{Dialect, schema_and_name};
+use super::error::{ServerError, quoted_name};
+use super::pooled::{self, Pooled};
+use super::value::{decimal_to_f64, decode_error};
+use super::{CatalogColumn, Settings, Value, WarehouseError};
+use crate::domain::{Identifier, TableRef};
+
+/// MySQL's and MariaDB's SQL.
+pub(super) struct MySqlDialect;
+
+impl Dialect for MySqlDialect {
+    fn quote(&self, ident: &Identifier) -> String {
+        format!("`{}`", ident.as_str())
+    }
+
+    fn placeholder(&self, _index: usize, _value: &Value) -> String {
+        "?".to_owned()
+    }
+
+    fn always_true(&self) -> &'static str {
+        "1=1"
+    }
+
+    fn counts_distinct_tuples(&self) -> bool {
+        true
+    }
+
+    /// The multi-argument `COUNT(DISTINCT)` already skips tuples with a NULL.
+    fn distinct_keys(&self, columns: &[Identifier]) -> String {
+        let list = columns
+            .iter()
+            .map(|c| self.quote(c))
+            .collect::<Vec<_>>()
+            .join(", ");
+        format!("count(DISTINCT {list})")
+    }
+
+    fn same_column(&self, catalog_name: &str, name: &str) -> bool {
+        catalog_name.eq_ignore_ascii_case(name)
+    }
+
+    /// A `TIMESTAMP` is a point in time (stored as UTC), unlike a `DATETIME`.
+    fn is_zoned(&self, column: &CatalogColumn) -> bool {
+        column.data_type == "timestamptz"
+            || column
+                .raw_type
+                .to_ascii_lowercase()
+                .starts_with("timestamp")
+    }
+
+    /// The default schema is `database()`.
+    fn catalog_query(&self, table: &TableRef) -> (&'static str, Vec<Value>) {
+        let (schema, name) = schema_and_name(table);
+        (
+            "SELECT column_name, column_type FROM information_schema.columns \
+             WHERE table_schema = COALESCE(?, database()) AND table_name = ? \
+             ORDER BY ordinal_position",
+            vec![schema, name],
+        )
+    }
+
+    fn type_names(&self) -> &'static [(&'static str, &'static str)] {
+        &[
+            // Other widths are display hints; this one is how booleans are declared.
+            ("tinyint(1)", "boolean"),
+            ("tinyint", "smallint"),
+            ("mediumint", "integer"),
+            ("dec", "numeric"),
+            ("fixed", "numeric"),
+            ("nchar", "text"),
+            ("nvarchar", "text"),
+            ("national character varying", "text"),
+            ("tinytext", "text"),
+            ("mediumtext", "text"),
+            ("longtext", "text"),
+            ("datetime", "timestamp"),
+            ("tinyblob", "binary"),
+            ("mediumblob", "binary"),
+            ("longblob", "binary"),
+        ]
+    }
+
+    fn type_modifiers(&self) -> &'static [&'static str] {
+        &["unsigned", "signed", "zerofill"]
+    }
+}
+
+/// A pool whose sessions get `max_statement_time` (MariaDB) or
+/// `max_execution_time` (MySQL) of the query timeout.
+pub(super) fn connect(settings: &Settings, _tz: Tz) -> Result<Box<dyn Backend>, String> {
+    let opts = MySqlConnectOptions::from_str(&settings.url).map_err(|e| e.to_string())?;
+    let secs = settings.query_timeout.as_secs_f64();
+    let millis = settings.query_timeout.as_millis();
+    let pool = pooled::options::<MySql>(settings)
+        .after_connect(move |conn, _| {
+            Box::pin(async move {
+                // MariaDB and MySQL name their statement timeouts
+                // differently; whichever the server lacks fails harmlessly.
+                let mariadb = format!("SET SESSION max_statement_time = {secs}");
+                if conn.execute(mariadb.as_str()).await.is_err() {
+                    let mysql = format!("SET SESSION max_execution_time = {millis}");
+                    let _ = conn.execute(mysql.as_str()).await;
+                }
+                Ok(())
+            })
+        })
+        .connect_lazy_with(opts);
+    Ok(Box::new(Pooled::new(pool, settings, decode_row, classify)))
+}
+
+/// Reads the server's error numbers.
+fn classify(db: &dyn sqlx::error::DatabaseError) -> ServerError {
+    let number = db
+        .try_downcast_ref::<MySqlDatabaseError>()
+        .map(|e| e.number())
+        .unwrap_or_default();
+    match number {
+        // ER_NO_SUCH_TABLE, ER_BAD_DB_ERROR
+        1146 | 1049 => ServerError::TableMissing(quoted_name(db.message())),
+        // MariaDB max_statement_time, MySQL max_execution_time
+        1969 | 3024 => ServerError::Timeout,
+        // ER_BAD_FIELD_ERROR
+        1054 => ServerError::ColumnMissing(quoted_name(db.message())),
+        // access denied, too many connections, server shutdown
+        1040 | 1044 | 1045 | 1053 | 1203 => ServerError::Unavailable,
+        _ => ServerError::Other,
+    }
+}
+
+/// Decodes a row by the type of each column.
+fn decode_row(row: &MySqlRow) -> Result<Vec<Value>, WarehouseError> {
+    let mut out = Vec::with_capacity(row.columns().len());
+    for (i, column) in row.columns().iter().enumerate() {
+        let raw = row.try_get_raw(i).map_err(|e| decode_error(i, "?", e))?;
+        if raw.is_null() {
+            out.push(Value::Null);
+            continue;
+        }
+        let type_name = column.type_info().name().to_owned();
+        let err = |e: sqlx::Error| decode_error(i, &type_name, e);
+        let value = match type_name.as_str() {
+            "BOOLEAN" | "TINYINT" | "SMALLINT" | "INT" | "MEDIUMINT" | "BIGINT" | "YEAR" => {
+                Value::Int(row.try_get_unchecked::<i64, _>(i).map_err(err)?)
+            }
+            "TINYINT UNSIGNED" | "SMALLINT UNSIGNED" | "INT UNSIGNED" | "MEDIUMINT UNSIGNED"
+            | "BIGINT UNSIGNED" | "BIT" => {
+                let u = row.try_get_unchecked::<u64, _>(i).map_err(err)?;
+                match i64::try_from(u) {
+                    Ok(v) => Value::Int(v),
+                    Err(_) => Value::Float(u as f64),
+                }
+            }
+            "DECIMAL" => Value::Float(decimal_to_f64(row.try_get_unchecked(i).map_err(err)?)),
+            "FLOAT" => Value::Float(row.try_get_unchecked::<f32, _>(i).map_err(err)?.into()),
+            "DOUBLE" => Value::Float(row.try_get_unchecked::<f64, _>(i).map_err(err)?),
+            "DATE" => Value::Date(row.try_get_unchecked(i).map_err(err)?),
+            "DATETIME" => Value::Timestamp(row.try_get_unchecked(i).map_err(err)?),
+            // The session time zone is UTC (sqlx sets it on connect), so a
+            // TIMESTAMP arrives as UTC.
+            "TIMESTAMP" => Value::TimestampTz(row.try_get_unchecked(i).map_err(err)?),
+            _ => {
+                // Strings, binary strings and JSON: read the bytes as UTF-8.
+                let bytes = row.try_get_unchecked::<Vec<u8>, _>(i).map_err(err)?;
+                Value::Text(String::from_utf8(bytes).map_err(|e| decode_error(i, &type_name, e))?)
+            }
+        };
+        out.push(value);
+    }
+    Ok(out)
+}

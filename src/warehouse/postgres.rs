@@ -1,0 +1,171 @@
+//! PostgreSQL: sessions in the agent's time zone with a server-side
+//! `statement_timeout`, rows decoded by declared type, SQLSTATE codes read,
+//! `information_schema` as the catalog, and its dialect (`"x"`, `$n`,
+//! `FILTER`, row values, case-sensitive quoted names).
+
+use std::str::FromStr;
+
+use chrono_tz::Tz;
+use sqlx::Postgres;
+use sqlx::postgres::{PgConnectOptions, PgRow};
+use sqlx::{Column, Executor, Row, TypeInfo, ValueRef};
+
+use super::backend::Backend;
+use super::dialect::{Dialect, schema_and_name};
+use super::error::{ServerError, quoted_name};
+use super::pooled::{self, Pooled};
+use super::value::{decimal_to_f64, decode_error};
+use super::{Settings, Value, WarehouseError};
+use crate::domain::{Identifier, TableRef};
+
+/// PostgreSQL's SQL.
+pub(super) struct PostgresDialect;
+
+impl Dialect for PostgresDialect {
+    fn quote(&self, ident: &Identifier) -> String {
+        format!("\"{}\"", ident.as_str())
+    }
+
+    fn placeholder(&self, index: usize, _value: &Value) -> String {
+        format!("${index}")
+    }
+
+    fn always_true(&self) -> &'static str {
+        "TRUE"
+    }
+
+    fn keyed_rows(&self, columns: &[Identifier]) -> String {
+        format!("count(*) FILTER (WHERE {})", self.not_null(columns))
+    }
+
+    fn counts_distinct_tuples(&self) -> bool {
+        true
+    }
+
+    /// Quoted identifiers are case-sensitive.
+    fn same_column(&self, catalog_name: &str, name: &str) -> bool {
+        catalog_name == name
+    }
+
+    /// The default schema is `current_schema()`; enums and arrays are named
+    /// by their `udt_name`.
+    fn catalog_query(&self, table: &TableRef) -> (&'static str, Vec<Value>) {
+        let (schema, name) = schema_and_name(table);
+        (
+            "SELECT column_name::text, \
+             (CASE WHEN data_type IN ('USER-DEFINED', 'ARRAY') THEN udt_name ELSE data_type END)::text \
+             FROM information_schema.columns \
+             WHERE table_schema = COALESCE($1, current_schema()) AND table_name = $2 \
+             ORDER BY ordinal_position",
+            vec![schema, name],
+        )
+    }
+
+    fn type_names(&self) -> &'static [(&'static str, &'static str)] {
+        &[
+            ("int2", "smallint"),
+            ("smallserial", "smallint"),
+            ("serial2", "smallint"),
+            ("int4", "integer"),
+            ("serial", "integer"),
+            ("serial4", "integer"),
+            ("int8", "bigint"),
+            ("bigserial", "bigint"),
+            ("serial8", "bigint"),
+            ("bool", "boolean"),
+            ("float4", "real"),
+            ("float8", "double"),
+            ("bpchar", "text"),
+            ("citext", "text"),
+            ("jsonb", "json"),
+            ("bytea", "binary"),
+        ]
+    }
+}
+
+/// A pool whose sessions use `tz` as their time zone (so dates compare with
+/// `timestamptz` columns in local days) and a server-side
+/// `statement_timeout` of the query timeout.
+pub(super) fn connect(settings: &Settings, tz: Tz) -> Result<Box<dyn Backend>, String> {
+    let opts = PgConnectOptions::from_str(&settings.url)
+        .map_err(|e| e.to_string())?
+        .options([(
+            "statement_timeout",
+            settings.query_timeout.as_millis().to_string(),
+        )]);
+    // sqlx sends `TimeZone=UTC` at startup, which would override a startup
+    // option; set the zone once the session is up instead.
+    let set_zone = format!("SET TIME ZONE '{}'", tz.name().replace('\'', "''"));
+    let pool = pooled::options::<Postgres>(settings)
+        .after_connect(move |conn, _| {
+            let set_zone = set_zone.clone();
+            Box::pin(async move { conn.execute(set_zone.as_str()).await.map(drop) })
+        })
+        .connect_lazy_with(opts);
+    Ok(Box::new(Pooled::new(pool, settings, decode_row, classify)))
+}
+
+/// Reads SQLSTATE codes.
+fn classify(db: &dyn sqlx::error::DatabaseError) -> ServerError {
+    match pooled::code(db).as_str() {
+        // undefined_table, invalid_schema_name
+        "42P01" | "3F000" => ServerError::TableMissing(quoted_name(db.message())),
+        "42703" => ServerError::ColumnMissing(quoted_name(db.message())),
+        // query_canceled: statement_timeout fired on the server.
+        "57014" => ServerError::Timeout,
+        // connection exceptions, shutdowns, too many connections, auth, unknown database
+        c if c.starts_with("08")
+            || c.starts_with("57P")
+            || c.starts_with("28")
+            || c == "53300"
+            || c == "3D000" =>
+        {
+            ServerError::Unavailable
+        }
+        _ => ServerError::Other,
+    }
+}
+
+/// Decodes a row by the declared type of each column.
+fn decode_row(row: &PgRow) -> Result<Vec<Value>, WarehouseError> {
+    let mut out = Vec::with_capacity(row.columns().len());
+    for (i, column) in row.columns().iter().enumerate() {
+        let raw = row.try_get_raw(i).map_err(|e| decode_error(i, "?", e))?;
+        if raw.is_null() {
+            out.push(Value::Null);
+            continue;
+        }
+        let type_name = column.type_info().name().to_owned();
+        let err = |e: sqlx::Error| decode_error(i, &type_name, e);
+        let value = match type_name.as_str() {
+            "INT2" => Value::Int(row.try_get::<i16, _>(i).map_err(err)?.into()),
+            "INT4" => Value::Int(row.try_get::<i32, _>(i).map_err(err)?.into()),
+            "INT8" => Value::Int(row.try_get::<i64, _>(i).map_err(err)?),
+            "OID" => Value::Int(
+                row.try_get::<sqlx::postgres::types::Oid, _>(i)
+                    .map_err(err)?
+                    .0
+                    .into(),
+            ),
+            "BOOL" => Value::Int(row.try_get::<bool, _>(i).map_err(err)?.into()),
+            "NUMERIC" => Value::Float(decimal_to_f64(row.try_get(i).map_err(err)?)),
+            "FLOAT4" => Value::Float(row.try_get::<f32, _>(i).map_err(err)?.into()),
+            "FLOAT8" => Value::Float(row.try_get::<f64, _>(i).map_err(err)?),
+            "TEXT" | "VARCHAR" | "BPCHAR" | "NAME" | "CHAR" | "UNKNOWN" | "CITEXT" => {
+                Value::Text(row.try_get_unchecked::<String, _>(i).map_err(err)?)
+            }
+            "DATE" => Value::Date(row.try_get(i).map_err(err)?),
+            "TIMESTAMP" => Value::Timestamp(row.try_get(i).map_err(err)?),
+            "TIMESTAMPTZ" => Value::TimestampTz(row.try_get(i).map_err(err)?),
+            other => {
+                return Err(decode_error(
+                    i,
+                    other,
+                    "unsupported type; cast it to text or a number in the query",
+                ));
+            }
+        };
+        out.push(value);
+    }
+    Ok(out)
+}

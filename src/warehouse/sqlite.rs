@@ -1,0 +1,117 @@
+//! SQLite: a pool over a database file, values decoded by storage class,
+//! result codes and messages read, `pragma_table_info` as the catalog, and
+//! the dialect (`"x"`, `?`, no distinct tuples in a scan, zoned timestamps
+//! as UTC text, case-insensitive names).
+
+use std::str::FromStr;
+
+use chrono::{DateTime, Utc};
+use chrono_tz::Tz;
+use sqlx::sqlite::{SqliteConnectOptions, SqliteRow};
+use sqlx::{Row, Sqlite, TypeInfo, ValueRef};
+
+use super::backend::Backend;
+use super::dialect::{Dialect, schema_and_name};
+use super::error::ServerError;
+use super::pooled::{self, Pooled};
+use super::value::decode_error;
+use super::{Settings, Value, WarehouseError};
+use crate::domain::{Identifier, TableRef};
+
+/// SQLite's SQL.
+pub(super) struct SqliteDialect;
+
+impl Dialect for SqliteDialect {
+    fn quote(&self, ident: &Identifier) -> String {
+        format!("\"{}\"", ident.as_str())
+    }
+
+    fn placeholder(&self, _index: usize, _value: &Value) -> String {
+        "?".to_owned()
+    }
+
+    fn always_true(&self) -> &'static str {
+        "1=1"
+    }
+
+    /// SQLite has no multi-column `COUNT(DISTINCT …)` and no row values in
+    /// aggregates.
+    fn counts_distinct_tuples(&self) -> bool {
+        false
+    }
+
+    fn same_column(&self, catalog_name: &str, name: &str) -> bool {
+        catalog_name.eq_ignore_ascii_case(name)
+    }
+
+    /// SQLite keeps zoned timestamps as UTC text (`2026-11-20 09:00:00`,
+    /// optionally `+00:00`) and compares text; a bound spelled the same way
+    /// compares correctly.
+    fn zoned_bound(&self, instant: DateTime<Utc>) -> Value {
+        Value::Text(instant.format("%Y-%m-%d %H:%M:%S").to_string())
+    }
+
+    /// The schema argument names an attached database (`main`); NULL searches all.
+    fn catalog_query(&self, table: &TableRef) -> (&'static str, Vec<Value>) {
+        let (schema, name) = schema_and_name(table);
+        (
+            "SELECT name, type FROM pragma_table_info(?, ?) ORDER BY cid",
+            vec![name, schema],
+        )
+    }
+
+    fn type_names(&self) -> &'static [(&'static str, &'static str)] {
+        &[("clob", "text"), ("string", "text")]
+    }
+}
+
+/// A pool over the database file. SQLite cannot interrupt a statement: one
+/// past the query timeout finishes in the background.
+pub(super) fn connect(settings: &Settings, _tz: Tz) -> Result<Box<dyn Backend>, String> {
+    let opts = SqliteConnectOptions::from_str(&settings.url).map_err(|e| e.to_string())?;
+    let pool = pooled::options::<Sqlite>(settings).connect_lazy_with(opts);
+    Ok(Box::new(Pooled::new(pool, settings, decode_row, classify)))
+}
+
+/// Reads the message and result code.
+fn classify(db: &dyn sqlx::error::DatabaseError) -> ServerError {
+    let message = db.message();
+    if let Some(rest) = message.strip_prefix("no such table: ") {
+        ServerError::TableMissing(rest.to_owned())
+    } else if let Some(rest) = message.strip_prefix("no such column: ") {
+        ServerError::ColumnMissing(rest.to_owned())
+    } else if matches!(pooled::code(db).as_str(), "5" | "6" | "14")
+        || message.contains("database is locked")
+    {
+        // SQLITE_BUSY, SQLITE_LOCKED, SQLITE_CANTOPEN
+        ServerError::Unavailable
+    } else {
+        ServerError::Other
+    }
+}
+
+/// Decodes a row by the storage class of each value (SQLite columns have no
+/// fixed type).
+fn decode_row(row: &SqliteRow) -> Result<Vec<Value>, WarehouseError> {
+    let mut out = Vec::with_capacity(row.columns().len());
+    for i in 0..row.columns().len() {
+        let raw = row.try_get_raw(i).map_err(|e| decode_error(i, "?", e))?;
+        if raw.is_null() {
+            out.push(Value::Null);
+            continue;
+        }
+        let type_name = raw.type_info().name().to_owned();
+        let err = |e: sqlx::Error| decode_error(i, &type_name, e);
+        let value = match type_name.as_str() {
+            "INTEGER" | "BOOLEAN" => Value::Int(row.try_get_unchecked::<i64, _>(i).map_err(err)?),
+            "REAL" | "NUMERIC" => Value::Float(row.try_get_unchecked::<f64, _>(i).map_err(err)?),
+            "BLOB" => {
+                let bytes = row.try_get_unchecked::<Vec<u8>, _>(i).map_err(err)?;
+                Value::Text(String::from_utf8(bytes).map_err(|e| decode_error(i, &type_name, e))?)
+            }
+            _ => Value::Text(row.try_get_unchecked::<String, _>(i).map_err(err)?),
+        };
+        out.push(value);
+    }
+    Ok(out)
+}
