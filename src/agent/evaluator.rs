@@ -14,7 +14,7 @@ use chrono::Utc;
 use tokio::sync::{Semaphore, mpsc};
 use tokio_util::task::TaskTracker;
 
-use super::lanes::{Job, backoff};
+use super::lanes::{Job, RETRY};
 use super::state::AppState;
 use crate::check::{CheckResult, Outcome, PendingRun};
 
@@ -100,7 +100,7 @@ async fn record(state: &AppState, job: &Job, pending: PendingRun) -> Vec<CheckRe
     };
     for attempt in 1..RECORD_ATTEMPTS {
         tokio::select! {
-            () = tokio::time::sleep(backoff(attempt).max(Duration::from_secs(1))) => {}
+            () = tokio::time::sleep(RETRY.delay(attempt).max(Duration::from_secs(1))) => {}
             () = state.shutdown().cancelled() => {}
         }
         match state.registry().record_run(&records).await {

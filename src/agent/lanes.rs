@@ -26,6 +26,7 @@ use super::evaluator::Finished;
 use super::state::{AppState, Generation};
 use crate::check::{PendingRun, Runner, Scope};
 use crate::config::{Config, Dataset};
+use crate::domain::Backoff;
 use crate::warehouse::WarehouseError;
 
 /// Runs that may wait in one warehouse's queue.
@@ -34,6 +35,9 @@ pub const QUEUE_CAPACITY: usize = 1024;
 pub const ATTEMPTS: u32 = 3;
 /// Pause before the first retry; doubled for each further one, with jitter.
 pub const RETRY_BASE: Duration = Duration::from_millis(500);
+/// The pauses between a run's attempts, also used to retry recording its
+/// results: `RETRY_BASE` doubled per failed attempt (at most ten times).
+pub const RETRY: Backoff = Backoff::new(RETRY_BASE, Duration::from_millis(500 * 1024));
 
 /// One run of one dataset.
 pub struct Job {
@@ -339,7 +343,7 @@ impl Execution {
                 tracing::warn!(error = %error, attempts = attempt, "run failed; giving up until the next tick");
                 return pending;
             }
-            let delay = backoff(attempt);
+            let delay = RETRY.delay(attempt);
             tracing::info!(error = %error, attempt, retry_in_ms = delay.as_millis() as u64, "transient error; retrying");
             tokio::select! {
                 () = tokio::time::sleep(delay) => {}
@@ -347,14 +351,6 @@ impl Execution {
             }
         }
     }
-}
-
-/// The pause after failed attempt `attempt` (1-based): `RETRY_BASE` doubled
-/// per attempt, with ±50 % jitter so agents do not retry in step.
-pub fn backoff(attempt: u32) -> Duration {
-    let base = RETRY_BASE.saturating_mul(2u32.saturating_pow(attempt.saturating_sub(1).min(10)));
-    let jitter = rand::random_range(0.5..1.5);
-    base.mul_f64(jitter)
 }
 
 /// Starts the probe of an open circuit unless one already runs.
@@ -443,7 +439,7 @@ mod tests {
         for attempt in 1..=4 {
             let nominal = RETRY_BASE * 2u32.pow(attempt - 1);
             for _ in 0..50 {
-                let d = backoff(attempt);
+                let d = RETRY.delay(attempt);
                 assert!(d >= nominal / 2 && d <= nominal * 3 / 2, "{attempt}: {d:?}");
             }
         }
