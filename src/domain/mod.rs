@@ -3,12 +3,14 @@
 
 mod backoff;
 mod identifier;
+mod instance;
 mod names;
 mod partition;
 mod threshold;
 
 pub use backoff::Backoff;
 pub use identifier::{Identifier, TableRef};
+pub use instance::{Instance, hostname};
 pub use names::{CheckId, DatasetName, NameError};
 pub use partition::{Granularity, PartitionError, PartitionKey};
 pub use threshold::{Ratio, ThresholdError};
