@@ -15,7 +15,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use super::error::ApiError;
-use crate::agent::AppState;
+use crate::app::AppState;
 use crate::alert::{FiringAlert, Silence, SilenceError};
 
 /// Dead letters returned unless `limit` says otherwise, and at most.
