@@ -19,7 +19,7 @@ use tokio::sync::{Notify, watch};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
-use super::config::{DeliveryPolicy, Routes};
+use crate::config::routes::{DeliveryPolicy, Routes};
 use super::receivers::{DeliveryContext, DeliveryError};
 use crate::domain::Backoff;
 use crate::metrics::Metrics;
