@@ -516,7 +516,10 @@ async fn api_state(tokens: &str) -> (AppState, Project, TestDb) {
         let scope = Scope::scheduled(ds, now, config.agent.timezone);
         state.runner().run(ds, &scope, now, true).await.unwrap();
     }
-    assert_eq!(state.registry().latest_results_all().await.unwrap().len(), 4);
+    assert_eq!(
+        state.registry().latest_results_all().await.unwrap().len(),
+        4
+    );
     (state, project, db)
 }
 

@@ -1,10 +1,10 @@
 //! The scheduler: turns each dataset's cron `schedule`, read in
 //! `agent.timezone`, into runs on its warehouse's queue.
 //!
-//! Ticks are computed with croner, which handles DST (a time in a skipped
-//! hour still runs; a repeated hour runs once). However late the scheduler
-//! wakes (a suspended host, an agent restarted after downtime), a dataset
-//! whose ticks were missed runs once, for the latest of them, never once per
+//! Ticks come from [`crate::app::schedule`], which handles DST (a time in
+//! a skipped hour still runs; a repeated hour runs once). However late the
+//! scheduler wakes (a suspended host, an agent restarted after downtime), a
+//! dataset whose ticks were missed runs once, for the latest of them, never once per
 //! missed tick. A reload keeps the ticks already passed: the schedule is
 //! recomputed from the last instant the scheduler looked at.
 

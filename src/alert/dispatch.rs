@@ -19,8 +19,8 @@ use tokio::sync::{Notify, watch};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
-use crate::config::routes::{DeliveryPolicy, Routes};
 use super::receivers::{DeliveryContext, DeliveryError};
+use crate::config::routes::{DeliveryPolicy, Routes};
 use crate::domain::Backoff;
 use crate::metrics::Metrics;
 use crate::registry::{Registry, RegistryError};
