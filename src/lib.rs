@@ -7,6 +7,7 @@
 
 pub mod agent;
 pub mod alert;
+pub mod app;
 pub mod check;
 pub mod config;
 pub mod demo;

@@ -13,6 +13,7 @@ mod harness;
 mod support;
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
@@ -27,6 +28,8 @@ use serde_json::Value;
 use support::TestRegistry;
 use tower::ServiceExt;
 use warden::agent::{Agent, Options};
+use warden::app::AppState;
+use warden::check::Scope;
 use warden::domain::DatasetName;
 use warden::registry::Registry;
 
@@ -488,8 +491,10 @@ async fn missed_ticks_after_downtime_run_once() {
     agent.shutdown().await;
 }
 
-/// An agent on a SQLite project with API tokens, for the HTTP app cases.
-async fn api_agent(tokens: &str) -> (Agent, Project, TestDb) {
+/// The HTTP app's state on a SQLite project with API tokens, for the HTTP
+/// app cases: no agent (no scheduler, no run queues), the datasets run
+/// once and recorded.
+async fn api_state(tokens: &str) -> (AppState, Project, TestDb) {
     let db = TestDb::new(Backend::Sqlite).await.unwrap();
     shop_tables(&db).await;
     let project = Project::new();
@@ -501,26 +506,25 @@ async fn api_agent(tokens: &str) -> (Agent, Project, TestDb) {
         "checks/shop.yaml",
         &shop_checks("main", "main").replace("revenue-team", "\"<b>revenue</b> & co\""),
     );
-    let options = Options {
-        run_on_start: true,
-        listen: Some("127.0.0.1:0".into()),
-        ..Options::default()
-    };
-    let (agent, _) = Agent::start(&project.config(), options).await.unwrap();
-    let registry = agent.state().registry().clone();
-    eventually(Duration::from_secs(20), "the start-up run", || {
-        let registry = registry.clone();
-        async move {
-            let all = registry.latest_results_all().await.unwrap();
-            (all.len() == 4).then_some(())
-        }
-    })
-    .await;
-    (agent, project, db)
+    let config = Arc::new(warden::config::load(&project.config()).unwrap().config);
+    let registry = Registry::open(&config.agent.registry).await.unwrap();
+    let state = AppState::builder(config.clone(), registry)
+        .ready(true)
+        .build();
+    let now = Utc::now().with_nanosecond(0).unwrap();
+    for ds in &config.datasets {
+        let scope = Scope::scheduled(ds, now, config.agent.timezone);
+        state.runner().run(ds, &scope, now, true).await.unwrap();
+    }
+    assert_eq!(
+        state.registry().latest_results_all().await.unwrap().len(),
+        4
+    );
+    (state, project, db)
 }
 
-async fn call(agent: &Agent, req: Request<Body>) -> (StatusCode, axum::http::HeaderMap, String) {
-    let response = warden::http::router(agent.state().clone())
+async fn call(state: &AppState, req: Request<Body>) -> (StatusCode, axum::http::HeaderMap, String) {
+    let response = warden::http::router(state.clone())
         .oneshot(req)
         .await
         .unwrap();
@@ -542,23 +546,23 @@ fn get(path: &str, token: Option<&str>) -> Request<Body> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn api_tokens_guard_the_api_and_errors_are_json() {
-    let (agent, _project, _db) = api_agent("  api_tokens: [s3cret, second]\n").await;
+    let (state, _project, _db) = api_state("  api_tokens: [s3cret, second]\n").await;
 
-    let (status, headers, body) = call(&agent, get("/api/v1/datasets", None)).await;
+    let (status, headers, body) = call(&state, get("/api/v1/datasets", None)).await;
     assert_eq!(status, 401);
     assert_eq!(headers[header::WWW_AUTHENTICATE], "Bearer realm=\"warden\"");
     let body: Value = serde_json::from_str(&body).unwrap();
     assert_eq!(body["error"], "unauthorized");
     assert!(body["detail"].as_str().unwrap().contains("Bearer"));
 
-    let (status, _, body) = call(&agent, get("/api/v1/datasets", Some("wrong"))).await;
+    let (status, _, body) = call(&state, get("/api/v1/datasets", Some("wrong"))).await;
     assert_eq!(status, 401, "{body}");
-    let (status, _, body) = call(&agent, get("/api/v1/datasets", Some("second"))).await;
+    let (status, _, body) = call(&state, get("/api/v1/datasets", Some("second"))).await;
     assert_eq!(status, 200, "{body}");
 
     // Health, metrics and the status page stay open.
     for path in ["/healthz", "/readyz", "/metrics", "/"] {
-        let (status, _, body) = call(&agent, get(path, None)).await;
+        let (status, _, body) = call(&state, get(path, None)).await;
         assert_eq!(status, 200, "{path}: {body}");
     }
 
@@ -582,7 +586,7 @@ async fn api_tokens_guard_the_api_and_errors_are_json() {
         ("/nowhere", 404, "no route for /nowhere"),
     ];
     for (path, code, detail) in cases {
-        let (status, headers, body) = call(&agent, get(path, Some("s3cret"))).await;
+        let (status, headers, body) = call(&state, get(path, Some("s3cret"))).await;
         assert_eq!(status.as_u16(), code, "{path}: {body}");
         assert_eq!(headers[header::CONTENT_TYPE], "application/json", "{path}");
         let body: Value = serde_json::from_str(&body).unwrap();
@@ -594,7 +598,7 @@ async fn api_tokens_guard_the_api_and_errors_are_json() {
     }
 
     let (status, _, body) = call(
-        &agent,
+        &state,
         get(
             "/api/v1/checks/orders.row_count/history?limit=1",
             Some("s3cret"),
@@ -605,13 +609,13 @@ async fn api_tokens_guard_the_api_and_errors_are_json() {
     let body: Value = serde_json::from_str(&body).unwrap();
     assert_eq!(body["results"].as_array().unwrap().len(), 1);
     assert_eq!(body["results"][0]["observed"], 3.0);
-    agent.shutdown().await;
+    state.registry().close().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_status_page_shows_each_dataset_and_check() {
-    let (agent, _project, _db) = api_agent("").await;
-    let (status, headers, html) = call(&agent, get("/", None)).await;
+    let (state, _project, _db) = api_state("").await;
+    let (status, headers, html) = call(&state, get("/", None)).await;
     assert_eq!(status, 200);
     assert!(
         headers[header::CONTENT_TYPE]
@@ -639,7 +643,7 @@ async fn the_status_page_shows_each_dataset_and_check() {
         "{html}"
     );
     assert!(!html.contains("<b>revenue</b>"));
-    agent.shutdown().await;
+    state.registry().close().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -6,17 +6,16 @@
 //! while; the results stay in memory meanwhile and are still exported, so a
 //! registry hiccup loses nothing that a retry can save.
 
-use std::collections::HashSet;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::Utc;
 use tokio::sync::{Semaphore, mpsc};
 use tokio_util::task::TaskTracker;
 
-use super::lanes::{Job, backoff};
-use super::state::AppState;
+use crate::app::{AppState, Busy, Job};
 use crate::check::{CheckResult, Outcome, PendingRun};
+use crate::domain::Backoff;
 
 /// Runs that may wait for evaluation.
 pub const QUEUE_CAPACITY: usize = 256;
@@ -24,6 +23,8 @@ pub const QUEUE_CAPACITY: usize = 256;
 const CONCURRENCY: usize = 4;
 /// Attempts to record a run's results before they are given up.
 const RECORD_ATTEMPTS: u32 = 6;
+/// The pauses between those attempts (at least a second each).
+const RECORD_RETRY: Backoff = Backoff::new(Duration::from_millis(500), Duration::from_secs(60));
 
 /// A run whose statements have executed.
 pub struct Finished {
@@ -31,7 +32,7 @@ pub struct Finished {
     pub pending: PendingRun,
     pub elapsed: Duration,
     /// The lane's set of busy datasets: the dataset leaves it once recorded.
-    pub(super) busy: Arc<Mutex<HashSet<String>>>,
+    pub(super) busy: Busy,
 }
 
 /// Starts the evaluator stage; returns the queue that feeds it.
@@ -100,7 +101,7 @@ async fn record(state: &AppState, job: &Job, pending: PendingRun) -> Vec<CheckRe
     };
     for attempt in 1..RECORD_ATTEMPTS {
         tokio::select! {
-            () = tokio::time::sleep(backoff(attempt).max(Duration::from_secs(1))) => {}
+            () = tokio::time::sleep(RECORD_RETRY.delay(attempt).max(Duration::from_secs(1))) => {}
             () = state.shutdown().cancelled() => {}
         }
         match state.registry().record_run(&records).await {

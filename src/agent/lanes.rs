@@ -11,112 +11,31 @@
 //! hands the observations to the evaluator stage through another bounded
 //! queue.
 
-use std::collections::HashSet;
+use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use chrono::{DateTime, Utc};
+use chrono::Utc;
 use tokio::sync::{Semaphore, mpsc};
 use tokio_util::task::TaskTracker;
 use tracing::Instrument;
 
-use super::circuit::{Change, Circuit};
 use super::evaluator::Finished;
-use super::state::{AppState, Generation};
-use crate::check::{PendingRun, Runner, Scope};
+use crate::app::circuit::{self, Change, Circuit};
+use crate::app::{AppState, Busy, Job, Lane};
+use crate::check::{PendingRun, Runner};
 use crate::config::{Config, Dataset};
+use crate::domain::Backoff;
 use crate::warehouse::WarehouseError;
 
-/// Runs that may wait in one warehouse's queue.
-pub const QUEUE_CAPACITY: usize = 1024;
 /// Attempts of a run whose errors are transient, the first included.
 pub const ATTEMPTS: u32 = 3;
 /// Pause before the first retry; doubled for each further one, with jitter.
 pub const RETRY_BASE: Duration = Duration::from_millis(500);
-
-/// One run of one dataset.
-pub struct Job {
-    pub config: Arc<Config>,
-    pub runner: Arc<Runner>,
-    /// Index into `config.datasets`.
-    pub index: usize,
-    pub scope: Scope,
-    pub scheduled_at: DateTime<Utc>,
-    pub enqueued_at: Instant,
-}
-
-impl Job {
-    /// The scheduled run of dataset `index` for the tick `at`: a partitioned
-    /// dataset checks its latest complete partition at that time.
-    pub fn scheduled(generation: &Generation, index: usize, at: DateTime<Utc>) -> Self {
-        let config = generation.config.clone();
-        let scope = Scope::scheduled(&config.datasets[index], at, config.agent.timezone);
-        Self {
-            runner: generation.runner.clone(),
-            config,
-            index,
-            scope,
-            scheduled_at: at,
-            enqueued_at: Instant::now(),
-        }
-    }
-
-    pub fn dataset(&self) -> &Dataset {
-        &self.config.datasets[self.index]
-    }
-}
-
-/// What became of a job handed to a lane.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Enqueued {
-    Queued,
-    /// The dataset is already queued or running.
-    AlreadyQueued,
-    Full,
-    /// The agent is shutting down.
-    Closed,
-}
-
-/// A warehouse's queue, circuit and the datasets it holds.
-pub struct Lane {
-    tx: mpsc::Sender<Job>,
-    pub circuit: Arc<Circuit>,
-    /// Datasets queued or running, so a dataset is never queued twice.
-    busy: Arc<Mutex<HashSet<String>>>,
-    depth: Arc<AtomicUsize>,
-}
-
-impl Lane {
-    pub fn enqueue(&self, job: Job) -> Enqueued {
-        let name = job.dataset().name.to_string();
-        let mut busy = self.busy.lock().unwrap_or_else(|e| e.into_inner());
-        if busy.contains(&name) {
-            return Enqueued::AlreadyQueued;
-        }
-        match self.tx.try_send(job) {
-            Ok(()) => {
-                busy.insert(name);
-                self.depth.fetch_add(1, Ordering::Relaxed);
-                Enqueued::Queued
-            }
-            Err(mpsc::error::TrySendError::Full(_)) => Enqueued::Full,
-            Err(mpsc::error::TrySendError::Closed(_)) => Enqueued::Closed,
-        }
-    }
-
-    /// Runs waiting in the queue (not yet started).
-    pub fn depth(&self) -> usize {
-        self.depth.load(Ordering::Relaxed)
-    }
-}
-
-impl Generation {
-    /// Runs waiting in every warehouse queue of this generation.
-    pub fn queued(&self) -> usize {
-        self.lanes.values().map(Lane::depth).sum()
-    }
-}
+/// The pauses between a run's attempts: `RETRY_BASE` doubled per failed
+/// attempt (at most ten times), with jitter.
+pub const RETRY: Backoff = Backoff::new(RETRY_BASE, Duration::from_millis(500 * 1024));
 
 /// Builds a lane per warehouse of `config` and starts their workers.
 /// `circuits` carries over the circuits of warehouses that existed before a
@@ -125,17 +44,16 @@ pub fn start(
     state: &AppState,
     config: &Config,
     runner: &Arc<Runner>,
-    circuits: &std::collections::BTreeMap<String, Arc<Circuit>>,
+    circuits: &BTreeMap<String, Arc<Circuit>>,
     evaluator: &mpsc::Sender<Finished>,
     tracker: &TaskTracker,
-) -> std::collections::BTreeMap<String, Lane> {
+) -> BTreeMap<String, Lane> {
     let warehouses = config.warehouses.len().max(1);
     let global = config.agent.max_concurrent_checks.max(1);
     config
         .warehouses
         .values()
         .map(|wh| {
-            let (tx, rx) = mpsc::channel(QUEUE_CAPACITY);
             let circuit = circuits
                 .get(&wh.name)
                 .cloned()
@@ -147,20 +65,15 @@ pub fn start(
             let share = (wh.max_connections as usize)
                 .min(global.saturating_sub(warehouses - 1))
                 .max(1);
-            let lane = Lane {
-                tx,
-                circuit: circuit.clone(),
-                busy: Arc::default(),
-                depth: Arc::default(),
-            };
+            let (lane, rx) = Lane::new(circuit.clone());
             let worker = Worker {
                 state: state.clone(),
                 warehouse: wh.name.clone(),
                 runner: runner.clone(),
                 circuit,
                 share: Arc::new(Semaphore::new(share)),
-                busy: lane.busy.clone(),
-                depth: lane.depth.clone(),
+                busy: lane.busy().clone(),
+                depth: lane.depth_counter().clone(),
                 evaluator: evaluator.clone(),
                 tracker: tracker.clone(),
             };
@@ -177,7 +90,7 @@ struct Worker {
     circuit: Arc<Circuit>,
     /// This warehouse's share of the check slots.
     share: Arc<Semaphore>,
-    busy: Arc<Mutex<HashSet<String>>>,
+    busy: Busy,
     depth: Arc<AtomicUsize>,
     evaluator: mpsc::Sender<Finished>,
     tracker: TaskTracker,
@@ -244,7 +157,7 @@ struct Execution {
     state: AppState,
     circuit: Arc<Circuit>,
     tracker: TaskTracker,
-    busy: Arc<Mutex<HashSet<String>>>,
+    busy: Busy,
     evaluator: mpsc::Sender<Finished>,
 }
 
@@ -339,7 +252,7 @@ impl Execution {
                 tracing::warn!(error = %error, attempts = attempt, "run failed; giving up until the next tick");
                 return pending;
             }
-            let delay = backoff(attempt);
+            let delay = RETRY.delay(attempt);
             tracing::info!(error = %error, attempt, retry_in_ms = delay.as_millis() as u64, "transient error; retrying");
             tokio::select! {
                 () = tokio::time::sleep(delay) => {}
@@ -347,14 +260,6 @@ impl Execution {
             }
         }
     }
-}
-
-/// The pause after failed attempt `attempt` (1-based): `RETRY_BASE` doubled
-/// per attempt, with ±50 % jitter so agents do not retry in step.
-pub fn backoff(attempt: u32) -> Duration {
-    let base = RETRY_BASE.saturating_mul(2u32.saturating_pow(attempt.saturating_sub(1).min(10)));
-    let jitter = rand::random_range(0.5..1.5);
-    base.mul_f64(jitter)
 }
 
 /// Starts the probe of an open circuit unless one already runs.
@@ -411,7 +316,7 @@ async fn probe_until_closed(
     let mut attempt = 0;
     while circuit.is_open() {
         tokio::select! {
-            () = tokio::time::sleep(super::circuit::probe_delay(attempt)) => {}
+            () = tokio::time::sleep(circuit::probe_delay(attempt)) => {}
             () = state.shutdown().cancelled() => return,
         }
         attempt += 1;
@@ -443,7 +348,7 @@ mod tests {
         for attempt in 1..=4 {
             let nominal = RETRY_BASE * 2u32.pow(attempt - 1);
             for _ in 0..50 {
-                let d = backoff(attempt);
+                let d = RETRY.delay(attempt);
                 assert!(d >= nominal / 2 && d <= nominal * 3 / 2, "{attempt}: {d:?}");
             }
         }

@@ -6,23 +6,24 @@
 //! ```
 //!
 //! - [`scheduler`] turns cron schedules into runs (`scheduler.rs`);
-//! - [`lanes`] holds a queue, a worker and a [`circuit::Circuit`] per
-//!   warehouse; the executor retries transient errors;
+//! - [`lanes`] runs a worker behind each warehouse's queue and
+//!   [`Circuit`](crate::app::circuit::Circuit); the executor retries
+//!   transient errors;
 //! - [`evaluator`] evaluates, records, exports and hands the results to
 //!   the alert manager ([`crate::alert`]), whose timer and outbox workers
 //!   run beside the stages;
-//! - [`state`] is what all of them and the HTTP handlers share.
+//! - [`AppState`] ([`crate::app`]) is what all of them and the HTTP
+//!   handlers share.
 //!
-//! [`Agent::start`] opens the registry, binds the HTTP listener and starts
+//! [`Agent::start`] opens the registry, binds the HTTP listener, builds the
+//! state for this [`Instance`] (host, bound address, a random id) and starts
 //! the stages; [`Agent::reload`] swaps in a new configuration (SIGHUP), and
 //! [`Agent::shutdown`] stops scheduling, lets in-flight runs finish within a
 //! grace period, and stops the server (SIGTERM/SIGINT).
 
-pub mod circuit;
 pub mod evaluator;
 pub mod lanes;
 pub mod scheduler;
-pub mod state;
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -34,12 +35,14 @@ use chrono::Utc;
 use tokio::sync::mpsc;
 use tokio_util::task::TaskTracker;
 
+use crate::app::Job;
 use crate::check::Runner;
 use crate::config::{self, ConfigError, Diagnostic};
+use crate::domain::Instance;
 use crate::metrics::Metrics;
 use crate::registry::{Registry, RegistryError};
 
-pub use state::{AppState, Generation};
+pub use crate::app::{AppState, Generation, circuit};
 
 /// How long in-flight runs may take to finish on shutdown, by default.
 pub const DEFAULT_GRACE: Duration = Duration::from_secs(30);
@@ -127,15 +130,13 @@ impl Agent {
         let runs = TaskTracker::new();
         let runner = Arc::new(Runner::new(&config, Some(registry.clone())));
         // The lanes need the state and the state needs a generation: start
-        // with an empty one, then install the real one.
-        let empty = Generation {
-            number: 0,
-            config: config.clone(),
-            runner: runner.clone(),
-            lanes: BTreeMap::new(),
-            loaded_at: Utc::now(),
-        };
-        let state = AppState::new(empty, registry, metrics, format!("http://{addr}/"));
+        // with one without lanes, then install the same one with them.
+        let state = AppState::builder(config.clone(), registry)
+            .metrics(metrics)
+            .runner(runner.clone())
+            .instance(Instance::detect(Some(addr)))
+            .public_url(format!("http://{addr}/"))
+            .build();
         let evaluator = evaluator::start(&state, &runs);
         let lanes = lanes::start(
             &state,
@@ -180,7 +181,7 @@ impl Agent {
             for i in 0..generation.config.datasets.len() {
                 let ds = &generation.config.datasets[i];
                 if let Some(lane) = generation.lanes.get(&ds.warehouse) {
-                    lane.enqueue(lanes::Job::scheduled(&generation, i, Utc::now()));
+                    lane.enqueue(Job::scheduled(&generation, i, Utc::now()));
                 }
             }
         }
@@ -188,6 +189,7 @@ impl Agent {
         state.set_ready(true);
         tracing::info!(
             listen = %addr,
+            instance = %state.instance(),
             datasets = config.datasets.len(),
             checks = config.datasets.iter().map(|d| d.checks.len()).sum::<usize>(),
             registry = %state.registry().url(),

@@ -15,13 +15,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use rand::Rng;
 use tokio::sync::{Notify, watch};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
-use super::config::{DeliveryPolicy, Routes};
 use super::receivers::{DeliveryContext, DeliveryError};
+use crate::config::routes::{DeliveryPolicy, Routes};
+use crate::domain::Backoff;
 use crate::metrics::Metrics;
 use crate::registry::{Registry, RegistryError};
 
@@ -257,7 +257,7 @@ impl Dispatcher {
                 retry_after,
             }) => {
                 let attempts = u32::try_from(entry.attempts + 1).unwrap_or(u32::MAX);
-                let wait = retry_after.unwrap_or_else(|| backoff(policy, attempts));
+                let wait = retry_after.unwrap_or_else(|| backoff(policy).delay(attempts));
                 let next = now + to_chrono(wait);
                 if next > entry.created_at + to_chrono(policy.max_age) {
                     let error = format!(
@@ -299,17 +299,10 @@ fn settle(result: Result<(), RegistryError>) -> Result<(), RegistryError> {
     }
 }
 
-/// The wait before attempt `attempts + 1`: `initial_backoff` doubled per
-/// failed attempt, capped at `max_backoff`, then drawn between half and
-/// all of it so that many notifications failing together do not retry in
-/// step.
-pub fn backoff(policy: &DeliveryPolicy, attempts: u32) -> Duration {
-    let doublings = attempts.saturating_sub(1).min(30);
-    let full = policy
-        .initial_backoff
-        .saturating_mul(1 << doublings)
-        .min(policy.max_backoff);
-    full.mul_f64(rand::rng().random_range(0.5..=1.0))
+/// How the outbox spaces the attempts of one notification: the policy's
+/// `initial_backoff` doubled per failed attempt, capped at `max_backoff`.
+pub fn backoff(policy: &DeliveryPolicy) -> Backoff {
+    Backoff::new(policy.initial_backoff, policy.max_backoff)
 }
 
 fn to_chrono(d: Duration) -> chrono::Duration {
@@ -329,11 +322,11 @@ mod tests {
             max_age: Duration::from_secs(3600),
         };
         for _ in 0..100 {
-            let first = backoff(&policy, 1);
+            let first = backoff(&policy).delay(1);
             assert!(first >= Duration::from_millis(500) && first <= Duration::from_secs(1));
-            let fourth = backoff(&policy, 4);
+            let fourth = backoff(&policy).delay(4);
             assert!(fourth >= Duration::from_secs(4) && fourth <= Duration::from_secs(8));
-            let late = backoff(&policy, 40);
+            let late = backoff(&policy).delay(40);
             assert!(late >= Duration::from_secs(30) && late <= Duration::from_secs(60));
         }
     }

@@ -3,7 +3,7 @@
 //! An alert is one check (and partition) that fails, warns or cannot be
 //! evaluated, a warehouse that is down, or a partition the gate
 //! quarantined. Its state (`ok → pending → firing → resolved`, in
-//! `state.rs`) lives in the registry. The routes file (`config.rs`) says
+//! `state.rs`) lives in the registry. The routes file (`config::routes`) says
 //! which receivers hear of it; `router.rs` decides when (grouping by
 //! dataset within `group_wait`, repeats, resolves, silences, holding back
 //! the errors a down warehouse causes, digests). Every notification is
@@ -12,7 +12,8 @@
 //! `receivers/` holds one file per receiver kind, each speaking its
 //! service's format. `manager.rs` is what the agent calls.
 
-pub mod config;
+/// The routes file, now loaded with the rest of the configuration.
+pub use crate::config::routes as config;
 pub mod dispatch;
 pub mod manager;
 pub mod matcher;
@@ -22,7 +23,7 @@ pub mod router;
 pub mod silences;
 pub mod state;
 
-pub use config::{DeliveryPolicy, Policy, Route, Routes};
+pub use crate::config::routes::{DeliveryPolicy, Policy, Route, Routes};
 pub use dispatch::{Attempt, Dispatcher};
 pub use manager::{AlertError, AlertManager, FiringAlert, SilenceError};
 pub use matcher::Matcher;

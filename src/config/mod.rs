@@ -10,6 +10,7 @@ mod env;
 mod model;
 pub(crate) mod parse;
 mod raw;
+pub mod routes;
 pub(crate) mod validate;
 
 use std::collections::HashMap;
@@ -151,15 +152,15 @@ fn run(path: &Path, env: EnvLookup<'_>) -> Result<Outcome, ConfigError> {
     let routes = match (&parts.alerts, &raw.alerts) {
         (Some(_), Some(shown)) => {
             let shown = shown_dir.join(shown.value.trim());
-            match crate::alert::config::load(&shown, env, parts.agent.timezone) {
+            match routes::load(&shown, env, parts.agent.timezone) {
                 Ok(routes) => routes,
                 Err(diags) => {
                     main.extend(diags);
-                    crate::alert::Routes::empty(parts.agent.timezone)
+                    routes::Routes::empty(parts.agent.timezone)
                 }
             }
         }
-        _ => crate::alert::Routes::empty(parts.agent.timezone),
+        _ => routes::Routes::empty(parts.agent.timezone),
     };
 
     let (files, mut file_diags) = check_files(&parts, shown_dir);

@@ -39,7 +39,7 @@ pub struct Config {
     pub alerts: Option<PathBuf>,
     /// The alert routes read from that file; empty (no receivers, nothing
     /// sent) when the configuration names none.
-    pub routes: std::sync::Arc<crate::alert::Routes>,
+    pub routes: std::sync::Arc<super::routes::Routes>,
 }
 
 impl Config {

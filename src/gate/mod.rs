@@ -25,9 +25,7 @@ mod service;
 pub use error::GateError;
 pub use quarantine::{LogQuarantine, Quarantine, QuarantineHook, Release};
 pub use request::{GateRequest, MAX_REQUEST_KEY, MAX_RUN_ID};
-pub use service::{
-    GateOptions, GateService, OverrideRequest, PartitionView, PublishRequest, default_agent_id,
-};
+pub use service::{GateOptions, GateService, OverrideRequest, PartitionView, PublishRequest};
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;

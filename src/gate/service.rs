@@ -20,6 +20,7 @@ use super::request::{
 use super::{Gate, GateError};
 use crate::check::{CheckResult, Runner};
 use crate::config::Config;
+use crate::domain::Instance;
 use crate::metrics::Metrics;
 use crate::registry::{
     ABANDONED, Admission, Decided, Decision, GateBasis, GateRecord, GateStatus, NewGate,
@@ -42,10 +43,13 @@ const SHUT_DOWN: &str = "the agent shut down before deciding; a new request eval
 /// How the service runs gates.
 #[derive(Debug, Clone)]
 pub struct GateOptions {
-    /// Names this agent in the registry. Gates it left undecided are denied
-    /// (basis `error`) when an agent with the same id starts; keep it stable
-    /// across restarts and distinct between agents sharing a registry.
+    /// Names this agent in the registry ([`Instance::id`]): distinct for
+    /// each start of each agent sharing a registry.
     pub agent_id: String,
+    /// Gates recorded by an agent whose id begins with this are from an
+    /// earlier start of this agent ([`Instance::lineage`]): start-up
+    /// recovery denies them (basis `error`) like its own.
+    pub lineage: Option<String>,
     /// The longest a gate may take from request to decision, waiting for
     /// earlier gates on its partition included. A request may ask for less
     /// (`?wait=`). Past it the gate denies with basis `timeout`.
@@ -58,21 +62,12 @@ pub struct GateOptions {
 impl Default for GateOptions {
     fn default() -> Self {
         Self {
-            agent_id: default_agent_id(),
+            agent_id: Instance::detect(None).id().to_owned(),
+            lineage: None,
             timeout: Duration::from_secs(300),
             busy_poll: Duration::from_millis(200),
         }
     }
-}
-
-/// The host's name, or `warden` when it cannot be read.
-pub fn default_agent_id() -> String {
-    std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .ok()
-        .or_else(|| std::env::var("HOSTNAME").ok())
-        .map(|h| h.trim().to_owned())
-        .filter(|h| !h.is_empty())
-        .unwrap_or_else(|| "warden".to_owned())
 }
 
 /// The body of `POST .../partitions/{p}/publish`.
@@ -473,15 +468,20 @@ impl GateService {
             .count()
     }
 
-    /// Denies (basis `error`) the gates this agent left undecided when it
-    /// stopped, and any gate past its deadline, quarantining the partitions
+    /// Denies (basis `error`) the gates an earlier start of this agent
+    /// ([`GateOptions::lineage`]) left undecided when it stopped, and any
+    /// gate past its deadline, quarantining the partitions
     /// they held in `validating`: call once at start-up, before serving.
     /// A new request for one of them evaluates again.
     pub async fn recover_on_startup(&self, config: &Config) -> Result<Vec<Gate>, GateError> {
         let denied = self
             .inner
             .registry
-            .abandon_gates(&self.inner.options.agent_id, ABANDONED)
+            .abandon_gates(
+                &self.inner.options.agent_id,
+                self.inner.options.lineage.as_deref(),
+                ABANDONED,
+            )
             .await?;
         let mut gates = Vec::with_capacity(denied.len());
         for decided in denied {

@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 
 use super::error::ApiError;
 use super::view::{self, CheckView, DatasetView, ResultView};
-use crate::agent::AppState;
+use crate::app::AppState;
 use crate::domain::CheckId;
 
 /// Results `history` returns unless `limit` says otherwise, and at most.

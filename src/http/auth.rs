@@ -9,7 +9,7 @@ use axum::response::{IntoResponse, Response};
 use subtle::ConstantTimeEq;
 
 use super::error::ApiError;
-use crate::agent::AppState;
+use crate::app::AppState;
 
 /// Whether `presented` is one of `tokens`.
 pub fn accepted(tokens: &[String], presented: &str) -> bool {

@@ -18,7 +18,7 @@ use serde::Deserialize;
 use serde::de::DeserializeOwned;
 
 use super::error::ApiError;
-use crate::agent::AppState;
+use crate::app::AppState;
 use crate::gate::{Gate, GateError, GateRequest};
 
 /// The longest `?wait=` accepted.

@@ -27,7 +27,7 @@ use tower_http::trace::TraceLayer;
 
 pub use error::ApiError;
 
-use crate::agent::AppState;
+use crate::app::AppState;
 
 /// The largest request body accepted (gate and silence requests are small).
 pub const MAX_BODY_BYTES: usize = 64 * 1024;

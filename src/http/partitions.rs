@@ -8,7 +8,7 @@ use axum::extract::{Path, State};
 
 use super::error::ApiError;
 use super::gates::json_body;
-use crate::agent::AppState;
+use crate::app::AppState;
 use crate::gate::{OverrideRequest, PartitionView, PublishRequest};
 use crate::registry::PublishedPartition;
 

@@ -15,8 +15,8 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use super::error::ApiError;
-use crate::agent::AppState;
 use crate::alert::{FiringAlert, Silence, SilenceError};
+use crate::app::AppState;
 
 /// Dead letters returned unless `limit` says otherwise, and at most.
 const DEFAULT_LIMIT: u32 = 100;

@@ -12,8 +12,8 @@ use axum::response::{Html, IntoResponse, Response};
 use chrono::{DateTime, Utc};
 
 use super::view::{self, CheckView, DatasetView};
-use crate::agent::AppState;
 use crate::alert::{FiringAlert, Severity, Silence};
+use crate::app::AppState;
 use crate::check::Outcome;
 use crate::gate::Gate;
 use crate::registry::GateStatus;

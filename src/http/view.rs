@@ -6,7 +6,8 @@ use std::collections::HashMap;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
-use crate::agent::{AppState, scheduler};
+use crate::app::AppState;
+use crate::app::schedule::next_tick;
 use crate::check::{CheckResult, Outcome, Summary};
 use crate::config::{Config, Dataset, Severity};
 use crate::registry::{RegistryError, StoredResult};
@@ -122,7 +123,7 @@ pub fn dataset_view(
         status,
         summary,
         last_run_at: latest.iter().map(|s| s.recorded_at).max(),
-        next_run_at: scheduler::next_tick(&ds.schedule, now, config.agent.timezone),
+        next_run_at: next_tick(&ds.schedule, now, config.agent.timezone),
         freshness_lag_seconds,
         warehouse_up: state.circuit(&ds.warehouse).is_none_or(|c| !c.is_open()),
     }

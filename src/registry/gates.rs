@@ -796,23 +796,36 @@ impl Registry {
     }
 
     /// Denies (basis `error`, `reason`) every undecided gate that `agent`
-    /// ran or that is past its deadline, and quarantines the partitions they
-    /// held in `validating`: what an agent does when it starts, for the
-    /// gates it was running when it stopped. Returns the gates denied.
+    /// ran, that an agent whose id begins with `lineage` ran, or that is past
+    /// its deadline, and quarantines the partitions they held in
+    /// `validating`: what an agent does when it starts, for the gates an
+    /// earlier start of it was running when it stopped. Returns the gates
+    /// denied.
     pub async fn abandon_gates(
         &self,
         agent: &str,
+        lineage: Option<&str>,
         reason: &str,
     ) -> Result<Vec<Decided>, RegistryError> {
         const OP: &str = "recover abandoned gates";
         let engine = self.engine();
         let sql = format!(
             "SELECT {GATE_COLUMNS} FROM gates WHERE status IN ('queued', 'running') \
-             AND (agent = $1 OR deadline_at <= $2) ORDER BY created_at"
+             AND (agent = $1 OR deadline_at <= $2 OR agent LIKE $3 ESCAPE '\\') ORDER BY created_at"
         );
+        let escape = |s: &str| {
+            s.replace('\\', "\\\\")
+                .replace('%', "\\%")
+                .replace('_', "\\_")
+        };
+        let pattern = match lineage {
+            Some(prefix) => format!("{}%", escape(prefix)),
+            None => escape(agent),
+        };
         let found: Vec<GateRow> = on_pool!(self, |pool| sqlx::query_as(&sql)
             .bind(agent)
             .bind(now())
+            .bind(&pattern)
             .fetch_all(pool)
             .await
             .op(OP))?;

@@ -196,6 +196,7 @@ impl Project {
             self.metrics.clone(),
             GateOptions {
                 agent_id: agent_id.to_owned(),
+                lineage: None,
                 timeout: Duration::from_secs(30),
                 busy_poll: Duration::from_millis(20),
             },

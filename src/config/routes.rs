@@ -35,9 +35,9 @@ use chrono_tz::Tz;
 use serde::Deserialize;
 use serde_saphyr::Spanned;
 
-use super::matcher::{Matcher, OneOrMany};
-use super::model::Labels;
-use super::receivers::{
+use crate::alert::matcher::{Matcher, OneOrMany};
+use crate::alert::model::Labels;
+use crate::alert::receivers::{
     KINDS, Receiver, ReceiverKind, Secret,
     alertmanager::{AlertmanagerConfig, DEFAULT_RESEND_INTERVAL},
     email::EmailConfig,
@@ -46,7 +46,7 @@ use super::receivers::{
     slack::SlackConfig,
     webhook::WebhookConfig,
 };
-use super::silences::{Silence, SilenceSource};
+use crate::alert::silences::{Silence, SilenceSource};
 use crate::config::diagnostic::{Diagnostic, did_you_mean, one_of};
 use crate::config::parse::{ReadError, SourceFile};
 use crate::config::validate::Problems;
@@ -615,7 +615,7 @@ fn smtp_url(s: &str) -> Result<String, String> {
             "`tls={tls}` is not `tls=required` or `tls=opportunistic`"
         ));
     }
-    super::receivers::email::transport(s, DEFAULT_TIMEOUT)
+    crate::alert::receivers::email::transport(s, DEFAULT_TIMEOUT)
         .map(|_| s.to_owned())
         .map_err(|why| format!("not a usable SMTP URL: {why}"))
 }
@@ -953,7 +953,7 @@ routes:
             warehouse: Some("main".into()),
             tier: 1,
             owner: None,
-            severity: super::super::model::Severity::Critical,
+            severity: crate::alert::model::Severity::Critical,
         };
         let names = |routes: &Routes, l: &Labels| -> Vec<String> {
             routes

@@ -1,6 +1,16 @@
-//! What the agent's tasks and HTTP handlers share: the current configuration
-//! generation, the registry, the metrics, the alert manager, and the
-//! shutdown signal.
+//! The state the agent's tasks and the HTTP handlers share ([`AppState`]):
+//! the configuration generation in effect, the registry, the metrics, the
+//! gate service, the alert manager, this agent's [`Instance`] and the
+//! shutdown signal; and [`AppStateBuilder`], which builds it for the agent
+//! and for tests of the HTTP app that need no agent.
+//!
+//! Also here, because both the agent and the HTTP app use them: the
+//! configuration [`Generation`] with its run queues ([`Lane`], [`Job`]),
+//! the warehouses' [`circuit`]s, and the [`schedule`] arithmetic.
+
+pub mod circuit;
+mod generation;
+pub mod schedule;
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -10,27 +20,16 @@ use chrono::{DateTime, Utc};
 use tokio::sync::{Semaphore, watch};
 use tokio_util::sync::CancellationToken;
 
-use super::circuit::Circuit;
-use super::lanes::Lane;
+pub use generation::{Busy, Enqueued, Generation, Job, Lane, QUEUE_CAPACITY};
+
 use crate::alert::AlertManager;
 use crate::check::Runner;
 use crate::config::Config;
+use crate::domain::Instance;
 use crate::gate::{GateOptions, GateService, LogQuarantine, Quarantine, QuarantineHook, Release};
 use crate::metrics::Metrics;
 use crate::registry::Registry;
-
-/// One loaded configuration and everything built from it. A reload builds
-/// a new generation; runs already under way finish on the one they started
-/// with.
-pub struct Generation {
-    /// Increases by one with each reload.
-    pub number: u64,
-    pub config: Arc<Config>,
-    pub runner: Arc<Runner>,
-    /// The run queue of each warehouse, by warehouse name.
-    pub lanes: BTreeMap<String, Lane>,
-    pub loaded_at: DateTime<Utc>,
-}
+use circuit::Circuit;
 
 /// A cheap handle on the agent's shared state.
 #[derive(Clone)]
@@ -45,7 +44,7 @@ pub(crate) struct Shared {
     check_slots: Arc<Semaphore>,
     shutdown: CancellationToken,
     ready: AtomicBool,
-    agent_id: String,
+    instance: Instance,
     started_at: DateTime<Utc>,
     /// Base URL of the status page, used in links sent out of the agent.
     public_url: String,
@@ -55,22 +54,125 @@ pub(crate) struct Shared {
     alerts: AlertManager,
 }
 
+/// Builds an [`AppState`]: the agent gives it everything; a test of the
+/// HTTP app gives a configuration and a registry and takes the defaults
+/// (fresh metrics, a runner on the configuration, this host's instance
+/// without an address, not ready).
+///
+/// ```no_run
+/// # async fn f(config: std::sync::Arc<warden::config::Config>, registry: warden::registry::Registry) {
+/// let state = warden::app::AppState::builder(config, registry).ready(true).build();
+/// let router = warden::http::router(state);
+/// # }
+/// ```
+pub struct AppStateBuilder {
+    config: Arc<Config>,
+    registry: Registry,
+    metrics: Option<Arc<Metrics>>,
+    runner: Option<Arc<Runner>>,
+    instance: Option<Instance>,
+    public_url: Option<String>,
+    ready: bool,
+}
+
+impl AppStateBuilder {
+    /// The metrics to record into (default: a fresh set).
+    pub fn metrics(mut self, metrics: Arc<Metrics>) -> Self {
+        self.metrics = Some(metrics);
+        self
+    }
+
+    /// The runner of the first generation (default: one on the
+    /// configuration and the registry).
+    pub fn runner(mut self, runner: Arc<Runner>) -> Self {
+        self.runner = Some(runner);
+        self
+    }
+
+    /// Who this agent is (default: this host, no address, a fresh id).
+    pub fn instance(mut self, instance: Instance) -> Self {
+        self.instance = Some(instance);
+        self
+    }
+
+    /// Base URL of the status page in links sent out (default:
+    /// `http://<the instance's address, or agent.listen>/`).
+    pub fn public_url(mut self, url: impl Into<String>) -> Self {
+        self.public_url = Some(url.into());
+        self
+    }
+
+    /// Whether `/readyz` answers ready from the start (default: no; the
+    /// agent says so once its stages run).
+    pub fn ready(mut self, ready: bool) -> Self {
+        self.ready = ready;
+        self
+    }
+
+    /// The state, with generation 1 of the configuration and no run queues,
+    /// and the gate's quarantines wired to the alert manager.
+    pub fn build(self) -> AppState {
+        let Self {
+            config,
+            registry,
+            metrics,
+            runner,
+            instance,
+            public_url,
+            ready,
+        } = self;
+        let metrics = metrics.unwrap_or_else(|| Arc::new(Metrics::new()));
+        let runner =
+            runner.unwrap_or_else(|| Arc::new(Runner::new(&config, Some(registry.clone()))));
+        let instance = instance.unwrap_or_else(|| Instance::detect(None));
+        let public_url = public_url.unwrap_or_else(|| match instance.addr() {
+            Some(addr) => format!("http://{addr}/"),
+            None => format!("http://{}/", config.agent.listen),
+        });
+        let generation = Generation {
+            number: 1,
+            config,
+            runner,
+            lanes: BTreeMap::new(),
+            loaded_at: Utc::now(),
+        };
+        let state = AppState::new(generation, registry, metrics, instance, public_url);
+        state.set_ready(ready);
+        state
+    }
+}
+
 impl AppState {
-    pub(crate) fn new(
+    /// A builder of the state for `config` on `registry`.
+    pub fn builder(config: Arc<Config>, registry: Registry) -> AppStateBuilder {
+        AppStateBuilder {
+            config,
+            registry,
+            metrics: None,
+            runner: None,
+            instance: None,
+            public_url: None,
+            ready: false,
+        }
+    }
+
+    fn new(
         generation: Generation,
         registry: Registry,
         metrics: Arc<Metrics>,
+        instance: Instance,
         public_url: String,
     ) -> Self {
         let slots = generation.config.agent.max_concurrent_checks.max(1);
         let (generations, _) = watch::channel(generation.number);
-        // Stable across restarts, so that the agent recovers the gates it
-        // was running when it stopped.
+        // Gates are recorded under this start's id; start-up recovery takes
+        // over those of earlier starts on the same host and address.
         let gates = GateService::with_options(
             registry.clone(),
             metrics.clone(),
             GateOptions {
-                agent_id: format!("{}/{}", hostname(), generation.config.agent.listen),
+                agent_id: instance.id().to_owned(),
+                lineage: instance.lineage(),
                 ..GateOptions::default()
             },
         );
@@ -88,15 +190,7 @@ impl AppState {
             check_slots: Arc::new(Semaphore::new(slots)),
             shutdown: CancellationToken::new(),
             ready: AtomicBool::new(false),
-            agent_id: format!(
-                "{}-{}",
-                hostname(),
-                uuid::Uuid::new_v4()
-                    .as_simple()
-                    .to_string()
-                    .get(..8)
-                    .unwrap_or("0")
-            ),
+            instance,
             started_at: Utc::now(),
             public_url,
             gates,
@@ -173,9 +267,14 @@ impl AppState {
         self.0.ready.store(ready, Ordering::Release);
     }
 
-    /// This agent's name in scheduler claims: host name and a random suffix.
+    /// This agent's name in scheduler claims and gates ([`Instance::id`]).
     pub fn agent_id(&self) -> &str {
-        &self.0.agent_id
+        self.0.instance.id()
+    }
+
+    /// Who this agent is: host, bound address, and the id of this start.
+    pub fn instance(&self) -> &Instance {
+        &self.0.instance
     }
 
     pub fn started_at(&self) -> DateTime<Utc> {
@@ -242,17 +341,4 @@ impl QuarantineHook for AlertOnQuarantine {
             }
         });
     }
-}
-
-fn hostname() -> String {
-    std::env::var("HOSTNAME")
-        .ok()
-        .filter(|h| !h.is_empty())
-        .or_else(|| {
-            std::fs::read_to_string("/etc/hostname")
-                .ok()
-                .map(|h| h.trim().to_owned())
-        })
-        .filter(|h| !h.is_empty())
-        .unwrap_or_else(|| "warden".to_owned())
 }
