@@ -1,12 +1,20 @@
 //! "Parse, don't validate" types: every value that reaches SQL or the
 //! registry has been checked by the constructor of one of these types.
 
+mod alert_state;
+mod gate_status;
 mod identifier;
 mod names;
+mod outcome;
 mod partition;
+mod partition_state;
 mod threshold;
 
+pub use alert_state::{AlertKind, AlertState};
+pub use gate_status::{GateBasis, GateStatus};
 pub use identifier::{Identifier, TableRef};
 pub use names::{CheckId, DatasetName, NameError};
+pub use outcome::Outcome;
 pub use partition::{Granularity, PartitionError, PartitionKey};
+pub use partition_state::PartitionState;
 pub use threshold::{Ratio, ThresholdError};
