@@ -239,4 +239,73 @@ mod tests {
             .is_err()
         );
     }
+
+    #[test]
+    fn a_re_gate_keeps_the_publication_until_the_next_one() {
+        let at = DateTime::from_timestamp(1_800_000_000, 0).unwrap();
+        let published = PartitionRow {
+            dataset: "orders".into(),
+            partition_key: "2026-11-19".into(),
+            state: "published".into(),
+            gate_id: Some("g1".into()),
+            published_gate_id: Some("g1".into()),
+            published_at: Some(at),
+            updated_at: at,
+        };
+        let later = at + chrono::Duration::minutes(1);
+        let regate = StateChange::new(Validating, "gate").gate("g2");
+        let (row, entry) = apply(
+            "orders",
+            "2026-11-19",
+            Some((&published, Published)),
+            &regate,
+            later,
+        )
+        .unwrap();
+        assert_eq!(row.state, Validating);
+        assert_eq!(row.gate_id, Some("g2"));
+        assert_eq!(
+            (row.published_gate_id, row.published_at),
+            (Some("g1"), Some(at))
+        );
+        assert_eq!((entry.from, entry.to), (Some(Published), Validating));
+
+        // A pass keeps the gate behind the state; publishing records it.
+        let mut passed = published.clone();
+        passed.state = "passed".into();
+        passed.gate_id = Some("g2".into());
+        let publish = StateChange::new(Published, "etl").gate("g2");
+        let (row, entry) = apply(
+            "orders",
+            "2026-11-19",
+            Some((&passed, Passed)),
+            &publish,
+            later,
+        )
+        .unwrap();
+        assert_eq!(
+            (row.gate_id, row.published_gate_id, row.published_at),
+            (Some("g2"), Some("g2"), Some(later))
+        );
+        assert_eq!((entry.actor, entry.gate_id), ("etl", Some("g2")));
+
+        // An override names no gate: the one behind the state stays.
+        let mut quarantined = passed.clone();
+        quarantined.state = "quarantined".into();
+        let pass = StateChange::new(Passed, "ana").reason("expected");
+        let (row, entry) = apply(
+            "orders",
+            "2026-11-19",
+            Some((&quarantined, Quarantined)),
+            &pass,
+            later,
+        )
+        .unwrap();
+        assert_eq!(row.gate_id, Some("g2"));
+        assert_eq!((entry.gate_id, entry.reason), (None, Some("expected")));
+
+        // A refusal says why.
+        let err = apply("orders", "2026-11-19", None, &publish, later).unwrap_err();
+        assert!(err.contains("enters the registry as validating"), "{err}");
+    }
 }
