@@ -23,10 +23,11 @@ use std::time::Duration;
 use chrono::Utc;
 use warden::check::Outcome;
 use warden::domain::DatasetName;
-use warden::gate::{Gate, GateError, GateService, OverrideRequest, PublishRequest};
-use warden::registry::{
-    ABANDONED, Admission, GateBasis, GateStatus, NewGate, PartitionState, Start, Transition,
+use warden::gate::{
+    ABANDONED, Admission, Gate, GateError, GateService, NewGate, OverrideRequest, PublishRequest,
+    Start,
 };
+use warden::registry::{GateBasis, GateStatus, PartitionState, Transition};
 
 use gate_support::{Project, Setup, request};
 

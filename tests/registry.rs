@@ -10,8 +10,9 @@ use std::time::Duration;
 use chrono::Utc;
 use warden::check::Outcome;
 use warden::domain::{CheckId, DatasetName};
+use warden::gate::StateChange;
 use warden::registry::{
-    OutboxStatus, PartitionState, Registry, RegistryError, RunRecord, StateChange, StoredColumn,
+    OutboxStatus, PartitionState, Registry, RegistryError, RunRecord, StoredColumn,
 };
 
 use support::{TestRegistry, at, record, result};

@@ -291,14 +291,7 @@ impl AlertManager {
         self.inner
             .registry
             .update_alerts(&keys, |_, current| {
-                let mut r = current?.clone();
-                if r.state != AlertState::Firing {
-                    return None;
-                }
-                r.state = AlertState::Resolved;
-                r.resolved_at = Some(now);
-                r.consecutive_failures = 0;
-                r.updated_at = now;
+                let mut r = state::retire(current?, now)?;
                 if let Some(mut d) = AlertDetails::of(&r) {
                     d.annotations.summary = format!("{} was removed from the configuration", r.key);
                     r.details = d.to_json();

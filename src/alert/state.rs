@@ -6,8 +6,8 @@
 use chrono::{DateTime, Utc};
 
 use super::model::{AlertDetails, record_kind};
-use crate::check::Outcome;
-use crate::registry::{AlertRecord, AlertState};
+use crate::domain::{AlertState, Outcome};
+use crate::registry::AlertRecord;
 
 /// One observation of an alert's subject.
 #[derive(Debug, Clone)]
@@ -37,14 +37,22 @@ pub fn next(
         return None;
     }
     let labels = &obs.details.labels;
-    let mut r = current.cloned().unwrap_or_else(|| {
-        AlertRecord::new(
-            obs.key.clone(),
-            obs.partition.clone(),
-            labels.dataset.clone(),
-            record_kind(labels),
-            now,
-        )
+    let mut r = current.cloned().unwrap_or_else(|| AlertRecord {
+        key: obs.key.clone(),
+        partition: obs.partition.clone(),
+        dataset: labels.dataset.clone(),
+        kind: record_kind(labels),
+        state: AlertState::Ok,
+        consecutive_failures: 0,
+        first_failed_at: None,
+        fired_at: None,
+        resolved_at: None,
+        last_notified_at: None,
+        notified: false,
+        last_outcome: None,
+        last_message: None,
+        details: serde_json::Value::Object(Default::default()),
+        updated_at: now,
     });
     r.updated_at = now;
     r.last_outcome = obs.outcome;
@@ -87,6 +95,21 @@ pub fn next(
             _ => AlertState::Ok,
         };
     }
+    Some(r)
+}
+
+/// What a firing alert whose subject left the configuration becomes at
+/// `now`: resolved, so receivers hear the end of it. `None` when it is not
+/// firing (nothing to tell).
+pub fn retire(current: &AlertRecord, now: DateTime<Utc>) -> Option<AlertRecord> {
+    if current.state != AlertState::Firing {
+        return None;
+    }
+    let mut r = current.clone();
+    r.state = AlertState::Resolved;
+    r.resolved_at = Some(now);
+    r.consecutive_failures = 0;
+    r.updated_at = now;
     Some(r)
 }
 
@@ -187,5 +210,16 @@ mod tests {
         // Firing again starts a new episode.
         let again = next(Some(&resolved), &obs(true), 1, at(9)).unwrap();
         assert_eq!((again.fired_at, again.resolved_at), (Some(at(9)), None));
+    }
+
+    #[test]
+    fn a_removed_firing_alert_resolves() {
+        let fired = next(None, &obs(true), 1, at(0)).unwrap();
+        let retired = retire(&fired, at(3)).unwrap();
+        assert_eq!(retired.state, AlertState::Resolved);
+        assert_eq!(retired.resolved_at, Some(at(3)));
+        assert_eq!(retired.consecutive_failures, 0);
+        let pending = next(None, &obs(true), 2, at(0)).unwrap();
+        assert_eq!(retire(&pending, at(3)), None);
     }
 }

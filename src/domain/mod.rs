@@ -2,15 +2,23 @@
 //! registry has been checked by the constructor of one of these types.
 
 mod backoff;
+mod alert_state;
+mod gate_status;
 mod identifier;
 mod instance;
 mod names;
+mod outcome;
 mod partition;
+mod partition_state;
 mod threshold;
 
 pub use backoff::Backoff;
+pub use alert_state::{AlertKind, AlertState};
+pub use gate_status::{GateBasis, GateStatus};
 pub use identifier::{Identifier, TableRef};
 pub use instance::{Instance, hostname};
 pub use names::{CheckId, DatasetName, NameError};
+pub use outcome::Outcome;
 pub use partition::{Granularity, PartitionError, PartitionKey};
+pub use partition_state::PartitionState;
 pub use threshold::{Ratio, ThresholdError};

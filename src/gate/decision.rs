@@ -5,7 +5,7 @@
 
 use crate::check::{CheckResult, Outcome};
 use crate::config::{Dataset, Severity};
-use crate::registry::GateBasis;
+use crate::domain::GateBasis;
 
 /// What a gate's results come to.
 #[derive(Debug, Clone, PartialEq, Eq)]

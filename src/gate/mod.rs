@@ -12,26 +12,38 @@
 //! warehouse that errors, a gate that outlives its deadline, an agent that
 //! stops mid-gate (recovered when it starts again).
 //!
-//! The state of record is the registry (`registry::gates`); the service
-//! keeps in memory only what a running gate is doing now (its progress), so
-//! that waiting callers are woken the moment it is decided.
+//! The rules are plain Rust here: `status.rs` (which denials a repeat
+//! evaluates again, what a decision does to the partition),
+//! `partition_state.rs` (the partition state machine) and `ledger.rs` (each
+//! operation as one registry transaction: read the rows, decide, have the
+//! registry write what was decided). The state of record is the registry;
+//! the service keeps in memory only what a running gate is doing now (its
+//! progress), so that waiting callers are woken the moment it is decided.
 
 mod decision;
 mod error;
+mod ledger;
+pub mod partition_state;
 mod quarantine;
 mod request;
 mod service;
+pub mod status;
 
 pub use error::GateError;
+pub use ledger::{Admission, Decided, Decision, NewGate, Start, apply_transition, repeat_of};
+pub use partition_state::StateChange;
 pub use quarantine::{LogQuarantine, Quarantine, QuarantineHook, Release};
 pub use request::{GateRequest, MAX_REQUEST_KEY, MAX_RUN_ID};
 pub use service::{GateOptions, GateService, OverrideRequest, PartitionView, PublishRequest};
+pub use status::{ABANDONED, GATE_ACTOR, GateBasis, GateStatus};
+
+pub use crate::domain::PartitionState;
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
 use crate::check::CheckResult;
-use crate::registry::{GateBasis, GateRecord, GateStatus};
+use crate::registry::GateRecord;
 
 /// A gate as callers see it (`GET /api/v1/gates/{id}`).
 #[derive(Debug, Clone, PartialEq, Serialize)]

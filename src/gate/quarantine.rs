@@ -6,7 +6,7 @@
 
 use serde::Serialize;
 
-use crate::registry::GateBasis;
+use crate::domain::GateBasis;
 
 /// A partition a gate just quarantined.
 #[derive(Debug, Clone, PartialEq, Serialize)]

@@ -13,19 +13,18 @@ use tokio::task::AbortHandle;
 use tracing::Instrument;
 
 use super::decision::{Verdict, judge};
+use super::ledger::{Admission, Decided, Decision, NewGate, Start};
 use super::quarantine::{LogQuarantine, Quarantine, QuarantineHook, Release};
 use super::request::{
     GateRequest, MAX_REQUEST_KEY, ValidRequest, find_dataset, parse_partition, validate_token,
 };
+use super::status::{ABANDONED, GATE_ACTOR};
 use super::{Gate, GateError};
 use crate::check::{CheckResult, Runner};
 use crate::config::Config;
-use crate::domain::Instance;
+use crate::domain::{GateBasis, GateStatus, Instance, PartitionState};
 use crate::metrics::Metrics;
-use crate::registry::{
-    ABANDONED, Admission, Decided, Decision, GateBasis, GateRecord, GateStatus, NewGate,
-    PartitionRecord, PartitionState, PublishedPartition, Registry, RegistryError, Start,
-};
+use crate::registry::{GateRecord, PartitionRecord, PublishedPartition, Registry, RegistryError};
 
 /// How long after its deadline an undecided gate counts as abandoned: time
 /// for its agent to record the timeout it decided at the deadline.
@@ -743,7 +742,7 @@ impl GateService {
                         dataset: record.dataset.clone(),
                         partition: record.partition.clone(),
                         gate_id: Some(record.gate_id.clone()),
-                        by: crate::registry::GATE_ACTOR.to_owned(),
+                        by: GATE_ACTOR.to_owned(),
                     });
                 }
                 self.finish_live(&record.gate_id, Gate::from(decided.gate));

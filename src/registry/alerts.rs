@@ -15,69 +15,10 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 use sqlx::types::Json;
 
-use super::error::OpContext;
+use super::sql::{Arg, query};
 use super::{Registry, RegistryError, now, stored};
-use crate::check::Outcome;
+use crate::domain::{AlertKind, AlertState, Outcome};
 use crate::warehouse::Engine;
-
-/// Where an alert stands: `ok → pending → firing → resolved`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum AlertState {
-    /// Passing, or never failed.
-    Ok,
-    /// Failing, fewer times in a row than `consecutive_failures`.
-    Pending,
-    /// Failing long enough to notify.
-    Firing,
-    /// Was firing, passes again.
-    Resolved,
-}
-
-impl AlertState {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Ok => "ok",
-            Self::Pending => "pending",
-            Self::Firing => "firing",
-            Self::Resolved => "resolved",
-        }
-    }
-
-    pub fn parse(s: &str) -> Option<Self> {
-        [Self::Ok, Self::Pending, Self::Firing, Self::Resolved]
-            .into_iter()
-            .find(|state| state.as_str() == s)
-    }
-}
-
-/// What an alert is about.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum AlertKind {
-    /// A check (and partition) that fails, warns or cannot be evaluated.
-    Check,
-    /// A warehouse that does not answer.
-    Warehouse,
-    /// A partition the gate quarantined.
-    Quarantine,
-}
-
-impl AlertKind {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Check => "check",
-            Self::Warehouse => "warehouse",
-            Self::Quarantine => "quarantine",
-        }
-    }
-
-    pub fn parse(s: &str) -> Option<Self> {
-        [Self::Check, Self::Warehouse, Self::Quarantine]
-            .into_iter()
-            .find(|kind| kind.as_str() == s)
-    }
-}
 
 /// One alert as stored.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -107,35 +48,6 @@ pub struct AlertRecord {
     /// Labels and annotations, as `alert::AlertDetails` writes them.
     pub details: serde_json::Value,
     pub updated_at: DateTime<Utc>,
-}
-
-impl AlertRecord {
-    /// A new alert in state `ok` that has never failed.
-    pub fn new(
-        key: impl Into<String>,
-        partition: Option<String>,
-        dataset: Option<String>,
-        kind: AlertKind,
-        at: DateTime<Utc>,
-    ) -> Self {
-        Self {
-            key: key.into(),
-            partition,
-            dataset,
-            kind,
-            state: AlertState::Ok,
-            consecutive_failures: 0,
-            first_failed_at: None,
-            fired_at: None,
-            resolved_at: None,
-            last_notified_at: None,
-            notified: false,
-            last_outcome: None,
-            last_message: None,
-            details: serde_json::Value::Object(Default::default()),
-            updated_at: at,
-        }
-    }
 }
 
 /// A notification to queue in the outbox.
@@ -278,12 +190,11 @@ impl Registry {
     ) -> Result<Option<AlertRecord>, RegistryError> {
         let sql =
             format!("SELECT {COLUMNS} FROM alerts WHERE check_id = $1 AND partition_key = $2");
-        let row: Option<AlertRow> = on_pool!(self, |pool| sqlx::query_as(&sql)
+        let row: Option<AlertRow> = query(&sql)
             .bind(key)
             .bind(partition.unwrap_or(""))
-            .fetch_optional(pool)
-            .await
-            .op("alert"))?;
+            .fetch_optional(self, "alert")
+            .await?;
         row.map(AlertRow::into_record).transpose()
     }
 
@@ -295,11 +206,10 @@ impl Registry {
         let sql = format!(
             "SELECT {COLUMNS} FROM alerts WHERE state = $1 ORDER BY dataset, check_id, partition_key"
         );
-        let rows: Vec<AlertRow> = on_pool!(self, |pool| sqlx::query_as(&sql)
+        let rows: Vec<AlertRow> = query(&sql)
             .bind(state.as_str())
-            .fetch_all(pool)
-            .await
-            .op("alerts by state"))?;
+            .fetch_all(self, "alerts by state")
+            .await?;
         rows.into_iter().map(AlertRow::into_record).collect()
     }
 
@@ -308,11 +218,10 @@ impl Registry {
         let sql = format!(
             "SELECT {COLUMNS} FROM alerts WHERE dataset = $1 ORDER BY check_id, partition_key"
         );
-        let rows: Vec<AlertRow> = on_pool!(self, |pool| sqlx::query_as(&sql)
+        let rows: Vec<AlertRow> = query(&sql)
             .bind(dataset)
-            .fetch_all(pool)
-            .await
-            .op("dataset alerts"))?;
+            .fetch_all(self, "dataset alerts")
+            .await?;
         rows.into_iter().map(AlertRow::into_record).collect()
     }
 
@@ -336,20 +245,20 @@ impl Registry {
             "SELECT {COLUMNS} FROM alerts WHERE check_id = $1 AND partition_key = $2{}",
             for_update(self)
         );
-        let written = in_transaction!(self, OP, |tx| {
+        let mut tx = self.begin(OP).await?;
+        let written = {
             let mut written = Vec::new();
             for (i, (key, partition)) in keys.iter().enumerate() {
-                let row: Option<AlertRow> = sqlx::query_as(&select)
+                let row: Option<AlertRow> = query(&select)
                     .bind(key)
                     .bind(partition.as_deref().unwrap_or(""))
-                    .fetch_optional(&mut *tx)
-                    .await
-                    .op(OP)?;
+                    .fetch_optional(&mut tx, OP)
+                    .await?;
                 let current = row.map(AlertRow::into_record).transpose()?;
                 let Some(new) = next(i, current.as_ref()) else {
                     continue;
                 };
-                sqlx::query(UPSERT)
+                query(UPSERT)
                     .bind(&new.key)
                     .bind(new.partition.as_deref().unwrap_or(""))
                     .bind(new.dataset.as_deref().unwrap_or(""))
@@ -363,15 +272,15 @@ impl Registry {
                     .bind(new.notified)
                     .bind(new.last_outcome.map(Outcome::as_str))
                     .bind(new.last_message.as_deref())
-                    .bind(Json(&new.details))
+                    .bind(Arg::json(&new.details))
                     .bind(stored(new.updated_at))
-                    .execute(&mut *tx)
-                    .await
-                    .op(OP)?;
+                    .execute(&mut tx, OP)
+                    .await?;
                 written.push(new);
             }
             written
-        });
+        };
+        tx.commit(OP).await?;
         Ok(written)
     }
 
@@ -395,29 +304,28 @@ impl Registry {
             for_update(self)
         );
         let at = now();
-        let queued = in_transaction!(self, OP, |tx| {
-            let rows: Vec<AlertRow> = sqlx::query_as(&select)
+        let mut tx = self.begin(OP).await?;
+        let queued = {
+            let rows: Vec<AlertRow> = query(&select)
                 .bind(stored(repeat_before))
-                .fetch_all(&mut *tx)
-                .await
-                .op(OP)?;
+                .fetch_all(&mut tx, OP)
+                .await?;
             let records = rows
                 .into_iter()
                 .map(AlertRow::into_record)
                 .collect::<Result<Vec<_>, _>>()?;
             let flush = plan(&records);
             for n in &flush.notifications {
-                sqlx::query(ENQUEUE)
+                query(ENQUEUE)
                     .bind(&n.receiver)
-                    .bind(Json(&n.payload))
+                    .bind(Arg::json(&n.payload))
                     .bind(n.dedup_key.as_deref())
                     .bind(at)
-                    .execute(&mut *tx)
-                    .await
-                    .op(OP)?;
+                    .execute(&mut tx, OP)
+                    .await?;
             }
             for m in &flush.marks {
-                sqlx::query(
+                query(
                     "UPDATE alerts SET notified = $3, \
                      last_notified_at = COALESCE($4, last_notified_at) \
                      WHERE check_id = $1 AND partition_key = $2",
@@ -426,12 +334,12 @@ impl Registry {
                 .bind(m.partition.as_deref().unwrap_or(""))
                 .bind(m.notified)
                 .bind(m.last_notified_at.map(stored))
-                .execute(&mut *tx)
-                .await
-                .op(OP)?;
+                .execute(&mut tx, OP)
+                .await?;
             }
             flush.notifications.len()
-        });
+        };
+        tx.commit(OP).await?;
         Ok(queued)
     }
 
@@ -455,20 +363,19 @@ impl Registry {
              OR resolved_at > $1 ORDER BY dataset, check_id, partition_key"
         );
         let at = now();
-        let queued = in_transaction!(self, OP, |tx| {
-            let last: Option<DateTime<Utc>> = sqlx::query_scalar(&select_sent)
+        let mut tx = self.begin(OP).await?;
+        let queued = {
+            let last: Option<DateTime<Utc>> = query(&select_sent)
                 .bind(route)
-                .fetch_optional(&mut *tx)
-                .await
-                .op(OP)?;
+                .fetch_optional_scalar(&mut tx, OP)
+                .await?;
             let records = match last {
                 None => Vec::new(),
                 Some(since) => {
-                    let rows: Vec<AlertRow> = sqlx::query_as(&select_alerts)
+                    let rows: Vec<AlertRow> = query(&select_alerts)
                         .bind(stored(since))
-                        .fetch_all(&mut *tx)
-                        .await
-                        .op(OP)?;
+                        .fetch_all(&mut tx, OP)
+                        .await?;
                     rows.into_iter()
                         .map(AlertRow::into_record)
                         .collect::<Result<Vec<_>, _>>()?
@@ -478,28 +385,27 @@ impl Registry {
                 None => 0,
                 Some(digest) => {
                     for n in &digest.notifications {
-                        sqlx::query(ENQUEUE)
+                        query(ENQUEUE)
                             .bind(&n.receiver)
-                            .bind(Json(&n.payload))
+                            .bind(Arg::json(&n.payload))
                             .bind(n.dedup_key.as_deref())
                             .bind(at)
-                            .execute(&mut *tx)
-                            .await
-                            .op(OP)?;
+                            .execute(&mut tx, OP)
+                            .await?;
                     }
-                    sqlx::query(
+                    query(
                         "INSERT INTO alert_digests (route, last_sent_at) VALUES ($1, $2) \
                          ON CONFLICT (route) DO UPDATE SET last_sent_at = excluded.last_sent_at",
                     )
                     .bind(route)
                     .bind(stored(digest.sent_at))
-                    .execute(&mut *tx)
-                    .await
-                    .op(OP)?;
+                    .execute(&mut tx, OP)
+                    .await?;
                     digest.notifications.len()
                 }
             }
-        });
+        };
+        tx.commit(OP).await?;
         Ok(queued)
     }
 
@@ -512,24 +418,25 @@ impl Registry {
     {
         const OP: &str = "forget alerts";
         let select = format!("SELECT {COLUMNS} FROM alerts WHERE notified = FALSE");
-        let forgotten = in_transaction!(self, OP, |tx| {
-            let rows: Vec<AlertRow> = sqlx::query_as(&select).fetch_all(&mut *tx).await.op(OP)?;
+        let mut tx = self.begin(OP).await?;
+        let forgotten = {
+            let rows: Vec<AlertRow> = query(&select).fetch_all(&mut tx, OP).await?;
             let mut forgotten = Vec::new();
             for row in rows {
                 let record = row.into_record()?;
                 if keep(&record) {
                     continue;
                 }
-                sqlx::query("DELETE FROM alerts WHERE check_id = $1 AND partition_key = $2")
+                query("DELETE FROM alerts WHERE check_id = $1 AND partition_key = $2")
                     .bind(&record.key)
                     .bind(record.partition.as_deref().unwrap_or(""))
-                    .execute(&mut *tx)
-                    .await
-                    .op(OP)?;
+                    .execute(&mut tx, OP)
+                    .await?;
                 forgotten.push(record.key);
             }
             forgotten
-        });
+        };
+        tx.commit(OP).await?;
         Ok(forgotten)
     }
 }

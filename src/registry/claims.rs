@@ -4,7 +4,7 @@
 
 use chrono::{DateTime, Utc};
 
-use super::error::OpContext;
+use super::sql::query;
 use super::{Registry, RegistryError, now, stored};
 use crate::domain::DatasetName;
 
@@ -18,18 +18,16 @@ impl Registry {
         scheduled_at: DateTime<Utc>,
         agent_id: &str,
     ) -> Result<bool, RegistryError> {
-        let inserted = on_pool!(self, |pool| sqlx::query(
+        let inserted = query(
             "INSERT INTO scheduler_claims (dataset, scheduled_at, claimed_by, claimed_at) \
-             VALUES ($1, $2, $3, $4) ON CONFLICT (dataset, scheduled_at) DO NOTHING"
+             VALUES ($1, $2, $3, $4) ON CONFLICT (dataset, scheduled_at) DO NOTHING",
         )
         .bind(dataset.as_str())
         .bind(stored(scheduled_at))
         .bind(agent_id)
         .bind(now())
-        .execute(pool)
-        .await
-        .op("claim scheduled run")?
-        .rows_affected());
+        .execute(self, "claim scheduled run")
+        .await?;
         Ok(inserted == 1)
     }
 
@@ -38,27 +36,22 @@ impl Registry {
         &self,
         dataset: &DatasetName,
     ) -> Result<Option<DateTime<Utc>>, RegistryError> {
-        let row: Option<(DateTime<Utc>,)> = on_pool!(self, |pool| sqlx::query_as(
+        let row: Option<(DateTime<Utc>,)> = query(
             "SELECT scheduled_at FROM scheduler_claims WHERE dataset = $1 \
-             ORDER BY scheduled_at DESC LIMIT 1"
+             ORDER BY scheduled_at DESC LIMIT 1",
         )
         .bind(dataset.as_str())
-        .fetch_optional(pool)
-        .await
-        .op("last claim")?);
+        .fetch_optional(self, "last claim")
+        .await?;
         Ok(row.map(|(t,)| t))
     }
 
     /// Forgets claims of runs scheduled before `before`; returns how many.
     pub async fn prune_claims(&self, before: DateTime<Utc>) -> Result<u64, RegistryError> {
-        let deleted = on_pool!(self, |pool| sqlx::query(
-            "DELETE FROM scheduler_claims WHERE scheduled_at < $1"
-        )
-        .bind(stored(before))
-        .execute(pool)
-        .await
-        .op("prune claims")?
-        .rows_affected());
+        let deleted = query("DELETE FROM scheduler_claims WHERE scheduled_at < $1")
+            .bind(stored(before))
+            .execute(self, "prune claims")
+            .await?;
         Ok(deleted)
     }
 }

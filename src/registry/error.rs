@@ -1,6 +1,6 @@
 //! Registry errors, and how database errors are worded for people.
 
-use super::partitions::PartitionState;
+use crate::domain::PartitionState;
 
 /// Everything the registry can fail with. Messages name the registry by its
 /// URL with any password replaced by `***`.

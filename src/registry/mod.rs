@@ -5,19 +5,24 @@
 //! Both engines hold the same tables (`migrations/sqlite`,
 //! `migrations/postgres`), applied when the registry is opened. Statements
 //! are written once with `$1`-style parameters, which both engines accept;
-//! `on_pool!` and `in_transaction!` run them against whichever pool is
-//! open. Timestamps are UTC, kept to the microsecond (PostgreSQL's
+//! `sql.rs` runs them on whichever pool is open, or inside a write
+//! transaction ([`Tx`]) a caller opens with [`Registry::begin`]. Timestamps are UTC, kept to the microsecond (PostgreSQL's
 //! precision) so both engines store the same instant.
 //!
 //! One file per concept: `results.rs` (check history, [`RunRecord`]),
-//! `schema.rs` (schema baselines, [`StoredColumn`]), `partitions.rs` (the
-//! publication state machine, [`PartitionState`]), `outbox.rs` (durable
-//! notifications, [`OutboxEntry`]), `claims.rs` (scheduled runs shared by
-//! several agents), `gates.rs` (gate requests and decisions, [`GateRecord`],
-//! changing partition states in the same transaction), `alerts.rs` (alert
-//! state and the transactions that queue notifications, [`AlertRecord`]),
-//! `silences.rs` (silences created through the API, [`SilenceRecord`]) and
-//! `error.rs` ([`RegistryError`]).
+//! `schema.rs` (schema baselines, [`StoredColumn`]), `partitions.rs`
+//! (partition rows and their transition log, [`PartitionRecord`]),
+//! `outbox.rs` (durable notifications, [`OutboxEntry`]), `claims.rs`
+//! (scheduled runs shared by several agents), `gates.rs` (gate rows and the
+//! partition locks, [`GateRecord`]), `alerts.rs` (alert rows and the
+//! transactions that queue notifications, [`AlertRecord`]), `silences.rs`
+//! (silences created through the API, [`SilenceRecord`]), `sql.rs`
+//! (statements on either engine, [`Tx`]) and `error.rs` ([`RegistryError`]).
+//!
+//! The registry stores; it does not decide. The partition state machine and
+//! the gate's rules are `gate`'s, the alert state machine is `alert`'s: they
+//! open a transaction, read rows, decide, and have the registry write what
+//! they decided.
 
 use std::str::FromStr;
 use std::time::Duration;
@@ -31,44 +36,6 @@ use sqlx::{ConnectOptions, Connection};
 
 use crate::warehouse::Engine;
 
-/// Runs `$body` with `$pool` bound to the open pool, whichever engine it is.
-/// The body is compiled once per engine, so it may use engine-generic sqlx
-/// calls only.
-macro_rules! on_pool {
-    ($registry:expr, |$pool:ident| $body:expr) => {
-        match &$registry.pool {
-            $crate::registry::Pool::Sqlite($pool) => $body,
-            $crate::registry::Pool::Postgres($pool) => $body,
-        }
-    };
-}
-
-/// Runs `$body` in a write transaction bound to `$tx` and commits it when
-/// the body yields a value. An early return (`?`) drops the transaction,
-/// which rolls it back. On SQLite the transaction starts with
-/// `BEGIN IMMEDIATE`, so read-then-write bodies hold the write lock from the
-/// start instead of failing to upgrade a read lock, once this process's
-/// previous write transaction has ended (`Registry::sqlite_writer`).
-macro_rules! in_transaction {
-    ($registry:expr, $op:expr, |$tx:ident| $body:expr) => {
-        match &$registry.pool {
-            $crate::registry::Pool::Sqlite(pool) => {
-                let _writer = $registry.sqlite_writer.lock().await;
-                let mut $tx = pool.begin_with("BEGIN IMMEDIATE").await.op($op)?;
-                let value = $body;
-                $tx.commit().await.op($op)?;
-                value
-            }
-            $crate::registry::Pool::Postgres(pool) => {
-                let mut $tx = pool.begin().await.op($op)?;
-                let value = $body;
-                $tx.commit().await.op($op)?;
-                value
-            }
-        }
-    };
-}
-
 mod alerts;
 mod claims;
 mod error;
@@ -78,24 +45,24 @@ mod partitions;
 mod results;
 mod schema;
 mod silences;
+mod sql;
 
-pub use alerts::{
-    AlertFlush, AlertKind, AlertRecord, AlertState, DigestPlan, NewNotification, NotifiedMark,
-};
+pub use alerts::{AlertFlush, AlertRecord, DigestPlan, NewNotification, NotifiedMark};
 pub use error::{RegistryError, redact_url};
-pub use gates::{
-    ABANDONED, Admission, Decided, Decision, GATE_ACTOR, GateBasis, GateRecord, GateStatus,
-    NewGate, Start, idempotency_key,
-};
+pub use gates::{GateRecord, idempotency_key};
 pub use outbox::{OutboxEntry, OutboxStatus};
 pub use partitions::{
-    PartitionRecord, PartitionState, PublishedPartition, StateChange, Transition,
+    PartitionRecord, PartitionRow, PartitionWrite, PublishedPartition, TRANSITION, Transition,
+    TransitionEntry, lost_race,
 };
+// The stored vocabulary, under the names callers have used so far.
+pub use crate::domain::{AlertKind, AlertState, GateBasis, GateStatus, PartitionState};
 pub use results::{RunRecord, StoredResult};
 pub use schema::{SchemaBaseline, StoredColumn};
 pub use silences::SilenceRecord;
+pub use sql::Tx;
 
-use error::{OpContext, describe};
+use error::describe;
 
 /// How long opening the registry may wait for the first connection.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -240,17 +207,16 @@ impl Registry {
 
     /// Checks that the registry answers, for `/readyz`.
     pub async fn ping(&self) -> Result<(), RegistryError> {
-        on_pool!(self, |pool| sqlx::query("SELECT 1")
-            .execute(pool)
-            .await
-            .op("ping")
-            .map(drop))?;
+        sql::query("SELECT 1").execute(self, "ping").await?;
         Ok(())
     }
 
     /// Closes every connection; further calls fail as unavailable.
     pub async fn close(&self) {
-        on_pool!(self, |pool| pool.close().await)
+        match &self.pool {
+            Pool::Sqlite(pool) => pool.close().await,
+            Pool::Postgres(pool) => pool.close().await,
+        }
     }
 }
 

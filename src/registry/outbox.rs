@@ -6,7 +6,7 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 use sqlx::types::Json;
 
-use super::error::OpContext;
+use super::sql::{Arg, query};
 use super::{Registry, RegistryError, now, stored};
 use crate::warehouse::Engine;
 
@@ -101,19 +101,16 @@ impl Registry {
         dedup_key: Option<&str>,
     ) -> Result<i64, RegistryError> {
         let at = now();
-        let id: i64 = on_pool!(self, |pool| {
-            sqlx::query_scalar(
+        let id: i64 = query(
             "INSERT INTO outbox (receiver, payload, dedup_key, attempts, next_attempt_at, created_at, status) \
              VALUES ($1, $2, $3, 0, $4, $4, 'pending') RETURNING id"
         )
         .bind(receiver)
-        .bind(Json(payload))
+        .bind(Arg::json(payload))
         .bind(dedup_key)
         .bind(at)
-        .fetch_one(pool)
-        .await
-        .op("enqueue notification")
-        })?;
+        .fetch_one_scalar(self, "enqueue notification")
+        .await?;
         Ok(id)
     }
 
@@ -127,12 +124,11 @@ impl Registry {
             "SELECT {COLUMNS} FROM outbox WHERE status = 'pending' AND next_attempt_at <= $1 \
              ORDER BY next_attempt_at, id LIMIT $2"
         );
-        let rows: Vec<OutboxRow> = on_pool!(self, |pool| sqlx::query_as(&sql)
+        let rows: Vec<OutboxRow> = query(&sql)
             .bind(stored(now))
             .bind(i64::from(limit))
-            .fetch_all(pool)
-            .await
-            .op("due notifications"))?;
+            .fetch_all(self, "due notifications")
+            .await?;
         rows.into_iter().map(OutboxRow::into_entry).collect()
     }
 
@@ -157,13 +153,12 @@ impl Registry {
              WHERE status = 'pending' AND next_attempt_at <= $1 \
              ORDER BY next_attempt_at, id LIMIT $3{skip_locked}) RETURNING {COLUMNS}"
         );
-        let rows: Vec<OutboxRow> = on_pool!(self, |pool| sqlx::query_as(&sql)
+        let rows: Vec<OutboxRow> = query(&sql)
             .bind(stored(now))
             .bind(stored(lease_until))
             .bind(i64::from(limit))
-            .fetch_all(pool)
-            .await
-            .op("claim due notifications"))?;
+            .fetch_all(self, "claim due notifications")
+            .await?;
         let mut entries = rows
             .into_iter()
             .map(OutboxRow::into_entry)
@@ -203,28 +198,24 @@ impl Registry {
              AND earlier.status = 'pending' AND earlier.id < o.id{same_key}) \
              ORDER BY o.id LIMIT 1{skip_locked}) RETURNING {COLUMNS}"
         );
-        let row: Option<OutboxRow> = on_pool!(self, |pool| sqlx::query_as(&sql)
+        let row: Option<OutboxRow> = query(&sql)
             .bind(receiver)
             .bind(stored(now))
             .bind(stored(lease_until))
-            .fetch_optional(pool)
-            .await
-            .op("claim next notification"))?;
+            .fetch_optional(self, "claim next notification")
+            .await?;
         row.map(OutboxRow::into_entry).transpose()
     }
 
     /// Hands a claimed notification back without counting an attempt, due
     /// at `at` (a deliverer shutting down before trying it).
     pub async fn release(&self, id: i64, at: DateTime<Utc>) -> Result<(), RegistryError> {
-        let updated = on_pool!(self, |pool| sqlx::query(
-            "UPDATE outbox SET next_attempt_at = $2 WHERE id = $1 AND status = 'pending'"
-        )
-        .bind(id)
-        .bind(stored(at))
-        .execute(pool)
-        .await
-        .op("release notification")?
-        .rows_affected());
+        let updated =
+            query("UPDATE outbox SET next_attempt_at = $2 WHERE id = $1 AND status = 'pending'")
+                .bind(id)
+                .bind(stored(at))
+                .execute(self, "release notification")
+                .await?;
         one_pending(updated, id)
     }
 
@@ -239,25 +230,25 @@ impl Registry {
     ) -> Result<i64, RegistryError> {
         const OP: &str = "replace notification";
         let at = now();
-        let id: i64 = in_transaction!(self, OP, |tx| {
-            sqlx::query(
+        let mut tx = self.begin(OP).await?;
+        let id: i64 = {
+            query(
                 "DELETE FROM outbox WHERE receiver = $1 AND dedup_key = $2 \
                  AND status = 'pending' AND attempts = 0",
             )
             .bind(receiver)
             .bind(dedup_key)
-            .execute(&mut *tx)
-            .await
-            .op(OP)?;
-            sqlx::query_scalar(&format!("{} RETURNING id", super::alerts::ENQUEUE))
+            .execute(&mut tx, OP)
+            .await?;
+            query(&format!("{} RETURNING id", super::alerts::ENQUEUE))
                 .bind(receiver)
-                .bind(Json(payload))
+                .bind(Arg::json(payload))
                 .bind(dedup_key)
                 .bind(at)
-                .fetch_one(&mut *tx)
-                .await
-                .op(OP)?
-        });
+                .fetch_one_scalar(&mut tx, OP)
+                .await?
+        };
+        tx.commit(OP).await?;
         Ok(id)
     }
 
@@ -269,26 +260,21 @@ impl Registry {
     ) -> Result<Vec<OutboxEntry>, RegistryError> {
         let sql =
             format!("SELECT {COLUMNS} FROM outbox WHERE status = $1 ORDER BY id DESC LIMIT $2");
-        let rows: Vec<OutboxRow> = on_pool!(self, |pool| sqlx::query_as(&sql)
+        let rows: Vec<OutboxRow> = query(&sql)
             .bind(status.as_str())
             .bind(i64::from(limit))
-            .fetch_all(pool)
-            .await
-            .op("outbox entries"))?;
+            .fetch_all(self, "outbox entries")
+            .await?;
         rows.into_iter().map(OutboxRow::into_entry).collect()
     }
 
     /// Deletes delivered notifications queued before `before`; the pending
     /// ones and the dead-letter list stay. Returns how many were deleted.
     pub async fn prune_delivered(&self, before: DateTime<Utc>) -> Result<u64, RegistryError> {
-        let deleted = on_pool!(self, |pool| sqlx::query(
-            "DELETE FROM outbox WHERE status = 'delivered' AND created_at < $1"
-        )
-        .bind(stored(before))
-        .execute(pool)
-        .await
-        .op("prune delivered notifications")?
-        .rows_affected());
+        let deleted = query("DELETE FROM outbox WHERE status = 'delivered' AND created_at < $1")
+            .bind(stored(before))
+            .execute(self, "prune delivered notifications")
+            .await?;
         Ok(deleted)
     }
 
@@ -296,40 +282,34 @@ impl Registry {
     pub async fn dead_letters(&self, limit: u32) -> Result<Vec<OutboxEntry>, RegistryError> {
         let sql =
             format!("SELECT {COLUMNS} FROM outbox WHERE status = 'dead' ORDER BY id DESC LIMIT $1");
-        let rows: Vec<OutboxRow> = on_pool!(self, |pool| sqlx::query_as(&sql)
+        let rows: Vec<OutboxRow> = query(&sql)
             .bind(i64::from(limit))
-            .fetch_all(pool)
-            .await
-            .op("dead letters"))?;
+            .fetch_all(self, "dead letters")
+            .await?;
         rows.into_iter().map(OutboxRow::into_entry).collect()
     }
 
     /// Pending notifications per receiver, for `warden_outbox_pending`.
     pub async fn pending_by_receiver(&self) -> Result<Vec<(String, i64)>, RegistryError> {
-        let rows: Vec<(String, i64)> = on_pool!(self, |pool| {
-            sqlx::query_as(
+        let rows: Vec<(String, i64)> = {
+            query(
             "SELECT receiver, COUNT(*) FROM outbox WHERE status = 'pending' GROUP BY receiver ORDER BY receiver"
         )
-        .fetch_all(pool)
-        .await
-        .op("pending notifications")
-        })?;
+        .fetch_all(self, "pending notifications").await
+        }?;
         Ok(rows)
     }
 
     /// Records a successful delivery.
     pub async fn mark_delivered(&self, id: i64) -> Result<(), RegistryError> {
-        let updated = on_pool!(self, |pool| {
-            sqlx::query(
+        let updated = {
+            query(
             "UPDATE outbox SET status = 'delivered', attempts = attempts + 1, last_error = NULL \
              WHERE id = $1 AND status = 'pending'"
         )
         .bind(id)
-        .execute(pool)
-        .await
-        .op("mark notification delivered")?
-        .rows_affected()
-        });
+        .execute(self, "mark notification delivered").await?
+        };
         one_pending(updated, id)
     }
 
@@ -340,33 +320,29 @@ impl Registry {
         next_attempt_at: DateTime<Utc>,
         error: &str,
     ) -> Result<(), RegistryError> {
-        let updated = on_pool!(self, |pool| sqlx::query(
+        let updated = query(
             "UPDATE outbox SET attempts = attempts + 1, next_attempt_at = $2, last_error = $3 \
-             WHERE id = $1 AND status = 'pending'"
+             WHERE id = $1 AND status = 'pending'",
         )
         .bind(id)
         .bind(stored(next_attempt_at))
         .bind(error)
-        .execute(pool)
-        .await
-        .op("mark notification failed")?
-        .rows_affected());
+        .execute(self, "mark notification failed")
+        .await?;
         one_pending(updated, id)
     }
 
     /// Gives up on a notification after a permanent error; it joins the
     /// dead-letter list.
     pub async fn mark_dead(&self, id: i64, error: &str) -> Result<(), RegistryError> {
-        let updated = on_pool!(self, |pool| sqlx::query(
+        let updated = query(
             "UPDATE outbox SET status = 'dead', attempts = attempts + 1, last_error = $2 \
-             WHERE id = $1 AND status = 'pending'"
+             WHERE id = $1 AND status = 'pending'",
         )
         .bind(id)
         .bind(error)
-        .execute(pool)
-        .await
-        .op("mark notification dead")?
-        .rows_affected());
+        .execute(self, "mark notification dead")
+        .await?;
         one_pending(updated, id)
     }
 }

@@ -7,10 +7,10 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 use sqlx::types::Json;
 
-use super::error::OpContext;
+use super::sql::{Arg, query};
 use super::{Registry, RegistryError, now, stored};
-use crate::check::{CheckResult, Outcome};
-use crate::domain::{CheckId, DatasetName};
+use crate::check::CheckResult;
+use crate::domain::{CheckId, DatasetName, Outcome};
 
 /// One result of a run, with the scheduled time that (with the check and
 /// partition) identifies the run.
@@ -134,30 +134,29 @@ impl Registry {
             return Ok(());
         }
         let recorded_at = now();
-        in_transaction!(self, OP, |tx| {
-            for record in records {
-                let r = &record.result;
-                // SQLite cannot store NaN (it becomes NULL); keep both engines alike.
-                let observed = r.observed.filter(|v| !v.is_nan());
-                sqlx::query(UPSERT)
-                    .bind(&r.check)
-                    .bind(&r.dataset)
-                    .bind(&r.kind)
-                    .bind(r.column.as_deref())
-                    .bind(partition_to_db(r.partition.as_deref()))
-                    .bind(stored(record.scheduled_at))
-                    .bind(r.outcome.as_str())
-                    .bind(observed)
-                    .bind(Json(&r.threshold))
-                    .bind(&r.message)
-                    .bind(i64::try_from(r.duration_ms).unwrap_or(i64::MAX))
-                    .bind(recorded_at)
-                    .bind(record.row_count.and_then(|n| i64::try_from(n).ok()))
-                    .execute(&mut *tx)
-                    .await
-                    .op(OP)?;
-            }
-        });
+        let mut tx = self.begin(OP).await?;
+        for record in records {
+            let r = &record.result;
+            // SQLite cannot store NaN (it becomes NULL); keep both engines alike.
+            let observed = r.observed.filter(|v| !v.is_nan());
+            query(UPSERT)
+                .bind(&r.check)
+                .bind(&r.dataset)
+                .bind(&r.kind)
+                .bind(r.column.as_deref())
+                .bind(partition_to_db(r.partition.as_deref()))
+                .bind(stored(record.scheduled_at))
+                .bind(r.outcome.as_str())
+                .bind(observed)
+                .bind(Arg::json(&r.threshold))
+                .bind(&r.message)
+                .bind(i64::try_from(r.duration_ms).unwrap_or(i64::MAX))
+                .bind(recorded_at)
+                .bind(record.row_count.and_then(|n| i64::try_from(n).ok()))
+                .execute(&mut tx, OP)
+                .await?;
+        }
+        tx.commit(OP).await?;
         Ok(())
     }
 
@@ -172,12 +171,11 @@ impl Registry {
             "SELECT {COLUMNS} FROM check_results WHERE check_id = $1 \
              ORDER BY scheduled_at DESC, partition_key DESC LIMIT $2"
         );
-        let rows: Vec<ResultRow> = on_pool!(self, |pool| sqlx::query_as(&sql)
+        let rows: Vec<ResultRow> = query(&sql)
             .bind(check_id.as_str())
             .bind(i64::from(limit))
-            .fetch_all(pool)
-            .await
-            .op("history"))?;
+            .fetch_all(self, "history")
+            .await?;
         into_stored(rows)
     }
 
@@ -192,11 +190,10 @@ impl Registry {
              ORDER BY scheduled_at DESC, recorded_at DESC, partition_key DESC) AS newest \
              FROM check_results WHERE dataset = $1) latest WHERE newest = 1 ORDER BY check_id"
         );
-        let rows: Vec<ResultRow> = on_pool!(self, |pool| sqlx::query_as(&sql)
+        let rows: Vec<ResultRow> = query(&sql)
             .bind(dataset.as_str())
-            .fetch_all(pool)
-            .await
-            .op("latest results"))?;
+            .fetch_all(self, "latest results")
+            .await?;
         into_stored(rows)
     }
 
@@ -208,10 +205,7 @@ impl Registry {
              ORDER BY scheduled_at DESC, recorded_at DESC, partition_key DESC) AS newest \
              FROM check_results) latest WHERE newest = 1 ORDER BY check_id"
         );
-        let rows: Vec<ResultRow> = on_pool!(self, |pool| sqlx::query_as(&sql)
-            .fetch_all(pool)
-            .await
-            .op("latest results"))?;
+        let rows: Vec<ResultRow> = query(&sql).fetch_all(self, "latest results").await?;
         into_stored(rows)
     }
 
@@ -226,12 +220,11 @@ impl Registry {
             "SELECT {COLUMNS} FROM check_results WHERE check_id = $1 AND partition_key = $2 \
              ORDER BY scheduled_at DESC"
         );
-        let rows: Vec<ResultRow> = on_pool!(self, |pool| sqlx::query_as(&sql)
+        let rows: Vec<ResultRow> = query(&sql)
             .bind(check_id.as_str())
             .bind(partition_to_db(partition))
-            .fetch_all(pool)
-            .await
-            .op("results"))?;
+            .fetch_all(self, "results")
+            .await?;
         into_stored(rows)
     }
 
@@ -249,13 +242,12 @@ impl Registry {
              WHERE check_id = $1 AND partition_key = $2 AND scheduled_at < $3 AND {USABLE} \
              ORDER BY scheduled_at DESC LIMIT 1"
         );
-        let row: Option<ObservedRow> = on_pool!(self, |pool| sqlx::query_as(&sql)
+        let row: Option<ObservedRow> = query(&sql)
             .bind(check_id.as_str())
             .bind(partition_to_db(partition))
             .bind(stored(before))
-            .fetch_optional(pool)
-            .await
-            .op("prior observed value"))?;
+            .fetch_optional(self, "prior observed value")
+            .await?;
         Ok(row.map(|r| (r.observed, r.scheduled_at)))
     }
 
@@ -272,12 +264,11 @@ impl Registry {
              WHERE check_id = $1 AND partition_key = '' AND scheduled_at <= $2 AND {USABLE} \
              ORDER BY scheduled_at DESC LIMIT 1"
         );
-        let row: Option<ObservedRow> = on_pool!(self, |pool| sqlx::query_as(&sql)
+        let row: Option<ObservedRow> = query(&sql)
             .bind(check_id.as_str())
             .bind(stored(at))
-            .fetch_optional(pool)
-            .await
-            .op("observed value at a time"))?;
+            .fetch_optional(self, "observed value at a time")
+            .await?;
         Ok(row.map(|r| (r.observed, r.scheduled_at)))
     }
 
@@ -293,12 +284,11 @@ impl Registry {
              WHERE check_id = $1 AND partition_key = $2 AND {USABLE} \
              ORDER BY scheduled_at DESC LIMIT 1"
         );
-        let row: Option<ObservedRow> = on_pool!(self, |pool| sqlx::query_as(&sql)
+        let row: Option<ObservedRow> = query(&sql)
             .bind(check_id.as_str())
             .bind(partition)
-            .fetch_optional(pool)
-            .await
-            .op("observed value of a partition"))?;
+            .fetch_optional(self, "observed value of a partition")
+            .await?;
         Ok(row.map(|r| (r.observed, r.scheduled_at)))
     }
 }

@@ -5,7 +5,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use sqlx::types::Json;
 
-use super::error::OpContext;
+use super::sql::{Arg, query};
 use super::{Registry, RegistryError, now};
 use crate::domain::DatasetName;
 
@@ -59,13 +59,12 @@ impl Registry {
         &self,
         dataset: &DatasetName,
     ) -> Result<Option<SchemaBaseline>, RegistryError> {
-        let row: Option<BaselineRow> = on_pool!(self, |pool| sqlx::query_as(
-            "SELECT columns, accepted_at, accepted_by FROM schema_baselines WHERE dataset = $1"
+        let row: Option<BaselineRow> = query(
+            "SELECT columns, accepted_at, accepted_by FROM schema_baselines WHERE dataset = $1",
         )
         .bind(dataset.as_str())
-        .fetch_optional(pool)
-        .await
-        .op("schema baseline"))?;
+        .fetch_optional(self, "schema baseline")
+        .await?;
         Ok(row.map(|r| SchemaBaseline {
             columns: r.columns.0,
             accepted_at: r.accepted_at,
@@ -81,20 +80,19 @@ impl Registry {
         columns: &[StoredColumn],
         accepted_by: &str,
     ) -> Result<(), RegistryError> {
-        on_pool!(self, |pool| sqlx::query(
+        query(
             "INSERT INTO schema_baselines (dataset, columns, accepted_at, accepted_by) \
              VALUES ($1, $2, $3, $4) \
              ON CONFLICT (dataset) DO UPDATE SET columns = excluded.columns, \
-             accepted_at = excluded.accepted_at, accepted_by = excluded.accepted_by"
+             accepted_at = excluded.accepted_at, accepted_by = excluded.accepted_by",
         )
         .bind(dataset.as_str())
-        .bind(Json(columns))
+        .bind(Arg::json(columns))
         .bind(now())
         .bind(accepted_by)
-        .execute(pool)
+        .execute(self, "set schema baseline")
         .await
-        .op("set schema baseline")
-        .map(drop))?;
+        .map(drop)?;
         Ok(())
     }
 }

@@ -6,7 +6,7 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 use sqlx::types::Json;
 
-use super::error::OpContext;
+use super::sql::{Arg, query};
 use super::{Registry, RegistryError, stored};
 
 /// One stored silence.
@@ -49,31 +49,26 @@ const COLUMNS: &str = "id, matchers, starts_at, ends_at, created_by, comment";
 impl Registry {
     /// Stores a new silence. Its `ends_at` must be after its `starts_at`.
     pub async fn create_silence(&self, silence: &SilenceRecord) -> Result<(), RegistryError> {
-        on_pool!(self, |pool| sqlx::query(
+        query(
             "INSERT INTO silences (id, matchers, starts_at, ends_at, created_by, comment) \
-             VALUES ($1, $2, $3, $4, $5, $6)"
+             VALUES ($1, $2, $3, $4, $5, $6)",
         )
         .bind(&silence.id)
-        .bind(Json(&silence.matchers))
+        .bind(Arg::json(&silence.matchers))
         .bind(stored(silence.starts_at))
         .bind(stored(silence.ends_at))
         .bind(&silence.created_by)
         .bind(&silence.comment)
-        .execute(pool)
+        .execute(self, "create silence")
         .await
-        .op("create silence")
-        .map(drop))?;
+        .map(drop)?;
         Ok(())
     }
 
     /// The silence `id`, if it exists.
     pub async fn silence(&self, id: &str) -> Result<Option<SilenceRecord>, RegistryError> {
         let sql = format!("SELECT {COLUMNS} FROM silences WHERE id = $1");
-        let row: Option<SilenceRow> = on_pool!(self, |pool| sqlx::query_as(&sql)
-            .bind(id)
-            .fetch_optional(pool)
-            .await
-            .op("silence"))?;
+        let row: Option<SilenceRow> = query(&sql).bind(id).fetch_optional(self, "silence").await?;
         Ok(row.map(Into::into))
     }
 
@@ -81,11 +76,10 @@ impl Registry {
     /// soonest ending first.
     pub async fn silences(&self, at: DateTime<Utc>) -> Result<Vec<SilenceRecord>, RegistryError> {
         let sql = format!("SELECT {COLUMNS} FROM silences WHERE ends_at > $1 ORDER BY ends_at, id");
-        let rows: Vec<SilenceRow> = on_pool!(self, |pool| sqlx::query_as(&sql)
+        let rows: Vec<SilenceRow> = query(&sql)
             .bind(stored(at))
-            .fetch_all(pool)
-            .await
-            .op("silences"))?;
+            .fetch_all(self, "silences")
+            .await?;
         Ok(rows.into_iter().map(Into::into).collect())
     }
 
@@ -99,33 +93,30 @@ impl Registry {
         const OP: &str = "expire silence";
         let at = stored(at);
         let select = format!("SELECT {COLUMNS} FROM silences WHERE id = $1");
-        let found: Option<SilenceRecord> = in_transaction!(self, OP, |tx| {
-            let row: Option<SilenceRow> = sqlx::query_as(&select)
-                .bind(id)
-                .fetch_optional(&mut *tx)
-                .await
-                .op(OP)?;
+        let mut tx = self.begin(OP).await?;
+        let found: Option<SilenceRecord> = {
+            let row: Option<SilenceRow> =
+                query(&select).bind(id).fetch_optional(&mut tx, OP).await?;
             match row.map(SilenceRecord::from) {
                 None => None,
                 Some(silence) => {
                     if silence.starts_at >= at {
-                        sqlx::query("DELETE FROM silences WHERE id = $1")
+                        query("DELETE FROM silences WHERE id = $1")
                             .bind(id)
-                            .execute(&mut *tx)
-                            .await
-                            .op(OP)?;
+                            .execute(&mut tx, OP)
+                            .await?;
                     } else if silence.ends_at > at {
-                        sqlx::query("UPDATE silences SET ends_at = $2 WHERE id = $1")
+                        query("UPDATE silences SET ends_at = $2 WHERE id = $1")
                             .bind(id)
                             .bind(at)
-                            .execute(&mut *tx)
-                            .await
-                            .op(OP)?;
+                            .execute(&mut tx, OP)
+                            .await?;
                     }
                     Some(silence)
                 }
             }
-        });
+        };
+        tx.commit(OP).await?;
         found.ok_or_else(|| RegistryError::NotFound {
             what: format!("silence `{id}`"),
         })

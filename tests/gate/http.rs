@@ -823,7 +823,7 @@ async fn an_agent_killed_during_a_gate_denies_it_after_restart() {
         (Some("denied"), Some("error")),
         "{g:#}"
     );
-    assert_eq!(g["reasons"], json!([warden::registry::ABANDONED]));
+    assert_eq!(g["reasons"], json!([warden::gate::ABANDONED]));
     let (_, partition) = get(format!("{base}/api/v1/datasets/slow/partitions/b1")).await;
     assert_eq!(partition["state"], "quarantined", "{partition:#}");
 

@@ -22,8 +22,6 @@ pub const SECTION_MAX_CHARS: usize = 3000;
 pub const MAX_FIELDS: usize = 10;
 /// Characters of one field.
 pub const FIELD_MAX_CHARS: usize = 2000;
-/// Elements of a context block.
-pub const MAX_CONTEXT_ELEMENTS: usize = 10;
 /// Characters of the `text` fallback warden sends (Slack cuts at 40,000;
 /// a fallback is read in a notification, so it stays short).
 pub const TEXT_MAX_CHARS: usize = 3000;
