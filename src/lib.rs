@@ -15,4 +15,5 @@ pub mod gate;
 pub mod http;
 pub mod metrics;
 pub mod registry;
+pub mod source;
 pub mod warehouse;

@@ -5,21 +5,23 @@
 //! and its broken datasets skipped; its other datasets and the other files
 //! still load, so one bad edit cannot stop every check.
 
-pub(crate) mod diagnostic;
-mod env;
 mod model;
 pub(crate) mod parse;
 mod raw;
 pub(crate) mod validate;
 
+/// Problems as users see them; kept at this path for its callers.
+pub(crate) mod diagnostic {
+    pub use crate::source::{Diagnostic, did_you_mean, one_of};
+}
+
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
-pub use diagnostic::Diagnostic;
+pub use crate::source::{Diagnostic, SourcePos};
 pub use model::*;
 
-use env::EnvLookup;
-use parse::{ReadError, SourceFile};
+use crate::source::{EnvLookup, ReadError, SourceFile};
 use raw::RawMain;
 use validate::{DatasetContext, MainParts};
 
@@ -137,7 +139,7 @@ fn run(path: &Path, env: EnvLookup<'_>) -> Result<Outcome, ConfigError> {
         }
         Err(ReadError::Env(diags)) => return failed(diags),
     };
-    let raw: RawMain = match src.parse() {
+    let raw: RawMain = match src.parse_with(&[parse::KINDS]) {
         Ok(raw) => raw,
         Err(diag) => return failed(vec![diag]),
     };
@@ -257,7 +259,7 @@ fn load_check_file(
         }
         Err(ReadError::Env(env_diags)) => return diags.extend(env_diags),
     };
-    let (raws, parse_diags) = src.parse_datasets();
+    let (raws, parse_diags) = parse::datasets(&src);
     diags.extend(parse_diags);
     let cx = DatasetContext {
         src: &src,

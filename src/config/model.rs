@@ -9,20 +9,7 @@ use chrono::NaiveTime;
 use chrono_tz::Tz;
 
 use crate::domain::{CheckId, DatasetName, Granularity, Identifier, Ratio, TableRef};
-
-/// Where something was written: `file:line:col`.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct SourcePos {
-    pub file: PathBuf,
-    pub line: u64,
-    pub column: u64,
-}
-
-impl std::fmt::Display for SourcePos {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}:{}:{}", self.file.display(), self.line, self.column)
-    }
-}
+use crate::source::SourcePos;
 
 /// The whole configuration: `warden.yaml` plus every check file it names.
 #[derive(Debug, Clone)]
