@@ -11,6 +11,7 @@ pub mod check;
 pub mod config;
 pub mod demo;
 pub mod domain;
+pub mod format;
 pub mod gate;
 pub mod http;
 pub mod metrics;

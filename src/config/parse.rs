@@ -9,12 +9,13 @@ use serde_saphyr::{Location, Spanned};
 use crate::source::{Diagnostic, EnvLookup, Vocabulary};
 pub use crate::source::{ReadError, SourceFile};
 
-use super::raw::{CHECK_KINDS, RawCheckFile, RawCheckFileOutline, RawDataset};
+use super::raw::{RawCheckFile, RawCheckFileOutline, RawDataset};
+use crate::check::kind::CheckKind;
 
 /// The check kinds, as messages name them.
 pub(crate) const KINDS: Vocabulary<'static> = Vocabulary {
     what: "check kind",
-    variants: &CHECK_KINDS,
+    variants: &CheckKind::NAMES,
     later: &["anomaly"],
 };
 

@@ -9,9 +9,7 @@ use crate::config::Schedule;
 use crate::source::did_you_mean;
 use crate::warehouse::Engine;
 
-pub use crate::source::values::{
-    check_plain_name, non_negative, parse_duration, parse_time_of_day,
-};
+pub use crate::source::values::{check_plain_name, parse_duration};
 
 /// A cron schedule (see [`crate::source::values::parse_cron`]) and the text
 /// it came from.
