@@ -377,7 +377,7 @@ impl Metrics {
                 .checks
                 .iter()
                 .filter_map(|c| match &c.kind {
-                    CheckKind::NullRate { column, .. } => Some(column.to_string()),
+                    CheckKind::NullRate(k) => Some(k.column.to_string()),
                     _ => None,
                 })
                 .collect();

@@ -11,7 +11,8 @@ use std::time::Duration;
 use chrono::NaiveTime;
 use warden::config::{
     ChangeBaseline, CheckKind, ConfigError, Diagnostic, DriftAction, Expect, ExpectedColumn,
-    FreshnessRule, Severity, load_with_env, validate_all,
+    Freshness, FreshnessRule, NullRate, RowCount, RowCountChange, Schema, Severity, Sql, Unique,
+    load_with_env, validate_all,
 };
 use warden::domain::Granularity;
 
@@ -355,20 +356,20 @@ fn the_example_config_loads_into_typed_values() {
 
     assert!(matches!(
         check("orders.row_count").kind,
-        CheckKind::RowCount {
+        CheckKind::RowCount(RowCount {
             min: Some(1),
             max: None
-        }
+        })
     ));
     assert_eq!(
         check("orders.row_count").pos.to_string(),
         "checks/orders.yaml:12:9"
     );
-    let CheckKind::RowCountChange {
+    let CheckKind::RowCountChange(RowCountChange {
         vs,
         max_drop,
         max_growth,
-    } = check("orders.row_count_change").kind
+    }) = check("orders.row_count_change").kind
     else {
         panic!("row_count_change")
     };
@@ -379,7 +380,7 @@ fn the_example_config_loads_into_typed_values() {
 
     let customer = check("orders.null_rate_customer_id");
     assert!(
-        matches!(&customer.kind, CheckKind::NullRate { column, max } if column.as_str() == "customer_id" && max.get() == 0.0)
+        matches!(&customer.kind, CheckKind::NullRate(NullRate { column, max }) if column.as_str() == "customer_id" && max.get() == 0.0)
     );
     assert_eq!(
         (customer.severity, customer.blocking),
@@ -387,16 +388,17 @@ fn the_example_config_loads_into_typed_values() {
     );
     let coupon = check("orders.null_rate_coupon");
     assert!(
-        matches!(&coupon.kind, CheckKind::NullRate { column, max } if column.as_str() == "coupon" && max.get() == 0.35)
+        matches!(&coupon.kind, CheckKind::NullRate(NullRate { column, max }) if column.as_str() == "coupon" && max.get() == 0.35)
     );
     assert_eq!(coupon.severity, Severity::Warn);
     assert_eq!(check("orders.null_rate_referrer").severity, Severity::Warn);
 
     assert!(matches!(
         &check("orders.freshness_updated_at").kind,
-        CheckKind::Freshness { rule: FreshnessRule::MaxLag(lag), .. } if *lag == Duration::from_secs(6 * 3600)
+        CheckKind::Freshness(Freshness { rule: FreshnessRule::MaxLag(lag), .. }) if *lag == Duration::from_secs(6 * 3600)
     ));
-    let CheckKind::Freshness { rule, .. } = &check("orders.freshness_order_date").kind else {
+    let CheckKind::Freshness(Freshness { rule, .. }) = &check("orders.freshness_order_date").kind
+    else {
         panic!("freshness")
     };
     assert_eq!(
@@ -407,12 +409,12 @@ fn the_example_config_loads_into_typed_values() {
         }
     );
 
-    let CheckKind::Schema {
+    let CheckKind::Schema(Schema {
         columns,
         on_added,
         on_removed,
         on_type_changed,
-    } = &check("orders.schema").kind
+    }) = &check("orders.schema").kind
     else {
         panic!("schema")
     };
@@ -430,9 +432,9 @@ fn the_example_config_loads_into_typed_values() {
     );
 
     assert!(
-        matches!(&check("orders.unique_order_id").kind, CheckKind::Unique { columns, max: 0 } if columns.len() == 1)
+        matches!(&check("orders.unique_order_id").kind, CheckKind::Unique(Unique { columns, max: 0 }) if columns.len() == 1)
     );
-    let CheckKind::Sql { query, min, max } = &check("orders.negative_amounts").kind else {
+    let CheckKind::Sql(Sql { query, min, max }) = &check("orders.negative_amounts").kind else {
         panic!("sql")
     };
     assert!(query.starts_with("SELECT count(*) FROM {{ table }}"));

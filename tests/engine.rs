@@ -13,7 +13,8 @@ use warden::check::{
     run_dataset,
 };
 use warden::config::{
-    ChangeBaseline, CheckKind, DriftAction, Expect, ExpectedColumn, FreshnessRule, Severity,
+    ChangeBaseline, CheckKind, DriftAction, Expect, ExpectedColumn, Freshness, FreshnessRule,
+    NullRate, RowCount, RowCountChange, Schema, Severity, Sql, Unique,
 };
 use warden::domain::{Granularity, PartitionKey};
 use warden::warehouse::WarehouseError;
@@ -64,18 +65,18 @@ async fn with_orders(backend: Backend) -> Option<TestDb> {
 }
 
 fn max_lag(column: &str, hours: u64) -> CheckKind {
-    CheckKind::Freshness {
+    CheckKind::Freshness(Freshness {
         column: ident(column),
         rule: FreshnessRule::MaxLag(Duration::from_secs(hours * 3600)),
-    }
+    })
 }
 
 fn sql(query: &str, max: Option<f64>) -> CheckKind {
-    CheckKind::Sql {
+    CheckKind::Sql(Sql {
         query: query.into(),
         min: None,
         max,
-    }
+    })
 }
 
 /// The aggregate checks and custom SQL most cases use.
@@ -83,41 +84,41 @@ fn order_checks() -> Vec<warden::config::CheckSpec> {
     vec![
         check(
             "row_count",
-            CheckKind::RowCount {
+            CheckKind::RowCount(RowCount {
                 min: Some(1),
                 max: None,
-            },
+            }),
         ),
         check(
             "null_rate_customer_id",
-            CheckKind::NullRate {
+            CheckKind::NullRate(NullRate {
                 column: ident("customer_id"),
                 max: ratio(0.0),
-            },
+            }),
         ),
         warden::config::CheckSpec {
             severity: Severity::Warn,
             ..check(
                 "null_rate_coupon",
-                CheckKind::NullRate {
+                CheckKind::NullRate(NullRate {
                     column: ident("coupon"),
                     max: ratio(0.35),
-                },
+                }),
             )
         },
         check(
             "unique_order_id",
-            CheckKind::Unique {
+            CheckKind::Unique(Unique {
                 columns: vec![ident("order_id")],
                 max: 0,
-            },
+            }),
         ),
         check(
             "unique_order_customer",
-            CheckKind::Unique {
+            CheckKind::Unique(Unique {
                 columns: vec![ident("order_id"), ident("customer_id")],
                 max: 0,
-            },
+            }),
         ),
         check("freshness_updated_at", max_lag("updated_at", 6)),
         check("freshness_paid_at", max_lag("paid_at", 6)),
@@ -334,25 +335,25 @@ async fn all_null_columns(backend: Backend) {
         vec![
             check(
                 "null_rate_note",
-                CheckKind::NullRate {
+                CheckKind::NullRate(NullRate {
                     column: ident("note"),
                     max: ratio(0.5),
-                },
+                }),
             ),
             check("freshness_seen_at", max_lag("seen_at", 1)),
             check(
                 "unique_note",
-                CheckKind::Unique {
+                CheckKind::Unique(Unique {
                     columns: vec![ident("note")],
                     max: 0,
-                },
+                }),
             ),
             check(
                 "unique_pair",
-                CheckKind::Unique {
+                CheckKind::Unique(Unique {
                     columns: vec![ident("id"), ident("note")],
                     max: 0,
-                },
+                }),
             ),
         ],
     );
@@ -374,12 +375,14 @@ async fn freshness_deadlines(backend: Backend) {
         return;
     };
     let wh = db.warehouse(PARIS);
-    let deadline = |expect| CheckKind::Freshness {
-        column: ident("order_date"),
-        rule: FreshnessRule::Deadline {
-            by: NaiveTime::from_hms_opt(8, 0, 0).unwrap(),
-            expect,
-        },
+    let deadline = |expect| {
+        CheckKind::Freshness(Freshness {
+            column: ident("order_date"),
+            rule: FreshnessRule::Deadline {
+                by: NaiveTime::from_hms_opt(8, 0, 0).unwrap(),
+                expect,
+            },
+        })
     };
     let ds = dataset(
         db.table("orders"),
@@ -468,32 +471,32 @@ async fn missing_column_spares_the_rest_of_the_scan(backend: Backend) {
         vec![
             check(
                 "row_count",
-                CheckKind::RowCount {
+                CheckKind::RowCount(RowCount {
                     min: Some(1),
                     max: None,
-                },
+                }),
             ),
             check(
                 "null_rate_nope",
-                CheckKind::NullRate {
+                CheckKind::NullRate(NullRate {
                     column: ident("nope"),
                     max: ratio(0.0),
-                },
+                }),
             ),
             check("freshness_gone", max_lag("gone_at", 1)),
             check(
                 "unique_pair",
-                CheckKind::Unique {
+                CheckKind::Unique(Unique {
                     columns: vec![ident("order_id"), ident("nope")],
                     max: 0,
-                },
+                }),
             ),
             check(
                 "null_rate_customer_id",
-                CheckKind::NullRate {
+                CheckKind::NullRate(NullRate {
                     column: ident("customer_id"),
                     max: ratio(0.5),
-                },
+                }),
             ),
         ],
     );
@@ -571,10 +574,10 @@ async fn custom_sql_templates(backend: Backend) {
             ),
             check(
                 "filtered",
-                warden::config::CheckKind::RowCount {
+                warden::config::CheckKind::RowCount(RowCount {
                     min: None,
                     max: Some(1),
-                },
+                }),
             ),
         ],
     );
@@ -647,10 +650,10 @@ async fn injected_partition_values_never_reach_sql(backend: Backend) {
         Some(("order_date", Granularity::Day)),
         vec![check(
             "row_count",
-            CheckKind::RowCount {
+            CheckKind::RowCount(RowCount {
                 min: Some(1),
                 max: None,
-            },
+            }),
         )],
     );
     let results = run_dataset(
@@ -682,10 +685,10 @@ async fn hour_partitions(backend: Backend) {
         Some(("happened_at", Granularity::Hour)),
         vec![check(
             "row_count",
-            CheckKind::RowCount {
+            CheckKind::RowCount(RowCount {
                 min: Some(1),
                 max: None,
-            },
+            }),
         )],
     );
     let hour = PartitionKey::parse("2026-11-20T13", Granularity::Hour).unwrap();
@@ -732,10 +735,10 @@ async fn zoned_partition_column_uses_local_days(backend: Backend) {
         Some(("paid_at", Granularity::Day)),
         vec![check(
             "row_count",
-            CheckKind::RowCount {
+            CheckKind::RowCount(RowCount {
                 min: None,
                 max: None,
-            },
+            }),
         )],
     );
     // Local day 2026-11-20 in Paris is [2026-11-19 23:00Z, 2026-11-20 23:00Z):
@@ -755,12 +758,12 @@ async fn zoned_partition_column_uses_local_days(backend: Backend) {
 fn schema_check(columns: Option<Vec<ExpectedColumn>>) -> warden::config::CheckSpec {
     check(
         "schema",
-        CheckKind::Schema {
+        CheckKind::Schema(Schema {
             columns,
             on_added: DriftAction::Warn,
             on_removed: DriftAction::Fail,
             on_type_changed: DriftAction::Fail,
-        },
+        }),
     )
 }
 
@@ -867,11 +870,11 @@ async fn row_count_change_against_baseline(backend: Backend) {
         None,
         vec![check(
             "row_count_change",
-            CheckKind::RowCountChange {
+            CheckKind::RowCountChange(RowCountChange {
                 vs: ChangeBaseline::Week,
                 max_drop: Some(ratio(0.3)),
                 max_growth: Some(ratio(2.0)),
-            },
+            }),
         )],
     );
     let observations = observe(&ds, &wh, &Scope::Whole, PARIS).await;
@@ -917,10 +920,10 @@ async fn unqualified_tables_use_the_default_schema(backend: Backend) {
         None,
         vec![check(
             "row_count",
-            CheckKind::RowCount {
+            CheckKind::RowCount(RowCount {
                 min: Some(1),
                 max: None,
-            },
+            }),
         )],
     );
     let results = run_dataset(&ds, &wh, &Scope::Whole, &ctx(), &Baselines::default()).await;
@@ -960,55 +963,55 @@ async fn postgres_runs_a_dataset_in_three_statements() {
     let checks = vec![
         check(
             "row_count",
-            CheckKind::RowCount {
+            CheckKind::RowCount(RowCount {
                 min: Some(1),
                 max: None,
-            },
+            }),
         ),
         check(
             "row_count_change",
-            CheckKind::RowCountChange {
+            CheckKind::RowCountChange(RowCountChange {
                 vs: ChangeBaseline::Day,
                 max_drop: Some(ratio(0.5)),
                 max_growth: None,
-            },
+            }),
         ),
         check(
             "null_rate_customer_id",
-            CheckKind::NullRate {
+            CheckKind::NullRate(NullRate {
                 column: ident("customer_id"),
                 max: ratio(0.0),
-            },
+            }),
         ),
         check(
             "null_rate_coupon",
-            CheckKind::NullRate {
+            CheckKind::NullRate(NullRate {
                 column: ident("coupon"),
                 max: ratio(0.9),
-            },
+            }),
         ),
         check(
             "null_rate_amount",
-            CheckKind::NullRate {
+            CheckKind::NullRate(NullRate {
                 column: ident("amount"),
                 max: ratio(0.0),
-            },
+            }),
         ),
         check("freshness_updated_at", max_lag("updated_at", 6)),
         check("freshness_paid_at", max_lag("paid_at", 6)),
         check(
             "unique_order_id",
-            CheckKind::Unique {
+            CheckKind::Unique(Unique {
                 columns: vec![ident("order_id")],
                 max: 0,
-            },
+            }),
         ),
         check(
             "unique_order_customer",
-            CheckKind::Unique {
+            CheckKind::Unique(Unique {
                 columns: vec![ident("order_id"), ident("customer_id")],
                 max: 0,
-            },
+            }),
         ),
         schema_check(None),
         check(
@@ -1087,10 +1090,10 @@ async fn unreachable_warehouse_is_an_error(url: &str) {
         None,
         vec![check(
             "row_count",
-            CheckKind::RowCount {
+            CheckKind::RowCount(RowCount {
                 min: Some(1),
                 max: None,
-            },
+            }),
         )],
     );
     let observations = observe(&ds, &wh, &Scope::Whole, PARIS).await;

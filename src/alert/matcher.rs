@@ -9,6 +9,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::model::{Labels, QUARANTINE_KIND, Severity, WAREHOUSE_KIND};
+use crate::check::CheckKind;
 use crate::config::diagnostic::{did_you_mean, one_of};
 
 /// The keys a matcher accepts.
@@ -24,17 +25,16 @@ pub const KEYS: [&str; 8] = [
 ];
 
 /// The values `kind` accepts: every check kind and the two other alert kinds.
-pub const KINDS: [&str; 9] = [
-    "row_count",
-    "row_count_change",
-    "null_rate",
-    "freshness",
-    "schema",
-    "unique",
-    "sql",
-    WAREHOUSE_KIND,
-    QUARANTINE_KIND,
-];
+pub const KINDS: [&str; CheckKind::NAMES.len() + 2] = {
+    let mut kinds = [WAREHOUSE_KIND; CheckKind::NAMES.len() + 2];
+    let mut i = 0;
+    while i < CheckKind::NAMES.len() {
+        kinds[i] = CheckKind::NAMES[i];
+        i += 1;
+    }
+    kinds[i + 1] = QUARANTINE_KIND;
+    kinds
+};
 
 /// Accepted values per label; an empty list does not constrain that label.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]

@@ -232,15 +232,7 @@ pub fn truncate(text: &str, max: usize) -> String {
     out
 }
 
-/// A number as people read it: no trailing `.0`, at most 4 decimals.
-pub fn format_number(v: f64) -> String {
-    if v.fract() == 0.0 && v.abs() < 1e15 {
-        format!("{v:.0}")
-    } else {
-        let s = format!("{v:.4}");
-        s.trim_end_matches('0').trim_end_matches('.').to_owned()
-    }
-}
+pub use crate::format::number as format_number;
 
 /// A threshold map as `min 1, max 5`.
 pub fn format_threshold(threshold: &BTreeMap<String, serde_json::Value>) -> String {

@@ -9,7 +9,7 @@ use tracing::Instrument;
 
 use super::observation::{DatasetObservations, Observation, ObserveError, Observed};
 use super::planner::{self, PlanInput, Read, Scope};
-use crate::config::Dataset;
+use super::spec::Dataset;
 use crate::domain::TableRef;
 use crate::warehouse::{Value, Warehouse, WarehouseError};
 

@@ -7,26 +7,29 @@
 
 mod evaluate;
 mod executor;
+pub mod kind;
 mod observation;
 pub mod planner;
 mod result;
 mod runner;
 mod scope;
+pub mod spec;
 pub mod template;
 
 use chrono::{DateTime, LocalResult, NaiveDateTime, Offset, TimeZone, Utc};
 use chrono_tz::Tz;
 
-use crate::config::Dataset;
 use crate::warehouse::Warehouse;
 
-pub use evaluate::{Baselines, EvalContext, evaluate, evaluate_all, latest_instant};
+pub use evaluate::{Baselines, EvalContext, evaluate, evaluate_all};
 pub use executor::{observe, observe_table};
+pub use kind::{CheckKind, latest_instant};
 pub use observation::{DatasetObservations, Observation, ObserveError, Observed};
 pub use planner::{Plan, PlanInput, plan};
 pub use result::{CheckResult, Outcome, Summary};
 pub use runner::{PendingRun, RunError, Runner, stored_column};
 pub use scope::Scope;
+pub use spec::{CheckSpec, Dataset, PartitionSpec, Schedule, Severity};
 
 /// Observes and evaluates the checks of `ds` that run in `scope`.
 pub async fn run_dataset(

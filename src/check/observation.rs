@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use crate::config::Dataset;
+use super::spec::Dataset;
 use crate::domain::{PartitionKey, TableRef};
 use crate::warehouse::{CatalogColumn, Value, WarehouseError};
 
@@ -87,7 +87,7 @@ impl DatasetObservations {
     pub fn iter<'a>(
         &'a self,
         ds: &'a Dataset,
-    ) -> impl Iterator<Item = (&'a crate::config::CheckSpec, &'a Observation)> + 'a {
+    ) -> impl Iterator<Item = (&'a crate::check::spec::CheckSpec, &'a Observation)> + 'a {
         self.observations
             .iter()
             .filter_map(move |o| ds.checks.get(o.check).map(|spec| (spec, o)))

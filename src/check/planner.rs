@@ -13,8 +13,8 @@ use chrono_tz::Tz;
 
 use super::observation::ObserveError;
 pub use super::scope::Scope;
+use super::spec::{CheckSpec, Dataset};
 use super::template::{self, PartitionBounds, SqlBuilder, TemplateContext};
-use crate::config::{CheckKind, CheckSpec, Dataset};
 use crate::domain::{Granularity, Identifier, PartitionKey, TableRef};
 use crate::warehouse::{CatalogColumn, Dialect, Engine, Value, WarehouseError};
 
@@ -91,7 +91,7 @@ pub enum Read {
 
 /// One aggregate in a scan's SELECT list.
 #[derive(Debug, Clone, PartialEq, Eq)]
-enum Expr {
+pub(crate) enum Expr {
     CountRows,
     CountNonNull(Identifier),
     Max(Identifier),
@@ -227,112 +227,100 @@ fn plan_check(
     groups: &mut Vec<Group>,
     extras: &mut Vec<Statement>,
 ) -> Result<(Read, bool), ObserveError> {
-    let PlanInput {
-        table,
-        engine,
-        catalog,
-        ..
-    } = input;
     let bounds = partition
         .map(|key| partition_bounds(ds, key, input))
         .transpose()?;
-    let require = |column: &Identifier| -> Result<(), ObserveError> {
-        match find_column(catalog, column.as_str(), engine) {
+    let mut cx = PlanCx {
+        scan: Scan {
+            groups,
+            filter: spec.filter.as_deref(),
+            partition,
+            table: input.table,
+            engine: input.engine,
+            bounds: bounds.as_ref(),
+        },
+        extras,
+        catalog: input.catalog,
+        own: false,
+    };
+    let read = spec.kind.get().plan(&mut cx)?;
+    Ok((read, cx.own))
+}
+
+/// What a check kind plans with: the scan of its filter and partition, and
+/// the statements of their own that some kinds need.
+pub(crate) struct PlanCx<'a> {
+    scan: Scan<'a>,
+    extras: &'a mut Vec<Statement>,
+    catalog: &'a [CatalogColumn],
+    /// The check was placed in a statement of its own.
+    own: bool,
+}
+
+impl PlanCx<'_> {
+    pub(crate) fn engine(&self) -> Engine {
+        self.scan.engine
+    }
+
+    /// An error unless the relation has `column`.
+    pub(crate) fn require(&self, column: &Identifier) -> Result<(), ObserveError> {
+        match find_column(self.catalog, column.as_str(), self.scan.engine) {
             Some(_) => Ok(()),
-            None => Err(missing_column(column.as_str(), table)),
+            None => Err(missing_column(column.as_str(), self.scan.table)),
         }
-    };
-    let filter = spec.filter.as_deref();
-    let mut scan = Scan {
-        groups,
-        filter,
-        partition,
-        table,
-        engine,
-        bounds: bounds.as_ref(),
-    };
-    let read = match &spec.kind {
-        CheckKind::Schema { .. } => Read::Catalog,
-        CheckKind::Sql { query, .. } => {
-            let mut b = SqlBuilder::new(engine);
-            template::expand(
-                query,
-                TemplateContext {
-                    table,
-                    partition: bounds.as_ref(),
-                },
-                &mut b,
-            )?;
-            let (sql, params) = b.finish();
-            extras.push(Statement {
-                kind: StatementKind::Sql,
-                sql,
-                params,
-            });
-            return Ok((
-                Read::Sql {
-                    statement: extras.len() - 1,
-                },
-                true,
-            ));
-        }
-        CheckKind::RowCount { .. } | CheckKind::RowCountChange { .. } => {
-            let (statement, [rows]) = scan.join([Expr::CountRows])?;
-            Read::RowCount { statement, rows }
-        }
-        CheckKind::NullRate { column, .. } => {
-            require(column)?;
-            let (statement, [rows, non_null]) =
-                scan.join([Expr::CountRows, Expr::CountNonNull(column.clone())])?;
-            Read::NullCount {
-                statement,
-                rows,
-                non_null,
-            }
-        }
-        CheckKind::Freshness { column, .. } => {
-            require(column)?;
-            let (statement, [column]) = scan.join([Expr::Max(column.clone())])?;
-            Read::Latest { statement, column }
-        }
-        CheckKind::Unique { columns, .. } => {
-            columns.iter().try_for_each(require)?;
-            let exprs = match columns.as_slice() {
-                [one] => [
-                    Expr::CountNonNull(one.clone()),
-                    Expr::CountDistinct(one.clone()),
-                ],
-                // SQLite has no multi-column COUNT(DISTINCT …) and no row values
-                // in aggregates, so the duplicate keys need a grouped statement.
-                many if !engine.dialect().counts_distinct_tuples() => {
-                    extras.push(keys_statement(
-                        table,
-                        engine,
-                        bounds.as_ref(),
-                        filter,
-                        many,
-                    )?);
-                    let read = Read::Keys {
-                        statement: extras.len() - 1,
-                        keyed_rows: 0,
-                        distinct: 1,
-                    };
-                    return Ok((read, true));
-                }
-                many => [
-                    Expr::KeyedRows(many.to_vec()),
-                    Expr::DistinctKeys(many.to_vec()),
-                ],
-            };
-            let (statement, [keyed_rows, distinct]) = scan.join(exprs)?;
-            Read::Keys {
-                statement,
-                keyed_rows,
-                distinct,
-            }
-        }
-    };
-    Ok((read, false))
+    }
+
+    /// Adds `exprs` to the scan (sharing identical ones) and returns the
+    /// scan's statement index and each expression's column.
+    pub(crate) fn join<const N: usize>(
+        &mut self,
+        exprs: [Expr; N],
+    ) -> Result<(usize, [usize; N]), ObserveError> {
+        self.scan.join(exprs)
+    }
+
+    /// `template` expanded against the relation and the partition's bounds:
+    /// the SQL and its parameters.
+    pub(crate) fn expand(&self, template: &str) -> Result<(String, Vec<Value>), ObserveError> {
+        let mut b = SqlBuilder::new(self.scan.engine);
+        template::expand(
+            template,
+            TemplateContext {
+                table: self.scan.table,
+                partition: self.scan.bounds,
+            },
+            &mut b,
+        )?;
+        Ok(b.finish())
+    }
+
+    /// Adds a statement of the check's own; its index.
+    pub(crate) fn own_statement(
+        &mut self,
+        kind: StatementKind,
+        sql: String,
+        params: Vec<Value>,
+    ) -> usize {
+        self.extras.push(Statement { kind, sql, params });
+        self.own = true;
+        self.extras.len() - 1
+    }
+
+    /// Adds the grouped statement counting rows with a non-NULL key and
+    /// distinct keys over `columns`; its index.
+    pub(crate) fn keys_statement(&mut self, columns: &[Identifier]) -> Result<usize, ObserveError> {
+        let statement =
+            keys_statement(
+            self.scan.table,
+            self.scan.engine,
+            self.scan.bounds,
+            self.scan.filter,
+            columns,
+        )?;
+        self.extras.push(statement);
+        self.own = true;
+        Ok(self.extras.len() - 1)
+    }
 }
 
 /// Joining a check's aggregates to the scan of its filter and partition.
@@ -520,10 +508,13 @@ mod tests {
     use chrono::NaiveTime;
 
     use super::*;
-    use crate::config::{
-        ChangeBaseline, DriftAction, FreshnessRule, PartitionSpec, Schedule, Severity, SourcePos,
+    use crate::check::kind::{
+        ChangeBaseline, CheckKind, DriftAction, Expect, Freshness, FreshnessRule, NullRate,
+        RowCount, RowCountChange, Schema, Sql, Unique,
     };
+    use crate::check::spec::{PartitionSpec, Schedule, Severity};
     use crate::domain::{CheckId, DatasetName, Ratio};
+    use crate::source::SourcePos;
 
     fn id(s: &str) -> Identifier {
         Identifier::parse(s).unwrap()
@@ -584,69 +575,69 @@ mod tests {
 
     fn orders() -> Dataset {
         dataset(vec![
-            ("row_count", CheckKind::RowCount { min: Some(1), max: None }, None),
+            ("row_count", CheckKind::RowCount(RowCount { min: Some(1), max: None }), None),
             (
                 "row_count_change",
-                CheckKind::RowCountChange { vs: ChangeBaseline::Week, max_drop: None, max_growth: None },
+                CheckKind::RowCountChange(RowCountChange { vs: ChangeBaseline::Week, max_drop: None, max_growth: None }),
                 None,
             ),
             (
                 "null_rate_customer_id",
-                CheckKind::NullRate { column: id("customer_id"), max: Ratio::from_f64(0.0, true).unwrap() },
+                CheckKind::NullRate(NullRate { column: id("customer_id"), max: Ratio::from_f64(0.0, true).unwrap() }),
                 None,
             ),
             (
                 "null_rate_coupon",
-                CheckKind::NullRate { column: id("coupon"), max: Ratio::from_f64(0.35, true).unwrap() },
+                CheckKind::NullRate(NullRate { column: id("coupon"), max: Ratio::from_f64(0.35, true).unwrap() }),
                 None,
             ),
             (
                 "freshness_updated_at",
-                CheckKind::Freshness {
+                CheckKind::Freshness(Freshness {
                     column: id("updated_at"),
                     rule: FreshnessRule::MaxLag(std::time::Duration::from_secs(6 * 3600)),
-                },
+                }),
                 None,
             ),
             (
                 "freshness_order_date",
-                CheckKind::Freshness {
+                CheckKind::Freshness(Freshness {
                     column: id("order_date"),
                     rule: FreshnessRule::Deadline {
                         by: NaiveTime::from_hms_opt(8, 0, 0).unwrap(),
-                        expect: crate::config::Expect::Yesterday,
+                        expect: Expect::Yesterday,
                     },
-                },
+                }),
                 None,
             ),
-            ("unique_order_id", CheckKind::Unique { columns: vec![id("order_id")], max: 0 }, None),
+            ("unique_order_id", CheckKind::Unique(Unique { columns: vec![id("order_id")], max: 0 }), None),
             (
                 "unique_pair",
-                CheckKind::Unique { columns: vec![id("order_id"), id("customer_id")], max: 0 },
+                CheckKind::Unique(Unique { columns: vec![id("order_id"), id("customer_id")], max: 0 }),
                 None,
             ),
             (
                 "paid_rows",
-                CheckKind::RowCount { min: Some(1), max: None },
+                CheckKind::RowCount(RowCount { min: Some(1), max: None }),
                 Some("amount > 0"),
             ),
             (
                 "schema",
-                CheckKind::Schema {
+                CheckKind::Schema(Schema {
                     columns: None,
                     on_added: DriftAction::Warn,
                     on_removed: DriftAction::Fail,
                     on_type_changed: DriftAction::Fail,
-                },
+                }),
                 None,
             ),
             (
                 "negative_amounts",
-                CheckKind::Sql {
+                CheckKind::Sql(Sql {
                     query: "SELECT count(*) FROM {{ table }} WHERE amount < 0 AND {{ partition_filter }}".into(),
                     min: None,
                     max: Some(0.0),
-                },
+                }),
                 None,
             ),
         ])

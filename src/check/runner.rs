@@ -5,18 +5,19 @@
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
-use chrono::{DateTime, Duration, Timelike, Utc};
+use chrono::{DateTime, Timelike, Utc};
 use chrono_tz::Tz;
 
+use super::kind::CheckKind;
+use super::spec::Dataset;
 use super::{
     Baselines, DatasetObservations, EvalContext, Observed, Scope, evaluate_all, observe,
     observe_table,
 };
 use crate::check::{CheckResult, Outcome};
-use crate::config::{ChangeBaseline, CheckKind, Config, Dataset};
 use crate::domain::TableRef;
 use crate::registry::{Registry, RegistryError, RunRecord, StoredColumn};
-use crate::warehouse::{CatalogColumn, Settings, Warehouse, WarehouseError};
+use crate::warehouse::{CatalogColumn, Warehouse, WarehouseError};
 
 /// Who records a first-seen schema as a dataset's baseline.
 const FIRST_SEEN: &str = "warden (first seen schema)";
@@ -96,26 +97,14 @@ enum Pending {
 }
 
 impl Runner {
-    /// Creates a pool per warehouse (connecting lazily); a warehouse whose URL
-    /// is unusable makes its datasets' checks `error`, not the whole run.
-    pub fn new(config: &Config, registry: Option<Registry>) -> Self {
-        let tz = config.agent.timezone;
-        let warehouses = config
-            .warehouses
-            .iter()
-            .map(|(name, cfg)| {
-                let settings = Settings {
-                    name: cfg.name.clone(),
-                    url: cfg.url.clone(),
-                    max_connections: cfg.max_connections,
-                    query_timeout: cfg.query_timeout,
-                };
-                (
-                    name.clone(),
-                    Warehouse::connect(&settings, tz).map(Arc::new),
-                )
-            })
-            .collect();
+    /// A runner over `warehouses` by name (each a pool, or why it cannot be
+    /// used: its datasets' checks are then `error`, not the whole run), in
+    /// the agent's time zone. `Runner::new` builds one from a configuration.
+    pub fn with_warehouses(
+        tz: Tz,
+        warehouses: BTreeMap<String, Result<Arc<Warehouse>, WarehouseError>>,
+        registry: Option<Registry>,
+    ) -> Self {
         Self {
             tz,
             warehouses,
@@ -273,10 +262,11 @@ impl Runner {
         let mut baselines = Baselines::default();
         let mut errors = HashMap::new();
         for (spec, obs) in observations.iter(ds) {
-            let needs_history = matches!(
-                spec.kind,
-                CheckKind::RowCountChange { .. } | CheckKind::Schema { columns: None, .. }
-            );
+            let needs_history = match &spec.kind {
+                CheckKind::RowCountChange(_) => true,
+                CheckKind::Schema(k) => k.uses_baseline(),
+                _ => false,
+            };
             if !needs_history || obs.value.is_err() {
                 continue;
             }
@@ -284,33 +274,13 @@ impl Runner {
                 continue;
             };
             match &spec.kind {
-                CheckKind::RowCountChange { vs, .. } => {
+                CheckKind::RowCountChange(k) => {
                     let id = &spec.id;
-                    let found = match (&obs.partition, vs) {
-                        (Some(p), vs) => {
-                            let base = match vs {
-                                ChangeBaseline::Previous => p.prev(),
-                                ChangeBaseline::Day => p.minus(Duration::days(1)),
-                                ChangeBaseline::Week => p.minus(Duration::days(7)),
-                            };
-                            registry.observed_for_partition(id, &base.to_string()).await
-                        }
-                        (None, ChangeBaseline::Previous) => {
-                            registry.prior_observed(id, None, scheduled_at).await
-                        }
-                        (None, ChangeBaseline::Day) => {
-                            registry
-                                .observed_at_or_before(id, scheduled_at - Duration::days(1))
-                                .await
-                        }
-                        (None, ChangeBaseline::Week) => {
-                            registry
-                                .observed_at_or_before(id, scheduled_at - Duration::days(7))
-                                .await
-                        }
-                    };
-                    match found {
-                        Ok(Some((rows, _))) => {
+                    match k
+                        .baseline(registry, id, obs.partition.as_ref(), scheduled_at)
+                        .await
+                    {
+                        Ok(Some(rows)) => {
                             baselines.row_counts.insert(id.clone(), rows);
                         }
                         Ok(None) => {}
@@ -319,7 +289,7 @@ impl Runner {
                         }
                     }
                 }
-                CheckKind::Schema { .. } => match registry.schema_baseline(&ds.name).await {
+                CheckKind::Schema(_) => match registry.schema_baseline(&ds.name).await {
                     Ok(Some(columns)) => {
                         let columns = columns.into_iter().map(catalog_column).collect();
                         baselines.schemas.insert(spec.id.clone(), columns);
@@ -350,7 +320,7 @@ impl Runner {
             return;
         };
         for (spec, obs) in observations.iter(ds) {
-            if !matches!(spec.kind, CheckKind::Schema { columns: None, .. })
+            if !matches!(&spec.kind, CheckKind::Schema(k) if k.uses_baseline())
                 || baselines.schemas.contains_key(&spec.id)
             {
                 continue;
@@ -396,7 +366,7 @@ fn all_error(ds: &Dataset, scope: &Scope, message: &str) -> Vec<CheckResult> {
 fn row_counts(ds: &Dataset, observations: &DatasetObservations) -> HashMap<String, u64> {
     observations
         .iter(ds)
-        .filter(|(spec, _)| matches!(spec.kind, CheckKind::RowCountChange { .. }))
+        .filter(|(spec, _)| matches!(spec.kind, CheckKind::RowCountChange(_)))
         .filter_map(|(spec, obs)| match &obs.value {
             Ok(Observed::RowCount { rows }) => Some((spec.id.to_string(), *rows)),
             _ => None,

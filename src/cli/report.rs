@@ -6,6 +6,7 @@ use std::io::{self, Write};
 use serde::Serialize;
 
 use warden::check::{CheckResult, Outcome, Summary};
+use warden::format::number as format_number;
 
 /// The JSON document printed by `--format json`.
 #[derive(Serialize)]
@@ -90,16 +91,6 @@ fn paint(text: &str, outcome: Outcome) -> String {
         Outcome::Error => "35",
     };
     format!("\x1b[{code}m{text}\x1b[0m")
-}
-
-/// Whole numbers without a fraction, others with up to four significant decimals.
-pub fn format_number(v: f64) -> String {
-    if v.fract() == 0.0 && v.abs() < 1e15 {
-        format!("{v:.0}")
-    } else {
-        let s = format!("{v:.4}");
-        s.trim_end_matches('0').trim_end_matches('.').to_owned()
-    }
 }
 
 #[cfg(test)]

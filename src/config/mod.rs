@@ -5,22 +5,24 @@
 //! and its broken datasets skipped; its other datasets and the other files
 //! still load, so one bad edit cannot stop every check.
 
-pub(crate) mod diagnostic;
-mod env;
 mod model;
 pub(crate) mod parse;
 mod raw;
 pub mod routes;
 pub(crate) mod validate;
 
+/// Problems as users see them; kept at this path for its callers.
+pub(crate) mod diagnostic {
+    pub use crate::source::{Diagnostic, did_you_mean, one_of};
+}
+
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
-pub use diagnostic::Diagnostic;
+pub use crate::source::{Diagnostic, SourcePos};
 pub use model::*;
 
-use env::EnvLookup;
-use parse::{ReadError, SourceFile};
+use crate::source::{EnvLookup, ReadError, SourceFile};
 use raw::RawMain;
 use validate::{DatasetContext, MainParts};
 
@@ -56,6 +58,24 @@ fn display_lines(diags: &[Diagnostic]) -> String {
         .map(ToString::to_string)
         .collect::<Vec<_>>()
         .join("\n")
+}
+
+impl crate::check::Runner {
+    /// Creates a pool per warehouse of `config` (connecting lazily); a
+    /// warehouse whose URL is unusable makes its datasets' checks `error`,
+    /// not the whole run.
+    pub fn new(config: &Config, registry: Option<crate::registry::Registry>) -> Self {
+        let tz = config.agent.timezone;
+        let warehouses = config
+            .warehouses
+            .iter()
+            .map(|(name, cfg)| {
+                let pool = crate::warehouse::Warehouse::connect(cfg, tz).map(std::sync::Arc::new);
+                (name.clone(), pool)
+            })
+            .collect();
+        Self::with_warehouses(tz, warehouses, registry)
+    }
 }
 
 /// Loads `path` and every check file it names, expanding `${VAR}` from the
@@ -138,7 +158,7 @@ fn run(path: &Path, env: EnvLookup<'_>) -> Result<Outcome, ConfigError> {
         }
         Err(ReadError::Env(diags)) => return failed(diags),
     };
-    let raw: RawMain = match src.parse() {
+    let raw: RawMain = match src.parse_with(&[parse::KINDS]) {
         Ok(raw) => raw,
         Err(diag) => return failed(vec![diag]),
     };
@@ -258,7 +278,7 @@ fn load_check_file(
         }
         Err(ReadError::Env(env_diags)) => return diags.extend(env_diags),
     };
-    let (raws, parse_diags) = src.parse_datasets();
+    let (raws, parse_diags) = parse::datasets(&src);
     diags.extend(parse_diags);
     let cx = DatasetContext {
         src: &src,

@@ -12,15 +12,15 @@ use std::time::Duration;
 use chrono_tz::Tz;
 use serde_saphyr::Spanned;
 
-use super::diagnostic::{Diagnostic, did_you_mean, one_of};
-use super::parse::SourceFile;
 use super::raw::{RawAgent, RawDataset, RawMain, RawPartition, RawWarehouse};
 use super::{AgentConfig, Dataset, PartitionSpec, SourcePos, WarehouseConfig};
 use crate::domain::{DatasetName, Granularity, Identifier};
-use values::{
-    check_plain_name, parse_cron, parse_duration, parse_listen, parse_table, parse_timezone,
-    positive, registry_url, warehouse_url,
+pub(crate) use crate::source::Problems;
+use crate::source::values::{
+    check_plain_name, parse_duration, parse_listen, parse_table, parse_timezone, positive,
 };
+use crate::source::{Diagnostic, SourceFile, did_you_mean, one_of};
+use values::{parse_cron, registry_url, warehouse_url};
 
 pub use values::clean;
 
@@ -30,109 +30,6 @@ pub const DEFAULT_MAX_CONCURRENT_CHECKS: usize = 8;
 pub const DEFAULT_MAX_CONNECTIONS: u32 = 4;
 pub const DEFAULT_QUERY_TIMEOUT: Duration = Duration::from_secs(60);
 pub const DEFAULT_TIER: u8 = 2;
-
-/// Problems found so far in one file (`warden.yaml`, a check file, the
-/// alert routes).
-pub(crate) struct Problems<'a> {
-    pub(crate) src: &'a SourceFile,
-    pub(crate) list: Vec<Diagnostic>,
-}
-
-impl<'a> Problems<'a> {
-    pub(crate) fn new(src: &'a SourceFile) -> Self {
-        Self {
-            src,
-            list: Vec::new(),
-        }
-    }
-
-    pub(crate) fn at<T>(&mut self, value: &Spanned<T>, message: impl Into<String>) {
-        self.list.push(self.src.diag(&value.referenced, message));
-    }
-
-    pub(crate) fn at_pos(&mut self, pos: &SourcePos, message: impl Into<String>) {
-        self.list.push(Diagnostic::at(pos, message));
-    }
-
-    /// Where `value` was written.
-    pub(crate) fn pos<T>(&self, value: &Spanned<T>) -> SourcePos {
-        self.src.pos_of(value)
-    }
-
-    /// `value`, or a "`key` is required" problem at the mapping `whole`.
-    pub(crate) fn required_in<'v, T, W>(
-        &mut self,
-        value: &'v Option<Spanned<T>>,
-        key: &str,
-        whole: &Spanned<W>,
-    ) -> Option<&'v Spanned<T>> {
-        if value.is_none() {
-            self.at(whole, format!("`{key}` is required"));
-        }
-        value.as_ref()
-    }
-
-    /// `value`, or a "`key` is required" problem at `pos`.
-    fn required<'v, T>(
-        &mut self,
-        value: &'v Option<Spanned<T>>,
-        key: &str,
-        pos: &SourcePos,
-    ) -> Option<&'v Spanned<T>> {
-        if value.is_none() {
-            self.at_pos(pos, format!("`{key}` is required"));
-        }
-        value.as_ref()
-    }
-
-    /// `parse(value)`, or a "`key`: why" problem at the value.
-    pub(crate) fn parse<R, T>(
-        &mut self,
-        value: &Spanned<R>,
-        key: &str,
-        parse: impl FnOnce(&R) -> Result<T, String>,
-    ) -> Option<T> {
-        match parse(&value.value) {
-            Ok(v) => Some(v),
-            Err(why) => {
-                self.at(value, format!("`{key}`: {why}"));
-                None
-            }
-        }
-    }
-
-    /// Like [`Self::parse`] for an optional key: `Some(default)` when absent,
-    /// `None` when present but invalid.
-    fn parse_or<R, T>(
-        &mut self,
-        value: &Option<Spanned<R>>,
-        key: &str,
-        default: T,
-        parse: impl FnOnce(&R) -> Result<T, String>,
-    ) -> Option<T> {
-        match value {
-            None => Some(default),
-            Some(v) => self.parse(v, key, parse),
-        }
-    }
-
-    /// Like [`Self::parse_or`] without a default: `Some(None)` when absent.
-    fn parse_opt<R, T>(
-        &mut self,
-        value: &Option<Spanned<R>>,
-        key: &str,
-        parse: impl FnOnce(&R) -> Result<T, String>,
-    ) -> Option<Option<T>> {
-        match value {
-            None => Some(None),
-            Some(v) => self.parse(v, key, parse).map(Some),
-        }
-    }
-
-    fn is_empty(&self) -> bool {
-        self.list.is_empty()
-    }
-}
 
 // ---------------------------------------------------------------- warden.yaml
 
@@ -423,8 +320,8 @@ mod dataset_tests {
 
     /// Every problem of the datasets in `yaml`, as `line:col: message`.
     fn problems(yaml: &str) -> Vec<String> {
-        let src = SourceFile::from_text(Path::new("c.yaml"), yaml, &|_| None).unwrap();
-        let (raws, diags) = src.parse_datasets();
+        let src = SourceFile::expand(Path::new("c.yaml"), yaml, &|_| None).unwrap();
+        let (raws, diags) = crate::config::parse::datasets(&src);
         assert!(diags.is_empty(), "{diags:?}");
         let warehouses = vec!["main".to_owned()];
         let cx = DatasetContext {

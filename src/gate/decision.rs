@@ -78,7 +78,7 @@ mod tests {
     use std::path::PathBuf;
 
     use super::*;
-    use crate::config::{CheckKind, CheckSpec, Schedule, SourcePos};
+    use crate::config::{CheckKind, CheckSpec, RowCount, Schedule, SourcePos};
     use crate::domain::{CheckId, DatasetName, TableRef};
 
     fn spec(name: &str, severity: Severity, blocking: bool) -> CheckSpec {
@@ -86,10 +86,10 @@ mod tests {
         CheckSpec {
             id: CheckId::new(&ds, name).unwrap(),
             name: name.into(),
-            kind: CheckKind::RowCount {
+            kind: CheckKind::RowCount(RowCount {
                 min: Some(1),
                 max: None,
-            },
+            }),
             severity,
             blocking,
             filter: None,

@@ -14,7 +14,8 @@ use chrono::{DateTime, Utc};
 use super::view::{self, CheckView, DatasetView};
 use crate::alert::{FiringAlert, Severity, Silence};
 use crate::app::AppState;
-use crate::check::Outcome;
+use crate::check::{CheckKind, Outcome};
+use crate::format::duration;
 use crate::gate::Gate;
 use crate::registry::GateStatus;
 
@@ -331,48 +332,11 @@ fn dataset(h: &mut String, d: &DatasetView, checks: &[CheckView], now: DateTime<
 
 /// An observed value in the unit of its kind.
 fn value(kind: &str, v: f64) -> String {
-    match kind {
-        "null_rate" => format!("{:.2}%", v * 100.0),
-        "freshness" => duration(v),
-        "row_count_change" => format!("{v:+.1}%"),
-        _ if v.fract() == 0.0 && v.abs() < 1e15 => format!("{}", v as i64),
-        _ => format!("{v}"),
-    }
+    CheckKind::show_observed(kind, v)
 }
 
 fn thresholds(kind: &str, t: &std::collections::BTreeMap<String, serde_json::Value>) -> String {
-    t.iter()
-        .map(|(k, v)| {
-            let shown = match (kind, k.as_str(), v.as_f64()) {
-                ("null_rate", "max", Some(x)) => format!("{:.2}%", x * 100.0),
-                (_, "max_lag_seconds", Some(x)) => duration(x),
-                (_, _, Some(x)) => value("", x),
-                _ => v.as_str().map_or_else(|| v.to_string(), str::to_owned),
-            };
-            format!("{} {shown}", k.trim_end_matches("_seconds"))
-        })
-        .collect::<Vec<_>>()
-        .join(", ")
-}
-
-/// A number of seconds as `2d 3h`, `5m 10s`, …
-fn duration(seconds: f64) -> String {
-    if !seconds.is_finite() {
-        return "–".to_owned();
-    }
-    let negative = seconds < 0.0;
-    let s = seconds.abs().round() as u64;
-    let (d, h, m, sec) = (s / 86_400, s / 3600 % 24, s / 60 % 60, s % 60);
-    let text = if d > 0 {
-        format!("{d}d {h}h")
-    } else if h > 0 {
-        format!("{h}h {m}m")
-    } else if m > 0 {
-        format!("{m}m {sec}s")
-    } else {
-        format!("{sec}s")
-    };
-    if negative { format!("-{text}") } else { text }
+    CheckKind::show_thresholds(kind, t)
 }
 
 fn ago(now: DateTime<Utc>, t: DateTime<Utc>) -> String {

@@ -11,7 +11,7 @@ use chrono::{DateTime, SubsecRound, Utc};
 use tokio_util::sync::CancellationToken;
 use warden::alert::AlertManager;
 use warden::check::{CheckResult, Outcome};
-use warden::config::{CheckKind, Config, Dataset};
+use warden::config::{CheckKind, Config, Dataset, RowCount, Sql};
 use warden::metrics::Metrics;
 use warden::registry::Registry;
 
@@ -224,12 +224,12 @@ pub fn result(
         .find(|c| c.name == name)
         .unwrap_or_else(|| panic!("no check {name} in {}", ds.name.as_str()));
     let threshold = match &spec.kind {
-        CheckKind::RowCount { min, max } => min
+        CheckKind::RowCount(RowCount { min, max }) => min
             .map(|m| ("min".to_owned(), serde_json::json!(m)))
             .into_iter()
             .chain(max.map(|m| ("max".to_owned(), serde_json::json!(m))))
             .collect(),
-        CheckKind::Sql { max, .. } => max
+        CheckKind::Sql(Sql { max, .. }) => max
             .map(|m| ("max".to_owned(), serde_json::json!(m)))
             .into_iter()
             .collect(),

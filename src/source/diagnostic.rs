@@ -1,4 +1,4 @@
-//! Config problems as users see them: `file:line:col: message`, with a
+//! Problems as users see them: `file:line:col: message`, with a
 //! "did you mean" hint when a misspelt name is close to a known one.
 
 use std::fmt;
@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use super::SourcePos;
 
-/// One problem found in a config file.
+/// One problem found in a file the user wrote.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 pub struct Diagnostic {
     /// The file, as reached from the path given to the loader (not made absolute,
