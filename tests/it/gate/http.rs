@@ -11,7 +11,7 @@ use reqwest::StatusCode;
 use serde_json::{Value, json};
 use warden::agent::{Agent, Options};
 
-use crate::gate_support::{Project, Setup};
+use crate::support::gate::{Project, Setup};
 
 crate::on_both_setups!(
     over_http_stage_gate_publish_and_consumers_read_the_last_good_partition,

@@ -5,13 +5,6 @@
 //! warehouse cut mid-run, missed ticks after downtime, and the HTTP app's
 //! answers (tokens, errors, the status page).
 
-mod common;
-#[path = "agent/harness.rs"]
-mod harness;
-#[path = "registry/support.rs"]
-#[allow(dead_code, unused_macros)]
-mod support;
-
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
@@ -19,16 +12,17 @@ use std::time::Duration;
 use axum::body::Body;
 use axum::http::{Request, StatusCode, header};
 use chrono::{DateTime, Timelike, Utc};
-use common::{Backend, TestDb};
-use harness::{
-    AgentProcess, Project, Proxy, eventually, get_json, get_text, promtool_check_metrics, sample,
-};
 use serde_json::Value;
-use support::TestRegistry;
 use tower::ServiceExt;
 use warden::agent::{Agent, Options};
 use warden::domain::DatasetName;
 use warden::registry::Registry;
+
+use crate::support::agent::{
+    AgentProcess, Project, Proxy, eventually, get_json, get_text, promtool_check_metrics, sample,
+};
+use crate::support::db::{Backend, TestDb};
+use crate::support::registry::TestRegistry;
 
 /// Long enough for two minute ticks and the runs behind them.
 const TWO_TICKS: Duration = Duration::from_secs(150);

@@ -16,8 +16,8 @@ use warden::gate::{GateOptions, GateRequest, GateService, Quarantine};
 use warden::metrics::Metrics;
 use warden::registry::Registry;
 
-use crate::common::{Backend, TestDb};
-use crate::support::TestRegistry;
+use crate::support::db::{Backend, TestDb};
+use crate::support::registry::TestRegistry;
 
 /// Which engines hold the warehouse and the registry.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -34,12 +34,12 @@ macro_rules! on_both_setups {
         mod $case {
             #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
             async fn sqlite() {
-                super::$case($crate::gate_support::Setup::Sqlite).await;
+                super::$case($crate::support::gate::Setup::Sqlite).await;
             }
 
             #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
             async fn postgres() {
-                super::$case($crate::gate_support::Setup::Postgres).await;
+                super::$case($crate::support::gate::Setup::Postgres).await;
             }
         }
     )+};

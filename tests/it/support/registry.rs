@@ -19,13 +19,13 @@ macro_rules! on_both_engines {
         mod $case {
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn sqlite() {
-                let db = crate::support::TestRegistry::sqlite().await;
+                let db = crate::support::registry::TestRegistry::sqlite().await;
                 super::$case(&db).await;
             }
 
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn postgres() {
-                let Some(db) = crate::support::TestRegistry::postgres().await else { return };
+                let Some(db) = crate::support::registry::TestRegistry::postgres().await else { return };
                 super::$case(&db).await;
             }
         }

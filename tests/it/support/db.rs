@@ -295,13 +295,13 @@ pub fn dataset(
 macro_rules! on_every_engine {
     ($($case:ident),* $(,)?) => {
         mod sqlite {
-            $( #[tokio::test] async fn $case() { super::$case($crate::common::Backend::Sqlite).await } )*
+            $( #[tokio::test] async fn $case() { super::$case($crate::support::db::Backend::Sqlite).await } )*
         }
         mod postgres {
-            $( #[tokio::test] async fn $case() { super::$case($crate::common::Backend::Postgres).await } )*
+            $( #[tokio::test] async fn $case() { super::$case($crate::support::db::Backend::Postgres).await } )*
         }
         mod mysql {
-            $( #[tokio::test] async fn $case() { super::$case($crate::common::Backend::MySql).await } )*
+            $( #[tokio::test] async fn $case() { super::$case($crate::support::db::Backend::MySql).await } )*
         }
     };
 }

@@ -4,20 +4,6 @@
 //! webhooks, an SMTP server, a real Alertmanager). Cases that keep state in
 //! the registry run on SQLite and on PostgreSQL.
 
-#[allow(dead_code)]
-#[macro_use]
-#[path = "registry/support.rs"]
-mod support;
-
-#[path = "agent/harness.rs"]
-mod agent_harness;
-#[path = "alerts/harness.rs"]
-mod harness;
-#[path = "alerts/receiver.rs"]
-mod receiver;
-#[path = "alerts/smtp.rs"]
-mod smtp;
-
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
@@ -28,10 +14,10 @@ use warden::alert::{AlertManager, SilenceError};
 use warden::check::Outcome::{Error, Fail, Pass};
 use warden::registry::{AlertState, OutboxStatus, Registry};
 
-use harness::{POLICY, Project, STATUS_URL, all, plus, result, t0};
-use receiver::{Reply, TestReceiver, refused_url};
-use smtp::SmtpSink;
-use support::TestRegistry;
+use crate::support::alerts::{POLICY, Project, STATUS_URL, all, plus, result, t0};
+use crate::support::receiver::{self, Reply, TestReceiver, refused_url};
+use crate::support::registry::TestRegistry;
+use crate::support::smtp::SmtpSink;
 
 const WAIT: Duration = Duration::from_secs(15);
 
@@ -1581,7 +1567,7 @@ async fn a_real_alertmanager_receives_the_alerts_and_sees_them_resolve() {
 /// firing alerts, and silences are managed over HTTP.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_agent_killed_with_notifications_pending_delivers_them_after_a_restart() {
-    use agent_harness::{
+    use crate::support::agent::{
         AgentProcess, Project as AgentProject, eventually, get_json, get_text, sample,
     };
 

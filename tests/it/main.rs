@@ -1,0 +1,15 @@
+//! The integration tests: one binary, one module per area, and the shared
+//! harness in `support`.
+
+#[macro_use]
+mod support;
+
+mod agent;
+mod alerts;
+mod cli;
+mod config;
+mod deploy;
+mod engine;
+mod gate;
+mod history;
+mod registry;
