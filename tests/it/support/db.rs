@@ -7,7 +7,6 @@
 //! fails. Each case gets its own schema (PostgreSQL), database (MariaDB) or
 //! file (SQLite), so cases can run in parallel.
 
-#![allow(dead_code)]
 
 use std::path::PathBuf;
 use std::str::FromStr;
@@ -48,7 +47,8 @@ pub struct TestDb {
     _dir: Option<tempfile::TempDir>,
 }
 
-fn unique_name(prefix: &str) -> String {
+/// A name no other test (in this or another process) uses.
+pub(super) fn unique_name(prefix: &str) -> String {
     static COUNTER: AtomicU32 = AtomicU32::new(0);
     let nanos = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -62,7 +62,8 @@ fn unique_name(prefix: &str) -> String {
     )
 }
 
-fn env_url(var: &str) -> Option<String> {
+/// The URL in `var`, or `None` with a note when it is unset or empty.
+pub(super) fn env_url(var: &str) -> Option<String> {
     match std::env::var(var) {
         Ok(url) if !url.trim().is_empty() => Some(url),
         _ => {

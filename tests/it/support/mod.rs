@@ -12,3 +12,4 @@ pub mod alerts;
 pub mod gate;
 pub mod receiver;
 pub mod smtp;
+pub mod tools;
