@@ -3,7 +3,6 @@
 //! real `warden run` binary with [`AgentProcess`]), an HTTP client for its
 //! API, and a TCP proxy that can take a warehouse away and give it back.
 
-
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};

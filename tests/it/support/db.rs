@@ -7,7 +7,6 @@
 //! fails. Each case gets its own schema (PostgreSQL), database (MariaDB) or
 //! file (SQLite), so cases can run in parallel.
 
-
 use std::path::PathBuf;
 use std::str::FromStr;
 use std::sync::atomic::{AtomicU32, Ordering};

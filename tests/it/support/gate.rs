@@ -4,7 +4,6 @@
 //! registry, and a PostgreSQL warehouse with a PostgreSQL registry database
 //! (`WARDEN_TEST_POSTGRES_URL`; skipped with a note when unset).
 
-
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
