@@ -80,11 +80,13 @@ impl TestDb {
                 let dir = tempfile::tempdir().expect("temp dir");
                 let path: PathBuf = dir.path().join("warehouse.db");
                 // Under a loaded machine the agent's own connections can
-                // hold the file longer than sqlx's default 5 s busy wait.
+                // hold the file longer than sqlx's default 5 s busy wait: a
+                // gate's deliberately slow query (seconds when idle) holds
+                // its read lock for a minute or more.
                 let opts = SqliteConnectOptions::new()
                     .filename(&path)
                     .create_if_missing(true)
-                    .busy_timeout(Duration::from_secs(30));
+                    .busy_timeout(Duration::from_secs(120));
                 let pool = SqlitePoolOptions::new()
                     .max_connections(1)
                     .connect_with(opts)
