@@ -1,10 +1,6 @@
 //! The registry on both engines: every case runs on SQLite and on PostgreSQL
 //! (`WARDEN_TEST_POSTGRES_URL`; skipped with a note when unset).
 
-#[macro_use]
-#[path = "registry/support.rs"]
-mod support;
-
 use std::time::Duration;
 
 use chrono::Utc;
@@ -15,7 +11,7 @@ use warden::registry::{
     OutboxStatus, PartitionState, Registry, RegistryError, RunRecord, StoredColumn,
 };
 
-use support::{TestRegistry, at, record, result};
+use crate::support::registry::{TestRegistry, at, record, result, stored};
 
 fn check(id: &str) -> CheckId {
     CheckId::parse(id).unwrap()
@@ -784,7 +780,7 @@ async fn outbox_claims_are_leased(db: &TestRegistry) {
         assert!(
             batch
                 .iter()
-                .all(|e| e.next_attempt_at == support::stored(lease_until))
+                .all(|e| e.next_attempt_at == stored(lease_until))
         );
         claimed.extend(batch.iter().map(|e| e.id));
     }

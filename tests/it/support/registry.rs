@@ -3,12 +3,13 @@
 //! (dropped again when the test ends, even if it failed).
 
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicU32, Ordering};
 
 use chrono::{DateTime, TimeZone, Utc};
 use sqlx::{Connection, PgConnection};
 use warden::check::{CheckResult, Outcome};
 use warden::registry::{Registry, RunRecord};
+
+use super::db::{env_url, unique_name};
 
 pub const POSTGRES_URL_VAR: &str = "WARDEN_TEST_POSTGRES_URL";
 
@@ -19,13 +20,13 @@ macro_rules! on_both_engines {
         mod $case {
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn sqlite() {
-                let db = crate::support::TestRegistry::sqlite().await;
+                let db = crate::support::registry::TestRegistry::sqlite().await;
                 super::$case(&db).await;
             }
 
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn postgres() {
-                let Some(db) = crate::support::TestRegistry::postgres().await else { return };
+                let Some(db) = crate::support::registry::TestRegistry::postgres().await else { return };
                 super::$case(&db).await;
             }
         }
@@ -41,7 +42,7 @@ pub struct TestRegistry {
 }
 
 enum Place {
-    Sqlite(#[allow(dead_code)] tempfile::TempDir),
+    Sqlite { _dir: tempfile::TempDir },
     Postgres { admin_url: String, database: String },
 }
 
@@ -60,17 +61,14 @@ impl TestRegistry {
         Self {
             registry,
             url,
-            place: Place::Sqlite(dir),
+            place: Place::Sqlite { _dir: dir },
         }
     }
 
     /// `None` (with a note) when `WARDEN_TEST_POSTGRES_URL` is unset; a
     /// panic when it is set but the server cannot be used.
     pub async fn postgres() -> Option<Self> {
-        let Ok(admin_url) = std::env::var(POSTGRES_URL_VAR) else {
-            eprintln!("note: {POSTGRES_URL_VAR} is not set; skipping the PostgreSQL case");
-            return None;
-        };
+        let admin_url = env_url(POSTGRES_URL_VAR)?;
         let database = unique_name("warden_reg");
         let mut admin = PgConnection::connect(&admin_url).await.unwrap_or_else(|e| {
             panic!("{POSTGRES_URL_VAR} is set but PostgreSQL is unusable: {e}")
@@ -128,17 +126,6 @@ impl Drop for TestRegistry {
             eprintln!("note: could not drop test database {}", self.url);
         }
     }
-}
-
-/// A name no other test (in this or another process) uses.
-fn unique_name(prefix: &str) -> String {
-    static COUNTER: AtomicU32 = AtomicU32::new(0);
-    let nanos = Utc::now().timestamp_subsec_nanos();
-    format!(
-        "{prefix}_{}_{nanos}_{}",
-        std::process::id(),
-        COUNTER.fetch_add(1, Ordering::Relaxed)
-    )
 }
 
 /// `url` with its database (the path) replaced by `database`.

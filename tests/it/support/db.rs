@@ -7,8 +7,6 @@
 //! fails. Each case gets its own schema (PostgreSQL), database (MariaDB) or
 //! file (SQLite), so cases can run in parallel.
 
-#![allow(dead_code)]
-
 use std::path::PathBuf;
 use std::str::FromStr;
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -46,7 +44,8 @@ pub struct TestDb {
     _dir: Option<tempfile::TempDir>,
 }
 
-fn unique_name(prefix: &str) -> String {
+/// A name no other test (in this or another process) uses.
+pub(super) fn unique_name(prefix: &str) -> String {
     static COUNTER: AtomicU32 = AtomicU32::new(0);
     let nanos = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -60,7 +59,8 @@ fn unique_name(prefix: &str) -> String {
     )
 }
 
-fn env_url(var: &str) -> Option<String> {
+/// The URL in `var`, or `None` with a note when it is unset or empty.
+pub(super) fn env_url(var: &str) -> Option<String> {
     match std::env::var(var) {
         Ok(url) if !url.trim().is_empty() => Some(url),
         _ => {
@@ -78,11 +78,13 @@ impl TestDb {
                 let dir = tempfile::tempdir().expect("temp dir");
                 let path: PathBuf = dir.path().join("warehouse.db");
                 // Under a loaded machine the agent's own connections can
-                // hold the file longer than sqlx's default 5 s busy wait.
+                // hold the file longer than sqlx's default 5 s busy wait: a
+                // gate's deliberately slow query (seconds when idle) holds
+                // its read lock for a minute or more.
                 let opts = SqliteConnectOptions::new()
                     .filename(&path)
                     .create_if_missing(true)
-                    .busy_timeout(Duration::from_secs(30));
+                    .busy_timeout(Duration::from_secs(120));
                 let pool = SqlitePoolOptions::new()
                     .max_connections(1)
                     .connect_with(opts)
@@ -294,13 +296,13 @@ pub fn dataset(
 macro_rules! on_every_engine {
     ($($case:ident),* $(,)?) => {
         mod sqlite {
-            $( #[tokio::test] async fn $case() { super::$case($crate::common::Backend::Sqlite).await } )*
+            $( #[tokio::test] async fn $case() { super::$case($crate::support::db::Backend::Sqlite).await } )*
         }
         mod postgres {
-            $( #[tokio::test] async fn $case() { super::$case($crate::common::Backend::Postgres).await } )*
+            $( #[tokio::test] async fn $case() { super::$case($crate::support::db::Backend::Postgres).await } )*
         }
         mod mysql {
-            $( #[tokio::test] async fn $case() { super::$case($crate::common::Backend::MySql).await } )*
+            $( #[tokio::test] async fn $case() { super::$case($crate::support::db::Backend::MySql).await } )*
         }
     };
 }

@@ -4,20 +4,6 @@
 //! webhooks, an SMTP server, a real Alertmanager). Cases that keep state in
 //! the registry run on SQLite and on PostgreSQL.
 
-#[allow(dead_code)]
-#[macro_use]
-#[path = "registry/support.rs"]
-mod support;
-
-#[path = "agent/harness.rs"]
-mod agent_harness;
-#[path = "alerts/harness.rs"]
-mod harness;
-#[path = "alerts/receiver.rs"]
-mod receiver;
-#[path = "alerts/smtp.rs"]
-mod smtp;
-
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
@@ -28,10 +14,11 @@ use warden::alert::{AlertManager, SilenceError};
 use warden::check::Outcome::{Error, Fail, Pass};
 use warden::registry::{AlertState, OutboxStatus, Registry};
 
-use harness::{POLICY, Project, STATUS_URL, all, plus, result, t0};
-use receiver::{Reply, TestReceiver, refused_url};
-use smtp::SmtpSink;
-use support::TestRegistry;
+use crate::support::alerts::{POLICY, Project, STATUS_URL, all, plus, result, t0};
+use crate::support::receiver::{self, Reply, TestReceiver, refused_url};
+use crate::support::registry::TestRegistry;
+use crate::support::smtp::SmtpSink;
+use crate::support::tools::{ALERTMANAGER, AMTOOL};
 
 const WAIT: Duration = Duration::from_secs(15);
 
@@ -1370,19 +1357,8 @@ impl RealAlertmanager {
     /// `WARDEN_TEST_ALERTMANAGER` is unset; a panic when it is set and the
     /// binary is missing or does not start.
     async fn start() -> Option<Self> {
-        let required = std::env::var("WARDEN_TEST_ALERTMANAGER").is_ok_and(|v| v == "1");
-        let binary = ["prometheus-alertmanager", "alertmanager"]
-            .into_iter()
-            .find(|b| which(b).is_some());
-        let (Some(binary), true) = (binary, which("amtool").is_some()) else {
-            assert!(
-                !required,
-                "WARDEN_TEST_ALERTMANAGER=1 but prometheus-alertmanager or amtool is not on PATH \
-                 (apt-get install prometheus-alertmanager)"
-            );
-            eprintln!("note: prometheus-alertmanager is not installed; skipping this case");
-            return None;
-        };
+        let binary = ALERTMANAGER.find()?;
+        AMTOOL.find()?;
         let dir = tempfile::tempdir().unwrap();
         let config = dir.path().join("alertmanager.yml");
         std::fs::write(
@@ -1394,7 +1370,7 @@ impl RealAlertmanager {
             let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
             l.local_addr().unwrap().port()
         };
-        let child = std::process::Command::new(binary)
+        let child = std::process::Command::new(&binary)
             .arg(format!("--config.file={}", config.display()))
             .arg(format!(
                 "--storage.path={}",
@@ -1405,7 +1381,7 @@ impl RealAlertmanager {
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::null())
             .spawn()
-            .unwrap_or_else(|e| panic!("cannot start {binary}: {e}"));
+            .unwrap_or_else(|e| panic!("cannot start {}: {e}", binary.display()));
         let am = Self {
             url: format!("http://127.0.0.1:{port}"),
             child,
@@ -1451,14 +1427,6 @@ impl Drop for RealAlertmanager {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
-}
-
-fn which(binary: &str) -> Option<std::path::PathBuf> {
-    std::env::var_os("PATH").and_then(|paths| {
-        std::env::split_paths(&paths)
-            .map(|p| p.join(binary))
-            .find(|p| p.is_file())
-    })
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -1581,7 +1549,7 @@ async fn a_real_alertmanager_receives_the_alerts_and_sees_them_resolve() {
 /// firing alerts, and silences are managed over HTTP.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_agent_killed_with_notifications_pending_delivers_them_after_a_restart() {
-    use agent_harness::{
+    use crate::support::agent::{
         AgentProcess, Project as AgentProject, eventually, get_json, get_text, sample,
     };
 

@@ -4,8 +4,6 @@
 //! registry, and a PostgreSQL warehouse with a PostgreSQL registry database
 //! (`WARDEN_TEST_POSTGRES_URL`; skipped with a note when unset).
 
-#![allow(dead_code)]
-
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -16,8 +14,9 @@ use warden::gate::{GateOptions, GateRequest, GateService, Quarantine};
 use warden::metrics::Metrics;
 use warden::registry::Registry;
 
-use crate::common::{Backend, TestDb};
-use crate::support::TestRegistry;
+use crate::support::agent;
+use crate::support::db::{Backend, TestDb};
+use crate::support::registry::TestRegistry;
 
 /// Which engines hold the warehouse and the registry.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -34,12 +33,12 @@ macro_rules! on_both_setups {
         mod $case {
             #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
             async fn sqlite() {
-                super::$case($crate::gate_support::Setup::Sqlite).await;
+                super::$case($crate::support::gate::Setup::Sqlite).await;
             }
 
             #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
             async fn postgres() {
-                super::$case($crate::gate_support::Setup::Postgres).await;
+                super::$case($crate::support::gate::Setup::Postgres).await;
             }
         }
     )+};
@@ -95,11 +94,10 @@ INSERT INTO {s}.knob VALUES (20000000);";
 
 /// A project on one set-up.
 pub struct Project {
-    pub setup: Setup,
-    pub dir: tempfile::TempDir,
+    pub files: agent::Project,
     pub db: TestDb,
     /// Keeps the registry's database or file alive.
-    pub test_registry: TestRegistry,
+    _registry_db: TestRegistry,
     pub registry: Registry,
     pub config: Arc<Config>,
     pub runner: Arc<Runner>,
@@ -137,7 +135,7 @@ impl Project {
             // n / 4 million seconds.
             Setup::Postgres => "SELECT 0 FROM pg_sleep((SELECT n FROM {s}.knob)::float8 / 4e6)",
         };
-        let dir = tempfile::tempdir().expect("temporary directory");
+        let files = agent::Project::new();
         let main = format!(
             "agent:\n  listen: 127.0.0.1:9464\n  registry: {}\n  timezone: UTC\n{extra_agent}\
              warehouses:\n  main:\n    url: {}\n    max_connections: 8\n    query_timeout: 60s\n\
@@ -145,23 +143,18 @@ impl Project {
             test_registry.url,
             db.url()
         );
-        std::fs::write(dir.path().join("warden.yaml"), main).expect("write warden.yaml");
-        std::fs::create_dir(dir.path().join("checks")).expect("create checks/");
-        std::fs::write(
-            dir.path().join("checks/datasets.yaml"),
-            CHECKS.replace("{SLOW}", slow).replace("{s}", &db.schema),
-        )
-        .expect("write the check file");
-        let loaded = warden::config::load(&dir.path().join("warden.yaml")).expect("valid config");
-        assert!(loaded.diagnostics.is_empty(), "{:?}", loaded.diagnostics);
-        let config = Arc::new(loaded.config);
+        files.write("warden.yaml", &main);
+        files.write(
+            "checks/datasets.yaml",
+            &CHECKS.replace("{SLOW}", slow).replace("{s}", &db.schema),
+        );
+        let config = Arc::new(files.load());
         let registry = test_registry.registry.clone();
         let runner = Arc::new(Runner::new(&config, Some(registry.clone())));
         Some(Self {
-            setup,
-            dir,
+            files,
             db,
-            test_registry,
+            _registry_db: test_registry,
             registry,
             config,
             runner,
@@ -185,7 +178,7 @@ impl Project {
     }
 
     pub fn config_path(&self) -> PathBuf {
-        self.dir.path().join("warden.yaml")
+        self.files.config()
     }
 
     /// A gate service of agent `agent_id` on this project's registry, with a

@@ -4,20 +4,19 @@
 //! status, `file:line:col` diagnostics, and what lands in the registry.
 //!
 //! The PostgreSQL and MariaDB cases read `WARDEN_TEST_POSTGRES_URL` and
-//! `WARDEN_TEST_MYSQL_URL` (see `tests/common`); they are skipped with a note
+//! `WARDEN_TEST_MYSQL_URL` (see `support::db`); they are skipped with a note
 //! when the variable is unset.
-
-mod common;
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use common::{Backend, TestDb};
 use serde_json::{Value, json};
 use warden::domain::{CheckId, DatasetName};
 use warden::registry::{Registry, StoredResult};
+
+use crate::support::db::{Backend, TestDb};
 
 // ---- the project under test ----
 

@@ -15,6 +15,8 @@ use warden::config::{CheckKind, Config, Dataset, RowCount, Sql};
 use warden::metrics::Metrics;
 use warden::registry::Registry;
 
+use crate::support::agent;
+
 pub const STATUS_URL: &str = "http://127.0.0.1:9464/";
 
 /// Policy for most tests: quick retries, 30 s of group_wait driven by the
@@ -98,7 +100,7 @@ fn checks_yaml() -> String {
 
 /// A configured project with an alert manager.
 pub struct Project {
-    _dir: tempfile::TempDir,
+    _files: agent::Project,
     pub config: Config,
     pub registry: Registry,
     pub metrics: Arc<Metrics>,
@@ -111,19 +113,11 @@ impl Project {
     /// A project whose routes file is `routes`, keeping alert state in
     /// `registry`.
     pub fn new(registry: &Registry, routes: &str) -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        let write = |rel: &str, text: &str| {
-            let path = dir.path().join(rel);
-            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-            std::fs::write(path, text).unwrap();
-        };
-        write("warden.yaml", WARDEN_YAML);
-        write("checks/shop.yaml", &checks_yaml());
-        write("alerts/routes.yaml", routes);
-        let loaded = warden::config::load(&dir.path().join("warden.yaml"))
-            .unwrap_or_else(|e| panic!("the test configuration loads: {e}"));
-        assert!(loaded.diagnostics.is_empty(), "{:?}", loaded.diagnostics);
-        let config = loaded.config;
+        let files = agent::Project::new();
+        files.write("warden.yaml", WARDEN_YAML);
+        files.write("checks/shop.yaml", &checks_yaml());
+        files.write("alerts/routes.yaml", routes);
+        let config = files.load();
         let metrics = Arc::new(Metrics::new());
         let alerts = AlertManager::new(
             config.routes.clone(),
@@ -133,7 +127,7 @@ impl Project {
         );
         let shutdown = CancellationToken::new();
         Self {
-            _dir: dir,
+            _files: files,
             config,
             registry: registry.clone(),
             metrics,

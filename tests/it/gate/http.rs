@@ -1,17 +1,18 @@
-//! The gate over HTTP: an agent started in-process (`Agent::start`) answers
+//! The gate over HTTP: an agent started in-process (`spawn_agent`) answers
 //! real requests; the `warden gate`/`warden publish` clients and a killed
 //! `warden run` are the real binary.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
-use std::process::Stdio;
 use std::time::Duration;
 
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use warden::agent::{Agent, Options};
 
-use crate::gate_support::{Project, Setup};
+use crate::support::agent::{AgentProcess, free_port, spawn_agent};
+use crate::support::gate::{Project, Setup};
+use crate::support::tools::SQLITE3;
 
 crate::on_both_setups!(
     over_http_stage_gate_publish_and_consumers_read_the_last_good_partition,
@@ -28,15 +29,7 @@ struct Served {
 
 impl Served {
     async fn start(p: &Project, token: Option<&'static str>) -> Self {
-        let (agent, warnings) = Agent::start(
-            &p.config_path(),
-            Options {
-                listen: Some("127.0.0.1:0".into()),
-                ..Options::default()
-            },
-        )
-        .await
-        .expect("start the agent");
+        let (agent, warnings) = spawn_agent(&p.config_path(), Options::default()).await;
         assert!(warnings.is_empty(), "{warnings:?}");
         let base = format!("http://{}", agent.addr());
         Self {
@@ -738,57 +731,18 @@ async fn the_gate_and_publish_commands_exit_as_documented() {
     p.finish().await;
 }
 
-/// A `warden run` process.
-struct Process {
-    child: tokio::process::Child,
-}
-
-impl Process {
-    async fn start(config: &Path, port: u16, log: &Path) -> Self {
-        let log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(log)
-            .unwrap();
-        let child = tokio::process::Command::new(env!("CARGO_BIN_EXE_warden"))
-            .arg("--config")
-            .arg(config)
-            .args(["run", "--listen", &format!("127.0.0.1:{port}")])
-            .env("WARDEN_LOG", "info")
-            .stdout(Stdio::null())
-            .stderr(log)
-            .kill_on_drop(true)
-            .spawn()
-            .expect("start warden run");
-        let client = reqwest::Client::new();
-        let url = format!("http://127.0.0.1:{port}/readyz");
-        for _ in 0..200 {
-            if let Ok(r) = client.get(&url).send().await
-                && r.status() == StatusCode::OK
-            {
-                return Self { child };
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-        panic!("warden run did not become ready");
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn an_agent_killed_during_a_gate_denies_it_after_restart() {
     let p = Project::new(Setup::Sqlite).await.expect("SQLite");
-    let port = {
-        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        l.local_addr().unwrap().port()
-    };
-    let log = p.dir.path().join("agent.log");
+    let port = free_port();
     let base = format!("http://127.0.0.1:{port}");
     let client = reqwest::Client::new();
     let get = |path: String| {
         let client = client.clone();
         async move { answer(client.get(path)).await }
     };
-    let mut agent = Process::start(&p.config_path(), port, &log).await;
+    let mut agent = AgentProcess::start_on(&p.config_path(), port, &[]);
+    agent.wait_ready(Duration::from_secs(20)).await;
 
     // A gate that takes seconds, killed while it runs.
     let (status, g) = answer(
@@ -811,11 +765,13 @@ async fn an_agent_killed_during_a_gate_denies_it_after_restart() {
     assert!(running, "the gate never ran");
     let (_, partition) = get(format!("{base}/api/v1/datasets/slow/partitions/b1")).await;
     assert_eq!(partition["state"], "validating");
-    agent.child.kill().await.unwrap();
+    agent.signal("KILL");
+    drop(agent);
 
     // After the restart the gate is denied for an error, and the partition
     // is no longer `validating`.
-    let agent = Process::start(&p.config_path(), port, &log).await;
+    let mut agent = AgentProcess::start_on(&p.config_path(), port, &[]);
+    agent.wait_ready(Duration::from_secs(20)).await;
     let (status, g) = get(format!("{base}/api/v1/gates/{gate_id}")).await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(
@@ -835,7 +791,7 @@ async fn an_agent_killed_during_a_gate_denies_it_after_restart() {
             .json(&gate_body("slow", "b1", "nightly")),
     )
     .await;
-    let agent_log = || std::fs::read_to_string(&log).unwrap_or_default();
+    let agent_log = || agent.log();
     assert_eq!(status, StatusCode::OK, "{retry:#}\n{}", agent_log());
     assert_eq!(retry["status"], "allowed", "{retry:#}\n{}", agent_log());
     assert_ne!(retry["gate_id"], gate_id.as_str());
@@ -854,23 +810,8 @@ async fn an_agent_killed_during_a_gate_denies_it_after_restart() {
     );
 
     // SIGTERM: a clean stop.
-    let pid = agent.child.id().unwrap().to_string();
-    let mut child = agent.child;
-    let killed = std::process::Command::new("kill")
-        .args(["-TERM", &pid])
-        .status()
-        .unwrap();
-    assert!(killed.success());
-    let status = tokio::time::timeout(Duration::from_secs(60), child.wait())
-        .await
-        .expect("the agent stops")
-        .unwrap();
-    assert_eq!(
-        status.code(),
-        Some(0),
-        "{}",
-        std::fs::read_to_string(&log).unwrap()
-    );
+    let status = agent.terminate(Duration::from_secs(60)).await;
+    assert_eq!(status.code(), Some(0), "{}", agent.log());
     p.finish().await;
 }
 
@@ -902,6 +843,10 @@ async fn shell_example(p: &Project, s: &Served, partition: &str) -> (i32, String
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn the_shell_example_publishes_a_good_partition_and_stops_at_a_bad_one() {
+    // The example reaches the warehouse with the sqlite3 shell.
+    if SQLITE3.find().is_none() {
+        return;
+    }
     let p = Project::with_agent(Setup::Sqlite, "  api_tokens: [s3cret]\n")
         .await
         .expect("SQLite");

@@ -5,16 +5,6 @@
 //! the HTTP API, the `warden gate`/`warden publish` commands, and a
 //! `warden run` killed in the middle of a gate.
 
-mod common;
-
-#[allow(dead_code, unused_macros)]
-#[path = "registry/support.rs"]
-mod support;
-
-#[path = "gate/support.rs"]
-mod gate_support;
-
-#[path = "gate/http.rs"]
 mod http;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -29,7 +19,7 @@ use warden::gate::{
 };
 use warden::registry::{GateBasis, GateStatus, PartitionState, Transition};
 
-use gate_support::{Project, Setup, request};
+use crate::support::gate::{Project, Setup, request};
 
 const WAIT: Duration = Duration::from_secs(60);
 

@@ -1,8 +1,7 @@
-//! Harness for the agent tests: a project directory with `warden.yaml`, the
-//! real `warden` binary started on it, an HTTP client for its API, and a TCP
-//! proxy that can take a warehouse away and give it back.
-
-#![allow(dead_code)]
+//! The agent under test: a project directory with `warden.yaml` and check
+//! files, the agent started on it (in-process with [`spawn_agent`], or the
+//! real `warden run` binary with [`AgentProcess`]), an HTTP client for its
+//! API, and a TCP proxy that can take a warehouse away and give it back.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -14,6 +13,10 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 use tokio::net::{TcpSocket, TcpStream};
 use tokio::task::JoinHandle;
+use warden::agent::{Agent, Options};
+use warden::config::{Config, Diagnostic};
+
+use crate::support::tools::PROMTOOL;
 
 /// A project directory: `warden.yaml`, `checks/`, and whatever else a test writes.
 pub struct Project {
@@ -31,12 +34,24 @@ impl Project {
         self.dir.path().join(rel)
     }
 
+    /// Writes `text` to `rel`, creating its directory.
     pub fn write(&self, rel: &str, text: &str) {
-        std::fs::write(self.path(rel), text).expect("write project file");
+        let path = self.path(rel);
+        std::fs::create_dir_all(path.parent().expect("a file in the project"))
+            .expect("project directory");
+        std::fs::write(path, text).expect("write project file");
     }
 
     pub fn config(&self) -> PathBuf {
         self.path("warden.yaml")
+    }
+
+    /// The configuration, loaded the way `warden` loads it, without problems.
+    pub fn load(&self) -> Config {
+        let loaded = warden::config::load(&self.config())
+            .unwrap_or_else(|e| panic!("the test configuration loads: {e}"));
+        assert!(loaded.diagnostics.is_empty(), "{:?}", loaded.diagnostics);
+        loaded.config
     }
 }
 
@@ -48,6 +63,18 @@ pub fn free_port() -> u16 {
         .port()
 }
 
+/// The agent in-process on `config`, listening on a free port of 127.0.0.1
+/// (see [`Agent::addr`]); the rest of `options` is the caller's.
+pub async fn spawn_agent(config: &Path, options: Options) -> (Agent, Vec<Diagnostic>) {
+    let options = Options {
+        listen: Some("127.0.0.1:0".into()),
+        ..options
+    };
+    Agent::start(config, options)
+        .await
+        .expect("start the agent")
+}
+
 /// The real binary running `warden run`, killed if the test ends early.
 pub struct AgentProcess {
     child: Child,
@@ -57,10 +84,15 @@ pub struct AgentProcess {
 }
 
 impl AgentProcess {
-    /// Starts `warden run --config <config> --listen 127.0.0.1:<port>`
-    /// with JSON logs written to a file.
+    /// Starts `warden run --config <config> --listen 127.0.0.1:<port>` on a
+    /// free port, with JSON logs written to a file.
     pub fn start(config: &Path, extra: &[&str]) -> Self {
-        let port = free_port();
+        Self::start_on(config, free_port(), extra)
+    }
+
+    /// Like [`start`](Self::start), on `port` (to start again where an
+    /// earlier process listened).
+    pub fn start_on(config: &Path, port: u16, extra: &[&str]) -> Self {
         let log_dir = tempfile::tempdir().expect("log dir");
         let log = log_dir.path().join("stderr.log");
         let stderr = std::fs::File::create(&log).expect("log file");
@@ -132,7 +164,7 @@ impl AgentProcess {
     }
 
     /// Sends SIGTERM and waits for the exit status.
-    pub async fn terminate(mut self, within: Duration) -> ExitStatus {
+    pub async fn terminate(&mut self, within: Duration) -> ExitStatus {
         self.signal("TERM");
         let deadline = Instant::now() + within;
         loop {
@@ -207,21 +239,17 @@ pub fn sample(body: &str, series: &str) -> Option<f64> {
     })
 }
 
-/// `promtool check metrics` on `body`: its complaints, or a panic with
-/// install advice when promtool is missing.
-pub fn promtool_check_metrics(body: &str) -> String {
+/// `promtool check metrics` on `body`: its complaints; `None` (with a note)
+/// when promtool is missing and not required.
+pub fn promtool_check_metrics(body: &str) -> Option<String> {
     use std::io::Write;
-    let mut child = Command::new("promtool")
+    let mut child = Command::new(PROMTOOL.find()?)
         .args(["check", "metrics"])
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
-        .unwrap_or_else(|e| {
-            panic!(
-                "promtool is needed to check /metrics ({e}); install Debian's `prometheus` package"
-            )
-        });
+        .expect("start promtool");
     child
         .stdin
         .take()
@@ -238,11 +266,11 @@ pub fn promtool_check_metrics(body: &str) -> String {
         out.status.success() || !text.is_empty(),
         "promtool failed silently"
     );
-    if out.status.success() {
+    Some(if out.status.success() {
         text
     } else {
         format!("exit {}: {text}", out.status)
-    }
+    })
 }
 
 /// A TCP proxy in front of a server, which a test can stop (every open
@@ -258,9 +286,7 @@ pub struct Proxy {
 
 impl Proxy {
     pub async fn start(upstream: SocketAddr) -> Arc<Self> {
-        let probe = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-        let addr = probe.local_addr().expect("addr");
-        drop(probe);
+        let addr = SocketAddr::from(([127, 0, 0, 1], free_port()));
         let proxy = Arc::new(Self {
             addr,
             upstream,

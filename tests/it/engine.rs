@@ -1,13 +1,10 @@
 //! The engine over SQLite, PostgreSQL and MariaDB: the same fixture and the
 //! same checks must give the same numbers on every engine.
 
-mod common;
-
 use std::time::Duration;
 
 use chrono::{DateTime, NaiveTime, Utc};
 use chrono_tz::Tz;
-use common::{Backend, TestDb, check, dataset, ident, ratio};
 use warden::check::{
     Baselines, CheckResult, EvalContext, Observed, Outcome, Scope, evaluate_all, observe,
     run_dataset,
@@ -18,6 +15,8 @@ use warden::config::{
 };
 use warden::domain::{Granularity, PartitionKey};
 use warden::warehouse::WarehouseError;
+
+use crate::support::db::{Backend, TestDb, check, dataset, ident, ratio, warehouse_config};
 
 const PARIS: Tz = chrono_tz::Europe::Paris;
 
@@ -1083,7 +1082,7 @@ async fn mysql_slow_query_times_out() {
 }
 
 async fn unreachable_warehouse_is_an_error(url: &str) {
-    let cfg = common::warehouse_config(url, Duration::from_secs(2));
+    let cfg = warehouse_config(url, Duration::from_secs(2));
     let wh = warden::warehouse::Warehouse::connect(&cfg, PARIS).unwrap();
     let ds = dataset(
         warden::domain::TableRef::parse("analytics.orders").unwrap(),

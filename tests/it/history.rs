@@ -8,24 +8,18 @@
 //! a fresh PostgreSQL registry database (`WARDEN_TEST_POSTGRES_URL`; skipped
 //! with a note when unset). Schema drift runs on every warehouse engine.
 
-mod common;
-
-#[allow(dead_code, unused_macros)]
-#[path = "registry/support.rs"]
-mod support;
-
 use std::path::PathBuf;
 use std::process::Output;
 
 use chrono::{DateTime, Duration, NaiveDate, TimeZone, Utc};
-use common::{Backend, TestDb};
 use sqlx::Connection;
 use warden::check::{CheckResult, Outcome, Runner, Scope};
 use warden::config::Config;
 use warden::domain::{CheckId, DatasetName, Granularity, PartitionKey};
 use warden::registry::{Registry, StoredColumn, StoredResult};
 
-use support::TestRegistry;
+use crate::support::db::{Backend, TestDb};
+use crate::support::registry::TestRegistry;
 
 // ---- harness ----
 

@@ -1,0 +1,16 @@
+//! The integration tests: one binary, one module per area, and the shared
+//! harness in `support`.
+
+#[macro_use]
+mod support;
+
+mod agent;
+mod airflow;
+mod alerts;
+mod cli;
+mod config;
+mod deploy;
+mod engine;
+mod gate;
+mod history;
+mod registry;
