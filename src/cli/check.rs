@@ -114,7 +114,9 @@ pub fn print(results: &[CheckResult], format: Format) -> anyhow::Result<()> {
     let mut out = std::io::stdout().lock();
     match format {
         Format::Json => report::write_json(&mut out, results),
-        Format::Text => report::write_text(&mut out, results, super::color::enabled(&std::io::stdout())),
+        Format::Text => {
+            report::write_text(&mut out, results, super::color::enabled(&std::io::stdout()))
+        }
     }
     .context("cannot write the results")
 }

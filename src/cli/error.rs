@@ -71,7 +71,10 @@ mod tests {
             .context("cannot read x.yaml")
             .context("invalid configuration x.yaml")
             .unwrap_err();
-        assert_eq!(render(&e), "invalid configuration x.yaml: cannot read x.yaml: gone");
+        assert_eq!(
+            render(&e),
+            "invalid configuration x.yaml: cannot read x.yaml: gone"
+        );
     }
 
     #[test]
@@ -93,7 +96,9 @@ mod tests {
         assert!(
             missing_config(Path::new("/etc/warden/w.yaml"), ConfigOrigin::Env)
                 .to_string()
-                .starts_with("no configuration file at /etc/warden/w.yaml (named by $WARDEN_CONFIG)")
+                .starts_with(
+                    "no configuration file at /etc/warden/w.yaml (named by $WARDEN_CONFIG)"
+                )
         );
         assert!(
             missing_config(Path::new("conf/w.yaml"), ConfigOrigin::Flag)
