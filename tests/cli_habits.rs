@@ -540,6 +540,15 @@ fn no_top_level_error_prints_its_cause_twice() {
     );
     cases.push(("unreachable registry", pg_registry.warden(&["check"])));
 
+    // An address another process listens on.
+    let taken = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = taken.local_addr().expect("addr").to_string();
+    cases.push((
+        "listen address in use",
+        project.warden(&["run", "--listen", &addr]),
+    ));
+    drop(taken);
+
     for (what, run) in &cases {
         run.assert_code(2);
         assert_eq!(run.errors().len(), 1, "{what}: {}", run.stderr);
