@@ -7,7 +7,7 @@
 //! The terminal cases run the binary under `script(1)` (util-linux), which
 //! gives it a pseudo-terminal.
 //!
-//! `WARDEN_UPDATE_MAN=1 cargo test --test cli_habits man_pages` rewrites
+//! `WARDEN_UPDATE_MAN=1 cargo test --test it cli_habits::man_pages` rewrites
 //! `deploy/man/` from the current command line.
 
 use std::io::{BufRead, BufReader};
@@ -308,7 +308,7 @@ fn man_pages_in_deploy_are_what_the_binary_generates() {
     assert!(names.contains(&"warden-check.1"), "{names:?}");
     assert!(names.contains(&"warden-completions.1"), "{names:?}");
     let stale =
-        "deploy/man is stale: run `WARDEN_UPDATE_MAN=1 cargo test --test cli_habits man_pages`";
+        "deploy/man is stale: run `WARDEN_UPDATE_MAN=1 cargo test --test it cli_habits::man_pages`";
     let committed = man_pages_in(&shipped);
     let committed_names: Vec<&str> = committed.iter().map(|(n, _)| n.as_str()).collect();
     assert_eq!(committed_names, names, "{stale}");
