@@ -1,7 +1,9 @@
 //! PagerDuty Events API v2: one event per alert, `trigger` while it fires
 //! (again at each repeat) and `resolve` when it passes, both under
-//! `dedup_key = warden/<check id>/<partition>` so that PagerDuty keeps one
-//! incident per failing check and closes it.
+//! `dedup_key = warden/<check id>` (whatever partition the check looks at;
+//! `warden/<dataset>/quarantine/<partition>` for a quarantined partition;
+//! at most 255 bytes) so that PagerDuty keeps one incident per failing
+//! check and closes it.
 //!
 //! The routing key is added at delivery, so it is not stored in the outbox
 //! and a rotated key applies to notifications already queued.
