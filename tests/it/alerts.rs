@@ -574,6 +574,65 @@ async fn silences_hold_notifications_back_until_they_end(db: &TestRegistry) {
     p.stop().await;
 }
 
+on_both_engines!(silence_durations_too_long_for_a_timestamp_are_a_400);
+
+/// `POST /api/v1/silences` with a duration too long to add to a timestamp is
+/// a 400 naming the field (it used to panic the request's task); the longest
+/// accepted one is stored.
+async fn silence_durations_too_long_for_a_timestamp_are_a_400(db: &TestRegistry) {
+    use axum::body::Body;
+    use axum::http::{Request, header};
+    use tower::ServiceExt;
+
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("warden.yaml");
+    std::fs::write(
+        &config,
+        "warehouses:\n  main:\n    url: sqlite://warehouse.db\n",
+    )
+    .unwrap();
+    let config = std::sync::Arc::new(warden::config::load(&config).unwrap().config);
+    let registry = Registry::open(&db.url).await.unwrap();
+    let state = warden::app::AppState::builder(config, registry)
+        .ready(true)
+        .build();
+    let post = |duration: &str| {
+        let body = json!({"matchers": {"dataset": "orders"}, "duration": duration,
+                          "created_by": "ana"});
+        let request = Request::post("/api/v1/silences")
+            .header(header::CONTENT_TYPE, "application/json")
+            .body(Body::from(body.to_string()))
+            .unwrap();
+        let app = warden::http::router(state.clone());
+        async move {
+            let response = app.oneshot(request).await.unwrap();
+            let status = response.status().as_u16();
+            let body = axum::body::to_bytes(response.into_body(), 1 << 20)
+                .await
+                .unwrap();
+            (status, serde_json::from_slice::<Value>(&body).unwrap())
+        }
+    };
+    for huge in ["300000y", "101y", "99999999999999999999999s"] {
+        let (status, body) = post(huge).await;
+        assert_eq!(status, 400, "{huge}: {body}");
+        assert_eq!(
+            body["detail"],
+            format!("duration: `{huge}` is too long; a duration is at most 100y"),
+            "{body}"
+        );
+    }
+    let (status, body) = post("100y").await;
+    assert_eq!(status, 201, "{body}");
+    let stored = db.registry.silences(Utc::now()).await.unwrap();
+    assert_eq!(stored.len(), 1);
+    assert_eq!(stored[0].id, body["id"].as_str().unwrap());
+    assert_eq!(
+        stored[0].ends_at - stored[0].starts_at,
+        chrono::Duration::days(36_525)
+    );
+}
+
 async fn a_warehouse_down_raises_one_alert_and_holds_back_its_errors(db: &TestRegistry) {
     let slack = TestReceiver::ok(200).await;
     let mut p = Project::new(db, &slack_route(&slack.url, POLICY));
