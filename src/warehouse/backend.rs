@@ -7,6 +7,7 @@ use std::fmt;
 use std::time::Duration;
 
 use futures::future::BoxFuture;
+use tokio::time::Instant;
 
 use super::{Value, WarehouseError};
 
@@ -16,23 +17,25 @@ pub(crate) type Rows = Vec<Result<Vec<Value>, WarehouseError>>;
 /// Why a statement returned no rows.
 #[derive(Debug)]
 pub(crate) enum Failure {
-    /// No connection came within the acquire timeout.
+    /// No connection came within the acquire timeout (or by the deadline).
     NoConnection,
-    /// The statement ran longer than the query timeout.
-    TimedOut,
+    /// The statement did not finish by the deadline; `waited` is how long
+    /// the connection took to come before it started.
+    TimedOut { waited: Duration },
     /// The connection or the statement failed.
     Failed(WarehouseError),
 }
 
 /// A connected engine.
 pub(crate) trait Backend: Send + Sync + fmt::Debug {
-    /// Waits for a connection (bounded apart), then runs `sql` with `params`
-    /// bound in order, giving up after `timeout`.
+    /// Waits for a connection (bounded by the pool's acquire timeout and by
+    /// `deadline`), then runs `sql` with `params` bound in order, giving up
+    /// at `deadline`.
     fn fetch_all<'a>(
         &'a self,
         sql: &'a str,
         params: &'a [Value],
-        timeout: Duration,
+        deadline: Instant,
     ) -> BoxFuture<'a, Result<Rows, Failure>>;
 
     /// Makes one connection outside the pool and closes it: why the pool had

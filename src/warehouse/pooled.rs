@@ -10,6 +10,7 @@ use chrono::{DateTime, NaiveDate, NaiveDateTime, Utc};
 use futures::FutureExt;
 use futures::future::BoxFuture;
 use sqlx::error::DatabaseError;
+use tokio::time::Instant;
 use sqlx::pool::PoolOptions;
 use sqlx::{ConnectOptions, Connection, Database, Encode, Executor, IntoArguments, Pool, Type};
 
@@ -89,13 +90,18 @@ where
         &'a self,
         sql: &'a str,
         params: &'a [Value],
-        timeout: Duration,
+        deadline: Instant,
     ) -> BoxFuture<'a, Result<Rows, Failure>> {
         async move {
-            let mut conn = self.pool.acquire().await.map_err(|e| match e {
-                sqlx::Error::PoolTimedOut => Failure::NoConnection,
-                e => Failure::Failed(self.error(e)),
-            })?;
+            let asked = Instant::now();
+            let mut conn = tokio::time::timeout_at(deadline, self.pool.acquire())
+                .await
+                .map_err(|_| Failure::NoConnection)?
+                .map_err(|e| match e {
+                    sqlx::Error::PoolTimedOut => Failure::NoConnection,
+                    e => Failure::Failed(self.error(e)),
+                })?;
+            let waited = asked.elapsed();
             let mut query = sqlx::query::<DB>(sql);
             for p in params {
                 query = match p {
@@ -108,9 +114,9 @@ where
                     Value::TimestampTz(t) => query.bind(*t),
                 };
             }
-            let rows = tokio::time::timeout(timeout, query.fetch_all(&mut *conn))
+            let rows = tokio::time::timeout_at(deadline, query.fetch_all(&mut *conn))
                 .await
-                .map_err(|_| Failure::TimedOut)?
+                .map_err(|_| Failure::TimedOut { waited })?
                 .map_err(|e| Failure::Failed(self.error(e)))?;
             Ok(rows.iter().map(self.decode).collect())
         }
