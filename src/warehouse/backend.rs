@@ -17,7 +17,7 @@ pub(crate) type Rows = Vec<Result<Vec<Value>, WarehouseError>>;
 /// Why a statement returned no rows.
 #[derive(Debug)]
 pub(crate) enum Failure {
-    /// No connection came within the acquire timeout (or by the deadline).
+    /// No connection came within the acquire timeout.
     NoConnection,
     /// The statement did not finish by the deadline; `waited` is how long
     /// the connection took to come before it started.
@@ -27,10 +27,9 @@ pub(crate) enum Failure {
 }
 
 /// A connected engine.
-pub(crate) trait Backend: Send + Sync + fmt::Debug {
-    /// Waits for a connection (bounded by the pool's acquire timeout and by
-    /// `deadline`), then runs `sql` with `params` bound in order, giving up
-    /// at `deadline`.
+pub(crate) trait Backend: Send + Sync + fmt::Debug + 'static {
+    /// Waits for a connection (bounded by the pool's acquire timeout), then
+    /// runs `sql` with `params` bound in order, giving up at `deadline`.
     fn fetch_all<'a>(
         &'a self,
         sql: &'a str,

@@ -21,6 +21,7 @@ mod postgres;
 mod sqlite;
 mod value;
 
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
@@ -97,6 +98,10 @@ pub struct Settings {
 /// bounds how long a down warehouse takes to be reported.
 const MAX_ACQUIRE_WAIT: Duration = Duration::from_secs(10);
 
+/// Query timeouts past its deadline after which a statement the server
+/// did not stop is abandoned (its connection dropped) and its slot freed.
+const ABANDON_AFTER: u32 = 2;
+
 /// A warehouse from `warehouses:`, connected lazily.
 ///
 /// Every caller (scheduled runs, gates, `warden check`, probes) goes
@@ -110,10 +115,10 @@ const MAX_ACQUIRE_WAIT: Duration = Duration::from_secs(10);
 pub struct Warehouse {
     name: String,
     engine: Engine,
-    backend: Box<dyn Backend>,
+    backend: Arc<dyn Backend>,
     query_timeout: Duration,
     /// One permit per connection: statements running or about to.
-    slots: Semaphore,
+    slots: Arc<Semaphore>,
     statements: AtomicU64,
 }
 
@@ -136,9 +141,9 @@ impl Warehouse {
         Ok(Self {
             name: settings.name.clone(),
             engine,
-            backend,
+            backend: Arc::from(backend),
             query_timeout: settings.query_timeout,
-            slots: Semaphore::new(settings.max_connections.max(1) as usize),
+            slots: Arc::new(Semaphore::new(settings.max_connections.max(1) as usize)),
             statements: AtomicU64::new(0),
         })
     }
@@ -201,10 +206,19 @@ impl Warehouse {
     }
 
     /// [`fetch_all`](Self::fetch_all) without the counting and the log.
+    ///
+    /// The statement runs in a task of its own that holds its slot until
+    /// the connection is free again: a caller that gives up at its deadline
+    /// leaves the statement to the server's timeout (PostgreSQL, MariaDB,
+    /// MySQL) or to its end (SQLite) instead of abandoning a connection in
+    /// the middle of a statement, so the slots count the connections really
+    /// in use. [`ABANDON_AFTER`] query timeouts past the deadline the task
+    /// gives up too.
     async fn run(&self, sql: &str, params: &[Value]) -> Result<backend::Rows, WarehouseError> {
         let started = tokio::time::Instant::now();
         let deadline = started + self.query_timeout;
-        let _slot = match tokio::time::timeout_at(deadline, self.slots.acquire()).await {
+        let slot = match tokio::time::timeout_at(deadline, self.slots.clone().acquire_owned()).await
+        {
             Ok(Ok(slot)) => slot,
             Ok(Err(_)) => {
                 return Err(WarehouseError::Unavailable {
@@ -218,19 +232,27 @@ impl Warehouse {
             }
         };
         let in_line = started.elapsed();
-        loop {
-            match self.backend.fetch_all(sql, params, deadline).await {
-                Ok(rows) => return Ok(rows),
-                Err(Failure::TimedOut { waited }) => return Err(self.timed_out(in_line + waited)),
-                Err(Failure::Failed(e)) => return Err(e),
-                Err(Failure::NoConnection) => {
-                    // Down, or every connection still busy (one whose
-                    // statement was abandoned is not back yet): ask.
-                    self.diagnose().await?;
-                    if tokio::time::Instant::now() >= deadline {
-                        return Err(self.timed_out(self.query_timeout));
-                    }
-                }
+        let backend = self.backend.clone();
+        let (sql, params) = (sql.to_owned(), params.to_vec());
+        let abandon = deadline + self.query_timeout * ABANDON_AFTER;
+        let statement = tokio::spawn(async move {
+            let rows = backend.fetch_all(&sql, &params, abandon).await;
+            drop(slot);
+            rows
+        });
+        match tokio::time::timeout_at(deadline, statement).await {
+            Err(_) => Err(self.timed_out(in_line)),
+            Ok(Err(e)) => Err(WarehouseError::Query {
+                message: format!("the statement's task failed: {e}"),
+            }),
+            Ok(Ok(Ok(rows))) => Ok(rows),
+            Ok(Ok(Err(Failure::TimedOut { waited }))) => Err(self.timed_out(in_line + waited)),
+            Ok(Ok(Err(Failure::Failed(e)))) => Err(e),
+            Ok(Ok(Err(Failure::NoConnection))) => {
+                // Down, or every connection still busy (one just finishing
+                // is not back in the pool yet): ask.
+                self.diagnose().await?;
+                Err(self.timed_out(self.query_timeout))
             }
         }
     }

@@ -122,7 +122,9 @@ pub(super) fn connect(settings: &Settings, _tz: Tz) -> Result<Box<dyn Backend>, 
                 conn.execute(READ_ONLY).await.map(drop)
             })
         })
-        .before_acquire(|conn, _| Box::pin(async move { conn.execute(READ_ONLY).await.map(|_| true) }))
+        .before_acquire(|conn, _| {
+            Box::pin(async move { conn.execute(READ_ONLY).await.map(|_| true) })
+        })
         .connect_lazy_with(opts);
     Ok(Box::new(Pooled::new(pool, settings, decode_row, classify)))
 }

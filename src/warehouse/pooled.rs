@@ -10,9 +10,9 @@ use chrono::{DateTime, NaiveDate, NaiveDateTime, Utc};
 use futures::FutureExt;
 use futures::future::BoxFuture;
 use sqlx::error::DatabaseError;
-use tokio::time::Instant;
 use sqlx::pool::PoolOptions;
 use sqlx::{ConnectOptions, Connection, Database, Encode, Executor, IntoArguments, Pool, Type};
+use tokio::time::Instant;
 
 use super::backend::{Backend, Failure, Rows};
 use super::error::ServerError;
@@ -94,13 +94,12 @@ where
     ) -> BoxFuture<'a, Result<Rows, Failure>> {
         async move {
             let asked = Instant::now();
-            let mut conn = tokio::time::timeout_at(deadline, self.pool.acquire())
-                .await
-                .map_err(|_| Failure::NoConnection)?
-                .map_err(|e| match e {
-                    sqlx::Error::PoolTimedOut => Failure::NoConnection,
-                    e => Failure::Failed(self.error(e)),
-                })?;
+            // Bounded by the pool's acquire timeout; cutting it short could
+            // drop a connection in the middle of its set-up.
+            let mut conn = self.pool.acquire().await.map_err(|e| match e {
+                sqlx::Error::PoolTimedOut => Failure::NoConnection,
+                e => Failure::Failed(self.error(e)),
+            })?;
             let waited = asked.elapsed();
             let mut query = sqlx::query::<DB>(sql);
             for p in params {

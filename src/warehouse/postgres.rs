@@ -111,7 +111,9 @@ pub(super) fn connect(settings: &Settings, tz: Tz) -> Result<Box<dyn Backend>, S
             let set_zone = set_zone.clone();
             Box::pin(async move { conn.execute(set_zone.as_str()).await.map(drop) })
         })
-        .before_acquire(|conn, _| Box::pin(async move { conn.execute(READ_ONLY).await.map(|_| true) }))
+        .before_acquire(|conn, _| {
+            Box::pin(async move { conn.execute(READ_ONLY).await.map(|_| true) })
+        })
         .connect_lazy_with(opts);
     Ok(Box::new(Pooled::new(pool, settings, decode_row, classify)))
 }
