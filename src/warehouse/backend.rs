@@ -7,6 +7,7 @@ use std::fmt;
 use std::time::Duration;
 
 use futures::future::BoxFuture;
+use tokio::sync::oneshot;
 use tokio::time::Instant;
 
 use super::{Value, WarehouseError};
@@ -28,13 +29,15 @@ pub(crate) enum Failure {
 
 /// A connected engine.
 pub(crate) trait Backend: Send + Sync + fmt::Debug + 'static {
-    /// Waits for a connection (bounded by the pool's acquire timeout), then
-    /// runs `sql` with `params` bound in order, giving up at `deadline`.
+    /// Waits for a connection (bounded by the pool's acquire timeout), says
+    /// so on `connected`, then runs `sql` with `params` bound in order,
+    /// giving up at `deadline`.
     fn fetch_all<'a>(
         &'a self,
         sql: &'a str,
         params: &'a [Value],
         deadline: Instant,
+        connected: oneshot::Sender<()>,
     ) -> BoxFuture<'a, Result<Rows, Failure>>;
 
     /// Makes one connection outside the pool and closes it: why the pool had

@@ -75,9 +75,9 @@ impl WarehouseError {
 }
 
 /// How a timeout message tells that the statement waited in line: nothing
-/// when it did not wait.
+/// when the wait took less than a tenth of the timeout.
 fn waited_for_connection(waited: Duration, timeout: Duration) -> String {
-    if waited.is_zero() {
+    if waited < timeout / 10 {
         String::new()
     } else if waited >= timeout {
         " waiting for a free connection".to_owned()

@@ -26,7 +26,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use chrono_tz::Tz;
-use tokio::sync::Semaphore;
+use tokio::sync::{Semaphore, oneshot};
 
 use backend::{Backend, Failure};
 
@@ -235,20 +235,33 @@ impl Warehouse {
         let backend = self.backend.clone();
         let (sql, params) = (sql.to_owned(), params.to_vec());
         let abandon = deadline + self.query_timeout * ABANDON_AFTER;
-        let statement = tokio::spawn(async move {
-            let rows = backend.fetch_all(&sql, &params, abandon).await;
+        let (connected, on_connection) = oneshot::channel();
+        let mut statement = tokio::spawn(async move {
+            let rows = backend.fetch_all(&sql, &params, abandon, connected).await;
             drop(slot);
             rows
         });
-        match tokio::time::timeout_at(deadline, statement).await {
-            Err(_) => Err(self.timed_out(in_line)),
-            Ok(Err(e)) => Err(WarehouseError::Query {
+        // The pool bounds its own wait for a connection (a refused one is
+        // retried until then, and then diagnosed); once the statement has
+        // one, what is left of the query timeout bounds the rest.
+        let finished = match on_connection.await {
+            Ok(()) => {
+                let waited = started.elapsed();
+                match tokio::time::timeout_at(deadline, &mut statement).await {
+                    Ok(finished) => finished,
+                    Err(_) => return Err(self.timed_out(waited.max(in_line))),
+                }
+            }
+            Err(_) => statement.await,
+        };
+        match finished {
+            Err(e) => Err(WarehouseError::Query {
                 message: format!("the statement's task failed: {e}"),
             }),
-            Ok(Ok(Ok(rows))) => Ok(rows),
-            Ok(Ok(Err(Failure::TimedOut { waited }))) => Err(self.timed_out(in_line + waited)),
-            Ok(Ok(Err(Failure::Failed(e)))) => Err(e),
-            Ok(Ok(Err(Failure::NoConnection))) => {
+            Ok(Ok(rows)) => Ok(rows),
+            Ok(Err(Failure::TimedOut { waited })) => Err(self.timed_out(in_line + waited)),
+            Ok(Err(Failure::Failed(e))) => Err(e),
+            Ok(Err(Failure::NoConnection)) => {
                 // Down, or every connection still busy (one just finishing
                 // is not back in the pool yet): ask.
                 self.diagnose().await?;

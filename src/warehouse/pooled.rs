@@ -12,6 +12,7 @@ use futures::future::BoxFuture;
 use sqlx::error::DatabaseError;
 use sqlx::pool::PoolOptions;
 use sqlx::{ConnectOptions, Connection, Database, Encode, Executor, IntoArguments, Pool, Type};
+use tokio::sync::oneshot;
 use tokio::time::Instant;
 
 use super::backend::{Backend, Failure, Rows};
@@ -91,6 +92,7 @@ where
         sql: &'a str,
         params: &'a [Value],
         deadline: Instant,
+        connected: oneshot::Sender<()>,
     ) -> BoxFuture<'a, Result<Rows, Failure>> {
         async move {
             let asked = Instant::now();
@@ -101,6 +103,8 @@ where
                 e => Failure::Failed(self.error(e)),
             })?;
             let waited = asked.elapsed();
+            // The caller may have stopped listening; the statement runs anyway.
+            let _ = connected.send(());
             let mut query = sqlx::query::<DB>(sql);
             for p in params {
                 query = match p {
