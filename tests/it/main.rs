@@ -15,3 +15,4 @@ mod engine;
 mod gate;
 mod history;
 mod registry;
+mod warehouse_trust;

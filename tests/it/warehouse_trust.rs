@@ -27,7 +27,7 @@ use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions};
 use warden::agent::{Agent, Options};
 use warden::check::{Baselines, CheckResult, EvalContext, Outcome, Scope, run_dataset};
-use warden::config::{CheckKind, CheckSpec, Dataset, Schedule, Severity, SourcePos};
+use warden::config::{CheckKind, CheckSpec, Dataset, RowCount, Schedule, Severity, SourcePos, Sql};
 use warden::domain::{CheckId, DatasetName, Identifier, TableRef};
 use warden::warehouse::{Engine, Settings, Warehouse, WarehouseError};
 
@@ -245,11 +245,11 @@ fn pos() -> SourcePos {
 fn sql_check(name: &str, query: &str) -> CheckSpec {
     check(
         name,
-        CheckKind::Sql {
+        CheckKind::Sql(Sql {
             query: query.into(),
             min: None,
             max: None,
-        },
+        }),
     )
 }
 
@@ -272,10 +272,10 @@ fn filtered_count(name: &str, filter: &str) -> CheckSpec {
         filter: Some(filter.to_owned()),
         ..check(
             name,
-            CheckKind::RowCount {
+            CheckKind::RowCount(RowCount {
                 min: Some(1),
                 max: None,
-            },
+            }),
         )
     }
 }
