@@ -16,7 +16,9 @@ use warden::config::{
 use warden::domain::{Granularity, PartitionKey};
 use warden::warehouse::WarehouseError;
 
-use crate::support::db::{Backend, TestDb, check, dataset, ident, ratio, warehouse_config};
+use crate::support::db::{
+    Backend, TestDb, assert_error, check, dataset, ident, ratio, result, warehouse_config,
+};
 
 const PARIS: Tz = chrono_tz::Europe::Paris;
 
@@ -137,14 +139,6 @@ fn order_checks() -> Vec<warden::config::CheckSpec> {
             ),
         ),
     ]
-}
-
-fn result<'a>(results: &'a [CheckResult], name: &str) -> &'a CheckResult {
-    let id = format!("orders.{name}");
-    results
-        .iter()
-        .find(|r| r.check == id)
-        .unwrap_or_else(|| panic!("no result for {id} in {results:#?}"))
 }
 
 #[track_caller]
@@ -621,7 +615,7 @@ async fn custom_sql_templates(backend: Backend) {
     // Over the whole relation, the partition filter is always true and
     // partition values are not available.
     let results = run_dataset(&ds, &wh, &Scope::Whole, &ctx(), &Baselines::default()).await;
-    expect_error_in(&results, "exact_day", "`{{ partition }}` needs a partition");
+    assert_error(&results, "exact_day", "`{{ partition }}` needs a partition");
     assert_eq!(result(&results, "bounds").outcome, Outcome::Error);
     db.cleanup().await;
 }
@@ -703,16 +697,10 @@ async fn sql_values_that_must_not_pass(backend: Backend) {
     );
     let results = run_dataset(&ds, &wh, &Scope::Whole, &ctx(), &Baselines::default()).await;
     for (name, _, message) in &cases {
-        expect_error_in(&results, name, message);
+        assert_error(&results, name, message);
         assert_eq!(result(&results, name).observed, None, "{name}");
     }
     db.cleanup().await;
-}
-
-fn expect_error_in(results: &[CheckResult], name: &str, message: &str) {
-    let r = result(results, name);
-    assert_eq!(r.outcome, Outcome::Error, "{r:#?}");
-    assert!(r.message.contains(message), "{name}: {:?}", r.message);
 }
 
 async fn injected_partition_values_never_reach_sql(backend: Backend) {

@@ -1,5 +1,7 @@
 //! Shared harness for the integration tests: a fresh database per test on
-//! each engine, and small builders for typed config values.
+//! each engine (with an administrator's read-write connection to set it up
+//! and look at it), small builders for typed config values, and lookups in
+//! a run's results.
 //!
 //! PostgreSQL and MariaDB cases read `WARDEN_TEST_POSTGRES_URL` and
 //! `WARDEN_TEST_MYSQL_URL`. When a URL is unset the case is skipped with a
@@ -15,7 +17,8 @@ use std::time::Duration;
 use chrono_tz::Tz;
 use sqlx::mysql::{MySqlConnectOptions, MySqlPool, MySqlPoolOptions};
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
-use sqlx::sqlite::{SqliteConnectOptions, SqlitePool, SqlitePoolOptions};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions};
+use warden::check::{CheckResult, Outcome};
 use warden::config::{CheckKind, CheckSpec, Dataset, PartitionSpec, Schedule, Severity, SourcePos};
 use warden::domain::{CheckId, DatasetName, Granularity, Identifier, Ratio, TableRef};
 use warden::warehouse::{Engine, Settings, Warehouse};
@@ -73,6 +76,19 @@ pub(super) fn env_url(var: &str) -> Option<String> {
 impl TestDb {
     /// A fresh database on `backend`, or `None` (with a note) when its URL is unset.
     pub async fn new(backend: Backend) -> Option<Self> {
+        Self::open(backend, None).await
+    }
+
+    /// A fresh SQLite file in WAL mode (the demo keeps its warehouse so),
+    /// the administrator's connection its writer.
+    pub async fn sqlite_wal() -> Self {
+        Self::open(Backend::Sqlite, Some(SqliteJournalMode::Wal))
+            .await
+            .expect("SQLite needs no URL")
+    }
+
+    /// Like [`new`](Self::new); a SQLite file gets `journal`.
+    async fn open(backend: Backend, journal: Option<SqliteJournalMode>) -> Option<Self> {
         match backend {
             Backend::Sqlite => {
                 let dir = tempfile::tempdir().expect("temp dir");
@@ -81,10 +97,13 @@ impl TestDb {
                 // hold the file longer than sqlx's default 5 s busy wait: a
                 // gate's deliberately slow query (seconds when idle) holds
                 // its read lock for a minute or more.
-                let opts = SqliteConnectOptions::new()
+                let mut opts = SqliteConnectOptions::new()
                     .filename(&path)
                     .create_if_missing(true)
                     .busy_timeout(Duration::from_secs(120));
+                if let Some(mode) = journal {
+                    opts = opts.journal_mode(mode);
+                }
                 let pool = SqlitePoolOptions::new()
                     .max_connections(1)
                     .connect_with(opts)
@@ -173,12 +192,8 @@ impl TestDb {
             Backend::MySql => ("DATETIME", "TIMESTAMP NULL DEFAULT NULL"),
             Backend::Sqlite => ("TIMESTAMP", "TIMESTAMPTZ"),
         };
-        let schema = self
-            .engine()
-            .dialect()
-            .quote(&Identifier::parse(&self.schema).expect("schema name"));
         let mut sql = sql
-            .replace("{s}", &schema)
+            .replace("{s}", &self.quoted_schema())
             .replace("{TIMESTAMPTZ}", tstz)
             .replace("{TIMESTAMP}", ts);
         if self.backend == Backend::MySql {
@@ -190,6 +205,35 @@ impl TestDb {
             Admin::Sqlite(p) => sqlx::raw_sql(&sql).execute(p).await.map(drop),
         };
         result.unwrap_or_else(|e| panic!("fixture SQL failed on {:?}: {e}\n{sql}", self.backend));
+    }
+
+    /// The test's schema, quoted for its engine.
+    pub fn quoted_schema(&self) -> String {
+        self.engine()
+            .dialect()
+            .quote(&Identifier::parse(&self.schema).expect("schema name"))
+    }
+
+    /// Rows of `table` in the test's schema, counted by the administrator.
+    pub async fn count(&self, table: &str) -> i64 {
+        let sql = format!("SELECT count(*) FROM {}.{table}", self.quoted_schema());
+        match &self.admin {
+            Admin::Postgres(p) => sqlx::query_scalar(&sql).fetch_one(p).await,
+            Admin::MySql(p) => sqlx::query_scalar(&sql).fetch_one(p).await,
+            Admin::Sqlite(p) => sqlx::query_scalar(&sql).fetch_one(p).await,
+        }
+        .unwrap_or_else(|e| panic!("count {table} on {:?}: {e}", self.backend))
+    }
+
+    /// Closes the administrator's connections (on SQLite, the file's writer
+    /// goes away); [`exec`](Self::exec) and [`count`](Self::count) cannot
+    /// be used after.
+    pub async fn close_admin(&self) {
+        match &self.admin {
+            Admin::Postgres(p) => p.close().await,
+            Admin::MySql(p) => p.close().await,
+            Admin::Sqlite(p) => p.close().await,
+        }
     }
 
     /// `name` qualified with the test's schema.
@@ -204,6 +248,20 @@ impl TestDb {
 
     pub fn warehouse_with_timeout(&self, tz: Tz, query_timeout: Duration) -> Warehouse {
         Warehouse::connect(&warehouse_config(&self.url, query_timeout), tz).expect("warehouse")
+    }
+
+    /// The warehouse under test with `max_connections` slots.
+    pub fn warehouse_with_slots(
+        &self,
+        tz: Tz,
+        max_connections: u32,
+        query_timeout: Duration,
+    ) -> Warehouse {
+        let settings = Settings {
+            max_connections,
+            ..warehouse_config(&self.url, query_timeout)
+        };
+        Warehouse::connect(&settings, tz).expect("warehouse")
     }
 
     /// Drops the test's schema or database.
@@ -288,6 +346,30 @@ pub fn dataset(
         checks,
         pos: pos(),
     }
+}
+
+// ---- lookups in a run's results ----
+
+/// The result of check `orders.<name>`.
+#[track_caller]
+pub fn result<'a>(results: &'a [CheckResult], name: &str) -> &'a CheckResult {
+    let id = format!("orders.{name}");
+    results
+        .iter()
+        .find(|r| r.check == id)
+        .unwrap_or_else(|| panic!("no result for {id} in {results:#?}"))
+}
+
+/// Asserts that check `orders.<name>` is an `error` whose message contains `cause`.
+#[track_caller]
+pub fn assert_error(results: &[CheckResult], name: &str, cause: &str) {
+    let r = result(results, name);
+    assert_eq!(r.outcome, Outcome::Error, "{name}: {r:#?}");
+    assert!(
+        r.message.contains(cause),
+        "{name}: `{}` does not name `{cause}`",
+        r.message
+    );
 }
 
 /// Runs `$case(Backend)` as one test per engine: `sqlite::case`,
