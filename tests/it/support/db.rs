@@ -18,6 +18,7 @@ use chrono_tz::Tz;
 use sqlx::mysql::{MySqlConnectOptions, MySqlPool, MySqlPoolOptions};
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions};
+use sqlx::{Connection, PgConnection};
 use warden::check::{CheckResult, Outcome};
 use warden::config::{CheckKind, CheckSpec, Dataset, PartitionSpec, Schedule, Severity, SourcePos};
 use warden::domain::{CheckId, DatasetName, Granularity, Identifier, Ratio, TableRef};
@@ -48,7 +49,7 @@ pub struct TestDb {
 }
 
 /// A name no other test (in this or another process) uses.
-pub(super) fn unique_name(prefix: &str) -> String {
+pub fn unique_name(prefix: &str) -> String {
     static COUNTER: AtomicU32 = AtomicU32::new(0);
     let nanos = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -63,7 +64,7 @@ pub(super) fn unique_name(prefix: &str) -> String {
 }
 
 /// The URL in `var`, or `None` with a note when it is unset or empty.
-pub(super) fn env_url(var: &str) -> Option<String> {
+pub fn env_url(var: &str) -> Option<String> {
     match std::env::var(var) {
         Ok(url) if !url.trim().is_empty() => Some(url),
         _ => {
@@ -278,6 +279,116 @@ impl TestDb {
             Admin::Sqlite(_) => {}
         }
     }
+}
+
+/// A PostgreSQL database of its own on the server `WARDEN_TEST_POSTGRES_URL`
+/// names, for what needs a whole database (schemas of its own, a registry):
+/// dropped, with its connections, when the value goes, also when the test
+/// panics.
+pub struct PgDatabase {
+    /// The URL that reaches it.
+    pub url: String,
+    admin_url: String,
+    name: String,
+}
+
+impl PgDatabase {
+    /// A new database named after `prefix`; `None` (with a note) when
+    /// `WARDEN_TEST_POSTGRES_URL` is unset, a panic when it is set but the
+    /// server cannot be used.
+    pub async fn create(prefix: &str) -> Option<Self> {
+        let admin_url = env_url("WARDEN_TEST_POSTGRES_URL")?;
+        let name = unique_name(prefix);
+        let mut admin = pg_connect(&admin_url).await;
+        sqlx::raw_sql(&format!("CREATE DATABASE \"{name}\""))
+            .execute(&mut admin)
+            .await
+            .expect("create the test database");
+        let _ = admin.close().await;
+        Some(Self {
+            url: with_database(&admin_url, &name),
+            admin_url,
+            name,
+        })
+    }
+
+    /// A connection of its own to the database.
+    pub async fn connect(&self) -> PgConnection {
+        pg_connect(&self.url).await
+    }
+
+    /// Runs SQL (several statements allowed) on one connection.
+    pub async fn exec(&self, sql: &str) {
+        let mut conn = self.connect().await;
+        sqlx::raw_sql(sql)
+            .execute(&mut conn)
+            .await
+            .unwrap_or_else(|e| panic!("{e}\n{sql}"));
+        let _ = conn.close().await;
+    }
+}
+
+impl Drop for PgDatabase {
+    fn drop(&mut self) {
+        let admin_url = self.admin_url.clone();
+        let sql = format!("DROP DATABASE IF EXISTS \"{}\" WITH (FORCE)", self.name);
+        // Drop may run inside the test's runtime, which it cannot block: the
+        // clean-up gets a thread and a runtime of its own. Best-effort: a
+        // leftover database is only clutter.
+        let dropped = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .ok()?;
+            runtime.block_on(async {
+                let mut admin = PgConnection::connect(&admin_url).await.ok()?;
+                sqlx::raw_sql(&sql).execute(&mut admin).await.ok()?;
+                admin.close().await.ok()
+            })
+        })
+        .join();
+        if !matches!(dropped, Ok(Some(()))) {
+            eprintln!("note: could not drop the test database {}", self.name);
+        }
+    }
+}
+
+/// A connection to `url`, or a panic saying PostgreSQL cannot be used.
+async fn pg_connect(url: &str) -> PgConnection {
+    PgConnection::connect(url).await.unwrap_or_else(|e| {
+        panic!("WARDEN_TEST_POSTGRES_URL is set but PostgreSQL is unreachable: {e}")
+    })
+}
+
+/// `url` with its database (the path) replaced by `database`.
+fn with_database(url: &str, database: &str) -> String {
+    let (base, query) = match url.split_once('?') {
+        Some((base, query)) => (base, Some(query)),
+        None => (url, None),
+    };
+    let authority_start = base.find("://").map_or(0, |i| i + 3);
+    let host_end = base[authority_start..]
+        .find('/')
+        .map_or(base.len(), |i| authority_start + i);
+    let mut out = format!("{}/{database}", &base[..host_end]);
+    if let Some(query) = query {
+        out.push('?');
+        out.push_str(query);
+    }
+    out
+}
+
+#[test]
+fn database_names_replace_the_path() {
+    assert_eq!(
+        with_database("postgres://u@h:5432/test", "x"),
+        "postgres://u@h:5432/x"
+    );
+    assert_eq!(
+        with_database("postgres://u@h/test?sslmode=disable", "x"),
+        "postgres://u@h/x?sslmode=disable"
+    );
+    assert_eq!(with_database("postgres://h", "x"), "postgres://h/x");
 }
 
 pub fn warehouse_config(url: &str, query_timeout: Duration) -> Settings {
