@@ -15,22 +15,10 @@ use serde_json::{Value, json};
 use warden::domain::{CheckId, DatasetName};
 
 use crate::support::agent::Project;
-use crate::support::cli::{Run, block_on, warden_in};
+use crate::support::cli::{Run, WARDEN_YAML, block_on, warden_in};
 use crate::support::db::{Backend, TestDb};
 
 // ---- the project under test ----
-
-/// `warden.yaml` with a SQLite warehouse and registry beside it.
-const WARDEN_YAML: &str = "\
-agent:
-  registry: sqlite://warden.db
-  timezone: UTC
-warehouses:
-  main:
-    url: sqlite://warehouse.db
-    query_timeout: 5s
-checks: [checks/*.yaml]
-";
 
 /// Four orders over two days; one has lost its customer.
 const ORDERS: &str = "

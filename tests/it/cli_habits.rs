@@ -17,7 +17,7 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use crate::support::agent::{Project, free_port};
-use crate::support::cli::{Run, warden_command};
+use crate::support::cli::{Run, WARDEN_YAML, warden_command};
 
 // ---- helpers ----
 
@@ -29,17 +29,6 @@ INSERT INTO orders VALUES
     (2, NULL, '2026-11-20'),
     (3, 12,   '2026-11-20'),
     (4, 13,   '2026-11-20');
-";
-
-const WARDEN_YAML: &str = "\
-agent:
-  registry: sqlite://warden.db
-  timezone: UTC
-warehouses:
-  main:
-    url: sqlite://warehouse.db
-    query_timeout: 5s
-checks: [checks/*.yaml]
 ";
 
 /// `orders` whole, where the NULL customer fails a check, and `daily`, the

@@ -14,6 +14,19 @@ use warden::registry::{Registry, StoredResult};
 
 use crate::support::agent::Project;
 
+/// `warden.yaml` with a SQLite warehouse (`warehouse.db`) and registry
+/// (`warden.db`) beside it.
+pub const WARDEN_YAML: &str = "\
+agent:
+  registry: sqlite://warden.db
+  timezone: UTC
+warehouses:
+  main:
+    url: sqlite://warehouse.db
+    query_timeout: 5s
+checks: [checks/*.yaml]
+";
+
 /// The binary, run in `dir` with none of the variables that change what it
 /// does set.
 pub fn warden_command(dir: &Path) -> Command {
