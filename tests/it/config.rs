@@ -158,7 +158,7 @@ fn a_broken_check_file_does_not_stop_the_others() {
     assert_eq!(orders.tier, 2);
     assert_eq!(orders.gate_table, orders.table);
     assert_eq!(orders.partition, None);
-    assert_eq!(orders.schedule.expr, "@hourly");
+    assert_eq!(orders.schedule.as_ref().unwrap().expr, "@hourly");
     let check = &orders.checks[0];
     assert_eq!(
         (
