@@ -413,12 +413,26 @@ fn load_check_file(
         }
         Err(ReadError::Env(env_diags)) => return diags.extend(env_diags),
     };
-    let (raws, parse_diags) = parse::datasets(&src);
-    diags.extend(parse_diags);
+    let read = parse::read(&src);
+    diags.extend(read.diagnostics);
+    let raws = read.datasets;
     let cx = DatasetContext {
         src: &src,
         warehouses: &parts.warehouse_names,
     };
+    // A dataset that did not parse never loads, but its other problems are
+    // reported too; a key taken out to read it is not also "required".
+    for (raw, taken_out) in &read.partial {
+        let Err(problems) = validate::dataset(raw, &cx) else {
+            continue;
+        };
+        diags.extend(problems.into_iter().filter(|d| {
+            !taken_out.iter().any(|key| {
+                d.message.starts_with(&format!("`{key}` is required"))
+                    || d.message.starts_with(&format!("`{key}.")) && d.message.contains("is required")
+            })
+        }));
+    }
     for raw in &raws {
         // Names are claimed even by broken datasets, so that fixing one does
         // not reveal a duplicate later.

@@ -328,7 +328,7 @@ fn the_example_config_loads_into_typed_values() {
         orders.runbook.as_deref(),
         Some("https://wiki.example/orders")
     );
-    assert_eq!(orders.schedule.expr, "*/15 * * * *");
+    assert_eq!(orders.schedule.as_ref().unwrap().expr, "*/15 * * * *");
     let partition = orders.partition.as_ref().unwrap();
     assert_eq!(
         (partition.column.as_str(), partition.granularity),
