@@ -286,6 +286,11 @@ impl Agent {
             tracing::warn!(error = %e, "could not resolve the alerts of checks that left the configuration");
         }
         let number = old.number + 1;
+        self.state.set_config_report(report.after(
+            loaded.diagnostics.clone(),
+            loaded.kept,
+            Utc::now(),
+        ));
         self.state.install(Generation {
             number,
             config: config.clone(),
@@ -293,11 +298,6 @@ impl Agent {
             lanes,
             loaded_at: Utc::now(),
         });
-        self.state.set_config_report(report.after(
-            loaded.diagnostics.clone(),
-            loaded.kept,
-            Utc::now(),
-        ));
         tracing::info!(
             generation = number,
             datasets = config.datasets.len(),

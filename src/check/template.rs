@@ -152,12 +152,12 @@ pub fn check_filter(text: &str) -> Result<(), String> {
             (None, '\'' | '"' | '`') => quote = Some(c),
             (None, '(') => depth += 1,
             (None, ')') => {
-                depth = depth
-                    .checked_sub(1)
-                    .ok_or("`)` without a matching `(`")?;
+                depth = depth.checked_sub(1).ok_or("`)` without a matching `(`")?;
             }
             (None, ';') => {
-                return Err("`;` is not allowed: a filter is one condition, not a statement".into());
+                return Err(
+                    "`;` is not allowed: a filter is one condition, not a statement".into(),
+                );
             }
             _ => {}
         }
@@ -166,9 +166,7 @@ pub fn check_filter(text: &str) -> Result<(), String> {
         return Err(format!("unclosed quote `{q}`"));
     }
     if depth > 0 {
-        return Err(format!(
-            "{depth} `(` without a matching `)`"
-        ));
+        return Err(format!("{depth} `(` without a matching `)`"));
     }
     Ok(())
 }

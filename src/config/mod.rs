@@ -429,7 +429,8 @@ fn load_check_file(
         diags.extend(problems.into_iter().filter(|d| {
             !taken_out.iter().any(|key| {
                 d.message.starts_with(&format!("`{key}` is required"))
-                    || d.message.starts_with(&format!("`{key}.")) && d.message.contains("is required")
+                    || d.message.starts_with(&format!("`{key}."))
+                        && d.message.contains("is required")
             })
         }));
     }

@@ -168,7 +168,9 @@ fn salvage(
         text = cleared;
         blanked.push(key);
         match serde_saphyr::from_str::<Vec<Spanned<RawDataset>>>(&text) {
-            Ok(mut parsed) if parsed.len() == 1 => return (diags, parsed.pop().map(|d| (d, blanked))),
+            Ok(mut parsed) if parsed.len() == 1 => {
+                return (diags, parsed.pop().map(|d| (d, blanked)));
+            }
             Ok(_) => break,
             Err(e) if unknown_anchor(&e) => break,
             Err(e) => {
