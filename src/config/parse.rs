@@ -52,7 +52,7 @@ pub struct CheckFileRead {
     /// Datasets that did not parse, read again without the keys serde
     /// refused (named beside each), so that their other problems are found
     /// too; they never load.
-    pub partial: Vec<(Spanned<RawDataset>, Vec<String>)>,
+    pub partial: Vec<Partial>,
     /// The problems serde found.
     pub diagnostics: Vec<Diagnostic>,
 }
@@ -138,6 +138,9 @@ fn unknown_anchor(e: &serde_saphyr::Error) -> bool {
     )
 }
 
+/// A dataset read without some of its keys, and those keys.
+pub type Partial = (Spanned<RawDataset>, Vec<String>);
+
 /// The most keys of one dataset blanked before giving up.
 const MAX_SALVAGE: usize = 32;
 
@@ -151,7 +154,7 @@ fn salvage(
     first: usize,
     dash_col: usize,
     mut err: serde_saphyr::Error,
-) -> (Vec<Diagnostic>, Option<(Spanned<RawDataset>, Vec<String>)>) {
+) -> (Vec<Diagnostic>, Option<Partial>) {
     let mut diags = Vec::new();
     let mut blanked = Vec::new();
     for _ in 0..MAX_SALVAGE {
@@ -214,10 +217,10 @@ fn blank_key(text: &str, first: usize, dash_col: usize, line: usize) -> Option<(
     }
     let head: String = lines[key_line].chars().take(key_col).collect();
     lines[key_line] = head;
-    for i in key_line + 1..lines.len() {
-        match indent(i, &lines[i]) {
+    for (i, line) in lines.iter_mut().enumerate().skip(key_line + 1) {
+        match indent(i, line) {
             Some(n) if n <= key_col => break,
-            _ => lines[i].clear(),
+            _ => line.clear(),
         }
     }
     Some((lines.join("\n"), key))
