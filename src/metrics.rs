@@ -10,8 +10,8 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use prometheus::{
-    Encoder, GaugeVec, HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec, Opts, Registry,
-    TextEncoder,
+    Encoder, Gauge, GaugeVec, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec,
+    Opts, Registry, TextEncoder,
 };
 
 use crate::check::{CheckResult, Outcome};
@@ -43,6 +43,11 @@ pub struct Metrics {
     pub queue_depth: IntGaugeVec,
     pub warehouse_up: IntGaugeVec,
     pub build_info: IntGaugeVec,
+    /// 0 while the latest configuration load (start-up or reload) had
+    /// problems, 1 when it was clean (Prometheus's convention).
+    pub config_last_reload_successful: IntGauge,
+    /// Unix time of the last clean configuration load; 0 before the first.
+    pub config_last_reload_success_timestamp_seconds: Gauge,
     /// Label sets written per dataset, so that removed datasets and checks
     /// can have their series deleted.
     series: Mutex<HashMap<String, DatasetSeries>>,
@@ -172,6 +177,16 @@ impl Metrics {
             &["version"],
         )
         .expect("valid metric");
+        let config_last_reload_successful = IntGauge::with_opts(Opts::new(
+            "warden_config_last_reload_successful",
+            "1 when the latest configuration load was clean, 0 when a file had problems.",
+        ))
+        .expect("valid metric");
+        let config_last_reload_success_timestamp_seconds = Gauge::with_opts(Opts::new(
+            "warden_config_last_reload_success_timestamp_seconds",
+            "Unix time of the last configuration load without a problem.",
+        ))
+        .expect("valid metric");
 
         for c in [
             Box::new(check_outcome.clone()) as Box<dyn prometheus::core::Collector>,
@@ -189,6 +204,8 @@ impl Metrics {
             Box::new(queue_depth.clone()),
             Box::new(warehouse_up.clone()),
             Box::new(build_info.clone()),
+            Box::new(config_last_reload_successful.clone()),
+            Box::new(config_last_reload_success_timestamp_seconds.clone()),
         ] {
             registry.register(c).expect("metric names are unique");
         }
@@ -216,6 +233,8 @@ impl Metrics {
             queue_depth,
             warehouse_up,
             build_info,
+            config_last_reload_successful,
+            config_last_reload_success_timestamp_seconds,
             series: Mutex::new(HashMap::new()),
             last_size: std::sync::atomic::AtomicUsize::new(0),
         }
@@ -250,6 +269,17 @@ impl Metrics {
         self.last_size
             .store(buf.len(), std::sync::atomic::Ordering::Relaxed);
         String::from_utf8(buf).expect("the text encoder writes UTF-8")
+    }
+
+    /// Records how the latest configuration load went.
+    pub fn record_config_load(&self, report: &crate::config::LoadReport) {
+        self.config_last_reload_successful
+            .set(i64::from(report.successful()));
+        self.config_last_reload_success_timestamp_seconds.set(
+            report
+                .last_success
+                .map_or(0.0, |t| t.timestamp_millis() as f64 / 1000.0),
+        );
     }
 
     /// Records one completed run of a dataset's checks on `warehouse`.

@@ -24,7 +24,7 @@ pub use generation::{Busy, Enqueued, Generation, Job, Lane, QUEUE_CAPACITY};
 
 use crate::alert::AlertManager;
 use crate::check::Runner;
-use crate::config::Config;
+use crate::config::{Config, LoadReport};
 use crate::domain::Instance;
 use crate::gate::{GateOptions, GateService, LogQuarantine, Quarantine, QuarantineHook, Release};
 use crate::metrics::Metrics;
@@ -52,6 +52,8 @@ pub(crate) struct Shared {
     gates: GateService,
     /// Alert state and the notification outbox.
     alerts: AlertManager,
+    /// How the latest configuration load went (shown on the status page).
+    config_report: RwLock<Arc<LoadReport>>,
 }
 
 /// Builds an [`AppState`]: the agent gives it everything; a test of the
@@ -195,6 +197,7 @@ impl AppState {
             public_url,
             gates,
             alerts,
+            config_report: RwLock::default(),
         }));
         // Quarantines raise an alert to the dataset's owner; a partition that
         // passes resolves it. Weak: the hook lives inside the state.
@@ -256,6 +259,25 @@ impl AppState {
         let number = generation.number;
         *self.0.generation.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(generation);
         self.0.generations.send_replace(number);
+    }
+
+    /// How the latest configuration load (start-up or reload) went.
+    pub fn config_report(&self) -> Arc<LoadReport> {
+        self.0
+            .config_report
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// Records how a configuration load went, here and in the metrics.
+    pub fn set_config_report(&self, report: LoadReport) {
+        self.0.metrics.record_config_load(&report);
+        *self
+            .0
+            .config_report
+            .write()
+            .unwrap_or_else(|e| e.into_inner()) = Arc::new(report);
     }
 
     /// Whether start-up has finished (the scheduler and the HTTP server run).

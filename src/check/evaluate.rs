@@ -177,10 +177,10 @@ mod tests {
             tier: 1,
             owner: None,
             runbook: None,
-            schedule: Schedule {
+            schedule: Some(Schedule {
                 expr: "@daily".into(),
                 cron: "0 0 * * *".parse().unwrap(),
-            },
+            }),
             partition: None,
             gate_table: TableRef::parse("orders").unwrap(),
             checks: Vec::new(),

@@ -532,10 +532,10 @@ mod tests {
             tier: 1,
             owner: None,
             runbook: None,
-            schedule: Schedule {
+            schedule: Some(Schedule {
                 expr: "@hourly".into(),
                 cron: "0 * * * *".parse().unwrap(),
-            },
+            }),
             partition: Some(PartitionSpec {
                 column: id("order_date"),
                 granularity: Granularity::Day,

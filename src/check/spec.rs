@@ -19,7 +19,9 @@ pub struct Dataset {
     pub tier: u8,
     pub owner: Option<String>,
     pub runbook: Option<String>,
-    pub schedule: Schedule,
+    /// When the scheduler runs it; `None`: only on demand (`warden check`,
+    /// `backfill`, gates).
+    pub schedule: Option<Schedule>,
     pub partition: Option<PartitionSpec>,
     /// Relation the gate validates; defaults to `table`.
     pub gate_table: TableRef,

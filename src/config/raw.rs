@@ -94,7 +94,8 @@ pub struct RawDataset {
     pub owner: Option<Spanned<String>>,
     /// Link shown in alerts.
     pub runbook: Option<Spanned<String>>,
-    /// Cron expression with 5 fields, or `@hourly`, `@daily`… (required).
+    /// Cron expression with 5 fields, or `@hourly`, `@daily`…; without it the
+    /// dataset runs only on demand.
     pub schedule: Option<Spanned<String>>,
     /// How the relation is partitioned, when it is.
     pub partition: Option<Spanned<RawPartition>>,

@@ -239,9 +239,11 @@ pub fn dataset(
     });
     let owner = non_empty(&r.owner);
     let runbook = non_empty(&r.runbook);
-    let schedule = p
-        .required(&r.schedule, "schedule", &pos)
-        .and_then(|s| p.parse(s, "schedule", |s| parse_cron(s)));
+    // Without a schedule the dataset runs only on demand.
+    let schedule = match &r.schedule {
+        None => Some(None),
+        Some(s) => p.parse(s, "schedule", |s| parse_cron(s)).map(Some),
+    };
     let partition = match &r.partition {
         None => Some(None),
         Some(part) => partition(part, &mut p).map(Some),

@@ -111,10 +111,10 @@ mod tests {
             tier: 1,
             owner: None,
             runbook: None,
-            schedule: Schedule {
+            schedule: Some(Schedule {
                 expr: "@hourly".into(),
                 cron: "@hourly".parse().unwrap(),
-            },
+            }),
             partition: None,
             checks,
             pos: SourcePos {

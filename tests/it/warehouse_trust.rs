@@ -289,10 +289,10 @@ fn dataset(table: TableRef, checks: Vec<CheckSpec>) -> Dataset {
         tier: 1,
         owner: None,
         runbook: None,
-        schedule: Schedule {
+        schedule: Some(Schedule {
             expr: "*/15 * * * *".into(),
             cron: "*/15 * * * *".parse().expect("cron"),
-        },
+        }),
         partition: None,
         checks,
         pos: pos(),

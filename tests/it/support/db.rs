@@ -277,10 +277,10 @@ pub fn dataset(
         tier: 1,
         owner: None,
         runbook: None,
-        schedule: Schedule {
+        schedule: Some(Schedule {
             expr: "*/15 * * * *".into(),
             cron: "*/15 * * * *".parse().expect("cron"),
-        },
+        }),
         partition: partition.map(|(column, granularity)| PartitionSpec {
             column: ident(column),
             granularity,
