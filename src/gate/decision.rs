@@ -107,6 +107,7 @@ mod tests {
             name: DatasetName::parse("orders").unwrap(),
             warehouse: "main".into(),
             gate_table: table.clone(),
+            gate_allow_empty: false,
             table,
             tier: 1,
             owner: None,

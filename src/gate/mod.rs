@@ -39,11 +39,33 @@ pub use status::{ABANDONED, GATE_ACTOR, GateBasis, GateStatus};
 
 pub use crate::domain::PartitionState;
 
+use std::time::Duration;
+
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
 use crate::check::CheckResult;
 use crate::registry::GateRecord;
+
+/// The shortest wait for a decision a caller may ask for (`?wait=`,
+/// `warden gate --wait`): less would deny at once, for no data at all.
+pub const MIN_WAIT: Duration = Duration::from_secs(1);
+/// The longest wait for a decision a caller may ask for.
+pub const MAX_WAIT: Duration = Duration::from_secs(300);
+
+/// Whether `wait` is a wait a caller may ask for; the error says what is.
+pub fn check_wait(wait: Duration) -> Result<Duration, String> {
+    if (MIN_WAIT..=MAX_WAIT).contains(&wait) {
+        Ok(wait)
+    } else {
+        Err(format!(
+            "{} is not between {} and {}",
+            humantime::format_duration(wait),
+            humantime::format_duration(MIN_WAIT),
+            humantime::format_duration(MAX_WAIT)
+        ))
+    }
+}
 
 /// A gate as callers see it (`GET /api/v1/gates/{id}`).
 #[derive(Debug, Clone, PartialEq, Serialize)]
