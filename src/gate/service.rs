@@ -16,7 +16,8 @@ use super::decision::{Verdict, judge};
 use super::ledger::{Admission, Decided, Decision, NewGate, Start};
 use super::quarantine::{LogQuarantine, Quarantine, QuarantineHook, Release};
 use super::request::{
-    GateRequest, MAX_REQUEST_KEY, ValidRequest, find_dataset, parse_partition, validate_token,
+    GateRequest, MAX_REQUEST_KEY, ValidRequest, find_dataset, parse_partition, refuse_future,
+    validate_token,
 };
 use super::status::{ABANDONED, GATE_ACTOR};
 use super::{Gate, GateError};
@@ -330,7 +331,8 @@ impl GateService {
         req: PublishRequest,
     ) -> Result<PartitionView, GateError> {
         let ds = find_dataset(config, dataset)?;
-        let (partition, _) = parse_partition(ds, partition)?;
+        let (partition, scope) = parse_partition(ds, partition)?;
+        refuse_future(ds, &scope, config.agent.timezone, Utc::now())?;
         validate_token("gate_id", &req.gate_id, 64)?;
         let by = match &req.by {
             Some(by) => validate_token("by", by, 128)?,
@@ -469,8 +471,9 @@ impl GateService {
 
     /// Denies (basis `error`) the gates an earlier start of this agent
     /// ([`GateOptions::lineage`]) left undecided when it stopped, and any
-    /// gate past its deadline, quarantining the partitions
-    /// they held in `validating`: call once at start-up, before serving.
+    /// gate past its deadline, returning the partitions they held in
+    /// `validating` to their state before: call once at start-up, before
+    /// serving.
     /// A new request for one of them evaluates again.
     pub async fn recover_on_startup(&self, config: &Config) -> Result<Vec<Gate>, GateError> {
         let denied = self
@@ -737,7 +740,9 @@ impl GateService {
                     "the gate decided"
                 );
                 self.tell_quarantine(config, &decided);
-                if decided.partition_state == Some(PartitionState::Passed) {
+                if decided.partition_state == Some(PartitionState::Passed)
+                    && decided.gate.status == GateStatus::Allowed
+                {
                     self.tell_release(Release {
                         dataset: record.dataset.clone(),
                         partition: record.partition.clone(),
@@ -820,7 +825,11 @@ impl GateService {
     }
 
     fn tell_quarantine(&self, config: &Config, decided: &Decided) {
-        if decided.partition_state != Some(PartitionState::Quarantined) {
+        // Only a breach quarantines (a denial for an error or a timeout
+        // returns the partition to its state before the gate).
+        if decided.partition_state != Some(PartitionState::Quarantined)
+            || decided.gate.basis != Some(GateBasis::Checks)
+        {
             return;
         }
         let gate = &decided.gate;

@@ -551,10 +551,11 @@ async fn errors_deny_and_a_repeat_evaluates_again(setup: Setup) {
         first.reasons
     );
     assert_eq!(first.results[0].outcome, Outcome::Error);
-    let quarantined = p.quarantines.lock().unwrap().clone();
-    assert_eq!(quarantined.len(), 1);
-    assert_eq!(quarantined[0].basis, GateBasis::Error);
-    assert_eq!(quarantined[0].owner.as_deref(), Some("web-team"));
+    // No breach, no quarantine: the partition is as before the gate (it
+    // had no state).
+    assert!(p.quarantines.lock().unwrap().is_empty());
+    let events = DatasetName::parse("events").unwrap();
+    assert_eq!(p.registry.partition(&events, "batch-7").await.unwrap(), None);
 
     // The table appears; the same request evaluates again as a new gate.
     p.db.exec("CREATE TABLE {s}.events (id BIGINT); INSERT INTO {s}.events VALUES (1);")
@@ -603,9 +604,11 @@ async fn a_gate_past_its_deadline_denies_with_timeout(setup: Setup) {
         g.reasons,
         ["no decision within 500ms: the checks were still running"]
     );
+    // A timeout is no breach: the partition returns to its state before the
+    // gate (none), and nobody is told of a quarantine.
     let slow = DatasetName::parse("slow").unwrap();
-    let record = p.registry.partition(&slow, "b1").await.unwrap().unwrap();
-    assert_eq!(record.state, PartitionState::Quarantined);
+    assert_eq!(p.registry.partition(&slow, "b1").await.unwrap(), None);
+    assert!(p.quarantines.lock().unwrap().is_empty());
 
     // A gate queued behind it on the same partition times out waiting.
     let holder = svc
@@ -701,11 +704,18 @@ async fn an_agent_restarted_mid_gate_denies_it_and_frees_the_partition(setup: Se
         (GateStatus::Denied, Some(GateBasis::Error))
     );
     assert_eq!(killed.reasons, [ABANDONED]);
-    assert_eq!(state("2026-11-19").await, PartitionState::Quarantined);
-    assert_eq!(state("2026-11-18").await, PartitionState::Quarantined);
+    // An abandoned gate is no breach: its partition returns to its state
+    // before the gate (these had none), and nobody is told of a quarantine.
+    let gone = |day: &'static str| {
+        let registry = p.registry.clone();
+        let orders = orders.clone();
+        async move { registry.partition(&orders, day).await.unwrap().is_none() }
+    };
+    assert!(gone("2026-11-19").await);
+    assert!(gone("2026-11-18").await);
     assert_eq!(state("2026-11-17").await, PartitionState::Validating);
     assert_eq!(svc.get("alive").await.unwrap().status, GateStatus::Running);
-    assert_eq!(p.quarantines.lock().unwrap().len(), 2);
+    assert!(p.quarantines.lock().unwrap().is_empty());
 
     // The pipeline's retry of the same run evaluates again.
     let retry = gate(&p, &svc, "2026-11-19", "run-1").await;
@@ -721,10 +731,7 @@ async fn an_agent_restarted_mid_gate_denies_it_and_frees_the_partition(setup: Se
         .await
         .unwrap()
         .unwrap();
-    assert_eq!(
-        states(&record.history),
-        ["validating", "quarantined", "validating", "passed"]
-    );
+    assert_eq!(states(&record.history), ["validating", "passed"]);
     assert_valid_history(&record.history);
     p.finish().await;
 }

@@ -77,6 +77,7 @@ pub const CHECKS: &str = r#"datasets:
     table: {s}.orders
     tier: 3
     schedule: "0 0 1 1 *"
+    gate: { allow_empty: true }
     checks:
       - sql:
           name: takes_seconds
