@@ -12,7 +12,7 @@ use tokio::sync::watch;
 use tokio::task::AbortHandle;
 use tracing::Instrument;
 
-use super::decision::{Verdict, judge};
+use super::decision::{RowProbe, Verdict, judge};
 use super::ledger::{Admission, Decided, Decision, NewGate, Start};
 use super::quarantine::{LogQuarantine, Quarantine, QuarantineHook, Release};
 use super::request::{
@@ -687,18 +687,26 @@ impl GateService {
             g.progress = 0.1;
         });
         let ds = &valid.dataset;
-        let pending = runner.observe_table(ds, &ds.gate_table, &valid.scope).await;
+        // The partition's rows are counted with the checks (an empty one is
+        // a breach), in the same scan where they scan it.
+        let probe = RowProbe::of(ds);
+        let probed = probe.as_ref().map(|p| p.add_to(ds));
+        let checked = probed.as_ref().unwrap_or(ds);
+        let pending = runner
+            .observe_table(checked, &ds.gate_table, &valid.scope)
+            .await;
         self.update_live(&record.gate_id, |g| g.progress = 0.8);
         let now = Utc::now();
         let scheduled_at = runner.scheduled_time(&valid.scope, now);
         // Not recorded as check history: the gate looks at staged data, not
         // at the table the history describes.
-        let results = match runner.finish(ds, pending, scheduled_at, now, false).await {
+        let mut results = match runner.finish(checked, pending, scheduled_at, now, false).await {
             Ok(results) => results,
             Err(e) => e.into_results(),
         };
+        let rows = probe.and_then(|p| p.take(&mut results));
         Evaluated::Verdict {
-            verdict: judge(ds, &results),
+            verdict: judge(ds, &valid.partition, &results, rows.as_ref()),
             results,
         }
     }
