@@ -28,6 +28,7 @@ use super::status::{
     return_reason,
 };
 use crate::check::CheckResult;
+use crate::config::Dataset;
 use crate::domain::{DatasetName, GateBasis, GateStatus, PartitionState};
 use crate::registry::{
     GateRecord, PartitionRecord, Registry, RegistryError, TRANSITION, TransitionEntry, Tx,
@@ -79,6 +80,9 @@ pub struct Decision<'a> {
     pub basis: GateBasis,
     pub results: &'a [CheckResult],
     pub reasons: &'a [String],
+    /// On a breach, the dataset whose owner is alerted: the quarantine
+    /// alert is recorded in the decision's transaction.
+    pub alert: Option<&'a Dataset>,
 }
 
 /// What recording a decision came to.
@@ -186,6 +190,19 @@ async fn record_decision(
         };
         tx.log_transition(&entry, OP).await?;
         partition_state = Some(to);
+        if to == PartitionState::Quarantined
+            && let Some(ds) = decision.alert
+        {
+            crate::alert::manager::record_quarantine(
+                tx,
+                ds,
+                &gate.partition,
+                &gate.gate_id,
+                decision.reasons,
+                at,
+            )
+            .await?;
+        }
     }
     Ok(Some(Decided {
         gate: record,
@@ -265,6 +282,7 @@ async fn holder_among(
             basis: GateBasis::Error,
             results: &other.results,
             reasons: &reasons,
+            alert: None,
         };
         record_decision(tx, &other, &decision, at).await?;
     }
@@ -419,6 +437,7 @@ impl Registry {
                     basis: GateBasis::Error,
                     results: &old.results,
                     reasons: &reasons,
+                    alert: None,
                 };
                 record_decision(&mut tx, old, &decision, at).await?;
             }
@@ -560,6 +579,7 @@ impl Registry {
                         basis: GateBasis::Error,
                         results: &current.results,
                         reasons: &reasons,
+                        alert: None,
                     };
                     record_decision(&mut tx, &current, &decision, at).await?
                 }

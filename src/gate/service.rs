@@ -524,6 +524,7 @@ impl GateService {
                 basis: GateBasis::Error,
                 results: &[],
                 reasons: &reasons,
+                alert: None,
             };
             match self.inner.registry.decide_gate(&record, &decision).await {
                 Ok(decided) => {
@@ -726,6 +727,7 @@ impl GateService {
             basis: verdict.basis,
             results: &results,
             reasons: &verdict.reasons,
+            alert: config.dataset(&record.dataset),
         };
         let recorded = self.inner.registry.decide_gate(record, &decision).await;
         let elapsed = started.elapsed();
@@ -806,6 +808,7 @@ impl GateService {
                     basis: GateBasis::Error,
                     results: &results,
                     reasons: &reasons,
+                    alert: None,
                 };
                 if let Ok(decided) = service.inner.registry.decide_gate(&record, &decision).await {
                     tracing::info!(gate_id, "the gate's denial is recorded after all");
