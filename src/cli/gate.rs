@@ -155,10 +155,7 @@ mod tests {
     fn the_wait_is_one_second_to_five_minutes() {
         assert_eq!(parse_wait("1s"), Ok(Duration::from_secs(1)));
         assert_eq!(parse_wait("5m"), Ok(Duration::from_secs(300)));
-        assert_eq!(
-            parse_wait("0s").unwrap_err(),
-            "0s is not between 1s and 5m"
-        );
+        assert_eq!(parse_wait("0s").unwrap_err(), "0s is not between 1s and 5m");
         assert_eq!(
             parse_wait("301s").unwrap_err(),
             "5m 1s is not between 1s and 5m"

@@ -81,15 +81,20 @@ pub(crate) fn judge(
     let mut breaches = Vec::new();
     let mut errors = Vec::new();
     let mut deciding = 0;
+    // An empty partition is the first breach; a count that failed is said
+    // after the checks' own errors (it usually repeats them).
+    let mut uncounted = None;
     match rows.map(|r| r.outcome) {
         Some(Outcome::Fail) => {
             breaches.push(format!("no rows in {} for {partition}", ds.gate_table));
         }
-        Some(Outcome::Error) => errors.push(format!(
-            "the rows in {} for {partition} could not be counted: {}",
-            ds.gate_table,
-            rows.map_or("", |r| r.message.as_str())
-        )),
+        Some(Outcome::Error) => {
+            uncounted = Some(format!(
+                "the rows in {} for {partition} could not be counted: {}",
+                ds.gate_table,
+                rows.map_or("", |r| r.message.as_str())
+            ));
+        }
         _ => {}
     }
     for r in results {
@@ -112,6 +117,7 @@ pub(crate) fn judge(
             Outcome::Pass | Outcome::Warn => {}
         }
     }
+    errors.extend(uncounted);
     if !breaches.is_empty() {
         breaches.extend(errors);
         return Verdict {
@@ -222,7 +228,8 @@ mod tests {
             spec("advisory", Severity::Fail, false),
             spec("warning", Severity::Warn, true),
         ]);
-        let v = judged(&ds,
+        let v = judged(
+            &ds,
             &[
                 result("blocking", Outcome::Pass),
                 result("advisory", Outcome::Fail),
@@ -254,7 +261,8 @@ mod tests {
         assert_eq!((v.allowed, v.basis), (false, GateBasis::Error));
         assert_eq!(v.reasons, ["orders.a could not be evaluated: a said error"]);
 
-        let v = judged(&ds,
+        let v = judged(
+            &ds,
             &[result("a", Outcome::Error), result("b", Outcome::Fail)],
         );
         assert_eq!((v.allowed, v.basis), (false, GateBasis::Checks));
@@ -273,7 +281,10 @@ mod tests {
         let probe = RowProbe::of(&ds).unwrap();
         let probed = probe.add_to(&ds);
         assert_eq!(probed.checks.len(), 2);
-        let mut results = vec![result("a", Outcome::Pass), result("_gate_rows", Outcome::Fail)];
+        let mut results = vec![
+            result("a", Outcome::Pass),
+            result("_gate_rows", Outcome::Fail),
+        ];
         let rows = probe.take(&mut results).unwrap();
         assert_eq!(results.len(), 1);
         let v = judge(&ds, "2026-11-20", &results, Some(&rows));

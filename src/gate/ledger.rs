@@ -591,6 +591,51 @@ impl Registry {
         Ok(denied)
     }
 
+    /// Denies (basis `error`, `reason`) every undecided gate, whichever
+    /// agent ran it, that is past its deadline by more than `grace`: its
+    /// agent stopped without deciding. Their partitions return to their
+    /// state before the gate. Returns the gates denied.
+    pub async fn sweep_gates(
+        &self,
+        grace: std::time::Duration,
+        reason: &str,
+    ) -> Result<Vec<Decided>, RegistryError> {
+        const OP: &str = "sweep abandoned gates";
+        let grace = chrono::Duration::from_std(grace).unwrap_or(chrono::Duration::MAX);
+        let abandoned = |gate: &GateRecord, at: DateTime<Utc>| {
+            !gate.status.is_decided()
+                && gate
+                    .deadline_at
+                    .checked_add_signed(grace)
+                    .is_some_and(|limit| limit < at)
+        };
+        // No agent: only the gates past their deadline.
+        let found = self.undecided_gates("", None, OP).await?;
+        let mut denied = Vec::new();
+        for gate in found.into_iter().filter(|g| abandoned(g, now())) {
+            let reasons = [reason.to_owned()];
+            let at = now();
+            let mut tx = self.begin(OP).await?;
+            tx.lock_gates(&gate.dataset, &gate.partition, None).await?;
+            let decided = match tx.gate(&gate.gate_id, OP).await? {
+                Some(current) if abandoned(&current, at) => {
+                    let decision = Decision {
+                        allowed: false,
+                        basis: GateBasis::Error,
+                        results: &current.results,
+                        reasons: &reasons,
+                        alert: None,
+                    };
+                    record_decision(&mut tx, &current, &decision, at).await?
+                }
+                _ => None,
+            };
+            tx.commit(OP).await?;
+            denied.extend(decided);
+        }
+        Ok(denied)
+    }
+
     /// A person's review of a quarantined partition: it passes (`by`, `reason`
     /// logged), and the gate that quarantined it becomes allowed with basis
     /// `override`, so a repeat of that gate's request now allows. Returns the

@@ -34,7 +34,9 @@ pub use ledger::{Admission, Decided, Decision, NewGate, Start, apply_transition,
 pub use partition_state::StateChange;
 pub use quarantine::{LogQuarantine, Quarantine, QuarantineHook, Release};
 pub use request::{GateRequest, MAX_REQUEST_KEY, MAX_RUN_ID};
-pub use service::{GateOptions, GateService, OverrideRequest, PartitionView, PublishRequest};
+pub use service::{
+    ABANDONED_AFTER, GateOptions, GateService, OverrideRequest, PartitionView, PublishRequest,
+};
 pub use status::{ABANDONED, GATE_ACTOR, GateBasis, GateStatus};
 
 pub use crate::domain::PartitionState;

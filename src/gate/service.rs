@@ -10,6 +10,7 @@ use chrono::Utc;
 use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
 use tokio::task::AbortHandle;
+use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
 use super::decision::{RowProbe, Verdict, judge};
@@ -57,7 +58,15 @@ pub struct GateOptions {
     /// How often a gate waiting for another agent's gate on the same
     /// partition looks again.
     pub busy_poll: Duration,
+    /// How often the service looks for gates abandoned by any agent
+    /// sharing the registry (past their deadline by more than
+    /// [`ABANDONED_AFTER`]) and denies them.
+    pub sweep_every: Duration,
 }
+
+/// How long past its deadline an undecided gate is swept (denied, basis
+/// `error`) by any agent sharing the registry.
+pub const ABANDONED_AFTER: Duration = Duration::from_secs(30);
 
 impl Default for GateOptions {
     fn default() -> Self {
@@ -66,6 +75,7 @@ impl Default for GateOptions {
             lineage: None,
             timeout: Duration::from_secs(300),
             busy_poll: Duration::from_millis(200),
+            sweep_every: Duration::from_secs(10),
         }
     }
 }
@@ -114,6 +124,8 @@ struct Inner {
     metrics: Arc<Metrics>,
     options: GateOptions,
     hook: RwLock<Arc<dyn QuarantineHook>>,
+    /// Stops the sweeper.
+    stop: CancellationToken,
     /// Gates this agent runs, by id: what they are doing now.
     live: Mutex<HashMap<String, Live>>,
     /// One lock per partition with a gate in this agent, so that its gates
@@ -156,8 +168,13 @@ impl GateService {
         Self::with_options(registry, metrics, GateOptions::default())
     }
 
+    /// A service with `options`. Within a Tokio runtime it also starts its
+    /// sweeper: every `options.sweep_every`, gates of any agent left
+    /// undecided past their deadline by more than [`ABANDONED_AFTER`] are
+    /// denied (basis `error`), until [`shutdown`](Self::shutdown) or the
+    /// last clone is dropped.
     pub fn with_options(registry: Registry, metrics: Arc<Metrics>, options: GateOptions) -> Self {
-        Self {
+        let service = Self {
             inner: Arc::new(Inner {
                 registry,
                 metrics,
@@ -165,8 +182,56 @@ impl GateService {
                 hook: RwLock::new(Arc::new(LogQuarantine)),
                 live: Mutex::new(HashMap::new()),
                 partitions: Mutex::new(HashMap::new()),
+                stop: CancellationToken::new(),
             }),
+        };
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            let inner = Arc::downgrade(&service.inner);
+            let stop = service.inner.stop.clone();
+            let every = service.inner.options.sweep_every;
+            runtime.spawn(async move {
+                loop {
+                    tokio::select! {
+                        () = stop.cancelled() => return,
+                        () = tokio::time::sleep(every) => {}
+                    }
+                    let Some(inner) = inner.upgrade() else { return };
+                    let service = Self { inner };
+                    if let Err(e) = service.sweep().await {
+                        tracing::warn!(error = %e, "could not sweep abandoned gates");
+                    }
+                }
+            });
         }
+        service
+    }
+
+    /// Denies (basis `error`) the gates of any agent sharing the registry
+    /// that are past their deadline by more than [`ABANDONED_AFTER`],
+    /// returning their partitions to their state before the gate. The
+    /// sweeper calls it periodically.
+    pub async fn sweep(&self) -> Result<Vec<Gate>, GateError> {
+        let denied = self
+            .inner
+            .registry
+            .sweep_gates(ABANDONED_AFTER, ABANDONED)
+            .await?;
+        let mut gates = Vec::with_capacity(denied.len());
+        for decided in denied {
+            tracing::warn!(
+                gate_id = %decided.gate.gate_id,
+                dataset = %decided.gate.dataset,
+                partition = %decided.gate.partition,
+                agent = %decided.gate.agent,
+                "a gate abandoned past its deadline is denied"
+            );
+            self.inner
+                .metrics
+                .record_gate(&decided.gate.dataset, "deny", Duration::ZERO);
+            self.forget_live(&decided.gate.gate_id);
+            gates.push(Gate::from(decided.gate));
+        }
+        Ok(gates)
     }
 
     /// Replaces what is told about quarantines (the alerting component).
@@ -506,6 +571,7 @@ impl GateService {
     /// (basis `error`), so that nothing waits for a decision that will not
     /// come. Call on shutdown.
     pub async fn shutdown(&self) {
+        self.inner.stop.cancel();
         let running: Vec<(GateRecord, Option<AbortHandle>)> = {
             let mut live = self.inner.live.lock().unwrap_or_else(|e| e.into_inner());
             live.values_mut()
@@ -701,7 +767,10 @@ impl GateService {
         let scheduled_at = runner.scheduled_time(&valid.scope, now);
         // Not recorded as check history: the gate looks at staged data, not
         // at the table the history describes.
-        let mut results = match runner.finish(checked, pending, scheduled_at, now, false).await {
+        let mut results = match runner
+            .finish(checked, pending, scheduled_at, now, false)
+            .await
+        {
             Ok(results) => results,
             Err(e) => e.into_results(),
         };

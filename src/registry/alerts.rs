@@ -459,8 +459,9 @@ impl Tx {
             Engine::Postgres => " FOR UPDATE",
             _ => "",
         };
-        let select =
-            format!("SELECT {COLUMNS} FROM alerts WHERE check_id = $1 AND partition_key = $2{lock}");
+        let select = format!(
+            "SELECT {COLUMNS} FROM alerts WHERE check_id = $1 AND partition_key = $2{lock}"
+        );
         let row: Option<AlertRow> = query(&select)
             .bind(key)
             .bind(partition.unwrap_or(""))

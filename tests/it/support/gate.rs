@@ -193,6 +193,7 @@ impl Project {
                 lineage: None,
                 timeout: Duration::from_secs(30),
                 busy_poll: Duration::from_millis(20),
+                sweep_every: Duration::from_secs(10),
             },
         );
         let seen = self.quarantines.clone();
