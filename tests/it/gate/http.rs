@@ -685,6 +685,22 @@ async fn the_gate_and_publish_commands_exit_as_documented() {
     assert_eq!(code, 2, "{out}{err}");
     assert!(out.contains("DENIED on timeout"), "{out}");
 
+    // `--wait` outside 1s..5m is a usage error, before anything is asked.
+    for wait in ["0s", "301s"] {
+        let (code, out, err) = warden(
+            &config,
+            &["gate", "orders", "--partition", "2026-11-20", "--wait", wait],
+            token,
+        )
+        .await;
+        assert_eq!(code, 2, "{out}{err}");
+        assert!(
+            err.contains(&format!("invalid value '{wait}' for '--wait <WAIT>'"))
+                && err.contains("is not between 1s and 5m"),
+            "{err}"
+        );
+    }
+
     let (code, _, err) = warden(
         &config,
         &["gate", "nope", "--partition", "2026-11-20"],
