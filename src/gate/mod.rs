@@ -8,9 +8,14 @@
 //! `gate.table` one gate per partition at a time, judging the results
 //! (`decision.rs`), recording the decision together with the partition's
 //! state, and telling the owner of a quarantined partition
-//! (`quarantine.rs`). Every failure denies: a registry that is down, a
-//! warehouse that errors, a gate that outlives its deadline, an agent that
-//! stops mid-gate (recovered when it starts again).
+//! (`quarantine.rs`; the alert itself is recorded with the decision). Every
+//! failure denies: a registry that is down, a warehouse that errors, a gate
+//! that outlives its deadline, an agent that stops mid-gate (recovered when
+//! it starts again, and swept by any agent sharing the registry). Only a
+//! breach quarantines: a denial for an error or a timeout returns the
+//! partition to its state before the gate. An empty partition is a breach
+//! unless `gate.allow_empty`; a partition later than the current one is
+//! refused; a caller waits 1 s to 5 min ([`MIN_WAIT`], [`MAX_WAIT`]).
 //!
 //! The rules are plain Rust here: `status.rs` (which denials a repeat
 //! evaluates again, what a decision does to the partition),

@@ -689,7 +689,14 @@ async fn the_gate_and_publish_commands_exit_as_documented() {
     for wait in ["0s", "301s"] {
         let (code, out, err) = warden(
             &config,
-            &["gate", "orders", "--partition", "2026-11-20", "--wait", wait],
+            &[
+                "gate",
+                "orders",
+                "--partition",
+                "2026-11-20",
+                "--wait",
+                wait,
+            ],
             token,
         )
         .await;
