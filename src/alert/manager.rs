@@ -630,6 +630,27 @@ fn warehouse_observation(config: &Config, warehouse: &str, reason: Option<&str>)
     }
 }
 
+/// Records the quarantine alert of `ds`'s `partition`, raised by gate
+/// `gate_id`, inside `tx`: the transaction that records the gate's decision,
+/// so that a crash cannot lose it. It fires at once whatever
+/// `consecutive_failures` says; the flush timer of any agent on the
+/// registry sends it.
+pub async fn record_quarantine(
+    tx: &mut crate::registry::Tx,
+    ds: &Dataset,
+    partition: &str,
+    gate_id: &str,
+    reasons: &[String],
+    now: DateTime<Utc>,
+) -> Result<(), RegistryError> {
+    let obs = quarantine_observation(ds, partition, Some((gate_id, reasons)));
+    tx.update_alert(&obs.key, obs.partition.as_deref(), |current| {
+        state::next(current, &obs, 1, now)
+    })
+    .await?;
+    Ok(())
+}
+
 /// A partition's quarantine alert: raised by `gate` (its id and reasons),
 /// or released when `None`.
 fn quarantine_observation(

@@ -322,30 +322,16 @@ impl AppState {
     }
 }
 
-/// Tells the alert manager of the gate's quarantines and releases, on a
-/// task of its own (the gate does not wait for alerting).
+/// Logs the gate's quarantines (their alert is recorded with the decision)
+/// and tells the alert manager of releases, on a task of its own (the gate
+/// does not wait for alerting).
 struct AlertOnQuarantine(Weak<Shared>);
 
 impl QuarantineHook for AlertOnQuarantine {
+    /// The alert itself is recorded with the gate's decision, in the same
+    /// registry transaction; here it is only logged.
     fn on_quarantine(&self, q: &Quarantine) {
         LogQuarantine.on_quarantine(q);
-        let Some(state) = self.0.upgrade().map(AppState) else {
-            return;
-        };
-        let q = q.clone();
-        tokio::spawn(async move {
-            let config = state.config();
-            let Some(ds) = config.dataset(&q.dataset) else {
-                return;
-            };
-            if let Err(e) = state
-                .alerts()
-                .quarantined(ds, &q.partition, &q.gate_id, &q.reasons, Utc::now())
-                .await
-            {
-                tracing::warn!(dataset = %q.dataset, partition = %q.partition, error = %e, "could not raise the quarantine alert");
-            }
-        });
     }
 
     fn on_release(&self, r: &Release) {

@@ -541,6 +541,7 @@ mod tests {
                 granularity: Granularity::Day,
             }),
             gate_table: TableRef::parse("staging.orders").unwrap(),
+            gate_allow_empty: false,
             checks: checks
                 .into_iter()
                 .map(|(n, kind, filter)| CheckSpec {

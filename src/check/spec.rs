@@ -25,6 +25,9 @@ pub struct Dataset {
     pub partition: Option<PartitionSpec>,
     /// Relation the gate validates; defaults to `table`.
     pub gate_table: TableRef,
+    /// Whether the gate allows a partition with no rows in `gate_table`
+    /// (`gate.allow_empty`); otherwise an empty partition is a breach.
+    pub gate_allow_empty: bool,
     pub checks: Vec<CheckSpec>,
     pub pos: SourcePos,
 }

@@ -121,4 +121,7 @@ pub struct RawPartition {
 pub struct RawGate {
     /// Relation the gate validates (the staged data); default: the dataset's `table`.
     pub table: Option<Spanned<String>>,
+    /// Whether the gate may allow a partition with no rows in `table`;
+    /// default false (an empty partition is a breach).
+    pub allow_empty: Option<Spanned<bool>>,
 }

@@ -273,6 +273,7 @@ pub fn dataset(
         name: DatasetName::parse("orders").expect("dataset name"),
         warehouse: "main".into(),
         gate_table: table.clone(),
+        gate_allow_empty: false,
         table,
         tier: 1,
         owner: None,
