@@ -295,6 +295,7 @@ fn dataset(table: TableRef, checks: Vec<CheckSpec>) -> Dataset {
         }),
         partition: None,
         checks,
+        gate_allow_empty: false,
         pos: pos(),
     }
 }
