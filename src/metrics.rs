@@ -14,8 +14,9 @@ use prometheus::{
     TextEncoder,
 };
 
+use crate::check::CheckKind;
 use crate::check::{CheckResult, Outcome};
-use crate::config::{CheckKind, Config};
+use crate::config::Config;
 
 /// Buckets for check and gate durations: 5 ms to 5 min.
 const DURATION_BUCKETS: &[f64] = &[

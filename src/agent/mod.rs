@@ -35,14 +35,13 @@ use chrono::Utc;
 use tokio::sync::mpsc;
 use tokio_util::task::TaskTracker;
 
-use crate::app::Job;
+use crate::app::{AppState, Generation, Job};
 use crate::check::Runner;
-use crate::config::{self, ConfigError, Diagnostic};
+use crate::config::{self, ConfigError};
 use crate::domain::Instance;
 use crate::metrics::Metrics;
 use crate::registry::{Registry, RegistryError};
-
-pub use crate::app::{AppState, Generation, circuit};
+use crate::source::Diagnostic;
 
 /// How long in-flight runs may take to finish on shutdown, by default.
 pub const DEFAULT_GRACE: Duration = Duration::from_secs(30);

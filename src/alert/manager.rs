@@ -16,7 +16,6 @@ use serde::Serialize;
 use tokio::sync::{Notify, watch};
 use tokio_util::sync::CancellationToken;
 
-use super::config::Routes;
 use super::dispatch::Dispatcher;
 use super::model::{
     Alert, AlertDetails, Annotations, Labels, QUARANTINE_KIND, Severity, Status, WAREHOUSE_KIND,
@@ -26,8 +25,10 @@ use super::receivers::{ReceiverKind, alertmanager};
 use super::router::{self, Context};
 use super::silences::{FieldError, Silence, SilenceSource, new_silence};
 use super::state::{self, Observation};
+use crate::check::Dataset;
 use crate::check::{CheckResult, Outcome};
-use crate::config::{Config, Dataset};
+use crate::config::Config;
+use crate::config::routes::Routes;
 use crate::metrics::Metrics;
 use crate::registry::{AlertKind, AlertRecord, AlertState, OutboxEntry, Registry, RegistryError};
 

@@ -12,8 +12,6 @@
 //! `receivers/` holds one file per receiver kind, each speaking its
 //! service's format. `manager.rs` is what the agent calls.
 
-/// The routes file, now loaded with the rest of the configuration.
-pub use crate::config::routes as config;
 pub mod dispatch;
 pub mod manager;
 pub mod matcher;
@@ -23,7 +21,6 @@ pub mod router;
 pub mod silences;
 pub mod state;
 
-pub use crate::config::routes::{DeliveryPolicy, Policy, Route, Routes};
 pub use dispatch::{Attempt, Dispatcher};
 pub use manager::{AlertError, AlertManager, FiringAlert, SilenceError};
 pub use matcher::Matcher;

@@ -8,6 +8,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::check::Outcome;
+use crate::format;
 use crate::registry::{AlertKind, AlertRecord};
 
 /// How urgent an alert is, in PagerDuty's words.
@@ -232,14 +233,12 @@ pub fn truncate(text: &str, max: usize) -> String {
     out
 }
 
-pub use crate::format::number as format_number;
-
 /// A threshold map as `min 1, max 5`.
 pub fn format_threshold(threshold: &BTreeMap<String, serde_json::Value>) -> String {
     threshold
         .iter()
         .map(|(k, v)| match v.as_f64() {
-            Some(n) => format!("{k} {}", format_number(n)),
+            Some(n) => format!("{k} {}", format::number(n)),
             None => format!(
                 "{k} {}",
                 v.as_str().map_or_else(|| v.to_string(), str::to_owned)
@@ -262,9 +261,9 @@ mod tests {
 
     #[test]
     fn numbers_and_thresholds_read_plainly() {
-        assert_eq!(format_number(3.0), "3");
-        assert_eq!(format_number(0.0125), "0.0125");
-        assert_eq!(format_number(0.5), "0.5");
+        assert_eq!(format::number(3.0), "3");
+        assert_eq!(format::number(0.0125), "0.0125");
+        assert_eq!(format::number(0.5), "0.5");
         let t = BTreeMap::from([
             ("max".to_owned(), serde_json::json!(5.0)),
             ("min".to_owned(), serde_json::json!(1)),

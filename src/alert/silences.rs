@@ -122,10 +122,7 @@ pub fn new_silence(body: &Value, now: DateTime<Utc>) -> Result<Silence, Vec<Fiel
         if !FIELDS.contains(&key.as_str()) {
             err(
                 key,
-                format!(
-                    "unknown field{}",
-                    crate::config::diagnostic::did_you_mean(key, FIELDS)
-                ),
+                format!("unknown field{}", crate::source::did_you_mean(key, FIELDS)),
             );
         }
     }

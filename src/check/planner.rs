@@ -12,7 +12,7 @@ use chrono::NaiveDateTime;
 use chrono_tz::Tz;
 
 use super::observation::ObserveError;
-pub use super::scope::Scope;
+use super::scope::Scope;
 use super::spec::{CheckSpec, Dataset};
 use super::template::{self, PartitionBounds, SqlBuilder, TemplateContext};
 use crate::domain::{Granularity, Identifier, PartitionKey, TableRef};
@@ -309,8 +309,7 @@ impl PlanCx<'_> {
     /// Adds the grouped statement counting rows with a non-NULL key and
     /// distinct keys over `columns`; its index.
     pub(crate) fn keys_statement(&mut self, columns: &[Identifier]) -> Result<usize, ObserveError> {
-        let statement =
-            keys_statement(
+        let statement = keys_statement(
             self.scan.table,
             self.scan.engine,
             self.scan.bounds,

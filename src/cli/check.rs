@@ -56,7 +56,7 @@ fn select<'c>(
     config: &'c Config,
     dataset: Option<&str>,
     partition: Option<&str>,
-) -> anyhow::Result<Vec<(&'c warden::config::Dataset, Option<Scope>)>> {
+) -> anyhow::Result<Vec<(&'c warden::check::Dataset, Option<Scope>)>> {
     let Some(name) = dataset else {
         return Ok(config.datasets.iter().map(|d| (d, None)).collect());
     };
@@ -78,7 +78,7 @@ fn select<'c>(
 pub async fn run_datasets(
     config: &Config,
     runner: &Runner,
-    datasets: &[(&warden::config::Dataset, Option<Scope>)],
+    datasets: &[(&warden::check::Dataset, Option<Scope>)],
     record: bool,
 ) -> RunOutcome {
     let now = Utc::now();

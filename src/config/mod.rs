@@ -11,18 +11,13 @@ mod raw;
 pub mod routes;
 pub(crate) mod validate;
 
-/// Problems as users see them; kept at this path for its callers.
-pub(crate) mod diagnostic {
-    pub use crate::source::{Diagnostic, did_you_mean, one_of};
-}
-
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
-pub use crate::source::{Diagnostic, SourcePos};
 pub use model::*;
 
-use crate::source::{EnvLookup, ReadError, SourceFile};
+use crate::check::Dataset;
+use crate::source::{Diagnostic, EnvLookup, ReadError, SourceFile, SourcePos};
 use raw::RawMain;
 use validate::{DatasetContext, MainParts};
 

@@ -47,11 +47,10 @@ use crate::alert::receivers::{
     webhook::WebhookConfig,
 };
 use crate::alert::silences::{Silence, SilenceSource};
-use crate::config::diagnostic::{Diagnostic, did_you_mean, one_of};
-use crate::config::parse::{ReadError, SourceFile};
-use crate::config::validate::Problems;
-use crate::config::validate::values::{parse_cron, parse_duration};
-use crate::config::{Schedule, SourcePos};
+use crate::check::Schedule;
+use crate::config::validate::values::parse_cron;
+use crate::source::values::{check_plain_name, parse_duration};
+use crate::source::{Diagnostic, Problems, ReadError, SourceFile, SourcePos, did_you_mean, one_of};
 
 pub const DEFAULT_GROUP_WAIT: Duration = Duration::from_secs(30);
 pub const DEFAULT_REPEAT_INTERVAL: Duration = Duration::from_secs(4 * 3600);
@@ -359,13 +358,7 @@ pub fn parse(
     env: &dyn Fn(&str) -> Option<String>,
     timezone: Tz,
 ) -> Result<Routes, Vec<Diagnostic>> {
-    let src = match SourceFile::from_text(path, text, env) {
-        Ok(src) => src,
-        Err(ReadError::Io(e)) => {
-            return Err(vec![Diagnostic::whole_file(path, e.to_string())]);
-        }
-        Err(ReadError::Env(diags)) => return Err(diags),
-    };
+    let src = SourceFile::expand(path, text, env)?;
     from_source(&src, timezone)
 }
 
@@ -482,9 +475,7 @@ fn receiver(
     p: &mut Problems<'_>,
 ) -> Option<Receiver> {
     let before = p.list.len();
-    p.parse(name, "receivers", |s| {
-        crate::config::validate::values::check_plain_name(s, "receiver")
-    });
+    p.parse(name, "receivers", |s| check_plain_name(s, "receiver"));
     let r = &raw.value;
     let set: Vec<&str> = [
         r.pagerduty.is_some().then_some("pagerduty"),

@@ -1,8 +1,8 @@
 //! "Parse, don't validate" types: every value that reaches SQL or the
 //! registry has been checked by the constructor of one of these types.
 
-mod backoff;
 mod alert_state;
+mod backoff;
 mod gate_status;
 mod identifier;
 mod instance;
@@ -12,8 +12,8 @@ mod partition;
 mod partition_state;
 mod threshold;
 
-pub use backoff::Backoff;
 pub use alert_state::{AlertKind, AlertState};
+pub use backoff::Backoff;
 pub use gate_status::{GateBasis, GateStatus};
 pub use identifier::{Identifier, TableRef};
 pub use instance::{Instance, hostname};

@@ -4,7 +4,7 @@
 //! help). Everything else allows.
 
 use crate::check::{CheckResult, Outcome};
-use crate::config::{Dataset, Severity};
+use crate::check::{Dataset, Severity};
 use crate::domain::GateBasis;
 
 /// What a gate's results come to.
@@ -78,8 +78,10 @@ mod tests {
     use std::path::PathBuf;
 
     use super::*;
-    use crate::config::{CheckKind, CheckSpec, RowCount, Schedule, SourcePos};
+    use crate::check::kind::{CheckKind, RowCount};
+    use crate::check::spec::{CheckSpec, Schedule};
     use crate::domain::{CheckId, DatasetName, TableRef};
+    use crate::source::SourcePos;
 
     fn spec(name: &str, severity: Severity, blocking: bool) -> CheckSpec {
         let ds = DatasetName::parse("orders").unwrap();

@@ -9,7 +9,8 @@ use serde::Serialize;
 use crate::app::AppState;
 use crate::app::schedule::next_tick;
 use crate::check::{CheckResult, Outcome, Summary};
-use crate::config::{Config, Dataset, Severity};
+use crate::check::{Dataset, Severity};
+use crate::config::Config;
 use crate::registry::{RegistryError, StoredResult};
 
 /// A dataset with its current status (`GET /api/v1/datasets`).

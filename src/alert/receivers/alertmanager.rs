@@ -12,8 +12,10 @@ use chrono::{DateTime, Utc};
 use serde_json::{Map, Value, json};
 
 use super::{DeliveryContext, DeliveryError, post_json};
-use crate::alert::model::{Alert, QUARANTINE_KIND, Severity, Status, WAREHOUSE_KIND};
-use crate::alert::model::{format_number, format_threshold};
+use crate::alert::model::{
+    Alert, QUARANTINE_KIND, Severity, Status, WAREHOUSE_KIND, format_threshold,
+};
+use crate::format;
 
 /// How often firing alerts are sent again unless configured.
 pub const DEFAULT_RESEND_INTERVAL: Duration = Duration::from_secs(60);
@@ -90,7 +92,7 @@ pub fn render(
                     annotations.insert("runbook_url".into(), r.clone().into());
                 }
                 if let Some(v) = a.observed {
-                    annotations.insert("observed".into(), format_number(v).into());
+                    annotations.insert("observed".into(), format::number(v).into());
                 }
                 if !a.threshold.is_empty() {
                     annotations.insert("threshold".into(), format_threshold(&a.threshold).into());

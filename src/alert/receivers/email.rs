@@ -11,7 +11,8 @@ use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 use serde_json::{Value, json};
 
 use super::{DeliveryContext, DeliveryError, Notification, Secret, escape_html};
-use crate::alert::model::{Alert, Status, format_number, format_threshold};
+use crate::alert::model::{Alert, Status, format_threshold};
+use crate::format;
 
 /// `email:` settings.
 #[derive(Debug, Clone)]
@@ -117,7 +118,7 @@ fn html_row(alert: &Alert) -> String {
         "<tr>{}{}{}{}{}{what}</tr>\n",
         cell(&name(alert)),
         cell(alert.labels.severity.as_str()),
-        cell(&a.observed.map(format_number).unwrap_or_default()),
+        cell(&a.observed.map(format::number).unwrap_or_default()),
         cell(&format_threshold(&a.threshold)),
         cell(alert.labels.owner.as_deref().unwrap_or("")),
     )

@@ -9,7 +9,8 @@
 use serde_json::{Value, json};
 
 use super::{DeliveryContext, DeliveryError, Notification, Rendered, Secret, post_json};
-use crate::alert::model::{Alert, Status, format_number, format_threshold, truncate};
+use crate::alert::model::{Alert, Status, format_threshold, truncate};
+use crate::format;
 
 /// PagerDuty's endpoint for Events API v2.
 pub const DEFAULT_URL: &str = "https://events.pagerduty.com/v2/enqueue";
@@ -59,7 +60,7 @@ pub fn event(alert: &Alert, status_url: Option<&str>) -> Value {
     put("outcome", a.outcome.map(|o| Value::from(o.as_str())));
     put(
         "observed",
-        a.observed.map(|v| Value::from(format_number(v))),
+        a.observed.map(|v| Value::from(format::number(v))),
     );
     put(
         "threshold",

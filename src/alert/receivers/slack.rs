@@ -10,7 +10,8 @@
 use serde_json::{Value, json};
 
 use super::{DeliveryContext, DeliveryError, Notification, Secret, post_json};
-use crate::alert::model::{Alert, Severity, Status, format_number, format_threshold, truncate};
+use crate::alert::model::{Alert, Severity, Status, format_threshold, truncate};
+use crate::format;
 
 /// Blocks per message.
 pub const MAX_BLOCKS: usize = 50;
@@ -85,7 +86,7 @@ fn alert_section(alert: &Alert) -> Value {
     );
     let mut fields = Vec::new();
     if let Some(observed) = a.observed {
-        fields.push(field("Observed", &format_number(observed)));
+        fields.push(field("Observed", &format::number(observed)));
     }
     if !a.threshold.is_empty() {
         fields.push(field("Threshold", &format_threshold(&a.threshold)));
