@@ -3,7 +3,8 @@
 //! An alert is one check (and partition) that fails, warns or cannot be
 //! evaluated, a warehouse that is down, or a partition the gate
 //! quarantined. Its state (`ok → pending → firing → resolved`, in
-//! `state.rs`) lives in the registry. The routes file (`config::routes`) says
+//! `state.rs`) lives in the registry. The routes file (`config::routes`,
+//! with the labels, matchers, receivers' settings and silences it names) says
 //! which receivers hear of it; `router.rs` decides when (grouping by
 //! dataset within `group_wait`, repeats, resolves, silences, holding back
 //! the errors a down warehouse causes, digests). Every notification is
@@ -14,7 +15,6 @@
 
 pub mod dispatch;
 pub mod manager;
-pub mod matcher;
 pub mod model;
 pub mod receivers;
 pub mod router;
@@ -23,7 +23,5 @@ pub mod state;
 
 pub use dispatch::{Attempt, Dispatcher};
 pub use manager::{AlertError, AlertManager, FiringAlert, SilenceError};
-pub use matcher::Matcher;
-pub use model::{Alert, AlertDetails, Annotations, Labels, Severity, Status};
-pub use receivers::{Receiver, ReceiverKind};
-pub use silences::{FieldError, Silence, SilenceSource};
+pub use model::{Alert, AlertDetails, Annotations, Status};
+pub use silences::FieldError;

@@ -21,9 +21,8 @@ use chrono::{DateTime, Utc};
 
 use super::model::{Alert, AlertDetails, Status};
 use super::receivers::{DigestPeriod, Notification};
-use super::silences::Silence;
 use crate::check::Outcome;
-use crate::config::routes::{Route, Routes};
+use crate::config::routes::{Route, Routes, Silence};
 use crate::registry::{
     AlertFlush, AlertKind, AlertRecord, AlertState, DigestPlan, NewNotification, NotifiedMark,
 };

@@ -8,23 +8,13 @@
 
 use serde_json::{Value, json};
 
-use super::{DeliveryContext, DeliveryError, Notification, Rendered, Secret, post_json};
+use super::{DeliveryContext, DeliveryError, Notification, Rendered, post_json};
 use crate::alert::model::{Alert, Status, format_threshold, truncate};
+use crate::config::routes::receiver::PagerDutyConfig;
 use crate::format;
 
-/// PagerDuty's endpoint for Events API v2.
-pub const DEFAULT_URL: &str = "https://events.pagerduty.com/v2/enqueue";
 /// PagerDuty refuses summaries longer than this.
 pub const SUMMARY_MAX_CHARS: usize = 1024;
-
-/// `pagerduty:` settings.
-#[derive(Debug, Clone)]
-pub struct PagerDutyConfig {
-    /// The integration key of the service to page.
-    pub routing_key: Secret,
-    /// The events endpoint; [`DEFAULT_URL`] unless set (a proxy, a test).
-    pub url: String,
-}
 
 /// One event per alert.
 pub fn render(_config: &PagerDutyConfig, n: &Notification) -> Vec<Rendered> {

@@ -8,7 +8,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::model::{Labels, QUARANTINE_KIND, Severity, WAREHOUSE_KIND};
+use super::labels::{Labels, QUARANTINE_KIND, Severity, WAREHOUSE_KIND};
 use crate::check::CheckKind;
 use crate::source::{did_you_mean, one_of};
 
