@@ -22,7 +22,7 @@ pub async fn run(config_path: &Path, args: CheckArgs) -> anyhow::Result<u8> {
     } else {
         Some(open_registry(config).await?)
     };
-    let runner = Runner::new(config, registry);
+    let runner = warden::app::runner(config, registry);
     let outcome = run_datasets(config, &runner, &datasets, !args.no_record).await;
     print(&outcome.results, args.format)?;
     Ok(exit_code(&outcome, !loaded.diagnostics.is_empty()))

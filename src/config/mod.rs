@@ -55,24 +55,6 @@ fn display_lines(diags: &[Diagnostic]) -> String {
         .join("\n")
 }
 
-impl crate::check::Runner {
-    /// Creates a pool per warehouse of `config` (connecting lazily); a
-    /// warehouse whose URL is unusable makes its datasets' checks `error`,
-    /// not the whole run.
-    pub fn new(config: &Config, registry: Option<crate::registry::Registry>) -> Self {
-        let tz = config.agent.timezone;
-        let warehouses = config
-            .warehouses
-            .iter()
-            .map(|(name, cfg)| {
-                let pool = crate::warehouse::Warehouse::connect(cfg, tz).map(std::sync::Arc::new);
-                (name.clone(), pool)
-            })
-            .collect();
-        Self::with_warehouses(tz, warehouses, registry)
-    }
-}
-
 /// Loads `path` and every check file it names, expanding `${VAR}` from the
 /// process environment.
 pub fn load(path: &Path) -> Result<Loaded, ConfigError> {
