@@ -9,9 +9,10 @@ use chrono::{DateTime, Timelike, Utc};
 use chrono_tz::Tz;
 
 use super::kind::BaselineCx;
-use super::spec::Dataset;
+use super::spec::{CheckSpec, Dataset};
 use super::{
-    Baselines, DatasetObservations, EvalContext, Scope, evaluate_all, observe, observe_table,
+    Baselines, DatasetObservations, EvalContext, Observation, Scope, evaluate_all, observe,
+    observe_table,
 };
 use crate::check::{CheckResult, Outcome};
 use crate::domain::TableRef;
@@ -264,13 +265,7 @@ impl Runner {
             if obs.value.is_err() {
                 continue;
             }
-            let cx = BaselineCx {
-                registry,
-                dataset: &ds.name,
-                id: &spec.id,
-                partition: obs.partition.as_ref(),
-                scheduled_at,
-            };
+            let cx = baseline_cx(registry, ds, spec, obs, scheduled_at);
             let Some(fetch) = spec.kind.get().fetch_baseline(cx, &mut baselines) else {
                 continue;
             };
@@ -297,18 +292,29 @@ impl Runner {
             let Ok(observed) = &obs.value else {
                 continue;
             };
-            let cx = BaselineCx {
-                registry,
-                dataset: &ds.name,
-                id: &spec.id,
-                partition: obs.partition.as_ref(),
-                scheduled_at,
-            };
+            let cx = baseline_cx(registry, ds, spec, obs, scheduled_at);
             if let Some(store) = spec.kind.get().store_baseline(cx, observed, baselines) {
                 store.await;
                 return;
             }
         }
+    }
+}
+
+/// Where the kind of `spec` finds and keeps its baseline.
+fn baseline_cx<'a>(
+    registry: &'a Registry,
+    ds: &'a Dataset,
+    spec: &'a CheckSpec,
+    obs: &'a Observation,
+    scheduled_at: DateTime<Utc>,
+) -> BaselineCx<'a> {
+    BaselineCx {
+        registry,
+        dataset: &ds.name,
+        id: &spec.id,
+        partition: obs.partition.as_ref(),
+        scheduled_at,
     }
 }
 
