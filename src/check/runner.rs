@@ -96,7 +96,7 @@ enum Pending {
 impl Runner {
     /// A runner over `warehouses` by name (each a pool, or why it cannot be
     /// used: its datasets' checks are then `error`, not the whole run), in
-    /// the agent's time zone. `crate::app::runner` builds one from a configuration.
+    /// the agent's time zone. The app module builds one from a configuration.
     pub fn with_warehouses(
         tz: Tz,
         warehouses: BTreeMap<String, Result<Arc<Warehouse>, WarehouseError>>,
