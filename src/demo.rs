@@ -19,13 +19,13 @@ pub struct DemoFiles {
 #[non_exhaustive]
 pub enum DemoError {
     /// A demo file could not be written.
-    #[error("cannot write {path}: {source}")]
+    #[error("cannot write {}", path.display())]
     Io {
         path: PathBuf,
         source: std::io::Error,
     },
     /// The demo warehouse could not be created or filled.
-    #[error("cannot build the demo warehouse {path}: {source}")]
+    #[error("cannot build the demo warehouse {}", path.display())]
     Warehouse { path: PathBuf, source: sqlx::Error },
 }
 

@@ -28,7 +28,7 @@ fn main() -> ExitCode {
     match runtime.block_on(cli::run(cli)) {
         Ok(code) => ExitCode::from(code),
         Err(e) => {
-            eprintln!("error: {e:#}");
+            eprintln!("error: {}", cli::error::render(&e));
             ExitCode::from(2)
         }
     }
@@ -40,6 +40,7 @@ fn init_logging(format: LogFormat, default: &str) {
         .unwrap_or_else(|_| EnvFilter::new(format!("{default},tower_http=warn,sqlx=warn")));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(cli::color_enabled(&std::io::stderr()))
         .with_writer(std::io::stderr);
     match format {
         LogFormat::Json => builder.json().init(),

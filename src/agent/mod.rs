@@ -56,7 +56,7 @@ pub enum AgentError {
     #[error(transparent)]
     Registry(#[from] RegistryError),
     /// `agent.listen` could not be bound.
-    #[error("cannot listen on {addr}: {source}")]
+    #[error("cannot listen on {addr}")]
     Listen {
         addr: String,
         #[source]

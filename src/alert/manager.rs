@@ -151,8 +151,10 @@ impl AlertManager {
     }
 
     /// Records the results of one run of `ds`: each check's alert moves on
-    /// (`ok → pending → firing → resolved`). Notifications follow on the
-    /// next flush, once `group_wait` has passed.
+    /// (`ok → pending → firing → resolved`), one alert per check whatever
+    /// the partition; a result for a partition older than the newest its
+    /// check has seen (a backfill) moves nothing. Notifications follow on
+    /// the next flush, once `group_wait` has passed.
     pub async fn observe(
         &self,
         ds: &Dataset,
@@ -241,7 +243,7 @@ impl AlertManager {
     ) -> Result<(), AlertError> {
         let keys: Vec<(String, Option<String>)> = observations
             .iter()
-            .map(|o| (o.key.clone(), o.partition.clone()))
+            .map(|o| (o.key.clone(), o.scope()))
             .collect();
         let written = self
             .inner
@@ -288,7 +290,7 @@ impl AlertManager {
         let gone: Vec<&AlertRecord> = firing.iter().filter(|r| !known(r)).collect();
         let keys: Vec<(String, Option<String>)> = gone
             .iter()
-            .map(|r| (r.key.clone(), r.partition.clone()))
+            .map(|r| (r.key.clone(), r.scope().map(str::to_owned)))
             .collect();
         self.inner
             .registry

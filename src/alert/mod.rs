@@ -1,8 +1,9 @@
 //! Tiered alerting with a durable outbox.
 //!
-//! An alert is one check (and partition) that fails, warns or cannot be
-//! evaluated, a warehouse that is down, or a partition the gate
-//! quarantined. Its state (`ok → pending → firing → resolved`, in
+//! An alert is one check that fails, warns or cannot be evaluated (one per
+//! check, whatever partition it last looked at: the newest partition it has
+//! seen drives it), a warehouse that is down, or a partition the gate
+//! quarantined (one per partition). Its state (`ok → pending → firing → resolved`, in
 //! `state.rs`) lives in the registry. The routes file (`config::routes`,
 //! with the labels, matchers, receivers' settings and silences it names) says
 //! which receivers hear of it; `router.rs` decides when (grouping by

@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
 
 use crate::check::Outcome;
 use crate::config::routes::{Labels, QUARANTINE_KIND, WAREHOUSE_KIND};
@@ -110,11 +111,21 @@ impl Alert {
     }
 
     /// The key receivers deduplicate on, shared by an alert's trigger and
-    /// its resolve: `warden/<check id>/<partition>`, with `-` for a whole
-    /// relation (and `warehouse:<name>` or `quarantine:<dataset>` in place
-    /// of the check id for those alerts).
+    /// its resolve: `warden/<check id>` (one per check, whatever partition
+    /// it looks at), `warden/<dataset>/quarantine/<partition>` for a
+    /// quarantined partition, `warden/warehouse:<name>` for a warehouse. At
+    /// most [`DEDUP_KEY_MAX_BYTES`] long (see [`dedup_key`]).
     pub fn dedup_key(&self) -> String {
-        dedup_key(&self.key, self.labels.partition.as_deref())
+        match (
+            self.labels.kind.as_str(),
+            &self.labels.dataset,
+            &self.labels.partition,
+        ) {
+            (QUARANTINE_KIND, Some(dataset), Some(partition)) => {
+                dedup_key(&format!("{dataset}/quarantine/{partition}"))
+            }
+            _ => dedup_key(&self.key),
+        }
     }
 
     /// The dataset, or the warehouse for a warehouse alert: what a message
@@ -128,9 +139,26 @@ impl Alert {
     }
 }
 
-/// See [`Alert::dedup_key`].
-pub fn dedup_key(key: &str, partition: Option<&str>) -> String {
-    format!("warden/{key}/{}", partition.unwrap_or("-"))
+/// PagerDuty's limit on a `dedup_key`.
+pub const DEDUP_KEY_MAX_BYTES: usize = 255;
+/// Hex digits of the hash that ends a cut key.
+const DEDUP_HASH_HEX: usize = 16;
+
+/// `warden/<subject>`, cut to [`DEDUP_KEY_MAX_BYTES`] when longer: then it
+/// keeps as much of the start as fits (whole characters) and ends in `~`
+/// and a short SHA-256 of the whole key, so long keys stay distinct. See
+/// [`Alert::dedup_key`].
+pub fn dedup_key(subject: &str) -> String {
+    let key = format!("warden/{subject}");
+    if key.len() <= DEDUP_KEY_MAX_BYTES {
+        return key;
+    }
+    let hash = hex::encode(Sha256::digest(key.as_bytes()));
+    let mut cut = DEDUP_KEY_MAX_BYTES - 1 - DEDUP_HASH_HEX;
+    while !key.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    format!("{}~{}", &key[..cut], &hash[..DEDUP_HASH_HEX])
 }
 
 /// The stored key of a warehouse's alert.
@@ -201,18 +229,30 @@ mod tests {
     }
 
     #[test]
-    fn dedup_keys_name_check_and_partition() {
-        assert_eq!(
-            dedup_key("orders.row_count", Some("2026-11-20")),
-            "warden/orders.row_count/2026-11-20"
-        );
-        assert_eq!(
-            dedup_key("orders.row_count", None),
-            "warden/orders.row_count/-"
-        );
-        assert_eq!(
-            dedup_key(&warehouse_key("main"), None),
-            "warden/warehouse:main/-"
-        );
+    fn dedup_keys_name_the_check_alone() {
+        assert_eq!(dedup_key("orders.row_count"), "warden/orders.row_count");
+        assert_eq!(dedup_key(&warehouse_key("main")), "warden/warehouse:main");
+    }
+
+    #[test]
+    fn long_dedup_keys_are_cut_and_end_in_a_hash() {
+        let long = "x".repeat(300);
+        let key = dedup_key(&long);
+        assert_eq!(key.len(), DEDUP_KEY_MAX_BYTES);
+        assert!(key.starts_with("warden/xxx"));
+        let (head, hash) = key.rsplit_once('~').unwrap();
+        assert_eq!(hash.len(), 16);
+        assert!(hash.chars().all(|c| c.is_ascii_hexdigit()));
+        assert_eq!(head.len(), DEDUP_KEY_MAX_BYTES - 17);
+        // Distinct keys stay distinct, and the same key gives the same cut.
+        assert_ne!(dedup_key(&format!("{long}y")), key);
+        assert_eq!(dedup_key(&long), key);
+        // Multi-byte characters are not split.
+        let wide = dedup_key(&"é".repeat(200));
+        assert!(wide.len() <= DEDUP_KEY_MAX_BYTES);
+        assert!(wide.rsplit_once('~').unwrap().0.ends_with('é'));
+        // A key of exactly the limit is left alone.
+        let exact = "y".repeat(DEDUP_KEY_MAX_BYTES - "warden/".len());
+        assert_eq!(dedup_key(&exact), format!("warden/{exact}"));
     }
 }

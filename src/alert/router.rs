@@ -159,7 +159,7 @@ pub fn plan_flush(records: &[AlertRecord], cx: &Context<'_>) -> AlertFlush {
             };
             flush.marks.push(NotifiedMark {
                 key: record.key.clone(),
-                partition: record.partition.clone(),
+                scope: record.scope().map(str::to_owned),
                 notified: status == Status::Firing,
                 last_notified_at: (status == Status::Firing).then_some(cx.now),
             });

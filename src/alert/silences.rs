@@ -18,6 +18,7 @@ use serde::Serialize;
 use serde_json::Value;
 
 use crate::config::routes::{Matcher, Silence, SilenceSource};
+use crate::source::values::parse_duration;
 
 /// A problem with one field of a request, named as the client wrote it
 /// (`matchers.tier`, `ends_at`).
@@ -130,20 +131,26 @@ pub fn new_silence(body: &Value, now: DateTime<Utc>) -> Result<Silence, Vec<Fiel
             );
             None
         }),
-        (_, Some(d)) if !d.is_null() => {
-            match d
-                .as_str()
-                .and_then(|s| humantime::parse_duration(s.trim()).ok())
-                .filter(|d| !d.is_zero())
-                .and_then(|d| chrono::Duration::from_std(d).ok())
-            {
-                Some(d) => starts_at.map(|s| s + d),
-                None => {
-                    err("duration", "expected a duration like \"2h\"".to_owned());
-                    None
-                }
+        (_, Some(d)) if !d.is_null() => match d.as_str().map(parse_duration) {
+            None => {
+                err("duration", "expected a duration like \"2h\"".to_owned());
+                None
             }
-        }
+            Some(Err(why)) => {
+                err("duration", why);
+                None
+            }
+            // The parser bounds it, so the sum fits; checked all the same.
+            Some(Ok(d)) => starts_at.and_then(|s| {
+                let ends_at = chrono::Duration::from_std(d)
+                    .ok()
+                    .and_then(|d| s.checked_add_signed(d));
+                if ends_at.is_none() {
+                    err("duration", "ends too far in the future".to_owned());
+                }
+                ends_at
+            }),
+        },
         _ => {
             err("ends_at", "is required (or give `duration`)".to_owned());
             None
@@ -272,5 +279,28 @@ mod tests {
             ["ends_at: is required (or give `duration`)"]
         );
         assert_eq!(errors(json!([1])), ["body: expected a JSON object"]);
+    }
+
+    #[test]
+    fn durations_are_bounded() {
+        let body = |duration: &str| json!({"matchers": {"dataset": "x"}, "created_by": "ana", "duration": duration});
+        assert_eq!(
+            errors(body("300000y")),
+            ["duration: `300000y` is too long; a duration is at most 100y"]
+        );
+        assert_eq!(
+            errors(body("0s")),
+            ["duration: `0s` must be longer than zero"]
+        );
+        assert_eq!(
+            errors(body("soon")),
+            ["duration: `soon` is not a duration like 60s, 6h or 7d"]
+        );
+        assert_eq!(
+            errors(json!({"matchers": {"dataset": "x"}, "created_by": "ana", "duration": 5})),
+            ["duration: expected a duration like \"2h\""]
+        );
+        let s = new_silence(&body("100y"), now()).unwrap();
+        assert_eq!(s.ends_at.format("%Y").to_string(), "2126");
     }
 }

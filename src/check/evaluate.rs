@@ -263,6 +263,7 @@ mod tests {
             duration: Duration::ZERO,
             value: Err(crate::warehouse::WarehouseError::Timeout {
                 timeout: Duration::from_secs(60),
+                waited: Duration::ZERO,
             }
             .into()),
         };

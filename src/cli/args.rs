@@ -5,10 +5,21 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
+/// What `warden --version` prints after the name: the version, the commit
+/// built and the build date.
+pub const LONG_VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (",
+    env!("WARDEN_GIT_REV"),
+    ", built ",
+    env!("WARDEN_BUILD_DATE"),
+    ")"
+);
+
 #[derive(Debug, Parser)]
 #[command(
     name = "warden",
-    version,
+    version = LONG_VERSION,
     about = "Data-quality and freshness agent for warehouse tables"
 )]
 pub struct Cli {
@@ -50,6 +61,19 @@ pub enum Command {
     Baseline {
         #[command(subcommand)]
         action: BaselineAction,
+    },
+    /// Print the completion script of a shell (bash, zsh, fish, elvish, powershell).
+    Completions {
+        /// The shell.
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Write the man pages (warden.1 and one per command) into a directory.
+    #[command(hide = true)]
+    Man {
+        /// The directory to write them into.
+        #[arg(long, value_name = "DIR", default_value = "deploy/man")]
+        out: PathBuf,
     },
 }
 

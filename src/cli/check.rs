@@ -1,6 +1,5 @@
 //! `warden check`: run checks once, record and print the results.
 
-use std::io::IsTerminal;
 use std::path::Path;
 
 use anyhow::{Context, bail};
@@ -115,7 +114,9 @@ pub fn print(results: &[CheckResult], format: Format) -> anyhow::Result<()> {
     let mut out = std::io::stdout().lock();
     match format {
         Format::Json => report::write_json(&mut out, results),
-        Format::Text => report::write_text(&mut out, results, std::io::stdout().is_terminal()),
+        Format::Text => {
+            report::write_text(&mut out, results, super::color::enabled(&std::io::stdout()))
+        }
     }
     .context("cannot write the results")
 }

@@ -17,6 +17,9 @@ pub const DEFAULT_SERVER: &str = "http://127.0.0.1:9464";
 const ATTEMPTS: u32 = 5;
 /// Pause before the first retry; doubled after each.
 const FIRST_PAUSE: Duration = Duration::from_millis(500);
+/// How long a command without a wait of its own keeps retrying: enough for
+/// every attempt (0.5 + 1 + 2 + 4 s of pauses).
+pub const RETRY_WITHIN: Duration = Duration::from_secs(10);
 
 /// The agent's base URL: `--server`, else `agent.listen` of the
 /// configuration when there is one, else [`DEFAULT_SERVER`].
@@ -101,18 +104,31 @@ impl Answer {
     }
 }
 
+/// How long [`post`] keeps trying to reach the agent.
+#[derive(Debug, Clone, Copy)]
+pub struct Patience {
+    /// How long one attempt may take, the agent's answer included.
+    pub attempt: Duration,
+    /// No attempt starts later than this after the call began: the call
+    /// ends by then (plus a connection attempt) when the agent is down.
+    pub retry_within: Duration,
+}
+
 /// POSTs `body` to `url` with the bearer `token`, retrying while the agent
 /// cannot be reached (connection refused or reset, no answer in time to
-/// connect). `timeout` bounds each attempt.
+/// connect): at most [`ATTEMPTS`] attempts, the pauses between them
+/// doubling but cut short so that none starts past `patience.retry_within`.
 pub async fn post(
     url: &Url,
     token: Option<&str>,
     body: &serde_json::Value,
-    timeout: Duration,
+    patience: Patience,
 ) -> anyhow::Result<Answer> {
+    let started = tokio::time::Instant::now();
+    let deadline = started + patience.retry_within;
     let client = reqwest::Client::builder()
-        .timeout(timeout)
-        .connect_timeout(Duration::from_secs(10))
+        .timeout(patience.attempt)
+        .connect_timeout(connect_timeout(patience.retry_within))
         .user_agent(concat!("warden/", env!("CARGO_PKG_VERSION")))
         .build()
         .context("cannot build the HTTP client")?;
@@ -123,7 +139,7 @@ pub async fn post(
         if let Some(token) = token {
             request = request.bearer_auth(token);
         }
-        match request.send().await {
+        let err = match request.send().await {
             Ok(response) => {
                 let status = response.status();
                 let body = response
@@ -132,26 +148,35 @@ pub async fn post(
                     .with_context(|| format!("reading the answer of {url}"))?;
                 return Ok(Answer { status, body });
             }
-            Err(e) if attempt < ATTEMPTS && (e.is_connect() || is_reset(&e)) => {
-                eprintln!(
-                    "warning: cannot reach the agent at {} ({}); retrying in {}",
-                    url.origin().ascii_serialization(),
-                    cause(&e),
-                    humantime::format_duration(pause)
-                );
-                tokio::time::sleep(pause).await;
-                pause *= 2;
-                attempt += 1;
-            }
-            Err(e) => {
-                return Err(anyhow::anyhow!(
-                    "cannot reach the agent at {}: {}",
-                    url.origin().ascii_serialization(),
-                    cause(&e)
-                ));
-            }
+            Err(e) => e,
+        };
+        let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+        if attempt < ATTEMPTS && !left.is_zero() && (err.is_connect() || is_reset(&err)) {
+            // Whole milliseconds, so that the warning reads `1s 500ms`.
+            let pause_now = pause.min(Duration::from_millis(left.as_millis() as u64));
+            eprintln!(
+                "warning: cannot reach the agent at {} ({}); retrying in {}",
+                url.origin().ascii_serialization(),
+                cause(&err),
+                humantime::format_duration(pause_now)
+            );
+            tokio::time::sleep(pause_now).await;
+            pause *= 2;
+            attempt += 1;
+            continue;
         }
+        return Err(anyhow::anyhow!(
+            "cannot reach the agent at {}: {}",
+            url.origin().ascii_serialization(),
+            cause(&err)
+        ));
     }
+}
+
+/// How long one connection attempt may take: 10 s, or less when the caller
+/// has less time, but at least a second.
+fn connect_timeout(retry_within: Duration) -> Duration {
+    retry_within.clamp(Duration::from_secs(1), Duration::from_secs(10))
 }
 
 /// A connection dropped before any answer: the agent restarting.

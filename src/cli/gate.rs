@@ -43,13 +43,13 @@ pub async fn run(config_path: &Path, args: GateArgs) -> anyhow::Result<u8> {
     url.query_pairs_mut()
         .append_pair("wait", &format!("{}s", args.wait.as_secs()));
     let body = json!({"dataset": args.dataset, "partition": args.partition, "run_id": run_id});
-    let answer = client::post(
-        &url,
-        args.token.as_deref(),
-        &body,
-        args.wait + ANSWER_MARGIN,
-    )
-    .await?;
+    // The agent answers by `--wait`; while it cannot be reached, retries
+    // stop by then too.
+    let patience = client::Patience {
+        attempt: args.wait + ANSWER_MARGIN,
+        retry_within: args.wait,
+    };
+    let answer = client::post(&url, args.token.as_deref(), &body, patience).await?;
     let code = match answer.status.as_u16() {
         200 | 202 => {
             let gate: Gate = answer.json()?;

@@ -6,11 +6,14 @@ mod backfill;
 mod baseline;
 mod check;
 mod client;
+mod color;
 mod demo;
+pub mod error;
 mod gate;
 mod publish;
 mod report;
 mod run;
+mod shell;
 mod validate;
 
 use std::path::Path;
@@ -20,8 +23,21 @@ use anyhow::Context;
 use args::{Cli, Command};
 use warden::config::{self, Loaded};
 
+pub use color::enabled as color_enabled;
+
 pub async fn run(cli: Cli) -> anyhow::Result<u8> {
     let config_path = config::resolve_config_path(cli.config.as_deref());
+    let needs_config = matches!(
+        cli.command,
+        Command::Run(_)
+            | Command::Validate
+            | Command::Check(_)
+            | Command::Backfill(_)
+            | Command::Baseline { .. }
+    );
+    if needs_config && matches!(config_path.try_exists(), Ok(false)) {
+        return Err(error::missing_config(&config_path, config_origin(&cli)));
+    }
     match cli.command {
         Command::Demo(args) => demo::run(args).await,
         Command::Run(args) => run::run(&config_path, args).await,
@@ -31,6 +47,19 @@ pub async fn run(cli: Cli) -> anyhow::Result<u8> {
         Command::Gate(args) => gate::run(&config_path, args).await,
         Command::Publish(args) => publish::run(&config_path, args).await,
         Command::Baseline { action } => baseline::run(&config_path, action).await,
+        Command::Completions { shell } => shell::completions(shell),
+        Command::Man { out } => shell::write_man_pages(&out),
+    }
+}
+
+/// Where the configuration path came from, for the missing-config message.
+fn config_origin(cli: &Cli) -> error::ConfigOrigin {
+    if cli.config.is_some() {
+        error::ConfigOrigin::Flag
+    } else if std::env::var_os("WARDEN_CONFIG").is_some_and(|v| !v.is_empty()) {
+        error::ConfigOrigin::Env
+    } else {
+        error::ConfigOrigin::Default
     }
 }
 

@@ -40,7 +40,11 @@ pub async fn run(config_path: &Path, args: PublishArgs) -> anyhow::Result<u8> {
     if let Some(by) = &args.by {
         body["by"] = json!(by);
     }
-    let answer = client::post(&url, args.token.as_deref(), &body, TIMEOUT).await?;
+    let patience = client::Patience {
+        attempt: TIMEOUT,
+        retry_within: client::RETRY_WITHIN,
+    };
+    let answer = client::post(&url, args.token.as_deref(), &body, patience).await?;
     if answer.status.as_u16() != 200 {
         eprintln!("error: {}", answer.error_line());
         return Ok(2);

@@ -36,7 +36,7 @@ pub struct Loaded {
 #[non_exhaustive]
 pub enum ConfigError {
     /// `warden.yaml` could not be read.
-    #[error("cannot read {}: {source}", path.display())]
+    #[error("cannot read {}", path.display())]
     Io {
         path: PathBuf,
         #[source]

@@ -369,7 +369,7 @@ mod tests {
         assert_eq!(value("null_rate", 0.012), "1.20%");
         assert_eq!(value("freshness", 3.0 * 86_400.0 + 7200.0), "3d 2h");
         assert_eq!(value("row_count", 500.0), "500");
-        assert_eq!(value("row_count_change", -30.0), "-30.0%");
+        assert_eq!(value("row_count_change", -0.3), "-30%");
         assert_eq!(duration(59.4), "59s");
         assert_eq!(duration(3_700.0), "1h 1m");
     }

@@ -1,7 +1,8 @@
-//! Alert state: one row per alert (a check and partition, a warehouse, or a
-//! quarantined partition), and the transactions that move alerts into the
-//! outbox. The state machine itself lives in `alert::state`; this file only
-//! stores what it decides, atomically.
+//! Alert state: one row per alert (a check, whatever partition it last
+//! looked at; a warehouse; or a quarantined partition), and the
+//! transactions that move alerts into the outbox. The state machine itself
+//! lives in `alert::state`; this file only stores what it decides,
+//! atomically.
 //!
 //! Two operations are read-modify-write and run in one transaction each, so
 //! that agents sharing a PostgreSQL registry (rows locked `FOR UPDATE`) or
@@ -25,7 +26,9 @@ use crate::warehouse::Engine;
 pub struct AlertRecord {
     /// The check id, `warehouse:<name>` or `quarantine:<dataset>`.
     pub key: String,
-    /// The partition, `None` for the whole relation.
+    /// The partition the alert is about: the newest one a check has seen
+    /// (`None` for the whole relation), or the quarantined partition. Only
+    /// a quarantine's is part of its identity (see [`AlertRecord::scope`]).
     pub partition: Option<String>,
     /// The dataset, `None` for a warehouse alert.
     pub dataset: Option<String>,
@@ -50,6 +53,18 @@ pub struct AlertRecord {
     pub updated_at: DateTime<Utc>,
 }
 
+impl AlertRecord {
+    /// What tells this alert apart from others of the same key: the
+    /// partition of a quarantine (one alert per quarantined partition);
+    /// `None` for a check (one alert per check) and a warehouse.
+    pub fn scope(&self) -> Option<&str> {
+        match self.kind {
+            AlertKind::Quarantine => self.partition.as_deref(),
+            AlertKind::Check | AlertKind::Warehouse => None,
+        }
+    }
+}
+
 /// A notification to queue in the outbox.
 #[derive(Debug, Clone, PartialEq)]
 pub struct NewNotification {
@@ -65,7 +80,8 @@ pub struct NewNotification {
 #[derive(Debug, Clone, PartialEq)]
 pub struct NotifiedMark {
     pub key: String,
-    pub partition: Option<String>,
+    /// The alert's [`AlertRecord::scope`].
+    pub scope: Option<String>,
     /// Whether receivers now believe the alert fires.
     pub notified: bool,
     /// Set when a firing notification was queued; `None` leaves it as it was.
@@ -90,6 +106,7 @@ pub struct DigestPlan {
 struct AlertRow {
     check_id: String,
     partition_key: String,
+    last_partition: Option<String>,
     dataset: String,
     kind: String,
     state: String,
@@ -122,7 +139,9 @@ impl AlertRow {
             .transpose()?;
         Ok(AlertRecord {
             key: self.check_id,
-            partition: non_empty(self.partition_key),
+            partition: self
+                .last_partition
+                .or_else(|| non_empty(self.partition_key)),
             dataset: non_empty(self.dataset),
             kind,
             state,
@@ -140,21 +159,24 @@ impl AlertRow {
     }
 }
 
-/// A missing partition or dataset is stored as `''`, so that the primary key
-/// (check id, partition) holds for whole-relation alerts.
+/// The primary key is (check id, `partition_key`), where `partition_key` is
+/// the alert's scope (a quarantined partition) or `''`, and a missing
+/// dataset is `''` too. The partition a check alert last looked at is
+/// `last_partition`.
 fn non_empty(s: String) -> Option<String> {
     (!s.is_empty()).then_some(s)
 }
 
-const COLUMNS: &str = "check_id, partition_key, dataset, kind, state, consecutive_failures, \
+const COLUMNS: &str = "check_id, partition_key, last_partition, dataset, kind, state, consecutive_failures, \
      first_failed_at, fired_at, resolved_at, last_notified_at, notified, last_outcome, \
      last_message, details, updated_at";
 
 const UPSERT: &str = "INSERT INTO alerts (check_id, partition_key, dataset, kind, state, \
      consecutive_failures, first_failed_at, fired_at, resolved_at, last_notified_at, notified, \
-     last_outcome, last_message, details, updated_at) \
-     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15) \
+     last_outcome, last_message, details, updated_at, last_partition) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16) \
      ON CONFLICT (check_id, partition_key) DO UPDATE SET dataset = excluded.dataset, \
+     last_partition = excluded.last_partition, \
      kind = excluded.kind, state = excluded.state, \
      consecutive_failures = excluded.consecutive_failures, \
      first_failed_at = excluded.first_failed_at, fired_at = excluded.fired_at, \
@@ -182,17 +204,18 @@ fn for_update(registry: &Registry) -> &'static str {
 }
 
 impl Registry {
-    /// The alert `key` on `partition`, if it was ever observed.
+    /// The alert `key` (of a quarantine: on partition `scope`), if it was
+    /// ever observed.
     pub async fn alert(
         &self,
         key: &str,
-        partition: Option<&str>,
+        scope: Option<&str>,
     ) -> Result<Option<AlertRecord>, RegistryError> {
         let sql =
             format!("SELECT {COLUMNS} FROM alerts WHERE check_id = $1 AND partition_key = $2");
         let row: Option<AlertRow> = query(&sql)
             .bind(key)
-            .bind(partition.unwrap_or(""))
+            .bind(scope.unwrap_or(""))
             .fetch_optional(self, "alert")
             .await?;
         row.map(AlertRow::into_record).transpose()
@@ -225,7 +248,7 @@ impl Registry {
         rows.into_iter().map(AlertRow::into_record).collect()
     }
 
-    /// Reads each alert of `keys` (key, partition) and stores what `next`
+    /// Reads each alert of `keys` (key, [`AlertRecord::scope`]) and stores what `next`
     /// makes of it (`None`: leave it), all in one transaction. `next` gets
     /// the index into `keys` and the stored alert, `None` if it has none yet.
     /// Returns the alerts written.
@@ -248,10 +271,10 @@ impl Registry {
         let mut tx = self.begin(OP).await?;
         let written = {
             let mut written = Vec::new();
-            for (i, (key, partition)) in keys.iter().enumerate() {
+            for (i, (key, scope)) in keys.iter().enumerate() {
                 let row: Option<AlertRow> = query(&select)
                     .bind(key)
-                    .bind(partition.as_deref().unwrap_or(""))
+                    .bind(scope.as_deref().unwrap_or(""))
                     .fetch_optional(&mut tx, OP)
                     .await?;
                 let current = row.map(AlertRow::into_record).transpose()?;
@@ -260,7 +283,7 @@ impl Registry {
                 };
                 query(UPSERT)
                     .bind(&new.key)
-                    .bind(new.partition.as_deref().unwrap_or(""))
+                    .bind(new.scope().unwrap_or(""))
                     .bind(new.dataset.as_deref().unwrap_or(""))
                     .bind(new.kind.as_str())
                     .bind(new.state.as_str())
@@ -274,6 +297,7 @@ impl Registry {
                     .bind(new.last_message.as_deref())
                     .bind(Arg::json(&new.details))
                     .bind(stored(new.updated_at))
+                    .bind(new.partition.as_deref())
                     .execute(&mut tx, OP)
                     .await?;
                 written.push(new);
@@ -331,7 +355,7 @@ impl Registry {
                      WHERE check_id = $1 AND partition_key = $2",
                 )
                 .bind(&m.key)
-                .bind(m.partition.as_deref().unwrap_or(""))
+                .bind(m.scope.as_deref().unwrap_or(""))
                 .bind(m.notified)
                 .bind(m.last_notified_at.map(stored))
                 .execute(&mut tx, OP)
@@ -429,7 +453,7 @@ impl Registry {
                 }
                 query("DELETE FROM alerts WHERE check_id = $1 AND partition_key = $2")
                     .bind(&record.key)
-                    .bind(record.partition.as_deref().unwrap_or(""))
+                    .bind(record.scope().unwrap_or(""))
                     .execute(&mut tx, OP)
                     .await?;
                 forgotten.push(record.key);

@@ -24,6 +24,7 @@
 //! open a transaction, read rows, decide, and have the registry write what
 //! they decided.
 
+use std::path::PathBuf;
 use std::str::FromStr;
 use std::time::Duration;
 
@@ -140,7 +141,7 @@ impl Registry {
         let mut pool_options = SqlitePoolOptions::new()
             .max_connections(4)
             .acquire_timeout(CONNECT_TIMEOUT);
-        if options.get_filename().to_str() == Some(":memory:") || url.contains("mode=memory") {
+        if sqlite_in_memory(url) {
             // An in-memory database lives only while a connection is open.
             pool_options = pool_options
                 .min_connections(1)
@@ -259,19 +260,42 @@ fn is_unreachable(error: &sqlx::Error) -> bool {
     )
 }
 
+/// Whether a SQLite URL names an in-memory database, as sqlx reads it:
+/// `sqlite::memory:`, `sqlite://:memory:`, or `mode=memory` among the
+/// parameters. sqlx gives such a database a made-up file name
+/// (`file:sqlx-in-memory-0`) that names no file.
+fn sqlite_in_memory(url: &str) -> bool {
+    let rest = url
+        .trim_start_matches("sqlite://")
+        .trim_start_matches("sqlite:");
+    let (database, params) = rest.split_once('?').unwrap_or((rest, ""));
+    database == ":memory:"
+        || params
+            .split('&')
+            .any(|pair| pair.split_once('=') == Some(("mode", "memory")))
+}
+
+/// The lock file of the SQLite registry at `url`: `<registry file>.lock`;
+/// `None` for an in-memory database, which has no file to lock.
+fn sqlite_lock_path(url: &str, redacted: &str) -> Result<Option<PathBuf>, RegistryError> {
+    let options = SqliteConnectOptions::from_str(url).map_err(|e| invalid_url(redacted, &e))?;
+    if sqlite_in_memory(url) {
+        return Ok(None);
+    }
+    let mut lock_path = options.get_filename().as_os_str().to_owned();
+    lock_path.push(".lock");
+    Ok(Some(lock_path.into()))
+}
+
 /// An exclusive lock on `<registry file>.lock`, held while a process opens
 /// and migrates the registry; `None` for an in-memory database.
 async fn sqlite_open_lock(
     url: &str,
     redacted: &str,
 ) -> Result<Option<std::fs::File>, RegistryError> {
-    let options = SqliteConnectOptions::from_str(url).map_err(|e| invalid_url(redacted, &e))?;
-    let file = options.get_filename();
-    if file.to_str() == Some(":memory:") || url.contains("mode=memory") {
+    let Some(lock_path) = sqlite_lock_path(url, redacted)? else {
         return Ok(None);
-    }
-    let mut lock_path = file.as_os_str().to_owned();
-    lock_path.push(".lock");
+    };
     // A lock file that cannot be created (a missing directory, a read-only
     // one) means the database cannot be opened either: opening it says why.
     let Ok(lock) = std::fs::OpenOptions::new()
@@ -342,6 +366,35 @@ mod tests {
                 registry.ping().await.unwrap();
                 registry.close().await;
             }
+        }
+    }
+
+    #[test]
+    fn in_memory_registries_take_no_lock_file() {
+        for url in [
+            "sqlite::memory:",
+            "sqlite://:memory:",
+            "sqlite://?mode=memory",
+            "sqlite://warden.db?mode=memory&cache=shared",
+            "sqlite:file.db?cache=private&mode=memory",
+        ] {
+            assert!(sqlite_in_memory(url), "{url}");
+            assert_eq!(sqlite_lock_path(url, url).unwrap(), None, "{url}");
+        }
+        for (url, lock) in [
+            ("sqlite://warden.db", "warden.db.lock"),
+            (
+                "sqlite:/var/lib/warden/warden.db?mode=rwc",
+                "/var/lib/warden/warden.db.lock",
+            ),
+            ("sqlite://memory.db", "memory.db.lock"),
+        ] {
+            assert!(!sqlite_in_memory(url), "{url}");
+            assert_eq!(
+                sqlite_lock_path(url, url).unwrap(),
+                Some(PathBuf::from(lock)),
+                "{url}"
+            );
         }
     }
 }

@@ -90,11 +90,22 @@ fn cron_error(e: &croner::errors::CronError) -> String {
     }
 }
 
-/// A duration like `60s`, `6h`, `7d` or `1h 30m`; zero is refused.
+/// The longest duration any file or request may give: 100 years (of 365.25
+/// days, as `y` counts). A longer one means nothing to a schedule, a silence
+/// or a lag, and could not be added to a timestamp (chrono stops at year
+/// 262143): bounded here, every `now + duration` the agent computes from a
+/// user-given duration stays within range.
+pub const MAX_DURATION: Duration = Duration::from_secs(100 * 31_557_600);
+
+/// A duration like `60s`, `6h`, `7d` or `1h 30m`, of at most
+/// [`MAX_DURATION`]; zero is refused.
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let too_long = || format!("`{s}` is too long; a duration is at most 100y");
     match humantime::parse_duration(s.trim()) {
         Ok(d) if d.is_zero() => Err(format!("`{s}` must be longer than zero")),
+        Ok(d) if d > MAX_DURATION => Err(too_long()),
         Ok(d) => Ok(d),
+        Err(humantime::DurationError::NumberOverflow) => Err(too_long()),
         Err(_) => Err(format!("`{s}` is not a duration like 60s, 6h or 7d")),
     }
 }
@@ -148,12 +159,33 @@ mod tests {
         );
         assert!(parse_duration("0s").is_err());
         assert!(parse_duration("6").is_err());
+        assert_eq!(parse_duration("100y").unwrap(), MAX_DURATION);
         assert_eq!(
             parse_time_of_day("08:00").unwrap(),
             NaiveTime::from_hms_opt(8, 0, 0).unwrap()
         );
         assert!(parse_time_of_day("8:00").is_err());
         assert!(parse_time_of_day("25:00").is_err());
+    }
+
+    #[test]
+    fn durations_too_long_for_a_timestamp_are_refused() {
+        for huge in [
+            "300000y",
+            "101y",
+            "99999999999999999999s",
+            "18446744073709551615s 1s",
+        ] {
+            assert_eq!(
+                parse_duration(huge).unwrap_err(),
+                format!("`{huge}` is too long; a duration is at most 100y"),
+            );
+        }
+        // The longest accepted one still adds to any time a request can name
+        // (RFC 3339 stops at year 9999).
+        let longest = chrono::Duration::from_std(parse_duration("100y").unwrap()).unwrap();
+        let latest: chrono::DateTime<chrono::Utc> = "9999-12-31T23:59:59Z".parse().unwrap();
+        assert!(latest.checked_add_signed(longest).is_some());
     }
 
     #[test]

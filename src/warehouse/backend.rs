@@ -7,6 +7,8 @@ use std::fmt;
 use std::time::Duration;
 
 use futures::future::BoxFuture;
+use tokio::sync::oneshot;
+use tokio::time::Instant;
 
 use super::{Value, WarehouseError};
 
@@ -18,21 +20,24 @@ pub(crate) type Rows = Vec<Result<Vec<Value>, WarehouseError>>;
 pub(crate) enum Failure {
     /// No connection came within the acquire timeout.
     NoConnection,
-    /// The statement ran longer than the query timeout.
-    TimedOut,
+    /// The statement did not finish by the deadline; `waited` is how long
+    /// the connection took to come before it started.
+    TimedOut { waited: Duration },
     /// The connection or the statement failed.
     Failed(WarehouseError),
 }
 
 /// A connected engine.
-pub(crate) trait Backend: Send + Sync + fmt::Debug {
-    /// Waits for a connection (bounded apart), then runs `sql` with `params`
-    /// bound in order, giving up after `timeout`.
+pub(crate) trait Backend: Send + Sync + fmt::Debug + 'static {
+    /// Waits for a connection (bounded by the pool's acquire timeout), says
+    /// so on `connected`, then runs `sql` with `params` bound in order,
+    /// giving up at `deadline`.
     fn fetch_all<'a>(
         &'a self,
         sql: &'a str,
         params: &'a [Value],
-        timeout: Duration,
+        deadline: Instant,
+        connected: oneshot::Sender<()>,
     ) -> BoxFuture<'a, Result<Rows, Failure>>;
 
     /// Makes one connection outside the pool and closes it: why the pool had

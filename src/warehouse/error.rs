@@ -26,10 +26,18 @@ pub enum WarehouseError {
         table: Option<String>,
     },
 
-    /// The statement ran longer than the warehouse's `query_timeout` and was
-    /// abandoned (and cancelled by the server where it supports that).
-    #[error("query timed out after {}", format_timeout(*.timeout))]
-    Timeout { timeout: Duration },
+    /// The statement did not finish within the warehouse's `query_timeout`
+    /// and was abandoned (and cancelled by the server where it supports
+    /// that). Waiting in line for a free connection counts against the
+    /// timeout: `waited` is how long the statement waited before it started,
+    /// and equals `timeout` when it never got a connection.
+    #[error("query timed out after {}{}", format_timeout(*.timeout), waited_for_connection(*.waited, *.timeout))]
+    Timeout { timeout: Duration, waited: Duration },
+
+    /// The warehouse is there but could not serve the statement now (a
+    /// SQLite database locked by a writer). Not a sign that it is down.
+    #[error("warehouse `{warehouse}` busy: {reason}")]
+    Busy { warehouse: String, reason: String },
 
     /// No connection could be made, or the connection broke mid-statement:
     /// refused, reset, DNS, TLS, authentication, server shutting down.
@@ -54,10 +62,30 @@ pub enum WarehouseError {
 }
 
 impl WarehouseError {
-    /// Whether trying again later may succeed (timeouts and lost or refused
-    /// connections), as opposed to errors in the relation or the check.
+    /// Whether trying again later may succeed (timeouts, a busy warehouse,
+    /// lost or refused connections), as opposed to errors in the relation or
+    /// the check. Only [`Unavailable`](Self::Unavailable) says the warehouse
+    /// may be down.
     pub fn is_transient(&self) -> bool {
-        matches!(self, Self::Timeout { .. } | Self::Unavailable { .. })
+        matches!(
+            self,
+            Self::Timeout { .. } | Self::Busy { .. } | Self::Unavailable { .. }
+        )
+    }
+}
+
+/// How a timeout message tells that the statement waited in line: nothing
+/// when the wait took less than a tenth of the timeout.
+fn waited_for_connection(waited: Duration, timeout: Duration) -> String {
+    if waited < timeout / 10 {
+        String::new()
+    } else if waited >= timeout {
+        " waiting for a free connection".to_owned()
+    } else {
+        format!(
+            " ({} of it waiting for a free connection)",
+            format_timeout(waited)
+        )
     }
 }
 
@@ -71,6 +99,8 @@ pub(crate) enum ServerError {
     ColumnMissing(String),
     /// The server cancelled the statement at its statement timeout.
     Timeout,
+    /// The server is there but cannot serve the statement now (locked).
+    Busy,
     /// The server refuses the session: connections, shutdown, authentication.
     Unavailable,
     /// Anything else: syntax, permissions, types.
@@ -92,7 +122,14 @@ impl ServerError {
                 column,
                 table: None,
             },
-            Self::Timeout => WarehouseError::Timeout { timeout },
+            Self::Timeout => WarehouseError::Timeout {
+                timeout,
+                waited: Duration::ZERO,
+            },
+            Self::Busy => WarehouseError::Busy {
+                warehouse: warehouse.to_owned(),
+                reason: message,
+            },
             Self::Unavailable => WarehouseError::Unavailable {
                 warehouse: warehouse.to_owned(),
                 reason: message,
@@ -134,10 +171,35 @@ mod tests {
     fn messages_read_as_sentences() {
         assert_eq!(
             WarehouseError::Timeout {
-                timeout: Duration::from_secs(60)
+                timeout: Duration::from_secs(60),
+                waited: Duration::ZERO,
             }
             .to_string(),
             "query timed out after 60s"
+        );
+        assert_eq!(
+            WarehouseError::Timeout {
+                timeout: Duration::from_secs(2),
+                waited: Duration::from_secs(2),
+            }
+            .to_string(),
+            "query timed out after 2s waiting for a free connection"
+        );
+        assert_eq!(
+            WarehouseError::Timeout {
+                timeout: Duration::from_secs(2),
+                waited: Duration::from_millis(1500),
+            }
+            .to_string(),
+            "query timed out after 2s (1.5s of it waiting for a free connection)"
+        );
+        assert_eq!(
+            WarehouseError::Busy {
+                warehouse: "main".into(),
+                reason: "database is locked".into()
+            }
+            .to_string(),
+            "warehouse `main` busy: database is locked"
         );
         assert_eq!(
             WarehouseError::Unavailable {
@@ -170,7 +232,15 @@ mod tests {
     fn only_timeouts_and_lost_connections_are_transient() {
         assert!(
             WarehouseError::Timeout {
-                timeout: Duration::from_secs(1)
+                timeout: Duration::from_secs(1),
+                waited: Duration::ZERO,
+            }
+            .is_transient()
+        );
+        assert!(
+            WarehouseError::Busy {
+                warehouse: "w".into(),
+                reason: "r".into()
             }
             .is_transient()
         );

@@ -6,8 +6,10 @@
 //! planner and the catalog read ask of it. sqlx's `Any` driver cannot decode
 //! NUMERIC, dates or timestamps, so the SQL engines share one generic pool
 //! (`pooled.rs`) instead. Every statement goes through
-//! [`Warehouse::fetch_all`], which applies `query_timeout` and counts
-//! statements.
+//! [`Warehouse::fetch_all`], which waits in line for one of the warehouse's
+//! `max_connections` slots, applies `query_timeout` (waiting included) and
+//! counts statements. Warehouse sessions are read-only: each engine file
+//! opens them so, and a statement cannot turn that off for the next one.
 
 mod backend;
 mod catalog;
@@ -19,10 +21,12 @@ mod postgres;
 mod sqlite;
 mod value;
 
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use chrono_tz::Tz;
+use tokio::sync::{Semaphore, oneshot};
 
 use backend::{Backend, Failure};
 
@@ -94,22 +98,37 @@ pub struct Settings {
 /// bounds how long a down warehouse takes to be reported.
 const MAX_ACQUIRE_WAIT: Duration = Duration::from_secs(10);
 
+/// Query timeouts past its deadline after which a statement the server
+/// did not stop is abandoned (its connection dropped) and its slot freed.
+const ABANDON_AFTER: u32 = 2;
+
 /// A warehouse from `warehouses:`, connected lazily.
+///
+/// Every caller (scheduled runs, gates, `warden check`, probes) goes
+/// through one limit on concurrent statements, `max_connections`: a
+/// statement waits in line for a slot, and the wait counts against its
+/// `query_timeout`. A warehouse whose connections are all busy with our own
+/// statements is busy, not down: only a refused or lost connection, an
+/// authentication failure or a failed probe is
+/// [`WarehouseError::Unavailable`].
 #[derive(Debug)]
 pub struct Warehouse {
     name: String,
     engine: Engine,
-    backend: Box<dyn Backend>,
+    backend: Arc<dyn Backend>,
     query_timeout: Duration,
+    /// One permit per connection: statements running or about to.
+    slots: Arc<Semaphore>,
     statements: AtomicU64,
 }
 
 impl Warehouse {
     /// Creates the pool for `settings` without connecting yet (must be
-    /// called inside a Tokio runtime). PostgreSQL sessions use `tz` as their
-    /// time zone, so dates compare with `timestamptz` columns in local days,
-    /// and get a server-side `statement_timeout` of `query_timeout`; MariaDB
-    /// and MySQL sessions get `max_statement_time`/`max_execution_time`.
+    /// called inside a Tokio runtime). Sessions are read-only. PostgreSQL
+    /// sessions use `tz` as their time zone, so dates compare with
+    /// `timestamptz` columns in local days, and get a server-side
+    /// `statement_timeout` of `query_timeout`; MariaDB and MySQL sessions get
+    /// `max_statement_time`/`max_execution_time`.
     pub fn connect(settings: &Settings, tz: Tz) -> Result<Self, WarehouseError> {
         let invalid = |reason: String| WarehouseError::InvalidUrl {
             warehouse: settings.name.clone(),
@@ -122,8 +141,9 @@ impl Warehouse {
         Ok(Self {
             name: settings.name.clone(),
             engine,
-            backend,
+            backend: Arc::from(backend),
             query_timeout: settings.query_timeout,
+            slots: Arc::new(Semaphore::new(settings.max_connections.max(1) as usize)),
             statements: AtomicU64::new(0),
         })
     }
@@ -145,17 +165,29 @@ impl Warehouse {
         self.query_timeout
     }
 
+    /// How many statements may run at once (`max_connections`).
+    pub fn max_connections(&self) -> u32 {
+        self.backend.max_connections()
+    }
+
+    /// How many statements are running (or have a connection coming) now.
+    pub fn statements_running(&self) -> usize {
+        (self.max_connections() as usize).saturating_sub(self.slots.available_permits())
+    }
+
     /// How many statements this warehouse has been sent, successful or not.
     pub fn statement_count(&self) -> u64 {
         self.statements.load(Ordering::Relaxed)
     }
 
     /// Runs one statement with `params` bound in order (`$1…` on PostgreSQL,
-    /// `?` elsewhere) and returns every row. Counts the statement, and gives
-    /// up when the statement has run for `query_timeout` (the wait for a
-    /// connection is bounded apart): the server cancels it too on PostgreSQL and
-    /// MariaDB/MySQL; SQLite has no way to interrupt it, so its worker
-    /// thread finishes the statement in the background.
+    /// `?` elsewhere) and returns every row. Counts the statement, waits in
+    /// line for one of the `max_connections` slots, and gives up when
+    /// `query_timeout` has passed since it was called (waiting included): a
+    /// statement that never got a connection is a [`WarehouseError::Timeout`]
+    /// saying so. The server cancels a statement at the timeout too on
+    /// PostgreSQL and MariaDB/MySQL; SQLite has no way to interrupt it, so its
+    /// worker thread finishes the statement in the background.
     pub async fn fetch_all(
         &self,
         sql: &str,
@@ -163,18 +195,7 @@ impl Warehouse {
     ) -> Result<Vec<Vec<Value>>, WarehouseError> {
         self.statements.fetch_add(1, Ordering::Relaxed);
         let started = Instant::now();
-        let rows = match self
-            .backend
-            .fetch_all(sql, params, self.query_timeout)
-            .await
-        {
-            Err(Failure::TimedOut) => Err(WarehouseError::Timeout {
-                timeout: self.query_timeout,
-            }),
-            Err(Failure::NoConnection) => Err(self.diagnose().await),
-            Err(Failure::Failed(e)) => Err(e),
-            Ok(rows) => Ok(rows),
-        };
+        let rows = self.run(sql, params).await;
         tracing::debug!(
             warehouse = %self.name,
             elapsed_ms = started.elapsed().as_millis() as u64,
@@ -184,35 +205,114 @@ impl Warehouse {
         rows?.into_iter().collect()
     }
 
-    /// Runs `SELECT 1`: whether the warehouse answers.
-    pub async fn ping(&self) -> Result<(), WarehouseError> {
-        self.fetch_all("SELECT 1", &[]).await.map(drop)
+    /// [`fetch_all`](Self::fetch_all) without the counting and the log.
+    ///
+    /// The statement runs in a task of its own that holds its slot until
+    /// the connection is free again: a caller that gives up at its deadline
+    /// leaves the statement to the server's timeout (PostgreSQL, MariaDB,
+    /// MySQL) or to its end (SQLite) instead of abandoning a connection in
+    /// the middle of a statement, so the slots count the connections really
+    /// in use. [`ABANDON_AFTER`] query timeouts past the deadline the task
+    /// gives up too.
+    async fn run(&self, sql: &str, params: &[Value]) -> Result<backend::Rows, WarehouseError> {
+        let started = tokio::time::Instant::now();
+        let deadline = started + self.query_timeout;
+        let slot = match tokio::time::timeout_at(deadline, self.slots.clone().acquire_owned()).await
+        {
+            Ok(Ok(slot)) => slot,
+            Ok(Err(_)) => {
+                return Err(WarehouseError::Unavailable {
+                    warehouse: self.name.clone(),
+                    reason: "the connection pool is closed".to_owned(),
+                });
+            }
+            Err(_) => {
+                tracing::debug!(warehouse = %self.name, "no free connection within the query timeout");
+                return Err(self.timed_out(self.query_timeout));
+            }
+        };
+        let in_line = started.elapsed();
+        let backend = self.backend.clone();
+        let (sql, params) = (sql.to_owned(), params.to_vec());
+        let abandon = deadline + self.query_timeout * ABANDON_AFTER;
+        let (connected, on_connection) = oneshot::channel();
+        let mut statement = tokio::spawn(async move {
+            let rows = backend.fetch_all(&sql, &params, abandon, connected).await;
+            drop(slot);
+            rows
+        });
+        // The pool bounds its own wait for a connection (a refused one is
+        // retried until then, and then diagnosed); once the statement has
+        // one, what is left of the query timeout bounds the rest.
+        let finished = match on_connection.await {
+            Ok(()) => {
+                let waited = started.elapsed();
+                match tokio::time::timeout_at(deadline, &mut statement).await {
+                    Ok(finished) => finished,
+                    Err(_) => return Err(self.timed_out(waited.max(in_line))),
+                }
+            }
+            Err(_) => statement.await,
+        };
+        match finished {
+            Err(e) => Err(WarehouseError::Query {
+                message: format!("the statement's task failed: {e}"),
+            }),
+            Ok(Ok(rows)) => Ok(rows),
+            Ok(Err(Failure::TimedOut { waited })) => Err(self.timed_out(in_line + waited)),
+            Ok(Err(Failure::Failed(e))) => Err(e),
+            Ok(Err(Failure::NoConnection)) => {
+                // Down, or every connection still busy (one just finishing
+                // is not back in the pool yet): ask.
+                self.diagnose().await?;
+                Err(self.timed_out(self.query_timeout))
+            }
+        }
     }
 
-    /// Closes every pooled connection.
+    /// A timeout after waiting `waited` for a connection.
+    fn timed_out(&self, waited: Duration) -> WarehouseError {
+        WarehouseError::Timeout {
+            timeout: self.query_timeout,
+            waited: waited.min(self.query_timeout),
+        }
+    }
+
+    /// Whether the warehouse answers: runs `SELECT 1`. When every slot stays
+    /// busy for the whole query timeout, a connection made outside the pool
+    /// answers instead: a warehouse busy with our own statements is up.
+    pub async fn ping(&self) -> Result<(), WarehouseError> {
+        match self.fetch_all("SELECT 1", &[]).await {
+            Err(WarehouseError::Timeout { timeout, waited }) if waited >= timeout => {
+                self.diagnose().await
+            }
+            other => other.map(drop),
+        }
+    }
+
+    /// Closes every pooled connection; statements still waiting in line
+    /// fail as unavailable.
     pub async fn close(&self) {
+        self.slots.close();
         self.backend.close().await;
     }
 
     /// The pool gave up waiting for a connection: either the warehouse
     /// refuses connections (the pool retries those silently) or every
-    /// connection is busy. One direct attempt tells which, and why.
-    async fn diagnose(&self) -> WarehouseError {
+    /// connection is busy. One direct attempt tells which: `Err` is why the
+    /// warehouse is unavailable, `Ok` that it answers (so it is busy).
+    async fn diagnose(&self) -> Result<(), WarehouseError> {
         let wait = MAX_ACQUIRE_WAIT.min(self.query_timeout);
         let attempt = self.backend.connect_once();
         let reason = match tokio::time::timeout(wait, attempt).await {
+            Ok(Ok(())) => return Ok(()),
             Err(_) => format!("no connection within {}", error::format_timeout(wait)),
             Ok(Err(WarehouseError::Unavailable { reason, .. })) => reason,
             Ok(Err(other)) => other.to_string(),
-            Ok(Ok(())) => format!(
-                "all {} connections stayed busy for {}",
-                self.backend.max_connections(),
-                error::format_timeout(wait)
-            ),
         };
-        WarehouseError::Unavailable {
+        Err(WarehouseError::Unavailable {
             warehouse: self.name.clone(),
             reason,
-        }
+        })
     }
 }

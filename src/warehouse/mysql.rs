@@ -93,8 +93,14 @@ impl Dialect for MySqlDialect {
     }
 }
 
-/// A pool whose sessions get `max_statement_time` (MariaDB) or
-/// `max_execution_time` (MySQL) of the query timeout.
+/// Makes the session's transactions read-only, after connecting and again
+/// before each statement (a statement may have run `SET SESSION TRANSACTION
+/// READ WRITE`, and the next one on that connection must not be able to
+/// write).
+const READ_ONLY: &str = "SET SESSION TRANSACTION READ ONLY";
+
+/// A pool whose sessions are read-only and get `max_statement_time`
+/// (MariaDB) or `max_execution_time` (MySQL) of the query timeout.
 pub(super) fn connect(settings: &Settings, _tz: Tz) -> Result<Box<dyn Backend>, String> {
     let opts = MySqlConnectOptions::from_str(&settings.url).map_err(|e| e.to_string())?;
     let secs = settings.query_timeout.as_secs_f64();
@@ -109,8 +115,11 @@ pub(super) fn connect(settings: &Settings, _tz: Tz) -> Result<Box<dyn Backend>, 
                     let mysql = format!("SET SESSION max_execution_time = {millis}");
                     let _ = conn.execute(mysql.as_str()).await;
                 }
-                Ok(())
+                conn.execute(READ_ONLY).await.map(drop)
             })
+        })
+        .before_acquire(|conn, _| {
+            Box::pin(async move { conn.execute(READ_ONLY).await.map(|_| true) })
         })
         .connect_lazy_with(opts);
     Ok(Box::new(Pooled::new(pool, settings, decode_row, classify)))

@@ -12,6 +12,8 @@ use futures::future::BoxFuture;
 use sqlx::error::DatabaseError;
 use sqlx::pool::PoolOptions;
 use sqlx::{ConnectOptions, Connection, Database, Encode, Executor, IntoArguments, Pool, Type};
+use tokio::sync::oneshot;
+use tokio::time::Instant;
 
 use super::backend::{Backend, Failure, Rows};
 use super::error::ServerError;
@@ -89,13 +91,20 @@ where
         &'a self,
         sql: &'a str,
         params: &'a [Value],
-        timeout: Duration,
+        deadline: Instant,
+        connected: oneshot::Sender<()>,
     ) -> BoxFuture<'a, Result<Rows, Failure>> {
         async move {
+            let asked = Instant::now();
+            // Bounded by the pool's acquire timeout; cutting it short could
+            // drop a connection in the middle of its set-up.
             let mut conn = self.pool.acquire().await.map_err(|e| match e {
                 sqlx::Error::PoolTimedOut => Failure::NoConnection,
                 e => Failure::Failed(self.error(e)),
             })?;
+            let waited = asked.elapsed();
+            // The caller may have stopped listening; the statement runs anyway.
+            let _ = connected.send(());
             let mut query = sqlx::query::<DB>(sql);
             for p in params {
                 query = match p {
@@ -108,9 +117,9 @@ where
                     Value::TimestampTz(t) => query.bind(*t),
                 };
             }
-            let rows = tokio::time::timeout(timeout, query.fetch_all(&mut *conn))
+            let rows = tokio::time::timeout_at(deadline, query.fetch_all(&mut *conn))
                 .await
-                .map_err(|_| Failure::TimedOut)?
+                .map_err(|_| Failure::TimedOut { waited })?
                 .map_err(|e| Failure::Failed(self.error(e)))?;
             Ok(rows.iter().map(self.decode).collect())
         }

@@ -83,16 +83,26 @@ impl Dialect for PostgresDialect {
     }
 }
 
-/// A pool whose sessions use `tz` as their time zone (so dates compare with
-/// `timestamptz` columns in local days) and a server-side
-/// `statement_timeout` of the query timeout.
+/// Makes the session's transactions read-only again before each statement:
+/// a statement may have turned the default off
+/// (`SELECT set_config('default_transaction_read_only', 'off', false)`),
+/// and the next one on that connection must not be able to write.
+const READ_ONLY: &str = "SET default_transaction_read_only = on";
+
+/// A pool whose sessions are read-only (`default_transaction_read_only`,
+/// set at startup and again before each statement), use `tz` as their time
+/// zone (so dates compare with `timestamptz` columns in local days) and
+/// have a server-side `statement_timeout` of the query timeout.
 pub(super) fn connect(settings: &Settings, tz: Tz) -> Result<Box<dyn Backend>, String> {
     let opts = PgConnectOptions::from_str(&settings.url)
         .map_err(|e| e.to_string())?
-        .options([(
-            "statement_timeout",
-            settings.query_timeout.as_millis().to_string(),
-        )]);
+        .options([
+            (
+                "statement_timeout",
+                settings.query_timeout.as_millis().to_string(),
+            ),
+            ("default_transaction_read_only", "on".to_owned()),
+        ]);
     // sqlx sends `TimeZone=UTC` at startup, which would override a startup
     // option; set the zone once the session is up instead.
     let set_zone = format!("SET TIME ZONE '{}'", tz.name().replace('\'', "''"));
@@ -100,6 +110,9 @@ pub(super) fn connect(settings: &Settings, tz: Tz) -> Result<Box<dyn Backend>, S
         .after_connect(move |conn, _| {
             let set_zone = set_zone.clone();
             Box::pin(async move { conn.execute(set_zone.as_str()).await.map(drop) })
+        })
+        .before_acquire(|conn, _| {
+            Box::pin(async move { conn.execute(READ_ONLY).await.map(|_| true) })
         })
         .connect_lazy_with(opts);
     Ok(Box::new(Pooled::new(pool, settings, decode_row, classify)))

@@ -65,10 +65,14 @@ impl Dialect for SqliteDialect {
     }
 }
 
-/// A pool over the database file. SQLite cannot interrupt a statement: one
-/// past the query timeout finishes in the background.
+/// A pool over the database file, opened read-only (whatever the URL's
+/// `mode=` says): no statement can write to it, and whoever fills it does
+/// so through a connection of their own. SQLite cannot interrupt a
+/// statement: one past the query timeout finishes in the background.
 pub(super) fn connect(settings: &Settings, _tz: Tz) -> Result<Box<dyn Backend>, String> {
-    let opts = SqliteConnectOptions::from_str(&settings.url).map_err(|e| e.to_string())?;
+    let opts = SqliteConnectOptions::from_str(&settings.url)
+        .map_err(|e| e.to_string())?
+        .read_only(true);
     let pool = pooled::options::<Sqlite>(settings).connect_lazy_with(opts);
     Ok(Box::new(Pooled::new(pool, settings, decode_row, classify)))
 }
@@ -76,14 +80,17 @@ pub(super) fn connect(settings: &Settings, _tz: Tz) -> Result<Box<dyn Backend>, 
 /// Reads the message and result code.
 fn classify(db: &dyn sqlx::error::DatabaseError) -> ServerError {
     let message = db.message();
+    // The primary result code of an extended one (SQLITE_BUSY_SNAPSHOT is BUSY).
+    let primary = pooled::code(db).parse::<i32>().map_or(0, |c| c & 0xff);
     if let Some(rest) = message.strip_prefix("no such table: ") {
         ServerError::TableMissing(rest.to_owned())
     } else if let Some(rest) = message.strip_prefix("no such column: ") {
         ServerError::ColumnMissing(rest.to_owned())
-    } else if matches!(pooled::code(db).as_str(), "5" | "6" | "14")
-        || message.contains("database is locked")
-    {
-        // SQLITE_BUSY, SQLITE_LOCKED, SQLITE_CANTOPEN
+    } else if matches!(primary, 5 | 6) || message.contains("database is locked") {
+        // SQLITE_BUSY, SQLITE_LOCKED: a writer holds the file; busy, not down.
+        ServerError::Busy
+    } else if primary == 14 {
+        // SQLITE_CANTOPEN
         ServerError::Unavailable
     } else {
         ServerError::Other

@@ -534,6 +534,51 @@ fn get(path: &str, token: Option<&str>) -> Request<Body> {
     b.body(Body::empty()).unwrap()
 }
 
+on_both_engines!(the_status_page_shows_a_row_count_change_as_a_percent);
+
+/// A 30% drop is stored as the fraction -0.3 and shown as "-30%" (not
+/// "-0.3%"), its limit as "max_drop 30%".
+async fn the_status_page_shows_a_row_count_change_as_a_percent(db: &TestRegistry) {
+    let project = Project::new();
+    project.write(
+        "warden.yaml",
+        &warden_yaml(
+            "sqlite://warden.db",
+            &[("main", "sqlite://warehouse.db")],
+            "",
+        ),
+    );
+    project.write(
+        "checks/orders.yaml",
+        "datasets:\n  - name: orders\n    warehouse: main\n    table: orders\n    schedule: \"@daily\"\n    \
+         checks:\n      - row_count_change: { vs: previous, max_drop: 30% }\n",
+    );
+    let config = Arc::new(warden::config::load(&project.config()).unwrap().config);
+    let result = warden::check::CheckResult {
+        check: "orders.row_count_change".to_owned(),
+        dataset: "orders".to_owned(),
+        kind: "row_count_change".to_owned(),
+        column: None,
+        partition: None,
+        outcome: warden::check::Outcome::Fail,
+        observed: Some(-0.3),
+        threshold: [("max_drop".to_owned(), serde_json::json!(0.3))].into(),
+        message: "70 rows, -30% vs 100 the previous run: dropped more than 30%".to_owned(),
+        duration_ms: 3,
+    };
+    db.record_run(&[warden::registry::RunRecord::new(result, Utc::now())])
+        .await
+        .unwrap();
+    let registry = Registry::open(&db.url).await.unwrap();
+    let state = AppState::builder(config, registry).ready(true).build();
+    let (status, _, page) = call(&state, get("/", None)).await;
+    assert_eq!(status, 200, "{page}");
+    assert!(
+        page.contains("<td>-30%</td><td>max_drop 30%</td>"),
+        "{page}"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn api_tokens_guard_the_api_and_errors_are_json() {
     let (state, _project, _db) = api_state("  api_tokens: [s3cret, second]\n").await;

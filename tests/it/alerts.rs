@@ -54,6 +54,9 @@ on_both_engines!(
     pending_notifications_are_delivered_after_a_restart,
     agents_flushing_together_notify_once,
     alerts_of_checks_that_leave_the_configuration_resolve,
+    a_daily_check_has_one_alert_across_partitions,
+    consecutive_failures_count_across_partitions,
+    open_alerts_of_the_old_keying_migrate_to_one_per_check,
 );
 
 async fn pagerduty_trigger_and_resolve_share_one_dedup_key(db: &TestRegistry) {
@@ -109,7 +112,7 @@ async fn pagerduty_trigger_and_resolve_share_one_dedup_key(db: &TestRegistry) {
             .unwrap_or_else(|| panic!("no {action} for {key}"))
     };
 
-    let fail = by_key(&got, "warden/orders.row_count/2026-11-20", "trigger");
+    let fail = by_key(&got, "warden/orders.row_count", "trigger");
     assert_eq!(got[0].path, "/v2/enqueue");
     assert_eq!(fail["routing_key"], "pd-key-1");
     let payload = &fail["payload"];
@@ -154,7 +157,7 @@ async fn pagerduty_trigger_and_resolve_share_one_dedup_key(db: &TestRegistry) {
     assert_eq!(fail["client_url"], STATUS_URL);
 
     // An error is not a failure: other words, lower severity.
-    let error = by_key(&got, "warden/orders.freshness_updated_at/-", "trigger");
+    let error = by_key(&got, "warden/orders.freshness_updated_at", "trigger");
     assert_eq!(error["payload"]["severity"], "error");
     assert_eq!(
         error["payload"]["summary"],
@@ -189,8 +192,8 @@ async fn pagerduty_trigger_and_resolve_share_one_dedup_key(db: &TestRegistry) {
     assert_eq!(p.alerts.flush(plus(t, 90)).await.unwrap(), 2);
     let got = pd.wait_for(4, WAIT).await;
     for key in [
-        "warden/orders.row_count/2026-11-20",
-        "warden/orders.freshness_updated_at/-",
+        "warden/orders.row_count",
+        "warden/orders.freshness_updated_at",
     ] {
         let resolve = by_key(&got, key, "resolve");
         assert_eq!(
@@ -571,6 +574,65 @@ async fn silences_hold_notifications_back_until_they_end(db: &TestRegistry) {
     p.stop().await;
 }
 
+on_both_engines!(silence_durations_too_long_for_a_timestamp_are_a_400);
+
+/// `POST /api/v1/silences` with a duration too long to add to a timestamp is
+/// a 400 naming the field (it used to panic the request's task); the longest
+/// accepted one is stored.
+async fn silence_durations_too_long_for_a_timestamp_are_a_400(db: &TestRegistry) {
+    use axum::body::Body;
+    use axum::http::{Request, header};
+    use tower::ServiceExt;
+
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("warden.yaml");
+    std::fs::write(
+        &config,
+        "warehouses:\n  main:\n    url: sqlite://warehouse.db\n",
+    )
+    .unwrap();
+    let config = std::sync::Arc::new(warden::config::load(&config).unwrap().config);
+    let registry = Registry::open(&db.url).await.unwrap();
+    let state = warden::app::AppState::builder(config, registry)
+        .ready(true)
+        .build();
+    let post = |duration: &str| {
+        let body = json!({"matchers": {"dataset": "orders"}, "duration": duration,
+                          "created_by": "ana"});
+        let request = Request::post("/api/v1/silences")
+            .header(header::CONTENT_TYPE, "application/json")
+            .body(Body::from(body.to_string()))
+            .unwrap();
+        let app = warden::http::router(state.clone());
+        async move {
+            let response = app.oneshot(request).await.unwrap();
+            let status = response.status().as_u16();
+            let body = axum::body::to_bytes(response.into_body(), 1 << 20)
+                .await
+                .unwrap();
+            (status, serde_json::from_slice::<Value>(&body).unwrap())
+        }
+    };
+    for huge in ["300000y", "101y", "99999999999999999999999s"] {
+        let (status, body) = post(huge).await;
+        assert_eq!(status, 400, "{huge}: {body}");
+        assert_eq!(
+            body["detail"],
+            format!("duration: `{huge}` is too long; a duration is at most 100y"),
+            "{body}"
+        );
+    }
+    let (status, body) = post("100y").await;
+    assert_eq!(status, 201, "{body}");
+    let stored = db.registry.silences(Utc::now()).await.unwrap();
+    assert_eq!(stored.len(), 1);
+    assert_eq!(stored[0].id, body["id"].as_str().unwrap());
+    assert_eq!(
+        stored[0].ends_at - stored[0].starts_at,
+        chrono::Duration::days(36_525)
+    );
+}
+
 async fn a_warehouse_down_raises_one_alert_and_holds_back_its_errors(db: &TestRegistry) {
     let slack = TestReceiver::ok(200).await;
     let mut p = Project::new(db, &slack_route(&slack.url, POLICY));
@@ -681,7 +743,7 @@ async fn a_quarantined_partition_alerts_the_datasets_owner(db: &TestRegistry) {
     );
     let alert = &body["alerts"][0];
     assert_eq!(alert["key"], "quarantine:orders");
-    assert_eq!(alert["dedup_key"], "warden/quarantine:orders/2026-11-20");
+    assert_eq!(alert["dedup_key"], "warden/orders/quarantine/2026-11-20");
     assert_eq!(
         alert["labels"],
         json!({"kind": "quarantine", "dataset": "orders", "partition": "2026-11-20",
@@ -1021,7 +1083,7 @@ async fn webhook_bodies_follow_the_schema_and_are_signed() {
         alert,
         &json!({
             "key": "events.row_count",
-            "dedup_key": "warden/events.row_count/-",
+            "dedup_key": "warden/events.row_count",
             "status": "firing",
             "labels": {"kind": "row_count", "check": "events.row_count", "dataset": "events",
                        "warehouse": "main", "tier": 2, "owner": "growth-team", "severity": "critical"},
@@ -1741,8 +1803,8 @@ async fn the_agent_killed_with_notifications_pending_delivers_them_after_a_resta
     assert_eq!(
         sorted,
         [
-            "warden/orders.null_rate_customer_id/-",
-            "warden/orders.row_count/-"
+            "warden/orders.null_rate_customer_id",
+            "warden/orders.row_count"
         ],
         "one PagerDuty incident per failing check"
     );
@@ -1756,4 +1818,450 @@ async fn the_agent_killed_with_notifications_pending_delivers_them_after_a_resta
     );
     let status = agent.terminate(Duration::from_secs(30)).await;
     assert!(status.success(), "{status}");
+}
+
+fn pagerduty_and_webhook_routes(pd: &str, hook: &str, policy: &str) -> String {
+    format!(
+        "receivers:\n  oncall: {{ pagerduty: {{ routing_key: pd-key-1, url: \"{pd}/v2/enqueue\" }} }}\n\
+         \x20 hook: {{ webhook: {{ url: \"{hook}/hook\" }} }}\n\
+         routes:\n  - match: {{ tier: 1 }}\n    receivers: [oncall, hook]\n{policy}"
+    )
+}
+
+/// `(event_action, dedup_key)` of each PagerDuty event received.
+fn pagerduty_events(pd: &TestReceiver) -> Vec<(String, String)> {
+    pd.received()
+        .iter()
+        .map(|r| {
+            let b = r.json();
+            (
+                b["event_action"].as_str().unwrap().to_owned(),
+                b["dedup_key"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect()
+}
+
+async fn a_daily_check_has_one_alert_across_partitions(db: &TestRegistry) {
+    let pd = TestReceiver::ok(202).await;
+    let hook = TestReceiver::ok(204).await;
+    let mut p = Project::new(
+        db,
+        &pagerduty_and_webhook_routes(&pd.url, &hook.url, POLICY),
+    );
+    let orders = p.ds("orders");
+    let t = t0();
+    let on = |day: &str, outcome, observed: f64| {
+        result(
+            &orders,
+            "row_count",
+            Some(day),
+            outcome,
+            Some(observed),
+            &format!("{observed} rows (min 1)"),
+        )
+    };
+    p.start_dispatcher();
+
+    // 11-20 fails: one page.
+    p.alerts
+        .observe(&orders, &[on("2026-11-20", Fail, 0.0)], t)
+        .await
+        .unwrap();
+    assert_eq!(p.alerts.flush(plus(t, 30)).await.unwrap(), 2);
+    pd.wait_for(1, WAIT).await;
+    // The next day fails too: the same alert, now about 11-21, and no new page.
+    p.alerts
+        .observe(&orders, &[on("2026-11-21", Fail, 0.0)], plus(t, 60))
+        .await
+        .unwrap();
+    assert_eq!(p.alerts.flush(plus(t, 90)).await.unwrap(), 0);
+    let alert = p
+        .registry
+        .alert("orders.row_count", None)
+        .await
+        .unwrap()
+        .expect("one alert for the check");
+    assert_eq!(alert.state, AlertState::Firing);
+    assert_eq!(alert.partition.as_deref(), Some("2026-11-21"));
+    assert_eq!(alert.consecutive_failures, 2);
+    assert_eq!(alert.fired_at, Some(t), "still the episode of 11-20");
+    let firing = p.alerts.firing(plus(t, 90)).await.unwrap();
+    assert_eq!(firing.len(), 1);
+    assert_eq!(
+        firing[0].alert.labels.partition.as_deref(),
+        Some("2026-11-21")
+    );
+
+    // A backfill of 11-10, failing or passing, records history but moves
+    // nothing.
+    for (i, outcome) in [Fail, Pass].into_iter().enumerate() {
+        let at = plus(t, 100 + i as i64);
+        p.alerts
+            .observe(&orders, &[on("2026-11-10", outcome, 5.0)], at)
+            .await
+            .unwrap();
+        assert_eq!(
+            p.registry.alert("orders.row_count", None).await.unwrap(),
+            Some(alert.clone()),
+            "a backfill ({outcome:?}) leaves the alert as it was"
+        );
+        assert_eq!(p.alerts.flush(plus(at, 30)).await.unwrap(), 0);
+    }
+
+    // 11-22 passes: the alert resolves, saying which partition passes.
+    p.alerts
+        .observe(&orders, &[on("2026-11-22", Pass, 9.0)], plus(t, 120))
+        .await
+        .unwrap();
+    assert_eq!(p.alerts.flush(plus(t, 150)).await.unwrap(), 2);
+    pd.wait_for(2, WAIT).await;
+    let resolved = hook.wait_for(2, WAIT).await[1].json();
+    assert_eq!(resolved["status"], "resolved");
+    assert_eq!(
+        resolved["alerts"][0]["dedup_key"],
+        "warden/orders.row_count"
+    );
+    let summary = resolved["alerts"][0]["annotations"]["summary"]
+        .as_str()
+        .unwrap();
+    assert_eq!(
+        summary,
+        "orders.row_count passes again on partition 2026-11-22: 9 rows (min 1)"
+    );
+    // A backfill after the resolve does not raise it again either.
+    p.alerts
+        .observe(&orders, &[on("2026-11-15", Fail, 0.0)], plus(t, 200))
+        .await
+        .unwrap();
+    assert_eq!(p.alerts.flush(plus(t, 300)).await.unwrap(), 0);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(
+        pagerduty_events(&pd),
+        [
+            ("trigger".to_owned(), "warden/orders.row_count".to_owned()),
+            ("resolve".to_owned(), "warden/orders.row_count".to_owned()),
+        ],
+        "one page, one resolve"
+    );
+    p.stop().await;
+}
+
+async fn consecutive_failures_count_across_partitions(db: &TestRegistry) {
+    let pd = TestReceiver::ok(202).await;
+    let hook = TestReceiver::ok(204).await;
+    let policy = POLICY.replace("consecutive_failures: 1", "consecutive_failures: 2");
+    let mut p = Project::new(
+        db,
+        &pagerduty_and_webhook_routes(&pd.url, &hook.url, &policy),
+    );
+    let orders = p.ds("orders");
+    let t = t0();
+    let fail = |day: &str| {
+        result(
+            &orders,
+            "row_count",
+            Some(day),
+            Fail,
+            Some(0.0),
+            "0 rows (min 1)",
+        )
+    };
+    p.alerts
+        .observe(&orders, &[fail("2026-11-20")], t)
+        .await
+        .unwrap();
+    assert_eq!(p.alerts.flush(plus(t, 30)).await.unwrap(), 0, "one failure");
+    let pending = p.registry.alert("orders.row_count", None).await.unwrap();
+    assert_eq!(pending.map(|a| a.state), Some(AlertState::Pending));
+    // A second failing day: two in a row, it fires.
+    p.alerts
+        .observe(&orders, &[fail("2026-11-21")], plus(t, 60))
+        .await
+        .unwrap();
+    let firing = p
+        .registry
+        .alert("orders.row_count", None)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (firing.state, firing.consecutive_failures),
+        (AlertState::Firing, 2)
+    );
+    assert_eq!(p.alerts.flush(plus(t, 90)).await.unwrap(), 2);
+    p.start_dispatcher();
+    let got = pd.wait_for(1, WAIT).await;
+    assert_eq!(got[0].json()["event_action"], "trigger");
+    assert_eq!(got[0].json()["dedup_key"], "warden/orders.row_count");
+    assert_eq!(
+        got[0].json()["payload"]["custom_details"]["partition"],
+        "2026-11-21"
+    );
+    p.stop().await;
+}
+
+/// Runs `sql` on the registry at `url` with `binds`, as an older warden
+/// would have.
+async fn raw(url: &str, sql: &str, binds: &[Raw]) {
+    macro_rules! run {
+        ($conn:expr) => {{
+            let mut conn = $conn.await.expect("connect to the registry");
+            let mut q = sqlx::query(sql);
+            for b in binds {
+                q = match b {
+                    Raw::Text(s) => q.bind(s.clone()),
+                    Raw::Int(n) => q.bind(*n),
+                    Raw::Bool(v) => q.bind(*v),
+                    Raw::At(t) => q.bind(*t),
+                    Raw::NoTime => q.bind(None::<DateTime<Utc>>),
+                    Raw::Json(v) => q.bind(sqlx::types::Json(v.clone())),
+                };
+            }
+            q.execute(&mut conn)
+                .await
+                .unwrap_or_else(|e| panic!("{sql}: {e}"));
+        }};
+    }
+    use sqlx::Connection;
+    if url.starts_with("postgres") {
+        run!(sqlx::PgConnection::connect(url));
+    } else {
+        run!(sqlx::SqliteConnection::connect(url));
+    }
+}
+
+enum Raw {
+    Text(String),
+    Int(i64),
+    Bool(bool),
+    At(DateTime<Utc>),
+    NoTime,
+    Json(Value),
+}
+
+async fn open_alerts_of_the_old_keying_migrate_to_one_per_check(db: &TestRegistry) {
+    // Back to the schema of migration 0003 (0004 only added a column).
+    raw(
+        &db.url,
+        "ALTER TABLE alerts DROP COLUMN last_partition",
+        &[],
+    )
+    .await;
+    raw(
+        &db.url,
+        "DELETE FROM _sqlx_migrations WHERE description = 'alerts per check'",
+        &[],
+    )
+    .await;
+    // Old rows: a check firing on two partitions, one pending on the whole
+    // relation, two quarantined partitions, a resolved warehouse.
+    let t = t0();
+    let hook = TestReceiver::ok(204).await;
+    let routes = format!(
+        "receivers:\n  hook: {{ webhook: {{ url: \"{}/hook\" }} }}\n\
+         routes:\n  - match: {{}}\n    receivers: [hook]\n{POLICY}",
+        hook.url
+    );
+    let old = Project::new(db, &routes);
+    let orders = old.ds("orders");
+    let details = |day: &str| {
+        let mut d = warden::alert::manager::check_observation(
+            &orders,
+            &result(&orders, "row_count", Some(day), Fail, Some(0.0), "0 rows"),
+        )
+        .details;
+        d.labels.partition = Some(day.to_owned());
+        d.to_json()
+    };
+    let insert = "INSERT INTO alerts (check_id, partition_key, dataset, kind, state, \
+         consecutive_failures, first_failed_at, fired_at, last_notified_at, notified, \
+         last_outcome, last_message, details, updated_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)";
+    let text = |s: &str| Raw::Text(s.to_owned());
+    let rows: [(&str, &str, &str, &str, i64, bool, Value); 6] = [
+        (
+            "orders.row_count",
+            "2026-11-19",
+            "check",
+            "firing",
+            1,
+            true,
+            details("2026-11-19"),
+        ),
+        (
+            "orders.row_count",
+            "2026-11-20",
+            "check",
+            "firing",
+            2,
+            true,
+            details("2026-11-20"),
+        ),
+        (
+            "events.row_count",
+            "",
+            "check",
+            "pending",
+            1,
+            false,
+            json!({}),
+        ),
+        (
+            "quarantine:orders",
+            "2026-11-18",
+            "quarantine",
+            "firing",
+            1,
+            true,
+            json!({}),
+        ),
+        (
+            "quarantine:orders",
+            "2026-11-20",
+            "quarantine",
+            "firing",
+            1,
+            true,
+            json!({}),
+        ),
+        (
+            "warehouse:main",
+            "",
+            "warehouse",
+            "resolved",
+            0,
+            false,
+            json!({}),
+        ),
+    ];
+    for (key, partition, kind, state, failures, notified, details) in rows {
+        let dataset = match kind {
+            "warehouse" => "",
+            _ if key.starts_with("events") => "events",
+            _ => "orders",
+        };
+        let firing = state == "firing";
+        raw(
+            &db.url,
+            insert,
+            &[
+                text(key),
+                text(partition),
+                text(dataset),
+                text(kind),
+                text(state),
+                Raw::Int(failures),
+                Raw::At(t),
+                if firing { Raw::At(t) } else { Raw::NoTime },
+                if notified { Raw::At(t) } else { Raw::NoTime },
+                Raw::Bool(notified),
+                text(if kind == "check" { "fail" } else { "pass" }),
+                text("0 rows"),
+                Raw::Json(details),
+                Raw::At(t),
+            ],
+        )
+        .await;
+    }
+    drop(old);
+
+    // Opening the registry migrates.
+    let registry = Registry::open(&db.url).await.expect("migrate to 0004");
+    let kept = registry
+        .alert("orders.row_count", None)
+        .await
+        .unwrap()
+        .expect("the newest partition's row is kept, keyed by the check");
+    assert_eq!(kept.state, AlertState::Firing);
+    assert_eq!(kept.partition.as_deref(), Some("2026-11-20"));
+    assert_eq!(kept.consecutive_failures, 2);
+    assert!(kept.notified);
+    for day in ["2026-11-19", "2026-11-20"] {
+        assert_eq!(
+            registry.alert("orders.row_count", Some(day)).await.unwrap(),
+            None,
+            "no row left in the old keying ({day})"
+        );
+    }
+    let events = registry.alert("events.row_count", None).await.unwrap();
+    assert_eq!(
+        events.map(|a| (a.state, a.partition)),
+        Some((AlertState::Pending, None))
+    );
+    for day in ["2026-11-18", "2026-11-20"] {
+        let q = registry
+            .alert("quarantine:orders", Some(day))
+            .await
+            .unwrap()
+            .expect("quarantines stay per partition");
+        assert_eq!(
+            (q.state, q.partition.as_deref()),
+            (AlertState::Firing, Some(day))
+        );
+    }
+    let firing = registry.alerts_in_state(AlertState::Firing).await.unwrap();
+    assert_eq!(firing.len(), 3, "{firing:?}");
+    assert!(
+        registry
+            .alert("warehouse:main", None)
+            .await
+            .unwrap()
+            .is_some()
+    );
+
+    // The closed rows send nothing; the kept one carries on with the next
+    // partition, under the new key.
+    let mut p = Project::new(&registry, &routes);
+    assert_eq!(p.alerts.flush(plus(t, 60)).await.unwrap(), 0);
+    p.alerts
+        .observe(
+            &orders,
+            &[result(
+                &orders,
+                "row_count",
+                Some("2026-11-21"),
+                Fail,
+                Some(0.0),
+                "0 rows",
+            )],
+            plus(t, 60),
+        )
+        .await
+        .unwrap();
+    let moved = registry
+        .alert("orders.row_count", None)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (
+            moved.partition.as_deref(),
+            moved.consecutive_failures,
+            moved.state
+        ),
+        (Some("2026-11-21"), 3, AlertState::Firing)
+    );
+    p.alerts
+        .observe(
+            &orders,
+            &[result(
+                &orders,
+                "row_count",
+                Some("2026-11-22"),
+                Pass,
+                Some(4.0),
+                "4 rows",
+            )],
+            plus(t, 120),
+        )
+        .await
+        .unwrap();
+    assert_eq!(p.alerts.flush(plus(t, 150)).await.unwrap(), 1);
+    p.start_dispatcher();
+    let body = hook.wait_for(1, WAIT).await[0].json();
+    assert_eq!(body["status"], "resolved");
+    assert_eq!(body["alerts"].as_array().unwrap().len(), 1);
+    assert_eq!(body["alerts"][0]["dedup_key"], "warden/orders.row_count");
+    p.stop().await;
 }

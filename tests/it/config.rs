@@ -442,3 +442,40 @@ fn the_example_config_loads_into_typed_values() {
     assert!(query.starts_with("SELECT count(*) FROM {{ table }}"));
     assert_eq!((*min, *max), (None, Some(0.0)));
 }
+
+/// A duration too long to add to a timestamp is refused where it is written,
+/// in every file: never accepted and left to panic a task later.
+#[test]
+fn durations_too_long_for_a_timestamp_are_config_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let write = |name: &str, text: &str| std::fs::write(dir.path().join(name), text).unwrap();
+    write(
+        "warden.yaml",
+        "warehouses:\n  main:\n    url: sqlite://warehouse.db\n    query_timeout: 300000y\n\
+         checks: [checks.yaml]\nalerts: routes.yaml\n",
+    );
+    write(
+        "checks.yaml",
+        "datasets:\n  - name: orders\n    warehouse: main\n    table: orders\n    schedule: \"@daily\"\n    \
+         checks:\n      - freshness: { column: updated_at, max_lag: 300000y }\n",
+    );
+    write(
+        "routes.yaml",
+        "receivers:\n  log: { log: {} }\nroutes:\n  - receivers: [log]\n\
+         policy:\n  group_wait: 101y\n  repeat_interval: 300000y\n",
+    );
+    let diags = validate_all(&dir.path().join("warden.yaml"), &env(&[]));
+    let shown: Vec<String> = lines(&diags)
+        .iter()
+        .map(|l| l.replace(&format!("{}/", dir.path().display()), ""))
+        .collect();
+    assert_eq!(
+        shown,
+        [
+            "warden.yaml:4:20: `query_timeout`: `300000y` is too long; a duration is at most 100y",
+            "routes.yaml:6:15: `group_wait`: `101y` is too long; a duration is at most 100y",
+            "routes.yaml:7:20: `repeat_interval`: `300000y` is too long; a duration is at most 100y",
+            "checks.yaml:7:51: `max_lag`: `300000y` is too long; a duration is at most 100y",
+        ]
+    );
+}

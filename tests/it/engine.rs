@@ -627,6 +627,89 @@ async fn custom_sql_templates(backend: Backend) {
     db.cleanup().await;
 }
 
+/// A `sql` check must return one finite number: NaN, ±infinity, text that
+/// is not a number, several columns or rows (or none) are errors that say
+/// which, never a pass.
+async fn sql_values_that_must_not_pass(backend: Backend) {
+    let Some(db) = with_orders(backend).await else {
+        return;
+    };
+    let wh = db.warehouse(PARIS);
+    let one_row = "FROM {{ table }} WHERE order_id = 1";
+    let mut cases = vec![
+        (
+            "nan_text",
+            format!("SELECT 'NaN' {one_row}"),
+            "returned NaN",
+        ),
+        (
+            "infinity_text",
+            format!("SELECT 'Infinity' {one_row}"),
+            "returned infinity",
+        ),
+        (
+            "minus_infinity_text",
+            format!("SELECT '-inf' {one_row}"),
+            "returned -infinity",
+        ),
+        (
+            "not_a_number",
+            format!("SELECT '12 rows' {one_row}"),
+            "returned the text `12 rows`; it must return a number",
+        ),
+        (
+            "two_columns",
+            format!("SELECT count(*), 1 {one_row}"),
+            "returned 2 columns; it must return one column",
+        ),
+        (
+            "two_rows",
+            "SELECT order_id FROM {{ table }} WHERE order_id < 3".to_owned(),
+            "returned 2 rows; it must return one row",
+        ),
+        (
+            "no_rows",
+            "SELECT order_id FROM {{ table }} WHERE order_id > 100".to_owned(),
+            "returned no rows; it must return one row",
+        ),
+    ];
+    // Numbers the engine itself computes as NaN or infinite.
+    match backend {
+        Backend::Postgres => {
+            cases.push((
+                "nan_native",
+                format!("SELECT 'NaN'::float8 {one_row}"),
+                "returned NaN",
+            ));
+            cases.push((
+                "infinity_native",
+                format!("SELECT '-Infinity'::float8 {one_row}"),
+                "returned -infinity",
+            ));
+        }
+        Backend::Sqlite => cases.push((
+            "infinity_native",
+            format!("SELECT 9e999 {one_row}"),
+            "returned infinity",
+        )),
+        Backend::MySql => {}
+    }
+    let ds = dataset(
+        db.table("orders"),
+        None,
+        cases
+            .iter()
+            .map(|(name, query, _)| check(name, sql(query, Some(1e9))))
+            .collect(),
+    );
+    let results = run_dataset(&ds, &wh, &Scope::Whole, &ctx(), &Baselines::default()).await;
+    for (name, _, message) in &cases {
+        expect_error_in(&results, name, message);
+        assert_eq!(result(&results, name).observed, None, "{name}");
+    }
+    db.cleanup().await;
+}
+
 fn expect_error_in(results: &[CheckResult], name: &str, message: &str) {
     let r = result(results, name);
     assert_eq!(r.outcome, Outcome::Error, "{r:#?}");
@@ -941,6 +1024,7 @@ on_every_engine!(
     missing_table_errors_every_check,
     missing_column_spares_the_rest_of_the_scan,
     custom_sql_templates,
+    sql_values_that_must_not_pass,
     injected_partition_values_never_reach_sql,
     hour_partitions,
     zoned_partition_column_uses_local_days,

@@ -884,3 +884,28 @@ async fn an_in_memory_registry_works() {
         1
     );
 }
+
+/// An in-memory registry has no file, so it takes no lock file either: none
+/// appears in the working directory (where sqlx's made-up name for the
+/// database, `file:sqlx-in-memory-<n>`, used to get a `.lock` beside it).
+#[tokio::test]
+async fn an_in_memory_registry_creates_no_file() {
+    let stray = || -> Vec<String> {
+        std::fs::read_dir(".")
+            .unwrap()
+            .filter_map(|e| e.ok()?.file_name().into_string().ok())
+            .filter(|name| name.starts_with("file:") || name.contains("memory"))
+            .collect()
+    };
+    assert_eq!(stray(), Vec::<String>::new(), "left by an earlier open");
+    for url in [
+        "sqlite::memory:",
+        "sqlite://:memory:",
+        "sqlite://?mode=memory",
+    ] {
+        let registry = Registry::open(url).await.unwrap();
+        registry.ping().await.unwrap();
+        registry.close().await;
+        assert_eq!(stray(), Vec::<String>::new(), "{url}");
+    }
+}

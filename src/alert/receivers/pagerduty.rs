@@ -1,7 +1,9 @@
 //! PagerDuty Events API v2: one event per alert, `trigger` while it fires
 //! (again at each repeat) and `resolve` when it passes, both under
-//! `dedup_key = warden/<check id>/<partition>` so that PagerDuty keeps one
-//! incident per failing check and closes it.
+//! `dedup_key = warden/<check id>` (whatever partition the check looks at;
+//! `warden/<dataset>/quarantine/<partition>` for a quarantined partition;
+//! at most 255 bytes) so that PagerDuty keeps one incident per failing
+//! check and closes it.
 //!
 //! The routing key is added at delivery, so it is not stored in the outbox
 //! and a rotated key applies to notifications already queued.
@@ -113,4 +115,91 @@ pub async fn deliver(
     );
     let bytes = serde_json::to_vec(&body).expect("JSON serialises");
     post_json(cx, &config.url, bytes, &[]).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::alert::model::{Annotations, DEDUP_KEY_MAX_BYTES, quarantine_key};
+    use crate::config::routes::receiver::PAGERDUTY_DEFAULT_URL;
+    use crate::config::routes::{Labels, QUARANTINE_KIND, Secret, Severity};
+    use chrono::TimeZone;
+
+    fn alert(key: &str, kind: &str, partition: Option<&str>, status: Status) -> Alert {
+        Alert {
+            key: key.to_owned(),
+            status,
+            labels: Labels {
+                kind: kind.to_owned(),
+                check: (kind != QUARANTINE_KIND).then(|| key.to_owned()),
+                dataset: Some("orders".to_owned()),
+                partition: partition.map(str::to_owned),
+                warehouse: Some("main".to_owned()),
+                tier: 1,
+                owner: None,
+                severity: Severity::Critical,
+            },
+            annotations: Annotations {
+                summary: "bad".to_owned(),
+                message: String::new(),
+                outcome: None,
+                observed: None,
+                threshold: Default::default(),
+                runbook: None,
+                column: None,
+                gate_id: None,
+                reasons: Vec::new(),
+            },
+            starts_at: chrono::Utc.with_ymd_and_hms(2026, 11, 21, 8, 0, 0).unwrap(),
+            ends_at: None,
+        }
+    }
+
+    #[test]
+    fn dedup_keys_name_the_check_whatever_its_partition() {
+        for partition in [Some("2026-11-20"), Some("2026-11-21"), None] {
+            let a = alert("orders.row_count", "row_count", partition, Status::Firing);
+            assert_eq!(event(&a, None)["dedup_key"], "warden/orders.row_count");
+        }
+        let q = alert(
+            &quarantine_key("orders"),
+            QUARANTINE_KIND,
+            Some("2026-11-20"),
+            Status::Firing,
+        );
+        assert_eq!(
+            event(&q, None)["dedup_key"],
+            "warden/orders/quarantine/2026-11-20"
+        );
+    }
+
+    #[test]
+    fn a_300_byte_check_id_gives_a_key_of_at_most_255_bytes() {
+        let id = format!("orders.{}", "c".repeat(293));
+        assert_eq!(id.len(), 300);
+        let firing = alert(&id, "sql", Some("2026-11-20"), Status::Firing);
+        let resolved = alert(&id, "sql", Some("2026-11-21"), Status::Resolved);
+        let key = event(&firing, None)["dedup_key"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        assert_eq!(key.len(), DEDUP_KEY_MAX_BYTES);
+        assert!(key.starts_with("warden/orders.ccc"), "{key}");
+        // The resolve closes the same incident.
+        assert_eq!(event(&resolved, None)["dedup_key"], key.as_str());
+        let config = PagerDutyConfig {
+            routing_key: Secret::new("k".to_owned()),
+            url: PAGERDUTY_DEFAULT_URL.to_owned(),
+        };
+        let n = Notification {
+            receiver: "oncall".to_owned(),
+            group: "orders".to_owned(),
+            alerts: vec![firing],
+            digest: None,
+            status_url: None,
+            at: chrono::Utc::now(),
+        };
+        let rendered = render(&config, &n);
+        assert_eq!(rendered[0].dedup_key.as_deref(), Some(key.as_str()));
+    }
 }

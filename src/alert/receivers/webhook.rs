@@ -13,7 +13,7 @@
 //!   "digest": null,                     // or {"since": "…", "until": "…"}
 //!   "alerts": [{
 //!     "key": "orders.row_count",
-//!     "dedup_key": "warden/orders.row_count/2026-11-20",
+//!     "dedup_key": "warden/orders.row_count",
 //!     "status": "firing",
 //!     "labels": {"kind": "row_count", "check": "orders.row_count", "dataset": "orders",
 //!                "partition": "2026-11-20", "warehouse": "main", "tier": 1,

@@ -60,10 +60,11 @@ pub enum ChangeBaseline {
 impl RowCountChange {
     pub const NAME: &'static str = "row_count_change";
 
-    /// Observed as a signed change (`+12.5%`).
+    /// The observed change is a fraction (`-0.3` for a 30% drop), shown as a
+    /// signed percentage (`-30%`, `+12.5%`); so are the limits.
     pub(crate) const SHOWN: Shown = Shown {
-        observed: |v| format!("{v:+.1}%"),
-        ..Shown::PLAIN
+        observed: signed_percent,
+        threshold: |key, v| matches!(key, "max_drop" | "max_growth").then(|| percent(v)),
     };
 
     /// The row count this check compares with, from the registry: the
@@ -279,6 +280,8 @@ fn row_count_change(
 
 #[cfg(test)]
 mod tests {
+    use std::collections::BTreeMap;
+
     use super::*;
     use crate::check::evaluate::Status;
 
@@ -331,5 +334,24 @@ mod tests {
         assert_eq!(r.status, Status::Breach);
         let r = row_count_change(0, Some(0.0), ChangeBaseline::Week, false, None, Some(1.0));
         assert_eq!((r.status, r.observed), (Status::Pass, Some(0.0)));
+    }
+
+    #[test]
+    fn the_change_shows_as_a_percentage() {
+        let observed = row_count_change(70, Some(100.0), ChangeBaseline::Day, false, None, None)
+            .observed
+            .unwrap();
+        let show = |v| CheckKind::show_observed(RowCountChange::NAME, v);
+        assert_eq!(show(observed), "-30%");
+        assert_eq!(show(0.125), "+12.5%");
+        assert_eq!(show(0.0), "0%");
+        let limits = BTreeMap::from([
+            ("max_drop".to_owned(), json!(0.3)),
+            ("max_growth".to_owned(), json!(2.0)),
+        ]);
+        assert_eq!(
+            CheckKind::show_thresholds(RowCountChange::NAME, &limits),
+            "max_drop 30%, max_growth 200%"
+        );
     }
 }

@@ -1,6 +1,8 @@
 //! `sql`: a custom query, expanded from its template (`{{ table }}`,
-//! `{{ partition_filter }}`, …) with bound parameters, whose single row's
-//! first column is held to `min` and `max`.
+//! `{{ partition_filter }}`, …) with bound parameters, whose one row of one
+//! column is held to `min` and `max`. Anything else (no row or several, several
+//! columns, NULL, text that is not a number, NaN, ±infinity) is an `error`
+//! that says which: such a value never passes.
 
 use serde::Deserialize;
 use serde_json::json;
@@ -18,7 +20,7 @@ use crate::warehouse::Value;
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Raw {
-    /// The query; its single row's first column is the observed value (required).
+    /// The query; its one row of one column is the observed value (required).
     pub query: Option<Spanned<String>>,
     /// Smallest accepted value.
     pub min: Option<Spanned<f64>>,
@@ -134,33 +136,9 @@ impl Kind for Sql {
 }
 
 fn sql(rows: &[Vec<Value>], min: Option<f64>, max: Option<f64>) -> Verdict {
-    let value = match rows {
-        [] => {
-            return Verdict::error("the query returned no rows; it must return one row".to_owned());
-        }
-        [row] => match row.first() {
-            None => return Verdict::error("the query returned no columns".to_owned()),
-            Some(Value::Null) => {
-                return Verdict::error(
-                    "the query returned NULL; it must return a number".to_owned(),
-                );
-            }
-            Some(v) => match v.as_f64() {
-                Some(x) => x,
-                None => {
-                    return Verdict::error(format!(
-                        "the query returned the {} `{v}`; it must return a number",
-                        v.kind()
-                    ));
-                }
-            },
-        },
-        many => {
-            return Verdict::error(format!(
-                "the query returned {} rows; it must return one row",
-                many.len()
-            ));
-        }
+    let value = match single_number(rows) {
+        Ok(value) => value,
+        Err(why) => return Verdict::error(why),
     };
     let shown = decimals(value, 6);
     if let Some(min) = min.filter(|m| value < *m) {
@@ -184,4 +162,126 @@ fn sql(rows: &[Vec<Value>], min: Option<f64>, max: Option<f64>) -> Verdict {
         );
     }
     Verdict::new(false, Some(value), format!("returned {shown}"))
+}
+
+/// The one finite number a query must return (one row, one column), or why
+/// its result is not one.
+fn single_number(rows: &[Vec<Value>]) -> Result<f64, String> {
+    let row = match rows {
+        [] => return Err("the query returned no rows; it must return one row".to_owned()),
+        [row] => row,
+        many => {
+            return Err(format!(
+                "the query returned {} rows; it must return one row",
+                many.len()
+            ));
+        }
+    };
+    let value = match row.as_slice() {
+        [] => return Err("the query returned no columns; it must return one".to_owned()),
+        [value] => value,
+        many => {
+            return Err(format!(
+                "the query returned {} columns; it must return one column",
+                many.len()
+            ));
+        }
+    };
+    let number = match value {
+        Value::Null => return Err("the query returned NULL; it must return a number".to_owned()),
+        Value::Int(i) => *i as f64,
+        Value::Float(x) => *x,
+        // SQLite may hand numbers back as text.
+        Value::Text(t) => t
+            .trim()
+            .parse::<f64>()
+            .map_err(|_| format!("the query returned the text `{t}`; it must return a number"))?,
+        other => {
+            return Err(format!(
+                "the query returned the {} `{other}`; it must return a number",
+                other.kind()
+            ));
+        }
+    };
+    if number.is_nan() {
+        Err("the query returned NaN (not a number); it must return a finite number".to_owned())
+    } else if number.is_infinite() {
+        let sign = if number < 0.0 { "-" } else { "" };
+        Err(format!(
+            "the query returned {sign}infinity; it must return a finite number"
+        ))
+    } else {
+        Ok(number)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::check::evaluate::Status;
+
+    fn one(v: Value) -> Vec<Vec<Value>> {
+        vec![vec![v]]
+    }
+
+    #[track_caller]
+    fn refused(rows: Vec<Vec<Value>>, message: &str) {
+        let r = sql(&rows, None, None);
+        assert_eq!((r.status, r.observed), (Status::Error, None), "{r:?}");
+        assert_eq!(r.message, message);
+    }
+
+    #[test]
+    fn a_single_finite_number_is_judged() {
+        let r = sql(&one(Value::Int(3)), Some(0.0), Some(2.0));
+        assert_eq!((r.status, r.observed), (Status::Breach, Some(3.0)));
+        assert_eq!(r.message, "returned 3, above the maximum of 2");
+        let r = sql(&one(Value::Text(" 1.5 ".into())), Some(0.0), None);
+        assert_eq!((r.status, r.observed), (Status::Pass, Some(1.5)));
+        let r = sql(&one(Value::Float(-0.25)), Some(0.0), None);
+        assert_eq!(r.message, "returned -0.25, below the minimum of 0");
+    }
+
+    #[test]
+    fn values_that_are_not_one_finite_number_are_errors() {
+        let nan = "the query returned NaN (not a number); it must return a finite number";
+        refused(one(Value::Float(f64::NAN)), nan);
+        refused(one(Value::Text("NaN".into())), nan);
+        refused(
+            one(Value::Float(f64::INFINITY)),
+            "the query returned infinity; it must return a finite number",
+        );
+        refused(
+            one(Value::Text("-inf".into())),
+            "the query returned -infinity; it must return a finite number",
+        );
+        refused(
+            one(Value::Text("12 rows".into())),
+            "the query returned the text `12 rows`; it must return a number",
+        );
+        refused(
+            one(Value::Null),
+            "the query returned NULL; it must return a number",
+        );
+        refused(
+            one(Value::Date("2026-11-20".parse().unwrap())),
+            "the query returned the date `2026-11-20`; it must return a number",
+        );
+        refused(
+            vec![vec![Value::Int(1), Value::Int(2)]],
+            "the query returned 2 columns; it must return one column",
+        );
+        refused(
+            vec![vec![]],
+            "the query returned no columns; it must return one",
+        );
+        refused(
+            vec![vec![Value::Int(1)], vec![Value::Int(2)]],
+            "the query returned 2 rows; it must return one row",
+        );
+        refused(
+            Vec::new(),
+            "the query returned no rows; it must return one row",
+        );
+    }
 }
