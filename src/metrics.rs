@@ -14,8 +14,10 @@ use prometheus::{
     Opts, Registry, TextEncoder,
 };
 
+use crate::check::CheckKind;
+use crate::check::kind::DatasetGauge;
 use crate::check::{CheckResult, Outcome};
-use crate::config::{CheckKind, Config};
+use crate::config::Config;
 
 /// Buckets for check and gate durations: 5 ms to 5 min.
 const DURATION_BUCKETS: &[f64] = &[
@@ -356,24 +358,24 @@ impl Metrics {
 
     fn record_dataset_gauges(&self, entry: &mut DatasetSeries, r: &CheckResult, v: f64) {
         let ds = r.dataset.as_str();
-        match r.kind.as_str() {
-            "row_count" => {
+        match CheckKind::gauge_of(&r.kind) {
+            Some(DatasetGauge::RowCount) => {
                 self.dataset_row_count.with_label_values(&[ds]).set(v);
                 entry.row_count = true;
             }
-            "freshness" => {
+            Some(DatasetGauge::FreshnessLag) => {
                 self.dataset_freshness_lag_seconds
                     .with_label_values(&[ds])
                     .set(v);
                 entry.freshness = true;
             }
-            "null_rate" => {
+            Some(DatasetGauge::NullRatio) => {
                 if let Some(col) = &r.column {
                     self.column_null_ratio.with_label_values(&[ds, col]).set(v);
                     entry.null_columns.insert(col.clone());
                 }
             }
-            _ => {}
+            None => {}
         }
     }
 
@@ -406,10 +408,8 @@ impl Metrics {
             let null_columns: BTreeSet<String> = ds
                 .checks
                 .iter()
-                .filter_map(|c| match &c.kind {
-                    CheckKind::NullRate(k) => Some(k.column.to_string()),
-                    _ => None,
-                })
+                .filter(|c| c.kind.gauge() == Some(DatasetGauge::NullRatio))
+                .filter_map(|c| c.kind.column().map(ToString::to_string))
                 .collect();
             written.null_columns.retain(|col| {
                 let keep = null_columns.contains(col);
@@ -418,12 +418,12 @@ impl Metrics {
                 }
                 keep
             });
-            let has = |name: &str| ds.checks.iter().any(|c| c.kind.name() == name);
-            if written.row_count && !has("row_count") {
+            let has = |gauge| ds.checks.iter().any(|c| c.kind.gauge() == Some(gauge));
+            if written.row_count && !has(DatasetGauge::RowCount) {
                 let _ = self.dataset_row_count.remove_label_values(&[dataset]);
                 written.row_count = false;
             }
-            if written.freshness && !has("freshness") {
+            if written.freshness && !has(DatasetGauge::FreshnessLag) {
                 let _ = self
                     .dataset_freshness_lag_seconds
                     .remove_label_values(&[dataset]);

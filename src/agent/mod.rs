@@ -35,14 +35,12 @@ use chrono::Utc;
 use tokio::sync::mpsc;
 use tokio_util::task::TaskTracker;
 
-use crate::app::Job;
-use crate::check::Runner;
-use crate::config::{self, ConfigError, Diagnostic, LoadReport};
+use crate::app::{AppState, Generation, Job, runner};
+use crate::config::{self, ConfigError, LoadReport};
 use crate::domain::Instance;
 use crate::metrics::Metrics;
 use crate::registry::{Registry, RegistryError};
-
-pub use crate::app::{AppState, Generation, circuit};
+use crate::source::Diagnostic;
 
 /// How long in-flight runs may take to finish on shutdown, by default.
 pub const DEFAULT_GRACE: Duration = Duration::from_secs(30);
@@ -128,7 +126,7 @@ impl Agent {
         })?;
         let metrics = Arc::new(Metrics::new());
         let runs = TaskTracker::new();
-        let runner = Arc::new(Runner::new(&config, Some(registry.clone())));
+        let runner = Arc::new(runner(&config, Some(registry.clone())));
         // The lanes need the state and the state needs a generation: start
         // with one without lanes, then install the same one with them.
         let state = AppState::builder(config.clone(), registry)
@@ -261,7 +259,7 @@ impl Agent {
                 "agent.max_concurrent_checks changes only on restart"
             );
         }
-        let runner = Arc::new(Runner::new(&config, Some(self.state.registry().clone())));
+        let runner = Arc::new(runner(&config, Some(self.state.registry().clone())));
         let circuits = old
             .lanes
             .iter()

@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 
-pub use crate::app::schedule::{latest_tick, next_tick};
+use crate::app::schedule::{latest_tick, next_tick};
 use crate::app::{AppState, Enqueued, Generation, Job};
 
 /// The longest the scheduler sleeps before looking at the clock again, so a

@@ -16,18 +16,20 @@ use serde::Serialize;
 use tokio::sync::{Notify, watch};
 use tokio_util::sync::CancellationToken;
 
-use super::config::Routes;
 use super::dispatch::Dispatcher;
-use super::model::{
-    Alert, AlertDetails, Annotations, Labels, QUARANTINE_KIND, Severity, Status, WAREHOUSE_KIND,
-    quarantine_key, warehouse_key,
-};
-use super::receivers::{ReceiverKind, alertmanager};
+use super::model::{Alert, AlertDetails, Annotations, Status, quarantine_key, warehouse_key};
+use super::receivers::alertmanager;
 use super::router::{self, Context};
-use super::silences::{FieldError, Silence, SilenceSource, new_silence};
+use super::silences::{FieldError, new_silence};
 use super::state::{self, Observation};
+use crate::check::Dataset;
 use crate::check::{CheckResult, Outcome};
-use crate::config::{Config, Dataset};
+use crate::config::Config;
+use crate::config::routes::Routes;
+use crate::config::routes::receiver::AlertmanagerConfig;
+use crate::config::routes::{
+    Labels, QUARANTINE_KIND, ReceiverKind, Severity, Silence, SilenceSource, WAREHOUSE_KIND,
+};
 use crate::metrics::Metrics;
 use crate::registry::{AlertKind, AlertRecord, AlertState, OutboxEntry, Registry, RegistryError};
 
@@ -354,7 +356,7 @@ impl AlertManager {
     /// alerts that still fire, so that Alertmanager does not let them
     /// expire.
     async fn sync_alertmanagers(&self, cx: &Context<'_>) -> Result<usize, AlertError> {
-        let due: Vec<(&str, &alertmanager::AlertmanagerConfig)> = {
+        let due: Vec<(&str, &AlertmanagerConfig)> = {
             let synced = self.inner.synced.lock().expect("sync times");
             cx.routes
                 .receivers

@@ -6,9 +6,11 @@
 //!
 //! Also here, because both the agent and the HTTP app use them: the
 //! configuration [`Generation`] with its run queues ([`Lane`], [`Job`]),
-//! the warehouses' [`circuit`]s, and the [`schedule`] arithmetic.
+//! the warehouses' [`circuit`]s, the [`schedule`] arithmetic, and the
+//! [`runner`] a configuration connects.
 
 pub mod circuit;
+mod connect;
 mod generation;
 pub mod schedule;
 
@@ -20,6 +22,7 @@ use chrono::{DateTime, Utc};
 use tokio::sync::{Semaphore, watch};
 use tokio_util::sync::CancellationToken;
 
+pub use connect::runner;
 pub use generation::{Busy, Enqueued, Generation, Job, Lane, QUEUE_CAPACITY};
 
 use crate::alert::AlertManager;
@@ -125,7 +128,7 @@ impl AppStateBuilder {
         } = self;
         let metrics = metrics.unwrap_or_else(|| Arc::new(Metrics::new()));
         let runner =
-            runner.unwrap_or_else(|| Arc::new(Runner::new(&config, Some(registry.clone()))));
+            runner.unwrap_or_else(|| Arc::new(connect::runner(&config, Some(registry.clone()))));
         let instance = instance.unwrap_or_else(|| Instance::detect(None));
         let public_url = public_url.unwrap_or_else(|| match instance.addr() {
             Some(addr) => format!("http://{addr}/"),

@@ -12,7 +12,7 @@ use chrono::NaiveDateTime;
 use chrono_tz::Tz;
 
 use super::observation::ObserveError;
-pub use super::scope::Scope;
+use super::scope::Scope;
 use super::spec::{CheckSpec, Dataset};
 use super::template::{self, PartitionBounds, SqlBuilder, TemplateContext};
 use crate::domain::{Granularity, Identifier, PartitionKey, TableRef};

@@ -13,18 +13,13 @@ mod raw;
 pub mod routes;
 pub(crate) mod validate;
 
-/// Problems as users see them; kept at this path for its callers.
-pub(crate) mod diagnostic {
-    pub use crate::source::{Diagnostic, did_you_mean, one_of};
-}
-
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
-pub use crate::source::{Diagnostic, SourcePos};
 pub use model::*;
 
-use crate::source::{EnvLookup, ReadError, SourceFile};
+use crate::check::Dataset;
+use crate::source::{Diagnostic, EnvLookup, ReadError, SourceFile, SourcePos};
 use raw::RawMain;
 use validate::{DatasetContext, MainParts};
 
@@ -118,24 +113,6 @@ fn display_lines(diags: &[Diagnostic]) -> String {
         .map(ToString::to_string)
         .collect::<Vec<_>>()
         .join("\n")
-}
-
-impl crate::check::Runner {
-    /// Creates a pool per warehouse of `config` (connecting lazily); a
-    /// warehouse whose URL is unusable makes its datasets' checks `error`,
-    /// not the whole run.
-    pub fn new(config: &Config, registry: Option<crate::registry::Registry>) -> Self {
-        let tz = config.agent.timezone;
-        let warehouses = config
-            .warehouses
-            .iter()
-            .map(|(name, cfg)| {
-                let pool = crate::warehouse::Warehouse::connect(cfg, tz).map(std::sync::Arc::new);
-                (name.clone(), pool)
-            })
-            .collect();
-        Self::with_warehouses(tz, warehouses, registry)
-    }
 }
 
 /// Loads `path` and every check file it names, expanding `${VAR}` from the

@@ -2,12 +2,9 @@
 //! that a broken dataset does not hide the problems (or the good datasets)
 //! after it. Reading any file (expansion, YAML, messages) is `crate::source`.
 
-use std::path::Path;
-
 use serde_saphyr::{Location, Spanned};
 
-use crate::source::{Diagnostic, EnvLookup, Vocabulary};
-pub use crate::source::{ReadError, SourceFile};
+use crate::source::{Diagnostic, SourceFile, Vocabulary};
 
 use super::raw::{RawCheckFile, RawCheckFileOutline, RawDataset};
 use crate::check::kind::CheckKind;
@@ -18,14 +15,6 @@ pub(crate) const KINDS: Vocabulary<'static> = Vocabulary {
     variants: &CheckKind::NAMES,
     later: &["anomaly"],
 };
-
-/// Compatibility for callers that still expect [`ReadError`] from text that
-/// is never read from disk; new code calls [`SourceFile::expand`].
-impl SourceFile {
-    pub fn from_text(path: &Path, text: &str, env: EnvLookup<'_>) -> Result<Self, ReadError> {
-        Self::expand(path, text, env).map_err(ReadError::Env)
-    }
-}
 
 /// Parses a check file, reading each dataset on its own when the file as a
 /// whole does not parse. Returns the datasets that parsed and the problems
@@ -274,6 +263,8 @@ fn fragment(lines: &[&str], first: usize, end: usize, dash_col: usize) -> String
 
 #[cfg(test)]
 mod tests {
+    use std::path::Path;
+
     use super::*;
 
     fn no_env(_: &str) -> Option<String> {
@@ -281,7 +272,7 @@ mod tests {
     }
 
     fn read_names(text: &str) -> (Vec<String>, Vec<String>) {
-        let src = SourceFile::from_text(Path::new("c.yaml"), text, &no_env).unwrap();
+        let src = SourceFile::expand(Path::new("c.yaml"), text, &no_env).unwrap();
         let (ds, diags) = datasets(&src);
         let names = ds
             .iter()
@@ -366,7 +357,7 @@ datasets:
     #[test]
     fn positions_point_at_the_original_text() {
         let env = |name: &str| (name == "T").then(|| "a-long-value".to_owned());
-        let src = SourceFile::from_text(
+        let src = SourceFile::expand(
             Path::new("c.yaml"),
             "datasets:\n  - {owner: ${T}, tier: x}\n",
             &env,

@@ -13,13 +13,14 @@ use chrono_tz::Tz;
 use serde_saphyr::Spanned;
 
 use super::raw::{RawAgent, RawDataset, RawMain, RawPartition, RawWarehouse};
-use super::{AgentConfig, CheckSpec, Dataset, PartitionSpec, Severity, SourcePos, WarehouseConfig};
+use super::{AgentConfig, WarehouseConfig};
+use crate::check::{CheckSpec, Dataset, PartitionSpec, Severity};
 use crate::domain::{DatasetName, Granularity, Identifier};
-pub(crate) use crate::source::Problems;
+use crate::source::Problems;
 use crate::source::values::{
     check_plain_name, parse_duration, parse_listen, parse_table, parse_timezone, positive,
 };
-use crate::source::{Diagnostic, SourceFile, did_you_mean, one_of};
+use crate::source::{Diagnostic, SourceFile, SourcePos, did_you_mean, one_of};
 use values::{parse_cron, registry_url, warehouse_url};
 
 pub use values::clean;

@@ -3,8 +3,9 @@
 //! otherwise any of them erroring denies on the basis `error` (retrying may
 //! help). Everything else allows.
 
+use crate::check::kind::{CheckKind, RowCount};
 use crate::check::{CheckResult, Outcome};
-use crate::config::{CheckKind, CheckSpec, Dataset, RowCount, Severity};
+use crate::check::{CheckSpec, Dataset, Severity};
 use crate::domain::{CheckId, GateBasis};
 
 /// What a gate's results come to.
@@ -154,8 +155,10 @@ mod tests {
     use std::path::PathBuf;
 
     use super::*;
-    use crate::config::{Schedule, SourcePos};
-    use crate::domain::{DatasetName, TableRef};
+    use crate::check::kind::{CheckKind, RowCount};
+    use crate::check::spec::{CheckSpec, Schedule};
+    use crate::domain::{CheckId, DatasetName, TableRef};
+    use crate::source::SourcePos;
 
     fn spec(name: &str, severity: Severity, blocking: bool) -> CheckSpec {
         let ds = DatasetName::parse("orders").unwrap();

@@ -28,7 +28,7 @@ use super::status::{
     return_reason,
 };
 use crate::check::CheckResult;
-use crate::config::Dataset;
+use crate::check::Dataset;
 use crate::domain::{DatasetName, GateBasis, GateStatus, PartitionState};
 use crate::registry::{
     GateRecord, PartitionRecord, Registry, RegistryError, TRANSITION, TransitionEntry, Tx,

@@ -9,8 +9,9 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use super::GateError;
+use crate::check::Dataset;
 use crate::check::Scope;
-use crate::config::{Config, Dataset};
+use crate::config::Config;
 use crate::domain::PartitionKey;
 
 /// The body of `POST /api/v1/gates`.

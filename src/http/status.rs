@@ -13,10 +13,11 @@ use axum::response::{Html, IntoResponse, Response};
 use chrono::{DateTime, Utc};
 
 use super::view::{self, CheckView, DatasetView};
-use crate::alert::{FiringAlert, Severity, Silence};
+use crate::alert::FiringAlert;
 use crate::app::AppState;
 use crate::check::{CheckKind, Outcome};
 use crate::config::LoadReport;
+use crate::config::routes::{Severity, Silence};
 use crate::format::duration;
 use crate::gate::Gate;
 use crate::registry::GateStatus;

@@ -8,8 +8,10 @@ use serde::Serialize;
 
 use crate::app::AppState;
 use crate::app::schedule::next_tick;
+use crate::check::kind::DatasetGauge;
+use crate::check::{CheckKind, Dataset, Severity};
 use crate::check::{CheckResult, Outcome, Summary};
-use crate::config::{Config, Dataset, Severity};
+use crate::config::Config;
 use crate::registry::{RegistryError, StoredResult};
 
 /// A dataset with its current status (`GET /api/v1/datasets`).
@@ -106,7 +108,7 @@ pub fn dataset_view(
         .to_owned();
     let freshness_lag_seconds = latest
         .iter()
-        .filter(|s| s.result.kind == "freshness")
+        .filter(|s| CheckKind::gauge_of(&s.result.kind) == Some(DatasetGauge::FreshnessLag))
         .filter_map(|s| s.result.observed)
         .reduce(f64::max);
     DatasetView {

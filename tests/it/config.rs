@@ -9,12 +9,14 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use chrono::NaiveTime;
-use warden::config::{
-    ChangeBaseline, CheckKind, ConfigError, Diagnostic, DriftAction, Expect, ExpectedColumn,
-    Freshness, FreshnessRule, NullRate, RowCount, RowCountChange, Schema, Severity, Sql, Unique,
-    load_with_env, reload_with_env, validate_all,
+use warden::check::Severity;
+use warden::check::kind::{
+    ChangeBaseline, CheckKind, DriftAction, Expect, ExpectedColumn, Freshness, FreshnessRule,
+    NullRate, RowCount, RowCountChange, Schema, Sql, Unique,
 };
+use warden::config::{ConfigError, load_with_env, reload_with_env, validate_all};
 use warden::domain::Granularity;
+use warden::source::Diagnostic;
 
 const FIXTURES: &str = "tests/fixtures/config";
 

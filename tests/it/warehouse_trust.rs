@@ -26,9 +26,11 @@ use sqlx::mysql::{MySqlConnectOptions, MySqlPool, MySqlPoolOptions};
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions};
 use warden::agent::{Agent, Options};
+use warden::check::kind::{CheckKind, RowCount, Sql};
 use warden::check::{Baselines, CheckResult, EvalContext, Outcome, Scope, run_dataset};
-use warden::config::{CheckKind, CheckSpec, Dataset, RowCount, Schedule, Severity, SourcePos, Sql};
+use warden::check::{CheckSpec, Dataset, Schedule, Severity};
 use warden::domain::{CheckId, DatasetName, Identifier, TableRef};
+use warden::source::SourcePos;
 use warden::warehouse::{Engine, Settings, Warehouse, WarehouseError};
 
 const UTC: Tz = chrono_tz::UTC;

@@ -16,8 +16,9 @@ use chrono_tz::Tz;
 use sqlx::mysql::{MySqlConnectOptions, MySqlPool, MySqlPoolOptions};
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqlitePool, SqlitePoolOptions};
-use warden::config::{CheckKind, CheckSpec, Dataset, PartitionSpec, Schedule, Severity, SourcePos};
+use warden::check::{CheckKind, CheckSpec, Dataset, PartitionSpec, Schedule, Severity};
 use warden::domain::{CheckId, DatasetName, Granularity, Identifier, Ratio, TableRef};
+use warden::source::SourcePos;
 use warden::warehouse::{Engine, Settings, Warehouse};
 
 /// The engines every case runs on.

@@ -151,7 +151,7 @@ impl Project {
         );
         let config = Arc::new(files.load());
         let registry = test_registry.registry.clone();
-        let runner = Arc::new(Runner::new(&config, Some(registry.clone())));
+        let runner = Arc::new(warden::app::runner(&config, Some(registry.clone())));
         Some(Self {
             files,
             db,
