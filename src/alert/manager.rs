@@ -646,7 +646,7 @@ pub async fn record_quarantine(
     now: DateTime<Utc>,
 ) -> Result<(), RegistryError> {
     let obs = quarantine_observation(ds, partition, Some((gate_id, reasons)));
-    tx.update_alert(&obs.key, obs.partition.as_deref(), |current| {
+    tx.update_alert(&obs.key, obs.scope().as_deref(), |current| {
         state::next(current, &obs, 1, now)
     })
     .await?;
