@@ -30,8 +30,9 @@ use sqlx::sqlite::SqliteConnectOptions;
 use sqlx::{ConnectOptions, Connection, Executor};
 use tower::ServiceExt;
 use warden::agent::{Agent, Options};
+use warden::check::{CheckKind, Dataset};
 use warden::check::{CheckResult, Outcome};
-use warden::config::{CheckKind, Config, Dataset};
+use warden::config::Config;
 use warden::metrics::Metrics;
 use warden::registry::{Registry, RunRecord};
 

@@ -177,7 +177,7 @@ async fn bench(label: &str, registry_url: &str, dir: &std::path::Path) -> bool {
     let registry = Registry::open(&config.agent.registry)
         .await
         .expect("open the registry");
-    let runner = Arc::new(Runner::new(&config, Some(registry.clone())));
+    let runner = Arc::new(warden::app::runner(&config, Some(registry.clone())));
     let gates = GateService::with_options(
         registry.clone(),
         Arc::new(Metrics::new()),

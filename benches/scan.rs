@@ -201,7 +201,7 @@ fn main() {
 
         // Warm both paths once so the buffer cache is in the same state.
         handwritten_round(&pool).await.expect("hand-written SQL");
-        let runner = Runner::new(&config, None);
+        let runner = warden::app::runner(&config, None);
         warden_round(&config, &runner).await;
 
         let mut hand = Vec::new();

@@ -10,12 +10,14 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use prometheus::{
-    Encoder, GaugeVec, HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec, Opts, Registry,
-    TextEncoder,
+    Encoder, Gauge, GaugeVec, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec,
+    Opts, Registry, TextEncoder,
 };
 
+use crate::check::CheckKind;
+use crate::check::kind::DatasetGauge;
 use crate::check::{CheckResult, Outcome};
-use crate::config::{CheckKind, Config};
+use crate::config::Config;
 
 /// Buckets for check and gate durations: 5 ms to 5 min.
 const DURATION_BUCKETS: &[f64] = &[
@@ -43,6 +45,11 @@ pub struct Metrics {
     pub queue_depth: IntGaugeVec,
     pub warehouse_up: IntGaugeVec,
     pub build_info: IntGaugeVec,
+    /// 0 while the latest configuration load (start-up or reload) had
+    /// problems, 1 when it was clean (Prometheus's convention).
+    pub config_last_reload_successful: IntGauge,
+    /// Unix time of the last clean configuration load; 0 before the first.
+    pub config_last_reload_success_timestamp_seconds: Gauge,
     /// Label sets written per dataset, so that removed datasets and checks
     /// can have their series deleted.
     series: Mutex<HashMap<String, DatasetSeries>>,
@@ -172,6 +179,16 @@ impl Metrics {
             &["version"],
         )
         .expect("valid metric");
+        let config_last_reload_successful = IntGauge::with_opts(Opts::new(
+            "warden_config_last_reload_successful",
+            "1 when the latest configuration load was clean, 0 when a file had problems.",
+        ))
+        .expect("valid metric");
+        let config_last_reload_success_timestamp_seconds = Gauge::with_opts(Opts::new(
+            "warden_config_last_reload_success_timestamp_seconds",
+            "Unix time of the last configuration load without a problem.",
+        ))
+        .expect("valid metric");
 
         for c in [
             Box::new(check_outcome.clone()) as Box<dyn prometheus::core::Collector>,
@@ -189,6 +206,8 @@ impl Metrics {
             Box::new(queue_depth.clone()),
             Box::new(warehouse_up.clone()),
             Box::new(build_info.clone()),
+            Box::new(config_last_reload_successful.clone()),
+            Box::new(config_last_reload_success_timestamp_seconds.clone()),
         ] {
             registry.register(c).expect("metric names are unique");
         }
@@ -216,6 +235,8 @@ impl Metrics {
             queue_depth,
             warehouse_up,
             build_info,
+            config_last_reload_successful,
+            config_last_reload_success_timestamp_seconds,
             series: Mutex::new(HashMap::new()),
             last_size: std::sync::atomic::AtomicUsize::new(0),
         }
@@ -250,6 +271,17 @@ impl Metrics {
         self.last_size
             .store(buf.len(), std::sync::atomic::Ordering::Relaxed);
         String::from_utf8(buf).expect("the text encoder writes UTF-8")
+    }
+
+    /// Records how the latest configuration load went.
+    pub fn record_config_load(&self, report: &crate::config::LoadReport) {
+        self.config_last_reload_successful
+            .set(i64::from(report.successful()));
+        self.config_last_reload_success_timestamp_seconds.set(
+            report
+                .last_success
+                .map_or(0.0, |t| t.timestamp_millis() as f64 / 1000.0),
+        );
     }
 
     /// Records one completed run of a dataset's checks on `warehouse`.
@@ -326,24 +358,24 @@ impl Metrics {
 
     fn record_dataset_gauges(&self, entry: &mut DatasetSeries, r: &CheckResult, v: f64) {
         let ds = r.dataset.as_str();
-        match r.kind.as_str() {
-            "row_count" => {
+        match CheckKind::gauge_of(&r.kind) {
+            Some(DatasetGauge::RowCount) => {
                 self.dataset_row_count.with_label_values(&[ds]).set(v);
                 entry.row_count = true;
             }
-            "freshness" => {
+            Some(DatasetGauge::FreshnessLag) => {
                 self.dataset_freshness_lag_seconds
                     .with_label_values(&[ds])
                     .set(v);
                 entry.freshness = true;
             }
-            "null_rate" => {
+            Some(DatasetGauge::NullRatio) => {
                 if let Some(col) = &r.column {
                     self.column_null_ratio.with_label_values(&[ds, col]).set(v);
                     entry.null_columns.insert(col.clone());
                 }
             }
-            _ => {}
+            None => {}
         }
     }
 
@@ -376,10 +408,8 @@ impl Metrics {
             let null_columns: BTreeSet<String> = ds
                 .checks
                 .iter()
-                .filter_map(|c| match &c.kind {
-                    CheckKind::NullRate(k) => Some(k.column.to_string()),
-                    _ => None,
-                })
+                .filter(|c| c.kind.gauge() == Some(DatasetGauge::NullRatio))
+                .filter_map(|c| c.kind.column().map(ToString::to_string))
                 .collect();
             written.null_columns.retain(|col| {
                 let keep = null_columns.contains(col);
@@ -388,12 +418,12 @@ impl Metrics {
                 }
                 keep
             });
-            let has = |name: &str| ds.checks.iter().any(|c| c.kind.name() == name);
-            if written.row_count && !has("row_count") {
+            let has = |gauge| ds.checks.iter().any(|c| c.kind.gauge() == Some(gauge));
+            if written.row_count && !has(DatasetGauge::RowCount) {
                 let _ = self.dataset_row_count.remove_label_values(&[dataset]);
                 written.row_count = false;
             }
-            if written.freshness && !has("freshness") {
+            if written.freshness && !has(DatasetGauge::FreshnessLag) {
                 let _ = self
                     .dataset_freshness_lag_seconds
                     .remove_label_values(&[dataset]);

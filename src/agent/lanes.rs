@@ -24,8 +24,9 @@ use tracing::Instrument;
 use super::evaluator::Finished;
 use crate::app::circuit::{self, Change, Circuit};
 use crate::app::{AppState, Busy, Job, Lane};
+use crate::check::Dataset;
 use crate::check::{PendingRun, Runner};
-use crate::config::{Config, Dataset};
+use crate::config::Config;
 use crate::domain::Backoff;
 use crate::warehouse::WarehouseError;
 

@@ -35,14 +35,12 @@ use chrono::Utc;
 use tokio::sync::mpsc;
 use tokio_util::task::TaskTracker;
 
-use crate::app::Job;
-use crate::check::Runner;
-use crate::config::{self, ConfigError, Diagnostic};
+use crate::app::{AppState, Generation, Job, runner};
+use crate::config::{self, ConfigError, LoadReport};
 use crate::domain::Instance;
 use crate::metrics::Metrics;
 use crate::registry::{Registry, RegistryError};
-
-pub use crate::app::{AppState, Generation, circuit};
+use crate::source::Diagnostic;
 
 /// How long in-flight runs may take to finish on shutdown, by default.
 pub const DEFAULT_GRACE: Duration = Duration::from_secs(30);
@@ -128,7 +126,7 @@ impl Agent {
         })?;
         let metrics = Arc::new(Metrics::new());
         let runs = TaskTracker::new();
-        let runner = Arc::new(Runner::new(&config, Some(registry.clone())));
+        let runner = Arc::new(runner(&config, Some(registry.clone())));
         // The lanes need the state and the state needs a generation: start
         // with one without lanes, then install the same one with them.
         let state = AppState::builder(config.clone(), registry)
@@ -153,6 +151,11 @@ impl Agent {
             lanes,
             loaded_at: Utc::now(),
         });
+        state.set_config_report(LoadReport::default().after(
+            loaded.diagnostics.clone(),
+            Vec::new(),
+            Utc::now(),
+        ));
         restore_metrics(&state).await;
         // Alerts: the flush timer and the outbox's delivery workers. Both
         // stop on the shutdown token; notifications still pending stay in
@@ -219,12 +222,29 @@ impl Agent {
         &self.state
     }
 
-    /// Loads the configuration again. A valid one takes effect at once
-    /// (new schedules, checks, warehouses); runs under way finish on the old
-    /// one. An invalid one changes nothing and its problems are returned.
+    /// Loads the configuration again. It takes effect at once (new
+    /// schedules, checks, warehouses); runs under way finish on the old one.
+    /// A check file with problems keeps its previous version in force while
+    /// the other files reload; an invalid `warden.yaml` changes nothing.
+    /// Either way the problems are returned, shown on the status page and
+    /// counted in `warden_config_last_reload_successful`.
     pub async fn reload(&self) -> Result<Vec<Diagnostic>, AgentError> {
-        let loaded = config::load(&self.config_path)?;
         let old = self.state.generation();
+        let report = self.state.config_report();
+        let loaded = match config::reload(&self.config_path, &old.config) {
+            Ok(loaded) => loaded,
+            Err(e) => {
+                self.state.set_config_report(report.after(
+                    e.diagnostics(),
+                    vec![self.config_path.clone()],
+                    Utc::now(),
+                ));
+                return Err(e.into());
+            }
+        };
+        for file in &loaded.kept {
+            tracing::warn!(file = %file.display(), "this check file has problems; its previous version stays in force");
+        }
         let config = Arc::new(loaded.config);
         if config.agent.listen != old.config.agent.listen {
             tracing::warn!(old = %old.config.agent.listen, new = %config.agent.listen, "agent.listen changes only on restart");
@@ -239,7 +259,7 @@ impl Agent {
                 "agent.max_concurrent_checks changes only on restart"
             );
         }
-        let runner = Arc::new(Runner::new(&config, Some(self.state.registry().clone())));
+        let runner = Arc::new(runner(&config, Some(self.state.registry().clone())));
         let circuits = old
             .lanes
             .iter()
@@ -264,6 +284,11 @@ impl Agent {
             tracing::warn!(error = %e, "could not resolve the alerts of checks that left the configuration");
         }
         let number = old.number + 1;
+        self.state.set_config_report(report.after(
+            loaded.diagnostics.clone(),
+            loaded.kept,
+            Utc::now(),
+        ));
         self.state.install(Generation {
             number,
             config: config.clone(),

@@ -6,13 +6,14 @@
 //! scheduler wakes (a suspended host, an agent restarted after downtime), a
 //! dataset whose ticks were missed runs once, for the latest of them, never once per
 //! missed tick. A reload keeps the ticks already passed: the schedule is
-//! recomputed from the last instant the scheduler looked at.
+//! recomputed from the last instant the scheduler looked at. A dataset
+//! without a `schedule` runs only on demand: the scheduler never runs it.
 
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 
-pub use crate::app::schedule::{latest_tick, next_tick};
+use crate::app::schedule::{latest_tick, next_tick};
 use crate::app::{AppState, Enqueued, Generation, Job};
 
 /// The longest the scheduler sleeps before looking at the clock again, so a
@@ -34,7 +35,11 @@ pub async fn run(state: AppState) {
         let datasets = &generation.config.datasets;
         let mut next: Vec<Option<DateTime<Utc>>> = datasets
             .iter()
-            .map(|ds| next_tick(&ds.schedule, looked_until, tz))
+            .map(|ds| {
+                ds.schedule
+                    .as_ref()
+                    .and_then(|s| next_tick(s, looked_until, tz))
+            })
             .collect();
         loop {
             let now = Utc::now();
@@ -62,10 +67,13 @@ pub async fn run(state: AppState) {
                 let Some(due) = next[i].filter(|t| *t <= now) else {
                     continue;
                 };
+                let Some(schedule) = &ds.schedule else {
+                    continue;
+                };
                 // Several ticks may have passed while asleep: run the latest once.
-                let tick = latest_tick(&ds.schedule, now, tz).unwrap_or(due).max(due);
+                let tick = latest_tick(schedule, now, tz).unwrap_or(due).max(due);
                 enqueue(&state, &generation, i, tick, "schedule");
-                next[i] = next_tick(&ds.schedule, now, tz);
+                next[i] = next_tick(schedule, now, tz);
             }
             looked_until = now;
         }
@@ -78,7 +86,7 @@ async fn catch_up(state: &AppState, now: DateTime<Utc>) {
     let generation = state.generation();
     let tz = generation.config.agent.timezone;
     for (i, ds) in generation.config.datasets.iter().enumerate() {
-        let Some(tick) = latest_tick(&ds.schedule, now, tz) else {
+        let Some(tick) = ds.schedule.as_ref().and_then(|s| latest_tick(s, now, tz)) else {
             continue;
         };
         match state.registry().last_claim(&ds.name).await {

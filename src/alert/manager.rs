@@ -16,18 +16,20 @@ use serde::Serialize;
 use tokio::sync::{Notify, watch};
 use tokio_util::sync::CancellationToken;
 
-use super::config::Routes;
 use super::dispatch::Dispatcher;
-use super::model::{
-    Alert, AlertDetails, Annotations, Labels, QUARANTINE_KIND, Severity, Status, WAREHOUSE_KIND,
-    quarantine_key, warehouse_key,
-};
-use super::receivers::{ReceiverKind, alertmanager};
+use super::model::{Alert, AlertDetails, Annotations, Status, quarantine_key, warehouse_key};
+use super::receivers::alertmanager;
 use super::router::{self, Context};
-use super::silences::{FieldError, Silence, SilenceSource, new_silence};
+use super::silences::{FieldError, new_silence};
 use super::state::{self, Observation};
+use crate::check::Dataset;
 use crate::check::{CheckResult, Outcome};
-use crate::config::{Config, Dataset};
+use crate::config::Config;
+use crate::config::routes::Routes;
+use crate::config::routes::receiver::AlertmanagerConfig;
+use crate::config::routes::{
+    Labels, QUARANTINE_KIND, ReceiverKind, Severity, Silence, SilenceSource, WAREHOUSE_KIND,
+};
 use crate::metrics::Metrics;
 use crate::registry::{AlertKind, AlertRecord, AlertState, OutboxEntry, Registry, RegistryError};
 
@@ -354,7 +356,7 @@ impl AlertManager {
     /// alerts that still fire, so that Alertmanager does not let them
     /// expire.
     async fn sync_alertmanagers(&self, cx: &Context<'_>) -> Result<usize, AlertError> {
-        let due: Vec<(&str, &alertmanager::AlertmanagerConfig)> = {
+        let due: Vec<(&str, &AlertmanagerConfig)> = {
             let synced = self.inner.synced.lock().expect("sync times");
             cx.routes
                 .receivers
@@ -628,6 +630,27 @@ fn warehouse_observation(config: &Config, warehouse: &str, reason: Option<&str>)
             },
         },
     }
+}
+
+/// Records the quarantine alert of `ds`'s `partition`, raised by gate
+/// `gate_id`, inside `tx`: the transaction that records the gate's decision,
+/// so that a crash cannot lose it. It fires at once whatever
+/// `consecutive_failures` says; the flush timer of any agent on the
+/// registry sends it.
+pub async fn record_quarantine(
+    tx: &mut crate::registry::Tx,
+    ds: &Dataset,
+    partition: &str,
+    gate_id: &str,
+    reasons: &[String],
+    now: DateTime<Utc>,
+) -> Result<(), RegistryError> {
+    let obs = quarantine_observation(ds, partition, Some((gate_id, reasons)));
+    tx.update_alert(&obs.key, obs.scope().as_deref(), |current| {
+        state::next(current, &obs, 1, now)
+    })
+    .await?;
+    Ok(())
 }
 
 /// A partition's quarantine alert: raised by `gate` (its id and reasons),

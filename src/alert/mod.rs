@@ -4,7 +4,8 @@
 //! check, whatever partition it last looked at: the newest partition it has
 //! seen drives it), a warehouse that is down, or a partition the gate
 //! quarantined (one per partition). Its state (`ok → pending → firing → resolved`, in
-//! `state.rs`) lives in the registry. The routes file (`config::routes`) says
+//! `state.rs`) lives in the registry. The routes file (`config::routes`,
+//! with the labels, matchers, receivers' settings and silences it names) says
 //! which receivers hear of it; `router.rs` decides when (grouping by
 //! dataset within `group_wait`, repeats, resolves, silences, holding back
 //! the errors a down warehouse causes, digests). Every notification is
@@ -13,21 +14,15 @@
 //! `receivers/` holds one file per receiver kind, each speaking its
 //! service's format. `manager.rs` is what the agent calls.
 
-/// The routes file, now loaded with the rest of the configuration.
-pub use crate::config::routes as config;
 pub mod dispatch;
 pub mod manager;
-pub mod matcher;
 pub mod model;
 pub mod receivers;
 pub mod router;
 pub mod silences;
 pub mod state;
 
-pub use crate::config::routes::{DeliveryPolicy, Policy, Route, Routes};
 pub use dispatch::{Attempt, Dispatcher};
 pub use manager::{AlertError, AlertManager, FiringAlert, SilenceError};
-pub use matcher::Matcher;
-pub use model::{Alert, AlertDetails, Annotations, Labels, Severity, Status};
-pub use receivers::{Receiver, ReceiverKind};
-pub use silences::{FieldError, Silence, SilenceSource};
+pub use model::{Alert, AlertDetails, Annotations, Status};
+pub use silences::FieldError;

@@ -9,79 +9,9 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::check::Outcome;
+use crate::config::routes::{Labels, QUARANTINE_KIND, WAREHOUSE_KIND};
+use crate::format;
 use crate::registry::{AlertKind, AlertRecord};
-
-/// How urgent an alert is, in PagerDuty's words.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Severity {
-    /// A fail-severity check fails, or a partition is quarantined.
-    Critical,
-    /// A check cannot be evaluated, or a warehouse is down.
-    Error,
-    /// A warn-severity check breaches its limits.
-    Warning,
-    /// Nothing is wrong; kept for receivers that want every level.
-    Info,
-}
-
-impl Severity {
-    pub const ALL: [Severity; 4] = [Self::Critical, Self::Error, Self::Warning, Self::Info];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Critical => "critical",
-            Self::Error => "error",
-            Self::Warning => "warning",
-            Self::Info => "info",
-        }
-    }
-
-    pub fn parse(s: &str) -> Option<Self> {
-        Self::ALL.into_iter().find(|v| v.as_str() == s)
-    }
-
-    /// The severity of a check alert with this (failing) outcome.
-    pub fn of_outcome(outcome: Outcome) -> Self {
-        match outcome {
-            Outcome::Fail => Self::Critical,
-            Outcome::Error => Self::Error,
-            Outcome::Warn => Self::Warning,
-            Outcome::Pass => Self::Info,
-        }
-    }
-}
-
-impl std::fmt::Display for Severity {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-/// The alert kinds that are not check kinds, as `kind` labels.
-pub const WAREHOUSE_KIND: &str = "warehouse";
-pub const QUARANTINE_KIND: &str = "quarantine";
-
-/// What routes and silences match on.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Labels {
-    /// The check kind (`row_count`, `freshness`, …), `warehouse` or `quarantine`.
-    pub kind: String,
-    /// The check id, for check alerts.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub check: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub dataset: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub partition: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub warehouse: Option<String>,
-    /// 1 pages, 2 goes to chat, 3 to the digest.
-    pub tier: u8,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub owner: Option<String>,
-    pub severity: Severity,
-}
 
 /// What messages show about an alert.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -260,14 +190,12 @@ pub fn truncate(text: &str, max: usize) -> String {
     out
 }
 
-pub use crate::format::number as format_number;
-
 /// A threshold map as `min 1, max 5`.
 pub fn format_threshold(threshold: &BTreeMap<String, serde_json::Value>) -> String {
     threshold
         .iter()
         .map(|(k, v)| match v.as_f64() {
-            Some(n) => format!("{k} {}", format_number(n)),
+            Some(n) => format!("{k} {}", format::number(n)),
             None => format!(
                 "{k} {}",
                 v.as_str().map_or_else(|| v.to_string(), str::to_owned)
@@ -290,9 +218,9 @@ mod tests {
 
     #[test]
     fn numbers_and_thresholds_read_plainly() {
-        assert_eq!(format_number(3.0), "3");
-        assert_eq!(format_number(0.0125), "0.0125");
-        assert_eq!(format_number(0.5), "0.5");
+        assert_eq!(format::number(3.0), "3");
+        assert_eq!(format::number(0.0125), "0.0125");
+        assert_eq!(format::number(0.5), "0.5");
         let t = BTreeMap::from([
             ("max".to_owned(), serde_json::json!(5.0)),
             ("min".to_owned(), serde_json::json!(1)),

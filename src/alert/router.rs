@@ -19,11 +19,10 @@ use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
 
-use super::config::{Route, Routes};
 use super::model::{Alert, AlertDetails, Status};
 use super::receivers::{DigestPeriod, Notification};
-use super::silences::Silence;
 use crate::check::Outcome;
+use crate::config::routes::{Route, Routes, Silence};
 use crate::registry::{
     AlertFlush, AlertKind, AlertRecord, AlertState, DigestPlan, NewNotification, NotifiedMark,
 };

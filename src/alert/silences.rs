@@ -17,69 +17,8 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 use serde_json::Value;
 
-use super::matcher::Matcher;
-use super::model::Labels;
-use crate::registry::SilenceRecord;
+use crate::config::routes::{Matcher, Silence, SilenceSource};
 use crate::source::values::parse_duration;
-
-/// Where a silence was written.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum SilenceSource {
-    /// In the routes file; changed by editing it.
-    Config,
-    /// Through the API; stored in the registry.
-    Api,
-}
-
-/// One silence.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct Silence {
-    pub id: String,
-    #[serde(rename = "matchers")]
-    pub matcher: Matcher,
-    pub starts_at: DateTime<Utc>,
-    pub ends_at: DateTime<Utc>,
-    pub created_by: String,
-    pub comment: String,
-    pub source: SilenceSource,
-}
-
-impl Silence {
-    /// Whether it silences anything at `at`.
-    pub fn is_active(&self, at: DateTime<Utc>) -> bool {
-        self.starts_at <= at && at < self.ends_at
-    }
-
-    /// Whether it silences an alert with `labels` at `at`.
-    pub fn silences(&self, labels: &Labels, at: DateTime<Utc>) -> bool {
-        self.is_active(at) && self.matcher.matches(labels)
-    }
-
-    /// A stored silence; `None` if its matchers are unreadable.
-    pub fn from_record(record: &SilenceRecord) -> Option<Self> {
-        Some(Self {
-            id: record.id.clone(),
-            matcher: Matcher::from_json(&record.matchers)?,
-            starts_at: record.starts_at,
-            ends_at: record.ends_at,
-            created_by: record.created_by.clone(),
-            comment: record.comment.clone(),
-            source: SilenceSource::Api,
-        })
-    }
-
-    pub fn to_record(&self) -> SilenceRecord {
-        SilenceRecord {
-            id: self.id.clone(),
-            matchers: self.matcher.to_json(),
-            starts_at: self.starts_at,
-            ends_at: self.ends_at,
-            created_by: self.created_by.clone(),
-            comment: self.comment.clone(),
-        }
-    }
-}
 
 /// A problem with one field of a request, named as the client wrote it
 /// (`matchers.tier`, `ends_at`).

@@ -168,7 +168,8 @@ pub fn retire(current: &AlertRecord, now: DateTime<Utc>) -> Option<AlertRecord> 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::alert::model::{Annotations, Labels, Severity};
+    use crate::alert::model::Annotations;
+    use crate::config::routes::{Labels, Severity};
     use chrono::TimeZone;
 
     fn obs(failing: bool) -> Observation {

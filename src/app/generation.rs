@@ -11,8 +11,9 @@ use chrono::{DateTime, Utc};
 use tokio::sync::mpsc;
 
 use super::circuit::Circuit;
+use crate::check::Dataset;
 use crate::check::{Runner, Scope};
-use crate::config::{Config, Dataset};
+use crate::config::Config;
 
 /// Runs that may wait in one warehouse's queue.
 pub const QUEUE_CAPACITY: usize = 1024;

@@ -6,9 +6,11 @@
 //!
 //! Also here, because both the agent and the HTTP app use them: the
 //! configuration [`Generation`] with its run queues ([`Lane`], [`Job`]),
-//! the warehouses' [`circuit`]s, and the [`schedule`] arithmetic.
+//! the warehouses' [`circuit`]s, the [`schedule`] arithmetic, and the
+//! [`runner`] a configuration connects.
 
 pub mod circuit;
+mod connect;
 mod generation;
 pub mod schedule;
 
@@ -20,11 +22,12 @@ use chrono::{DateTime, Utc};
 use tokio::sync::{Semaphore, watch};
 use tokio_util::sync::CancellationToken;
 
+pub use connect::runner;
 pub use generation::{Busy, Enqueued, Generation, Job, Lane, QUEUE_CAPACITY};
 
 use crate::alert::AlertManager;
 use crate::check::Runner;
-use crate::config::Config;
+use crate::config::{Config, LoadReport};
 use crate::domain::Instance;
 use crate::gate::{GateOptions, GateService, LogQuarantine, Quarantine, QuarantineHook, Release};
 use crate::metrics::Metrics;
@@ -52,6 +55,8 @@ pub(crate) struct Shared {
     gates: GateService,
     /// Alert state and the notification outbox.
     alerts: AlertManager,
+    /// How the latest configuration load went (shown on the status page).
+    config_report: RwLock<Arc<LoadReport>>,
 }
 
 /// Builds an [`AppState`]: the agent gives it everything; a test of the
@@ -123,7 +128,7 @@ impl AppStateBuilder {
         } = self;
         let metrics = metrics.unwrap_or_else(|| Arc::new(Metrics::new()));
         let runner =
-            runner.unwrap_or_else(|| Arc::new(Runner::new(&config, Some(registry.clone()))));
+            runner.unwrap_or_else(|| Arc::new(connect::runner(&config, Some(registry.clone()))));
         let instance = instance.unwrap_or_else(|| Instance::detect(None));
         let public_url = public_url.unwrap_or_else(|| match instance.addr() {
             Some(addr) => format!("http://{addr}/"),
@@ -195,6 +200,7 @@ impl AppState {
             public_url,
             gates,
             alerts,
+            config_report: RwLock::default(),
         }));
         // Quarantines raise an alert to the dataset's owner; a partition that
         // passes resolves it. Weak: the hook lives inside the state.
@@ -258,6 +264,25 @@ impl AppState {
         self.0.generations.send_replace(number);
     }
 
+    /// How the latest configuration load (start-up or reload) went.
+    pub fn config_report(&self) -> Arc<LoadReport> {
+        self.0
+            .config_report
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// Records how a configuration load went, here and in the metrics.
+    pub fn set_config_report(&self, report: LoadReport) {
+        self.0.metrics.record_config_load(&report);
+        *self
+            .0
+            .config_report
+            .write()
+            .unwrap_or_else(|e| e.into_inner()) = Arc::new(report);
+    }
+
     /// Whether start-up has finished (the scheduler and the HTTP server run).
     pub fn is_ready(&self) -> bool {
         self.0.ready.load(Ordering::Acquire)
@@ -300,30 +325,16 @@ impl AppState {
     }
 }
 
-/// Tells the alert manager of the gate's quarantines and releases, on a
-/// task of its own (the gate does not wait for alerting).
+/// Logs the gate's quarantines (their alert is recorded with the decision)
+/// and tells the alert manager of releases, on a task of its own (the gate
+/// does not wait for alerting).
 struct AlertOnQuarantine(Weak<Shared>);
 
 impl QuarantineHook for AlertOnQuarantine {
+    /// The alert itself is recorded with the gate's decision, in the same
+    /// registry transaction; here it is only logged.
     fn on_quarantine(&self, q: &Quarantine) {
         LogQuarantine.on_quarantine(q);
-        let Some(state) = self.0.upgrade().map(AppState) else {
-            return;
-        };
-        let q = q.clone();
-        tokio::spawn(async move {
-            let config = state.config();
-            let Some(ds) = config.dataset(&q.dataset) else {
-                return;
-            };
-            if let Err(e) = state
-                .alerts()
-                .quarantined(ds, &q.partition, &q.gate_id, &q.reasons, Utc::now())
-                .await
-            {
-                tracing::warn!(dataset = %q.dataset, partition = %q.partition, error = %e, "could not raise the quarantine alert");
-            }
-        });
     }
 
     fn on_release(&self, r: &Release) {

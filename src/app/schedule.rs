@@ -8,7 +8,7 @@
 use chrono::{DateTime, Timelike, Utc};
 use chrono_tz::Tz;
 
-use crate::config::Schedule;
+use crate::check::Schedule;
 
 /// The first tick of `schedule` strictly after `after`, on a whole second.
 pub fn next_tick(schedule: &Schedule, after: DateTime<Utc>, tz: Tz) -> Option<DateTime<Utc>> {

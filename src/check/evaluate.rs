@@ -177,12 +177,13 @@ mod tests {
             tier: 1,
             owner: None,
             runbook: None,
-            schedule: Schedule {
+            schedule: Some(Schedule {
                 expr: "@daily".into(),
                 cron: "0 0 * * *".parse().unwrap(),
-            },
+            }),
             partition: None,
             gate_table: TableRef::parse("orders").unwrap(),
+            gate_allow_empty: false,
             checks: Vec::new(),
             pos: SourcePos {
                 file: PathBuf::from("x.yaml"),

@@ -8,7 +8,8 @@ use chrono_tz::Tz;
 use tracing::Instrument;
 
 use super::observation::{DatasetObservations, Observation, ObserveError, Observed};
-use super::planner::{self, PlanInput, Read, Scope};
+use super::planner::{self, PlanInput, Read};
+use super::scope::Scope;
 use super::spec::Dataset;
 use crate::domain::TableRef;
 use crate::warehouse::{Value, Warehouse, WarehouseError};

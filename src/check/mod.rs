@@ -10,7 +10,6 @@ mod executor;
 pub mod kind;
 mod observation;
 pub mod planner;
-mod result;
 mod runner;
 mod scope;
 pub mod spec;
@@ -21,12 +20,12 @@ use chrono_tz::Tz;
 
 use crate::warehouse::Warehouse;
 
+pub use crate::domain::{CheckResult, Outcome, Summary};
 pub use evaluate::{Baselines, EvalContext, evaluate, evaluate_all};
 pub use executor::{observe, observe_table};
 pub use kind::{CheckKind, latest_instant};
 pub use observation::{DatasetObservations, Observation, ObserveError, Observed};
 pub use planner::{Plan, PlanInput, plan};
-pub use result::{CheckResult, Outcome, Summary};
 pub use runner::{PendingRun, RunError, Runner, stored_column};
 pub use scope::Scope;
 pub use spec::{CheckSpec, Dataset, PartitionSpec, Schedule, Severity};

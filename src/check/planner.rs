@@ -12,7 +12,7 @@ use chrono::NaiveDateTime;
 use chrono_tz::Tz;
 
 use super::observation::ObserveError;
-pub use super::scope::Scope;
+use super::scope::Scope;
 use super::spec::{CheckSpec, Dataset};
 use super::template::{self, PartitionBounds, SqlBuilder, TemplateContext};
 use crate::domain::{Granularity, Identifier, PartitionKey, TableRef};
@@ -532,15 +532,16 @@ mod tests {
             tier: 1,
             owner: None,
             runbook: None,
-            schedule: Schedule {
+            schedule: Some(Schedule {
                 expr: "@hourly".into(),
                 cron: "0 * * * *".parse().unwrap(),
-            },
+            }),
             partition: Some(PartitionSpec {
                 column: id("order_date"),
                 granularity: Granularity::Day,
             }),
             gate_table: TableRef::parse("staging.orders").unwrap(),
+            gate_allow_empty: false,
             checks: checks
                 .into_iter()
                 .map(|(n, kind, filter)| CheckSpec {

@@ -8,19 +8,16 @@ use std::sync::Arc;
 use chrono::{DateTime, Timelike, Utc};
 use chrono_tz::Tz;
 
-use super::kind::CheckKind;
-use super::spec::Dataset;
+use super::kind::BaselineCx;
+use super::spec::{CheckSpec, Dataset};
 use super::{
-    Baselines, DatasetObservations, EvalContext, Observed, Scope, evaluate_all, observe,
+    Baselines, DatasetObservations, EvalContext, Observation, Scope, evaluate_all, observe,
     observe_table,
 };
 use crate::check::{CheckResult, Outcome};
 use crate::domain::TableRef;
 use crate::registry::{Registry, RegistryError, RunRecord, StoredColumn};
 use crate::warehouse::{CatalogColumn, Warehouse, WarehouseError};
-
-/// Who records a first-seen schema as a dataset's baseline.
-const FIRST_SEEN: &str = "warden (first seen schema)";
 
 /// Runs checks against the configured warehouses, with history from the
 /// registry when there is one.
@@ -99,7 +96,7 @@ enum Pending {
 impl Runner {
     /// A runner over `warehouses` by name (each a pool, or why it cannot be
     /// used: its datasets' checks are then `error`, not the whole run), in
-    /// the agent's time zone. `Runner::new` builds one from a configuration.
+    /// the agent's time zone. The app module builds one from a configuration.
     pub fn with_warehouses(
         tz: Tz,
         warehouses: BTreeMap<String, Result<Arc<Warehouse>, WarehouseError>>,
@@ -217,7 +214,7 @@ impl Runner {
         // Only once the results are kept: a run that could not be recorded
         // must leave nothing behind, not even a baseline its results announce.
         if record {
-            self.store_first_seen_schemas(ds, &observations, &baselines)
+            self.store_first_baselines(ds, &observations, &baselines, scheduled_at)
                 .await;
         }
         Ok(results)
@@ -251,8 +248,8 @@ impl Runner {
         }
     }
 
-    /// The stored values `row_count_change` and baseline `schema` checks
-    /// compare against. A lookup that fails makes its check `error`.
+    /// The stored values the checks compare against (each kind fetches its
+    /// own). A lookup that fails makes its check `error`.
     async fn baselines(
         &self,
         ds: &Dataset,
@@ -261,81 +258,63 @@ impl Runner {
     ) -> (Baselines, HashMap<String, String>) {
         let mut baselines = Baselines::default();
         let mut errors = HashMap::new();
+        let Some(registry) = &self.registry else {
+            return (baselines, errors);
+        };
         for (spec, obs) in observations.iter(ds) {
-            let needs_history = match &spec.kind {
-                CheckKind::RowCountChange(_) => true,
-                CheckKind::Schema(k) => k.uses_baseline(),
-                _ => false,
-            };
-            if !needs_history || obs.value.is_err() {
+            if obs.value.is_err() {
                 continue;
             }
-            let Some(registry) = &self.registry else {
+            let cx = baseline_cx(registry, ds, spec, obs, scheduled_at);
+            let Some(fetch) = spec.kind.get().fetch_baseline(cx, &mut baselines) else {
                 continue;
             };
-            match &spec.kind {
-                CheckKind::RowCountChange(k) => {
-                    let id = &spec.id;
-                    match k
-                        .baseline(registry, id, obs.partition.as_ref(), scheduled_at)
-                        .await
-                    {
-                        Ok(Some(rows)) => {
-                            baselines.row_counts.insert(id.clone(), rows);
-                        }
-                        Ok(None) => {}
-                        Err(e) => {
-                            errors.insert(id.to_string(), format!("baseline unavailable: {e}"));
-                        }
-                    }
-                }
-                CheckKind::Schema(_) => match registry.schema_baseline(&ds.name).await {
-                    Ok(Some(columns)) => {
-                        let columns = columns.into_iter().map(catalog_column).collect();
-                        baselines.schemas.insert(spec.id.clone(), columns);
-                    }
-                    Ok(None) => {}
-                    Err(e) => {
-                        errors.insert(
-                            spec.id.to_string(),
-                            format!("schema baseline unavailable: {e}"),
-                        );
-                    }
-                },
-                _ => {}
+            if let Err(message) = fetch.await {
+                errors.insert(spec.id.to_string(), message);
             }
         }
         (baselines, errors)
     }
 
-    /// The first schema seen for a dataset with a baseline `schema` check
-    /// becomes its baseline.
-    async fn store_first_seen_schemas(
+    /// Stores the first baseline a check of the dataset keeps when there is
+    /// none yet (the first schema seen, for a baseline `schema` check).
+    async fn store_first_baselines(
         &self,
         ds: &Dataset,
         observations: &DatasetObservations,
         baselines: &Baselines,
+        scheduled_at: DateTime<Utc>,
     ) {
         let Some(registry) = &self.registry else {
             return;
         };
         for (spec, obs) in observations.iter(ds) {
-            if !matches!(&spec.kind, CheckKind::Schema(k) if k.uses_baseline())
-                || baselines.schemas.contains_key(&spec.id)
-            {
+            let Ok(observed) = &obs.value else {
                 continue;
-            }
-            if let Ok(Observed::Columns { columns }) = &obs.value {
-                let stored: Vec<StoredColumn> = columns.iter().map(stored_column).collect();
-                if let Err(e) = registry
-                    .set_schema_baseline(&ds.name, &stored, FIRST_SEEN)
-                    .await
-                {
-                    tracing::warn!(dataset = %ds.name, error = %e, "could not store the first-seen schema");
-                }
+            };
+            let cx = baseline_cx(registry, ds, spec, obs, scheduled_at);
+            if let Some(store) = spec.kind.get().store_baseline(cx, observed, baselines) {
+                store.await;
                 return;
             }
         }
+    }
+}
+
+/// Where the kind of `spec` finds and keeps its baseline.
+fn baseline_cx<'a>(
+    registry: &'a Registry,
+    ds: &'a Dataset,
+    spec: &'a CheckSpec,
+    obs: &'a Observation,
+    scheduled_at: DateTime<Utc>,
+) -> BaselineCx<'a> {
+    BaselineCx {
+        registry,
+        dataset: &ds.name,
+        id: &spec.id,
+        partition: obs.partition.as_ref(),
+        scheduled_at,
     }
 }
 
@@ -361,15 +340,14 @@ fn all_error(ds: &Dataset, scope: &Scope, message: &str) -> Vec<CheckResult> {
         .collect()
 }
 
-/// The row count each `row_count_change` check observed: the baseline later
-/// runs compare against.
+/// The row count each check keeps with its result (`row_count_change`'s):
+/// the baseline later runs compare against.
 fn row_counts(ds: &Dataset, observations: &DatasetObservations) -> HashMap<String, u64> {
     observations
         .iter(ds)
-        .filter(|(spec, _)| matches!(spec.kind, CheckKind::RowCountChange(_)))
-        .filter_map(|(spec, obs)| match &obs.value {
-            Ok(Observed::RowCount { rows }) => Some((spec.id.to_string(), *rows)),
-            _ => None,
+        .filter_map(|(spec, obs)| {
+            let rows = spec.kind.get().recorded_rows(obs.value.as_ref().ok()?)?;
+            Some((spec.id.to_string(), rows))
         })
         .collect()
 }
@@ -378,13 +356,5 @@ pub fn stored_column(c: &CatalogColumn) -> StoredColumn {
     StoredColumn {
         name: c.name.clone(),
         data_type: c.data_type.clone(),
-    }
-}
-
-fn catalog_column(c: StoredColumn) -> CatalogColumn {
-    CatalogColumn {
-        name: c.name,
-        raw_type: c.data_type.clone(),
-        data_type: c.data_type,
     }
 }

@@ -7,7 +7,7 @@ use std::fmt;
 use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
 
-use crate::config::{CheckSpec, Dataset};
+use super::spec::{CheckSpec, Dataset};
 use crate::domain::PartitionKey;
 
 /// Which part of a dataset one run looks at.

@@ -19,10 +19,15 @@ pub struct Dataset {
     pub tier: u8,
     pub owner: Option<String>,
     pub runbook: Option<String>,
-    pub schedule: Schedule,
+    /// When the scheduler runs it; `None`: only on demand (`warden check`,
+    /// `backfill`, gates).
+    pub schedule: Option<Schedule>,
     pub partition: Option<PartitionSpec>,
     /// Relation the gate validates; defaults to `table`.
     pub gate_table: TableRef,
+    /// Whether the gate allows a partition with no rows in `gate_table`
+    /// (`gate.allow_empty`); otherwise an empty partition is a breach.
+    pub gate_allow_empty: bool,
     pub checks: Vec<CheckSpec>,
     pub pos: SourcePos,
 }

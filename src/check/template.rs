@@ -108,6 +108,69 @@ pub struct TemplateContext<'a> {
     pub partition: Option<&'a PartitionBounds>,
 }
 
+/// The templates warden knows.
+const KNOWN: [&str; 5] = [
+    "table",
+    "partition",
+    "partition_start",
+    "partition_end",
+    "partition_filter",
+];
+
+/// Checks `text`'s templates without expanding them (at load time): every
+/// `{{` is closed and names a known template.
+pub fn check(text: &str) -> Result<(), TemplateError> {
+    let mut rest = text;
+    while let Some(open) = rest.find("{{") {
+        let after = &rest[open + 2..];
+        let close = after.find("}}").ok_or(TemplateError::Unclosed)?;
+        let name = after[..close].trim();
+        if !KNOWN.contains(&name) {
+            return Err(TemplateError::Unknown {
+                name: name.to_owned(),
+            });
+        }
+        rest = &after[close + 2..];
+    }
+    Ok(())
+}
+
+/// Checks a `where:` filter at load time: its templates, parentheses that
+/// balance and no `;` outside quotes (a filter is one condition, never a
+/// second statement).
+pub fn check_filter(text: &str) -> Result<(), String> {
+    check(text).map_err(|e| match e {
+        TemplateError::Unclosed => "unclosed `{{`".to_owned(),
+        e => e.to_string(),
+    })?;
+    let mut depth = 0usize;
+    let mut quote: Option<char> = None;
+    for c in text.chars() {
+        match (quote, c) {
+            (Some(q), c) if c == q => quote = None,
+            (Some(_), _) => {}
+            (None, '\'' | '"' | '`') => quote = Some(c),
+            (None, '(') => depth += 1,
+            (None, ')') => {
+                depth = depth.checked_sub(1).ok_or("`)` without a matching `(`")?;
+            }
+            (None, ';') => {
+                return Err(
+                    "`;` is not allowed: a filter is one condition, not a statement".into(),
+                );
+            }
+            _ => {}
+        }
+    }
+    if let Some(q) = quote {
+        return Err(format!("unclosed quote `{q}`"));
+    }
+    if depth > 0 {
+        return Err(format!("{depth} `(` without a matching `)`"));
+    }
+    Ok(())
+}
+
 /// Appends `text` to `out` with every `{{ name }}` expanded.
 pub fn expand(
     text: &str,
@@ -247,6 +310,32 @@ mod tests {
                 .to_string(),
             "`{{ partition }}` needs a partition, but this run covers the whole relation"
         );
+    }
+
+    #[test]
+    fn templates_and_filters_are_checked_without_expanding() {
+        assert!(check("SELECT 1 FROM {{ table }} WHERE {{partition_filter}}").is_ok());
+        assert_eq!(
+            check("{{ tabel }}").unwrap_err(),
+            TemplateError::Unknown {
+                name: "tabel".into()
+            }
+        );
+        assert_eq!(check("x {{ table").unwrap_err(), TemplateError::Unclosed);
+        assert!(check_filter("(a = 1 OR b = ')') AND c <> ';'").is_ok());
+        assert_eq!(
+            check_filter("(a = 1").unwrap_err(),
+            "1 `(` without a matching `)`"
+        );
+        assert_eq!(
+            check_filter("a = 1)").unwrap_err(),
+            "`)` without a matching `(`"
+        );
+        assert_eq!(
+            check_filter("a = 1; DROP TABLE t").unwrap_err(),
+            "`;` is not allowed: a filter is one condition, not a statement"
+        );
+        assert_eq!(check_filter("a = 'x").unwrap_err(), "unclosed quote `'`");
     }
 
     #[test]

@@ -161,8 +161,8 @@ pub struct GateArgs {
     /// http://127.0.0.1:9464).
     #[arg(long, env = "WARDEN_SERVER", value_name = "URL")]
     pub server: Option<String>,
-    /// How long to wait for the decision; past it the gate denies (timeout).
-    #[arg(long, default_value = "300s", value_parser = humantime::parse_duration)]
+    /// How long to wait for the decision, 1s to 5m; past it the gate denies (timeout).
+    #[arg(long, default_value = "300s", value_parser = super::gate::parse_wait)]
     pub wait: std::time::Duration,
     /// Bearer token of the API.
     #[arg(long, env = "WARDEN_API_TOKEN", hide_env_values = true)]

@@ -12,7 +12,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use super::args::BackfillArgs;
 use super::check::{RunOutcome, exit_code, print};
 use super::{find_dataset, load_config, open_registry};
-use warden::check::{Runner, Scope};
+use warden::check::Scope;
 use warden::domain::PartitionKey;
 
 pub async fn run(config_path: &Path, args: BackfillArgs) -> anyhow::Result<u8> {
@@ -28,7 +28,7 @@ pub async fn run(config_path: &Path, args: BackfillArgs) -> anyhow::Result<u8> {
     let from = PartitionKey::parse(&args.from, spec.granularity)?;
     let to = PartitionKey::parse(&args.to, spec.granularity)?;
     let partitions = PartitionKey::range(from, to)?;
-    let runner = Runner::new(config, Some(open_registry(config).await?));
+    let runner = warden::app::runner(config, Some(open_registry(config).await?));
 
     let progress = if std::io::stderr().is_terminal() {
         let bar = ProgressBar::new(partitions.len() as u64);

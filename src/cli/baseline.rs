@@ -6,7 +6,7 @@ use anyhow::{Context, anyhow};
 
 use super::args::BaselineAction;
 use super::{find_dataset, load_config, open_registry};
-use warden::check::{Runner, stored_column};
+use warden::check::stored_column;
 
 pub async fn run(config_path: &Path, action: BaselineAction) -> anyhow::Result<u8> {
     let BaselineAction::Accept { dataset } = action;
@@ -14,7 +14,7 @@ pub async fn run(config_path: &Path, action: BaselineAction) -> anyhow::Result<u
     let config = &loaded.config;
     let ds = find_dataset(config, &dataset)?;
     let registry = open_registry(config).await?;
-    let runner = Runner::new(config, None);
+    let runner = warden::app::runner(config, None);
     let wh = runner.warehouse(ds).map_err(|e| anyhow!(e))?;
     let columns = wh
         .columns(&ds.table)

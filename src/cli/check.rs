@@ -21,7 +21,7 @@ pub async fn run(config_path: &Path, args: CheckArgs) -> anyhow::Result<u8> {
     } else {
         Some(open_registry(config).await?)
     };
-    let runner = Runner::new(config, registry);
+    let runner = warden::app::runner(config, registry);
     let outcome = run_datasets(config, &runner, &datasets, !args.no_record).await;
     print(&outcome.results, args.format)?;
     Ok(exit_code(&outcome, !loaded.diagnostics.is_empty()))
@@ -55,7 +55,7 @@ fn select<'c>(
     config: &'c Config,
     dataset: Option<&str>,
     partition: Option<&str>,
-) -> anyhow::Result<Vec<(&'c warden::config::Dataset, Option<Scope>)>> {
+) -> anyhow::Result<Vec<(&'c warden::check::Dataset, Option<Scope>)>> {
     let Some(name) = dataset else {
         return Ok(config.datasets.iter().map(|d| (d, None)).collect());
     };
@@ -77,7 +77,7 @@ fn select<'c>(
 pub async fn run_datasets(
     config: &Config,
     runner: &Runner,
-    datasets: &[(&warden::config::Dataset, Option<Scope>)],
+    datasets: &[(&warden::check::Dataset, Option<Scope>)],
     record: bool,
 ) -> RunOutcome {
     let now = Utc::now();

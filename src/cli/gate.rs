@@ -31,6 +31,13 @@ struct Gate {
     reasons: Vec<String>,
 }
 
+/// `--wait`: a duration from 1 s to 5 min (what the agent accepts), so that
+/// a wrong value is a usage error before anything is asked.
+pub fn parse_wait(text: &str) -> Result<Duration, String> {
+    let wait = humantime::parse_duration(text).map_err(|e| e.to_string())?;
+    warden::gate::check_wait(wait)
+}
+
 pub async fn run(config_path: &Path, args: GateArgs) -> anyhow::Result<u8> {
     let server = client::server(args.server.as_deref(), config_path)?;
     // A run id of our own, so that a retry after a lost connection finds the
@@ -142,6 +149,18 @@ mod tests {
             results: Vec::new(),
             reasons: vec!["orders.row_count failed: 0 rows (min 1)".into()],
         }
+    }
+
+    #[test]
+    fn the_wait_is_one_second_to_five_minutes() {
+        assert_eq!(parse_wait("1s"), Ok(Duration::from_secs(1)));
+        assert_eq!(parse_wait("5m"), Ok(Duration::from_secs(300)));
+        assert_eq!(parse_wait("0s").unwrap_err(), "0s is not between 1s and 5m");
+        assert_eq!(
+            parse_wait("301s").unwrap_err(),
+            "5m 1s is not between 1s and 5m"
+        );
+        assert!(parse_wait("soon").is_err());
     }
 
     #[test]

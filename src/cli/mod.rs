@@ -78,7 +78,7 @@ fn load_config(path: &Path) -> anyhow::Result<Loaded> {
 fn find_dataset<'c>(
     config: &'c warden::config::Config,
     name: &str,
-) -> anyhow::Result<&'c warden::config::Dataset> {
+) -> anyhow::Result<&'c warden::check::Dataset> {
     config.dataset(name).ok_or_else(|| {
         let known: Vec<&str> = config.datasets.iter().map(|d| d.name.as_str()).collect();
         anyhow::anyhow!("unknown dataset `{name}` (known: {})", known.join(", "))

@@ -6,7 +6,7 @@ use std::io::{self, Write};
 use serde::Serialize;
 
 use warden::check::{CheckResult, Outcome, Summary};
-use warden::format::number as format_number;
+use warden::format;
 
 /// The JSON document printed by `--format json`.
 #[derive(Serialize)]
@@ -34,7 +34,7 @@ pub fn write_text(out: &mut impl Write, results: &[CheckResult], color: bool) ->
                 r.check.clone(),
                 r.partition.clone().unwrap_or_else(|| "-".into()),
                 r.outcome.as_str().to_uppercase(),
-                r.observed.map(format_number).unwrap_or_else(|| "-".into()),
+                r.observed.map(format::number).unwrap_or_else(|| "-".into()),
                 r.message.clone(),
             ]
         })
@@ -158,8 +158,8 @@ mod tests {
 
     #[test]
     fn numbers_print_without_noise() {
-        assert_eq!(format_number(50000.0), "50000");
-        assert_eq!(format_number(0.012), "0.012");
-        assert_eq!(format_number(1.0 / 3.0), "0.3333");
+        assert_eq!(format::number(50000.0), "50000");
+        assert_eq!(format::number(0.012), "0.012");
+        assert_eq!(format::number(1.0 / 3.0), "0.3333");
     }
 }

@@ -3,7 +3,9 @@
 //!
 //! Problems in `warden.yaml` and in the alert routes file are fatal. A check file's problems are reported
 //! and its broken datasets skipped; its other datasets and the other files
-//! still load, so one bad edit cannot stop every check.
+//! still load, so one bad edit cannot stop every check. On a reload
+//! ([`reload`]), a check file with problems keeps its previous version in
+//! force instead, so a typo never silently stops monitoring.
 
 mod model;
 pub(crate) mod parse;
@@ -11,18 +13,13 @@ mod raw;
 pub mod routes;
 pub(crate) mod validate;
 
-/// Problems as users see them; kept at this path for its callers.
-pub(crate) mod diagnostic {
-    pub use crate::source::{Diagnostic, did_you_mean, one_of};
-}
-
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
-pub use crate::source::{Diagnostic, SourcePos};
 pub use model::*;
 
-use crate::source::{EnvLookup, ReadError, SourceFile};
+use crate::check::Dataset;
+use crate::source::{Diagnostic, EnvLookup, ReadError, SourceFile, SourcePos};
 use raw::RawMain;
 use validate::{DatasetContext, MainParts};
 
@@ -34,6 +31,64 @@ pub struct Loaded {
     /// Problems in check files (the datasets concerned were skipped, the rest
     /// loaded), and `checks:` patterns that matched no file.
     pub diagnostics: Vec<Diagnostic>,
+    /// On a reload, the check files with problems whose previous version
+    /// was kept in force; empty on a first load.
+    pub kept: Vec<PathBuf>,
+}
+
+/// How the latest load of the configuration went, as the status page and
+/// the metrics report it.
+#[derive(Debug, Clone, Default)]
+pub struct LoadReport {
+    /// Problems of the latest load (start-up or reload); empty when it was
+    /// clean.
+    pub problems: Vec<Diagnostic>,
+    /// Check files whose previous version stays in force because the new
+    /// one has problems.
+    pub kept: Vec<PathBuf>,
+    /// When the configuration last loaded without a problem.
+    pub last_success: Option<chrono::DateTime<chrono::Utc>>,
+}
+
+impl LoadReport {
+    /// Whether the latest load was clean.
+    pub fn successful(&self) -> bool {
+        self.problems.is_empty()
+    }
+
+    /// The report after a load at `at` with `problems` and `kept` files;
+    /// the last success moves only when there is no problem.
+    pub fn after(
+        &self,
+        problems: Vec<Diagnostic>,
+        kept: Vec<PathBuf>,
+        at: chrono::DateTime<chrono::Utc>,
+    ) -> Self {
+        let last_success = if problems.is_empty() {
+            Some(at)
+        } else {
+            self.last_success
+        };
+        Self {
+            problems,
+            kept,
+            last_success,
+        }
+    }
+}
+
+impl ConfigError {
+    /// The problems as diagnostics (an unreadable `warden.yaml` as one for
+    /// the whole file).
+    pub fn diagnostics(&self) -> Vec<Diagnostic> {
+        match self {
+            Self::Io { path, source } => vec![Diagnostic::whole_file(
+                path,
+                format!("cannot read file: {source}"),
+            )],
+            Self::Invalid(diags) => diags.clone(),
+        }
+    }
 }
 
 /// Why no configuration could be loaded.
@@ -60,24 +115,6 @@ fn display_lines(diags: &[Diagnostic]) -> String {
         .join("\n")
 }
 
-impl crate::check::Runner {
-    /// Creates a pool per warehouse of `config` (connecting lazily); a
-    /// warehouse whose URL is unusable makes its datasets' checks `error`,
-    /// not the whole run.
-    pub fn new(config: &Config, registry: Option<crate::registry::Registry>) -> Self {
-        let tz = config.agent.timezone;
-        let warehouses = config
-            .warehouses
-            .iter()
-            .map(|(name, cfg)| {
-                let pool = crate::warehouse::Warehouse::connect(cfg, tz).map(std::sync::Arc::new);
-                (name.clone(), pool)
-            })
-            .collect();
-        Self::with_warehouses(tz, warehouses, registry)
-    }
-}
-
 /// Loads `path` and every check file it names, expanding `${VAR}` from the
 /// process environment.
 pub fn load(path: &Path) -> Result<Loaded, ConfigError> {
@@ -89,11 +126,31 @@ pub fn load_with_env(
     path: &Path,
     env: &dyn Fn(&str) -> Option<String>,
 ) -> Result<Loaded, ConfigError> {
-    let outcome = run(path, env)?;
+    finish(run(path, env, None)?)
+}
+
+/// Loads `path` again while `previous` is in force: a check file with
+/// problems keeps its datasets of `previous` (reported in
+/// [`Loaded::kept`]), the other files load as written.
+pub fn reload(path: &Path, previous: &Config) -> Result<Loaded, ConfigError> {
+    reload_with_env(path, previous, &process_env)
+}
+
+/// Like [`reload`], with variables looked up through `env`.
+pub fn reload_with_env(
+    path: &Path,
+    previous: &Config,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<Loaded, ConfigError> {
+    finish(run(path, env, Some(previous))?)
+}
+
+fn finish(outcome: Outcome) -> Result<Loaded, ConfigError> {
     match outcome.config {
         Some(config) if outcome.main.is_empty() => Ok(Loaded {
             config,
             diagnostics: outcome.files,
+            kept: outcome.kept,
         }),
         _ => Err(ConfigError::Invalid(outcome.main)),
     }
@@ -102,13 +159,9 @@ pub fn load_with_env(
 /// Every problem in `warden.yaml` and in every check file, found without
 /// connecting to anything (for `warden validate`). Empty when all is valid.
 pub fn validate_all(path: &Path, env: &dyn Fn(&str) -> Option<String>) -> Vec<Diagnostic> {
-    match run(path, env) {
+    match run(path, env, None) {
         Ok(outcome) => outcome.main.into_iter().chain(outcome.files).collect(),
-        Err(ConfigError::Io { path, source }) => vec![Diagnostic::whole_file(
-            &path,
-            format!("cannot read file: {source}"),
-        )],
-        Err(ConfigError::Invalid(diags)) => diags,
+        Err(e) => e.diagnostics(),
     }
 }
 
@@ -138,14 +191,17 @@ struct Outcome {
     /// Problems in check files (their datasets skipped), and `checks:` globs
     /// that matched nothing.
     files: Vec<Diagnostic>,
+    /// Check files with problems whose previous version was kept.
+    kept: Vec<PathBuf>,
 }
 
-fn run(path: &Path, env: EnvLookup<'_>) -> Result<Outcome, ConfigError> {
+fn run(path: &Path, env: EnvLookup<'_>, previous: Option<&Config>) -> Result<Outcome, ConfigError> {
     let failed = |main: Vec<Diagnostic>| {
         Ok(Outcome {
             config: None,
             main,
             files: Vec::new(),
+            kept: Vec::new(),
         })
     };
     let src = match SourceFile::read(path, env) {
@@ -186,10 +242,28 @@ fn run(path: &Path, env: EnvLookup<'_>) -> Result<Outcome, ConfigError> {
     let (files, mut file_diags) = check_files(&parts, shown_dir);
     let mut datasets = Vec::new();
     let mut names: HashMap<String, SourcePos> = HashMap::new();
+    let mut kept = Vec::new();
     for file in files {
         let mut diags = Vec::new();
-        load_check_file(&file, env, &parts, &mut names, &mut datasets, &mut diags);
+        let names_before = names.clone();
+        let mut loaded = Vec::new();
+        load_check_file(&file, env, &parts, &mut names, &mut loaded, &mut diags);
         sort(&mut diags);
+        match previous {
+            Some(previous) if !diags.is_empty() => {
+                names = names_before;
+                keep_previous(
+                    &file,
+                    previous,
+                    &parts,
+                    &mut names,
+                    &mut datasets,
+                    &mut diags,
+                );
+                kept.push(file);
+            }
+            _ => datasets.extend(loaded),
+        }
         file_diags.extend(diags);
     }
 
@@ -212,7 +286,45 @@ fn run(path: &Path, env: EnvLookup<'_>) -> Result<Outcome, ConfigError> {
         config: Some(config),
         main,
         files: file_diags,
+        kept,
     })
+}
+
+/// Puts the datasets `previous` loaded from `file` back in force, except
+/// those whose name another file now claims or whose warehouse is gone
+/// (each reported).
+fn keep_previous(
+    file: &Path,
+    previous: &Config,
+    parts: &MainParts,
+    names: &mut HashMap<String, SourcePos>,
+    datasets: &mut Vec<Dataset>,
+    diags: &mut Vec<Diagnostic>,
+) {
+    for ds in previous.datasets.iter().filter(|d| d.pos.file == file) {
+        if let Some(first) = names.get(ds.name.as_str()) {
+            diags.push(Diagnostic::at(
+                &ds.pos,
+                format!(
+                    "the previous version of dataset `{}` cannot stay in force: `{}` is now defined at {first}",
+                    ds.name, ds.name
+                ),
+            ));
+            continue;
+        }
+        if !parts.warehouses.contains_key(&ds.warehouse) {
+            diags.push(Diagnostic::at(
+                &ds.pos,
+                format!(
+                    "the previous version of dataset `{}` cannot stay in force: warehouse `{}` is no longer declared",
+                    ds.name, ds.warehouse
+                ),
+            ));
+            continue;
+        }
+        names.insert(ds.name.to_string(), ds.pos.clone());
+        datasets.push(ds.clone());
+    }
 }
 
 /// The check files `checks:` names, sorted, each once; and the globs that
@@ -278,12 +390,27 @@ fn load_check_file(
         }
         Err(ReadError::Env(env_diags)) => return diags.extend(env_diags),
     };
-    let (raws, parse_diags) = parse::datasets(&src);
-    diags.extend(parse_diags);
+    let read = parse::read(&src);
+    diags.extend(read.diagnostics);
+    let raws = read.datasets;
     let cx = DatasetContext {
         src: &src,
         warehouses: &parts.warehouse_names,
     };
+    // A dataset that did not parse never loads, but its other problems are
+    // reported too; a key taken out to read it is not also "required".
+    for (raw, taken_out) in &read.partial {
+        let Err(problems) = validate::dataset(raw, &cx) else {
+            continue;
+        };
+        diags.extend(problems.into_iter().filter(|d| {
+            !taken_out.iter().any(|key| {
+                d.message.starts_with(&format!("`{key}` is required"))
+                    || d.message.starts_with(&format!("`{key}."))
+                        && d.message.contains("is required")
+            })
+        }));
+    }
     for raw in &raws {
         // Names are claimed even by broken datasets, so that fixing one does
         // not reveal a duplicate later.

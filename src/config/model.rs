@@ -6,11 +6,7 @@ use std::path::PathBuf;
 
 use chrono_tz::Tz;
 
-pub use crate::check::kind::{
-    ChangeBaseline, CheckKind, DriftAction, Expect, ExpectedColumn, Freshness, FreshnessRule,
-    NullRate, RowCount, RowCountChange, Schema, Sql, Unique,
-};
-pub use crate::check::spec::{CheckSpec, Dataset, PartitionSpec, Schedule, Severity};
+use crate::check::spec::Dataset;
 
 /// The whole configuration: `warden.yaml` plus every check file it names.
 #[derive(Debug, Clone)]

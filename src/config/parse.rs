@@ -2,12 +2,9 @@
 //! that a broken dataset does not hide the problems (or the good datasets)
 //! after it. Reading any file (expansion, YAML, messages) is `crate::source`.
 
-use std::path::Path;
-
 use serde_saphyr::{Location, Spanned};
 
-use crate::source::{Diagnostic, EnvLookup, Vocabulary};
-pub use crate::source::{ReadError, SourceFile};
+use crate::source::{Diagnostic, SourceFile, Vocabulary};
 
 use super::raw::{RawCheckFile, RawCheckFileOutline, RawDataset};
 use crate::check::kind::CheckKind;
@@ -18,14 +15,6 @@ pub(crate) const KINDS: Vocabulary<'static> = Vocabulary {
     variants: &CheckKind::NAMES,
     later: &["anomaly"],
 };
-
-/// Compatibility for callers that still expect [`ReadError`] from text that
-/// is never read from disk; new code calls [`SourceFile::expand`].
-impl SourceFile {
-    pub fn from_text(path: &Path, text: &str, env: EnvLookup<'_>) -> Result<Self, ReadError> {
-        Self::expand(path, text, env).map_err(ReadError::Env)
-    }
-}
 
 /// Parses a check file, reading each dataset on its own when the file as a
 /// whole does not parse. Returns the datasets that parsed and the problems
@@ -38,13 +27,44 @@ impl SourceFile {
 /// aliases across datasets, YAML syntax errors, or problems outside
 /// `datasets:`, only the first problem of the file is reported and no
 /// dataset of it loads.
+#[cfg(test)]
 pub fn datasets(src: &SourceFile) -> (Vec<Spanned<RawDataset>>, Vec<Diagnostic>) {
+    let read = read(src);
+    (read.datasets, read.diagnostics)
+}
+
+/// What [`read`] makes of a check file.
+#[derive(Debug, Default)]
+pub struct CheckFileRead {
+    /// The datasets that parsed.
+    pub datasets: Vec<Spanned<RawDataset>>,
+    /// Datasets that did not parse, read again without the keys serde
+    /// refused (named beside each), so that their other problems are found
+    /// too; they never load.
+    pub partial: Vec<Partial>,
+    /// The problems serde found.
+    pub diagnostics: Vec<Diagnostic>,
+}
+
+/// Like [`datasets`], and reads each dataset that does not parse again
+/// without the key at fault, until it parses, so that every problem of an
+/// entry is reported, not only the first (an unknown key no longer hides an
+/// invalid value beside it).
+pub fn read(src: &SourceFile) -> CheckFileRead {
     let text = src.text();
     let whole_error = match serde_saphyr::from_str::<RawCheckFile>(text) {
-        Ok(file) => return (file.datasets, Vec::new()),
+        Ok(file) => {
+            return CheckFileRead {
+                datasets: file.datasets,
+                ..CheckFileRead::default()
+            };
+        }
         Err(e) => src.translate(text, &e, &[KINDS]),
     };
-    let whole_file_only = (Vec::new(), vec![whole_error.clone()]);
+    let whole_file_only = CheckFileRead {
+        diagnostics: vec![whole_error.clone()],
+        ..CheckFileRead::default()
+    };
 
     let outline = match serde_saphyr::from_str::<RawCheckFileOutline>(text) {
         Ok(outline) => outline,
@@ -54,12 +74,15 @@ pub fn datasets(src: &SourceFile) -> (Vec<Spanned<RawDataset>>, Vec<Diagnostic>)
             let outline_error = src.translate(text, &e, &[KINDS]);
             let same_spot = (whole_error.line, whole_error.column)
                 == (outline_error.line, outline_error.column);
-            let diags = if same_spot {
+            let diagnostics = if same_spot {
                 vec![outline_error]
             } else {
                 vec![whole_error, outline_error]
             };
-            return (Vec::new(), diags);
+            return CheckFileRead {
+                diagnostics,
+                ..CheckFileRead::default()
+            };
         }
     };
     let lines: Vec<&str> = text.split('\n').collect();
@@ -73,31 +96,123 @@ pub fn datasets(src: &SourceFile) -> (Vec<Spanned<RawDataset>>, Vec<Diagnostic>)
         }
     }
 
-    let mut datasets = Vec::new();
-    let mut diags = Vec::new();
+    let mut out = CheckFileRead::default();
     for (i, &(first, dash_col)) in starts.iter().enumerate() {
         let end = starts.get(i + 1).map_or(lines.len(), |&(line, _)| line);
         let fragment = fragment(&lines, first, end, dash_col);
         match serde_saphyr::from_str::<Vec<Spanned<RawDataset>>>(&fragment) {
-            Ok(mut parsed) if parsed.len() == 1 => datasets.extend(parsed.pop()),
+            Ok(mut parsed) if parsed.len() == 1 => out.datasets.extend(parsed.pop()),
             Ok(_) => return whole_file_only,
-            Err(e)
-                if matches!(
-                    e.without_snippet(),
-                    serde_saphyr::Error::UnknownAnchor { .. }
-                ) =>
-            {
-                return whole_file_only;
+            Err(e) if unknown_anchor(&e) => return whole_file_only,
+            Err(e) => {
+                out.diagnostics.push(src.translate(&fragment, &e, &[KINDS]));
+                let (more, partial) = salvage(src, fragment, first, dash_col, e);
+                out.diagnostics.extend(more);
+                out.partial.extend(partial);
             }
-            Err(e) => diags.push(src.translate(&fragment, &e, &[KINDS])),
         }
     }
-    if diags.is_empty() {
+    if out.diagnostics.is_empty() {
         // Every dataset read on its own, yet the whole did not: report the
         // whole-file problem rather than nothing.
-        diags.push(whole_error);
+        out.diagnostics.push(whole_error);
     }
-    (datasets, diags)
+    out
+}
+
+fn unknown_anchor(e: &serde_saphyr::Error) -> bool {
+    matches!(
+        e.without_snippet(),
+        serde_saphyr::Error::UnknownAnchor { .. }
+    )
+}
+
+/// A dataset read without some of its keys, and those keys.
+pub type Partial = (Spanned<RawDataset>, Vec<String>);
+
+/// The most keys of one dataset blanked before giving up.
+const MAX_SALVAGE: usize = 32;
+
+/// Reads a dataset that failed with `err` again, each time without the
+/// dataset key (and its whole value) that holds the error, until it
+/// parses: the further problems serde finds, and the dataset so read with
+/// the keys taken out. `first` and `dash_col` are where its `-` is.
+fn salvage(
+    src: &SourceFile,
+    mut text: String,
+    first: usize,
+    dash_col: usize,
+    mut err: serde_saphyr::Error,
+) -> (Vec<Diagnostic>, Option<Partial>) {
+    let mut diags = Vec::new();
+    let mut blanked = Vec::new();
+    for _ in 0..MAX_SALVAGE {
+        let Some(line) = err
+            .location()
+            .and_then(|l| usize::try_from(l.line()).ok())
+            .and_then(|l| l.checked_sub(1))
+        else {
+            break;
+        };
+        let Some((cleared, key)) = blank_key(&text, first, dash_col, line) else {
+            break;
+        };
+        text = cleared;
+        blanked.push(key);
+        match serde_saphyr::from_str::<Vec<Spanned<RawDataset>>>(&text) {
+            Ok(mut parsed) if parsed.len() == 1 => {
+                return (diags, parsed.pop().map(|d| (d, blanked)));
+            }
+            Ok(_) => break,
+            Err(e) if unknown_anchor(&e) => break,
+            Err(e) => {
+                diags.push(src.translate(&text, &e, &[KINDS]));
+                err = e;
+            }
+        }
+    }
+    (diags, None)
+}
+
+/// `text` with the dataset key that holds 0-based line `line` blanked
+/// (its line from the key on, and the lines of its value), and that key;
+/// `None` when no dataset key holds it.
+fn blank_key(text: &str, first: usize, dash_col: usize, line: usize) -> Option<(String, String)> {
+    let mut lines: Vec<String> = text.split('\n').map(str::to_owned).collect();
+    // Indentation in characters, the dataset's `-` counted as a space.
+    let indent = |i: usize, l: &str| -> Option<usize> {
+        let mut chars: Vec<char> = l.chars().collect();
+        if i == first && chars.get(dash_col) == Some(&'-') {
+            chars[dash_col] = ' ';
+        }
+        let n = chars.iter().take_while(|c| **c == ' ').count();
+        let rest: String = chars[n..].iter().collect();
+        let rest = rest.trim();
+        (!rest.is_empty() && !rest.starts_with('#')).then_some(n)
+    };
+    // The dataset's keys sit at the indentation of its first key.
+    let key_col = (first..lines.len()).find_map(|i| indent(i, &lines[i]))?;
+    let key_line = (first..=line.min(lines.len().checked_sub(1)?))
+        .rev()
+        .find(|&i| indent(i, &lines[i]) == Some(key_col))?;
+    let key: String = lines[key_line]
+        .chars()
+        .skip(key_col)
+        .take_while(|c| *c != ':')
+        .collect();
+    let key = key.trim().to_owned();
+    if key.is_empty() {
+        return None;
+    }
+    let head: String = lines[key_line].chars().take(key_col).collect();
+    lines[key_line] = head;
+    for (i, line) in lines.iter_mut().enumerate().skip(key_line + 1) {
+        match indent(i, line) {
+            Some(n) if n <= key_col => break,
+            _ => line.clear(),
+        }
+    }
+    Some((lines.join("\n"), key))
 }
 
 /// Where the dataset whose value starts at `loc` begins: the 0-based line of
@@ -148,6 +263,8 @@ fn fragment(lines: &[&str], first: usize, end: usize, dash_col: usize) -> String
 
 #[cfg(test)]
 mod tests {
+    use std::path::Path;
+
     use super::*;
 
     fn no_env(_: &str) -> Option<String> {
@@ -155,7 +272,7 @@ mod tests {
     }
 
     fn read_names(text: &str) -> (Vec<String>, Vec<String>) {
-        let src = SourceFile::from_text(Path::new("c.yaml"), text, &no_env).unwrap();
+        let src = SourceFile::expand(Path::new("c.yaml"), text, &no_env).unwrap();
         let (ds, diags) = datasets(&src);
         let names = ds
             .iter()
@@ -240,7 +357,7 @@ datasets:
     #[test]
     fn positions_point_at_the_original_text() {
         let env = |name: &str| (name == "T").then(|| "a-long-value".to_owned());
-        let src = SourceFile::from_text(
+        let src = SourceFile::expand(
             Path::new("c.yaml"),
             "datasets:\n  - {owner: ${T}, tier: x}\n",
             &env,

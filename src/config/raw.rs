@@ -94,7 +94,8 @@ pub struct RawDataset {
     pub owner: Option<Spanned<String>>,
     /// Link shown in alerts.
     pub runbook: Option<Spanned<String>>,
-    /// Cron expression with 5 fields, or `@hourly`, `@daily`… (required).
+    /// Cron expression with 5 fields, or `@hourly`, `@daily`…; without it the
+    /// dataset runs only on demand.
     pub schedule: Option<Spanned<String>>,
     /// How the relation is partitioned, when it is.
     pub partition: Option<Spanned<RawPartition>>,
@@ -120,4 +121,7 @@ pub struct RawPartition {
 pub struct RawGate {
     /// Relation the gate validates (the staged data); default: the dataset's `table`.
     pub table: Option<Spanned<String>>,
+    /// Whether the gate may allow a partition with no rows in `table`;
+    /// default false (an empty partition is a breach).
+    pub allow_empty: Option<Spanned<bool>>,
 }

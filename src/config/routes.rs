@@ -35,23 +35,24 @@ use chrono_tz::Tz;
 use serde::Deserialize;
 use serde_saphyr::Spanned;
 
-use crate::alert::matcher::{Matcher, OneOrMany};
-use crate::alert::model::Labels;
-use crate::alert::receivers::{
-    KINDS, Receiver, ReceiverKind, Secret,
-    alertmanager::{AlertmanagerConfig, DEFAULT_RESEND_INTERVAL},
-    email::EmailConfig,
-    log::LogConfig,
-    pagerduty::{self, PagerDutyConfig},
-    slack::SlackConfig,
-    webhook::WebhookConfig,
+pub mod labels;
+pub mod matcher;
+pub mod receiver;
+pub mod silence;
+
+pub use labels::{Labels, QUARANTINE_KIND, Severity, WAREHOUSE_KIND};
+pub use matcher::{Matcher, OneOrMany};
+pub use receiver::{Receiver, ReceiverKind, Secret};
+pub use silence::{Silence, SilenceSource};
+
+use crate::check::Schedule;
+use crate::config::validate::values::parse_cron;
+use crate::source::values::{check_plain_name, parse_duration};
+use crate::source::{Diagnostic, Problems, ReadError, SourceFile, SourcePos, did_you_mean, one_of};
+use receiver::{
+    AlertmanagerConfig, DEFAULT_RESEND_INTERVAL, EmailConfig, KINDS, LogConfig,
+    PAGERDUTY_DEFAULT_URL, PagerDutyConfig, SlackConfig, WebhookConfig, smtp_transport,
 };
-use crate::alert::silences::{Silence, SilenceSource};
-use crate::config::diagnostic::{Diagnostic, did_you_mean, one_of};
-use crate::config::parse::{ReadError, SourceFile};
-use crate::config::validate::Problems;
-use crate::config::validate::values::{parse_cron, parse_duration};
-use crate::config::{Schedule, SourcePos};
 
 pub const DEFAULT_GROUP_WAIT: Duration = Duration::from_secs(30);
 pub const DEFAULT_REPEAT_INTERVAL: Duration = Duration::from_secs(4 * 3600);
@@ -359,13 +360,7 @@ pub fn parse(
     env: &dyn Fn(&str) -> Option<String>,
     timezone: Tz,
 ) -> Result<Routes, Vec<Diagnostic>> {
-    let src = match SourceFile::from_text(path, text, env) {
-        Ok(src) => src,
-        Err(ReadError::Io(e)) => {
-            return Err(vec![Diagnostic::whole_file(path, e.to_string())]);
-        }
-        Err(ReadError::Env(diags)) => return Err(diags),
-    };
+    let src = SourceFile::expand(path, text, env)?;
     from_source(&src, timezone)
 }
 
@@ -482,9 +477,7 @@ fn receiver(
     p: &mut Problems<'_>,
 ) -> Option<Receiver> {
     let before = p.list.len();
-    p.parse(name, "receivers", |s| {
-        crate::config::validate::values::check_plain_name(s, "receiver")
-    });
+    p.parse(name, "receivers", |s| check_plain_name(s, "receiver"));
     let r = &raw.value;
     let set: Vec<&str> = [
         r.pagerduty.is_some().then_some("pagerduty"),
@@ -519,7 +512,7 @@ fn receiver(
             .and_then(|k| p.parse(k, "routing_key", |s| not_empty(s)));
         let url = match &pd.value.url {
             Some(u) => p.parse(u, "url", |s| http_url(s)),
-            None => Some(pagerduty::DEFAULT_URL.to_owned()),
+            None => Some(PAGERDUTY_DEFAULT_URL.to_owned()),
         };
         ReceiverKind::PagerDuty(PagerDutyConfig {
             routing_key: Secret::new(routing_key?),
@@ -615,7 +608,7 @@ fn smtp_url(s: &str) -> Result<String, String> {
             "`tls={tls}` is not `tls=required` or `tls=opportunistic`"
         ));
     }
-    crate::alert::receivers::email::transport(s, DEFAULT_TIMEOUT)
+    smtp_transport(s, DEFAULT_TIMEOUT)
         .map(|_| s.to_owned())
         .map_err(|why| format!("not a usable SMTP URL: {why}"))
 }
@@ -834,7 +827,7 @@ mod tests {
         match &routes.receivers["oncall"].kind {
             ReceiverKind::PagerDuty(pd) => {
                 assert_eq!(pd.routing_key.expose(), "pd-key");
-                assert_eq!(pd.url, pagerduty::DEFAULT_URL);
+                assert_eq!(pd.url, PAGERDUTY_DEFAULT_URL);
             }
             other => panic!("{other:?}"),
         }
@@ -953,7 +946,7 @@ routes:
             warehouse: Some("main".into()),
             tier: 1,
             owner: None,
-            severity: crate::alert::model::Severity::Critical,
+            severity: Severity::Critical,
         };
         let names = |routes: &Routes, l: &Labels| -> Vec<String> {
             routes

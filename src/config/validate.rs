@@ -13,13 +13,14 @@ use chrono_tz::Tz;
 use serde_saphyr::Spanned;
 
 use super::raw::{RawAgent, RawDataset, RawMain, RawPartition, RawWarehouse};
-use super::{AgentConfig, Dataset, PartitionSpec, SourcePos, WarehouseConfig};
+use super::{AgentConfig, WarehouseConfig};
+use crate::check::{CheckSpec, Dataset, PartitionSpec, Severity};
 use crate::domain::{DatasetName, Granularity, Identifier};
-pub(crate) use crate::source::Problems;
+use crate::source::Problems;
 use crate::source::values::{
     check_plain_name, parse_duration, parse_listen, parse_table, parse_timezone, positive,
 };
-use crate::source::{Diagnostic, SourceFile, did_you_mean, one_of};
+use crate::source::{Diagnostic, SourceFile, SourcePos, did_you_mean, one_of};
 use values::{parse_cron, registry_url, warehouse_url};
 
 pub use values::clean;
@@ -239,26 +240,48 @@ pub fn dataset(
     });
     let owner = non_empty(&r.owner);
     let runbook = non_empty(&r.runbook);
-    let schedule = p
-        .required(&r.schedule, "schedule", &pos)
-        .and_then(|s| p.parse(s, "schedule", |s| parse_cron(s)));
+    // Without a schedule the dataset runs only on demand.
+    let schedule = match &r.schedule {
+        None => Some(None),
+        Some(s) => p.parse(s, "schedule", |s| parse_cron(s)).map(Some),
+    };
     let partition = match &r.partition {
         None => Some(None),
         Some(part) => partition(part, &mut p).map(Some),
     };
     let gate_table = match &r.gate {
         None => Some(None),
+        // `gate: {}` says nothing; `gate: { allow_empty: true }` gates `table`.
+        Some(g) if g.value.allow_empty.is_some() && g.value.table.is_none() => Some(None),
         Some(g) => p
             .required(&g.value.table, "gate.table", &cx.src.pos_of(g))
             .and_then(|t| p.parse(t, "table", |s| parse_table(s)))
             .map(Some),
     };
+    let gate_allow_empty = r
+        .gate
+        .as_ref()
+        .and_then(|g| g.value.allow_empty.as_ref())
+        .is_some_and(|a| a.value);
 
+    let problems_before_checks = p.list.len();
     let checks = checks::of_dataset(
         r.checks.as_deref().unwrap_or_default(),
         name.as_ref(),
         &mut p,
     );
+
+    // Judged on valid checks only: a check with a mistake is reported as such.
+    if let Some(g) = &r.gate
+        && p.list.len() == problems_before_checks
+        && !decides_a_gate(&checks, r.partition.is_some())
+    {
+        p.at(
+            g,
+            "`gate`: no blocking fail-severity check looks at a partition, so nothing could \
+             deny the gate; add one (e.g. `row_count: { min: 1 }`) or remove `gate`",
+        );
+    }
 
     if !p.is_empty() {
         return Err(p.list);
@@ -281,6 +304,7 @@ pub fn dataset(
         name,
         warehouse,
         gate_table: gate_table.unwrap_or_else(|| table.clone()),
+        gate_allow_empty,
         table,
         tier,
         owner,
@@ -289,6 +313,15 @@ pub fn dataset(
         partition,
         checks,
         pos,
+    })
+}
+
+/// Whether some check can deny a gate: blocking, fail severity, and looking
+/// at the partition asked about (for a partitioned dataset, a
+/// partition-scoped check; otherwise any).
+fn decides_a_gate(checks: &[CheckSpec], partitioned: bool) -> bool {
+    checks.iter().any(|c| {
+        c.blocking && c.severity == Severity::Fail && (!partitioned || c.is_partition_scoped())
     })
 }
 
@@ -332,6 +365,78 @@ mod dataset_tests {
             .flat_map(|r| dataset(r, &cx).err().unwrap_or_default())
             .map(|d| format!("{}:{}: {}", d.line, d.column, d.message))
             .collect()
+    }
+
+    #[test]
+    fn a_gate_needs_a_check_that_can_deny_it() {
+        let yaml = r#"datasets:
+  - name: a
+    warehouse: main
+    table: t
+    schedule: "@daily"
+    partition: { column: d, granularity: day }
+    gate: { allow_empty: true }
+    checks:
+      - row_count: { min: 1, severity: warn }
+      - null_rate: { column: c, max: 0, blocking: false }
+      - freshness: { column: d, max_lag: 1h }
+"#;
+        let got = problems(yaml);
+        assert_eq!(
+            got[0],
+            "7:11: `gate`: no blocking fail-severity check looks at a partition, so nothing could \
+             deny the gate; add one (e.g. `row_count: { min: 1 }`) or remove `gate`"
+        );
+        assert_eq!(got.len(), 1, "{got:?}");
+
+        let yaml = r#"datasets:
+  - name: b
+    warehouse: main
+    table: t
+    schedule: "@daily"
+    gate: { table: s, allow_empty: maybe }
+    checks:
+      - row_count: { min: 1 }
+"#;
+        let src = SourceFile::expand(Path::new("c.yaml"), yaml, &|_| None).unwrap();
+        let (_, diags) = crate::config::parse::datasets(&src);
+        let got: Vec<String> = diags.iter().map(ToString::to_string).collect();
+        assert_eq!(got, ["c.yaml:6:36: `allow_empty`: expected true or false"]);
+    }
+
+    #[test]
+    fn a_gate_may_allow_empty_partitions() {
+        let yaml = r#"datasets:
+  - name: a
+    warehouse: main
+    table: t
+    schedule: "@daily"
+    partition: { column: d, granularity: day }
+    gate: { allow_empty: true }
+    checks:
+      - row_count: { min: 1 }
+  - name: b
+    warehouse: main
+    table: t
+    schedule: "@daily"
+    gate: { table: s }
+    checks:
+      - sql: { name: x, query: "SELECT 0", max: 0 }
+"#;
+        let src = SourceFile::expand(Path::new("c.yaml"), yaml, &|_| None).unwrap();
+        let (raws, diags) = crate::config::parse::datasets(&src);
+        assert!(diags.is_empty(), "{diags:?}");
+        let warehouses = vec!["main".to_owned()];
+        let cx = DatasetContext {
+            src: &src,
+            warehouses: &warehouses,
+        };
+        let a = dataset(&raws[0], &cx).unwrap();
+        assert!(a.gate_allow_empty);
+        assert_eq!(a.gate_table, a.table);
+        let b = dataset(&raws[1], &cx).unwrap();
+        assert!(!b.gate_allow_empty);
+        assert_eq!(b.gate_table.to_string(), "s");
     }
 
     #[test]

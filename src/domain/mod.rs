@@ -3,6 +3,7 @@
 
 mod alert_state;
 mod backoff;
+mod check_result;
 mod gate_status;
 mod identifier;
 mod instance;
@@ -14,6 +15,7 @@ mod threshold;
 
 pub use alert_state::{AlertKind, AlertState};
 pub use backoff::Backoff;
+pub use check_result::{CheckResult, Summary};
 pub use gate_status::{GateBasis, GateStatus};
 pub use identifier::{Identifier, TableRef};
 pub use instance::{Instance, hostname};

@@ -3,9 +3,10 @@
 //! otherwise any of them erroring denies on the basis `error` (retrying may
 //! help). Everything else allows.
 
+use crate::check::kind::{CheckKind, RowCount};
 use crate::check::{CheckResult, Outcome};
-use crate::config::{Dataset, Severity};
-use crate::domain::GateBasis;
+use crate::check::{CheckSpec, Dataset, Severity};
+use crate::domain::{CheckId, GateBasis};
 
 /// What a gate's results come to.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -17,11 +18,86 @@ pub(crate) struct Verdict {
     pub reasons: Vec<String>,
 }
 
-/// Judges the results of a gate's run of `ds`'s checks.
-pub(crate) fn judge(ds: &Dataset, results: &[CheckResult]) -> Verdict {
+/// The count of a gate's rows: a `row_count` with `min: 1` joined to the
+/// gate's scan (no statement of its own where the checks scan the
+/// partition), unless the dataset sets `gate.allow_empty`. Its result is the
+/// gate's, not a check's: it is taken out of the results and judged apart.
+#[derive(Debug, Clone)]
+pub(crate) struct RowProbe {
+    spec: CheckSpec,
+}
+
+impl RowProbe {
+    /// The probe for `ds`, `None` when it allows empty partitions.
+    pub(crate) fn of(ds: &Dataset) -> Option<Self> {
+        if ds.gate_allow_empty {
+            return None;
+        }
+        // A name no check of the dataset has.
+        let mut name = "_gate_rows".to_owned();
+        while ds.checks.iter().any(|c| c.name == name) {
+            name.push('_');
+        }
+        let id = CheckId::new(&ds.name, &name).ok()?;
+        Some(Self {
+            spec: CheckSpec {
+                id,
+                name,
+                kind: CheckKind::RowCount(RowCount {
+                    min: Some(1),
+                    max: None,
+                }),
+                severity: Severity::Fail,
+                blocking: true,
+                filter: None,
+                pos: ds.pos.clone(),
+            },
+        })
+    }
+
+    /// `ds` with the probe among its checks.
+    pub(crate) fn add_to(&self, ds: &Dataset) -> Dataset {
+        let mut probed = ds.clone();
+        probed.checks.push(self.spec.clone());
+        probed
+    }
+
+    /// Takes the probe's result out of `results`.
+    pub(crate) fn take(&self, results: &mut Vec<CheckResult>) -> Option<CheckResult> {
+        let at = results
+            .iter()
+            .position(|r| r.check == self.spec.id.as_str())?;
+        Some(results.remove(at))
+    }
+}
+
+/// Judges the results of a gate's run of `ds`'s checks on `partition`, with
+/// the result of its [`RowProbe`] if it had one: no rows is a breach.
+pub(crate) fn judge(
+    ds: &Dataset,
+    partition: &str,
+    results: &[CheckResult],
+    rows: Option<&CheckResult>,
+) -> Verdict {
     let mut breaches = Vec::new();
     let mut errors = Vec::new();
     let mut deciding = 0;
+    // An empty partition is the first breach; a count that failed is said
+    // after the checks' own errors (it usually repeats them).
+    let mut uncounted = None;
+    match rows.map(|r| r.outcome) {
+        Some(Outcome::Fail) => {
+            breaches.push(format!("no rows in {} for {partition}", ds.gate_table));
+        }
+        Some(Outcome::Error) => {
+            uncounted = Some(format!(
+                "the rows in {} for {partition} could not be counted: {}",
+                ds.gate_table,
+                rows.map_or("", |r| r.message.as_str())
+            ));
+        }
+        _ => {}
+    }
     for r in results {
         // A result that names no configured check cannot be vouched for:
         // it counts as blocking (fail closed).
@@ -42,6 +118,7 @@ pub(crate) fn judge(ds: &Dataset, results: &[CheckResult]) -> Verdict {
             Outcome::Pass | Outcome::Warn => {}
         }
     }
+    errors.extend(uncounted);
     if !breaches.is_empty() {
         breaches.extend(errors);
         return Verdict {
@@ -78,8 +155,10 @@ mod tests {
     use std::path::PathBuf;
 
     use super::*;
-    use crate::config::{CheckKind, CheckSpec, RowCount, Schedule, SourcePos};
+    use crate::check::kind::{CheckKind, RowCount};
+    use crate::check::spec::{CheckSpec, Schedule};
     use crate::domain::{CheckId, DatasetName, TableRef};
+    use crate::source::SourcePos;
 
     fn spec(name: &str, severity: Severity, blocking: bool) -> CheckSpec {
         let ds = DatasetName::parse("orders").unwrap();
@@ -107,14 +186,15 @@ mod tests {
             name: DatasetName::parse("orders").unwrap(),
             warehouse: "main".into(),
             gate_table: table.clone(),
+            gate_allow_empty: false,
             table,
             tier: 1,
             owner: None,
             runbook: None,
-            schedule: Schedule {
+            schedule: Some(Schedule {
                 expr: "@hourly".into(),
                 cron: "@hourly".parse().unwrap(),
-            },
+            }),
             partition: None,
             checks,
             pos: SourcePos {
@@ -123,6 +203,10 @@ mod tests {
                 column: 1,
             },
         }
+    }
+
+    fn judged(ds: &Dataset, results: &[CheckResult]) -> Verdict {
+        judge(ds, "2026-11-20", results, None)
     }
 
     fn result(check: &str, outcome: Outcome) -> CheckResult {
@@ -147,7 +231,7 @@ mod tests {
             spec("advisory", Severity::Fail, false),
             spec("warning", Severity::Warn, true),
         ]);
-        let v = judge(
+        let v = judged(
             &ds,
             &[
                 result("blocking", Outcome::Pass),
@@ -164,7 +248,7 @@ mod tests {
             }
         );
 
-        let v = judge(&ds, &[result("blocking", Outcome::Fail)]);
+        let v = judged(&ds, &[result("blocking", Outcome::Fail)]);
         assert!(!v.allowed);
         assert_eq!(v.basis, GateBasis::Checks);
         assert_eq!(v.reasons, ["orders.blocking failed: blocking said fail"]);
@@ -176,11 +260,11 @@ mod tests {
             spec("a", Severity::Fail, true),
             spec("b", Severity::Fail, true),
         ]);
-        let v = judge(&ds, &[result("a", Outcome::Error)]);
+        let v = judged(&ds, &[result("a", Outcome::Error)]);
         assert_eq!((v.allowed, v.basis), (false, GateBasis::Error));
         assert_eq!(v.reasons, ["orders.a could not be evaluated: a said error"]);
 
-        let v = judge(
+        let v = judged(
             &ds,
             &[result("a", Outcome::Error), result("b", Outcome::Fail)],
         );
@@ -195,11 +279,38 @@ mod tests {
     }
 
     #[test]
+    fn no_rows_is_a_breach_unless_allowed() {
+        let mut ds = dataset(vec![spec("a", Severity::Fail, true)]);
+        let probe = RowProbe::of(&ds).unwrap();
+        let probed = probe.add_to(&ds);
+        assert_eq!(probed.checks.len(), 2);
+        let mut results = vec![
+            result("a", Outcome::Pass),
+            result("_gate_rows", Outcome::Fail),
+        ];
+        let rows = probe.take(&mut results).unwrap();
+        assert_eq!(results.len(), 1);
+        let v = judge(&ds, "2026-11-20", &results, Some(&rows));
+        assert_eq!((v.allowed, v.basis), (false, GateBasis::Checks));
+        assert_eq!(v.reasons, ["no rows in orders for 2026-11-20"]);
+        let rows = result("_gate_rows", Outcome::Pass);
+        assert!(judge(&ds, "2026-11-20", &results, Some(&rows)).allowed);
+        let rows = result("_gate_rows", Outcome::Error);
+        let v = judge(&ds, "2026-11-20", &results, Some(&rows));
+        assert_eq!((v.allowed, v.basis), (false, GateBasis::Error));
+        // A user check with the probe's name: the probe takes another.
+        let taken = dataset(vec![spec("_gate_rows", Severity::Fail, true)]);
+        assert_ne!(RowProbe::of(&taken).unwrap().spec.name, "_gate_rows");
+        ds.gate_allow_empty = true;
+        assert!(RowProbe::of(&ds).is_none());
+    }
+
+    #[test]
     fn unknown_results_count_as_blocking_and_no_checks_is_noted() {
         let ds = dataset(vec![]);
-        let v = judge(&ds, &[result("ghost", Outcome::Fail)]);
+        let v = judged(&ds, &[result("ghost", Outcome::Fail)]);
         assert!(!v.allowed);
-        let v = judge(&ds, &[]);
+        let v = judged(&ds, &[]);
         assert!(v.allowed);
         assert_eq!(v.reasons.len(), 1);
         assert!(v.reasons[0].contains("nothing could deny it"), "{v:?}");

@@ -25,8 +25,10 @@ use chrono::{DateTime, Utc};
 use super::partition_state::{self, StateChange};
 use super::status::{
     ABANDONED, GATE_ACTOR, decided_partition_state, decided_status, quarantine_reason, reevaluates,
+    return_reason,
 };
 use crate::check::CheckResult;
+use crate::check::Dataset;
 use crate::domain::{DatasetName, GateBasis, GateStatus, PartitionState};
 use crate::registry::{
     GateRecord, PartitionRecord, Registry, RegistryError, TRANSITION, TransitionEntry, Tx,
@@ -78,15 +80,20 @@ pub struct Decision<'a> {
     pub basis: GateBasis,
     pub results: &'a [CheckResult],
     pub reasons: &'a [String],
+    /// On a breach, the dataset whose owner is alerted: the quarantine
+    /// alert is recorded in the decision's transaction.
+    pub alert: Option<&'a Dataset>,
 }
 
 /// What recording a decision came to.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Decided {
     pub gate: GateRecord,
-    /// The state the partition moved to, or `None` when the gate no longer
-    /// held the partition or was already decided (by another agent or by
-    /// the recovery of an abandoned gate): the record shows what stands.
+    /// The state the partition moved to (back to, on a denial for an error
+    /// or a timeout), or `None` when the gate no longer held the partition,
+    /// was already decided (by another agent or by the recovery of an
+    /// abandoned gate), or the partition had no state before the gate: the
+    /// record shows what stands.
     pub partition_state: Option<PartitionState>,
 }
 
@@ -138,8 +145,9 @@ fn gate_dataset(gate: &GateRecord) -> Result<DatasetName, RegistryError> {
 }
 
 /// Records `decision` on `gate` if it is still undecided, and moves its
-/// partition to `passed` or `quarantined` if the gate still holds it in
-/// `validating`. `Some(Decided)` (the record passed in, with the decision),
+/// partition, if the gate still holds it in `validating`: to `passed` on an
+/// allow, `quarantined` on a breach, back to its state before the gate on a
+/// denial for an error or a timeout. `Some(Decided)` (the record passed in, with the decision),
 /// or `None` when the gate was already decided.
 async fn record_decision(
     tx: &mut Tx,
@@ -153,6 +161,13 @@ async fn record_decision(
         return Ok(None);
     }
     let dataset = gate_dataset(gate)?;
+    if !decision.allowed && decision.basis != GateBasis::Checks {
+        let partition_state = return_partition(tx, &dataset, gate, decision, at).await?;
+        return Ok(Some(Decided {
+            gate: record,
+            partition_state,
+        }));
+    }
     let to = decided_partition_state(decision.allowed);
     let reason = (!decision.allowed).then(|| quarantine_reason(decision.reasons));
     // The state machine's rule for this change, as one statement: only a
@@ -175,11 +190,79 @@ async fn record_decision(
         };
         tx.log_transition(&entry, OP).await?;
         partition_state = Some(to);
+        if to == PartitionState::Quarantined
+            && let Some(ds) = decision.alert
+        {
+            crate::alert::manager::record_quarantine(
+                tx,
+                ds,
+                &gate.partition,
+                &gate.gate_id,
+                decision.reasons,
+                at,
+            )
+            .await?;
+        }
     }
     Ok(Some(Decided {
         gate: record,
         partition_state,
     }))
+}
+
+/// A denial that is no breach (an error, a timeout): the data earned no
+/// quarantine, so the partition goes back to the state it had before the
+/// gate took it (with the gate behind that state, and its publication), or
+/// out of the registry when it had none. Logged with the denial's reasons.
+/// The state it is back in, or `None` (no longer held by the gate, or no
+/// state before).
+async fn return_partition(
+    tx: &mut Tx,
+    dataset: &DatasetName,
+    gate: &GateRecord,
+    decision: &Decision<'_>,
+    at: DateTime<Utc>,
+) -> Result<Option<PartitionState>, RegistryError> {
+    const OP: &str = "record gate decision";
+    let Some(before) = tx
+        .state_before_gate(dataset.as_str(), &gate.partition, &gate.gate_id, OP)
+        .await?
+    else {
+        return Ok(None);
+    };
+    let to = before
+        .as_ref()
+        .map(|(state, behind)| (*state, behind.as_deref()));
+    let returned = tx
+        .return_held_partition(dataset.as_str(), &gate.partition, &gate.gate_id, to, at, OP)
+        .await?;
+    if !returned {
+        return Ok(None);
+    }
+    let reason = return_reason(&gate.gate_id, decision);
+    tracing::info!(
+        dataset = %dataset,
+        partition = %gate.partition,
+        gate_id = %gate.gate_id,
+        to = to.map_or("(none: never gated)", |(state, _)| state.as_str()),
+        reason,
+        "the partition returns to its state before the gate"
+    );
+    let Some((state, behind)) = to else {
+        return Ok(None);
+    };
+    let entry = TransitionEntry {
+        dataset: dataset.as_str(),
+        partition: &gate.partition,
+        from: Some(PartitionState::Validating),
+        to: state,
+        at,
+        actor: GATE_ACTOR,
+        gate_id: behind,
+        reason: Some(&reason),
+    };
+    tx.log_transition(&entry, OP).await?;
+    Ok(Some(state))
 }
 
 /// The first of the running gates `others` that is within its deadline;
@@ -199,6 +282,7 @@ async fn holder_among(
             basis: GateBasis::Error,
             results: &other.results,
             reasons: &reasons,
+            alert: None,
         };
         record_decision(tx, &other, &decision, at).await?;
     }
@@ -353,6 +437,7 @@ impl Registry {
                     basis: GateBasis::Error,
                     results: &old.results,
                     reasons: &reasons,
+                    alert: None,
                 };
                 record_decision(&mut tx, old, &decision, at).await?;
             }
@@ -469,9 +554,10 @@ impl Registry {
     }
 
     /// Denies (basis `error`, `reason`) every undecided gate that `agent`
-    /// ran or that is past its deadline, and quarantines the partitions they
-    /// held in `validating`: what an agent does when it starts, for the
-    /// gates it was running when it stopped. Returns the gates denied.
+    /// ran or that is past its deadline, and returns the partitions they
+    /// held in `validating` to their state before: what an agent does when
+    /// it starts, for the gates it was running when it stopped. Returns the
+    /// gates denied.
     pub async fn abandon_gates(
         &self,
         agent: &str,
@@ -493,6 +579,52 @@ impl Registry {
                         basis: GateBasis::Error,
                         results: &current.results,
                         reasons: &reasons,
+                        alert: None,
+                    };
+                    record_decision(&mut tx, &current, &decision, at).await?
+                }
+                _ => None,
+            };
+            tx.commit(OP).await?;
+            denied.extend(decided);
+        }
+        Ok(denied)
+    }
+
+    /// Denies (basis `error`, `reason`) every undecided gate, whichever
+    /// agent ran it, that is past its deadline by more than `grace`: its
+    /// agent stopped without deciding. Their partitions return to their
+    /// state before the gate. Returns the gates denied.
+    pub async fn sweep_gates(
+        &self,
+        grace: std::time::Duration,
+        reason: &str,
+    ) -> Result<Vec<Decided>, RegistryError> {
+        const OP: &str = "sweep abandoned gates";
+        let grace = chrono::Duration::from_std(grace).unwrap_or(chrono::Duration::MAX);
+        let abandoned = |gate: &GateRecord, at: DateTime<Utc>| {
+            !gate.status.is_decided()
+                && gate
+                    .deadline_at
+                    .checked_add_signed(grace)
+                    .is_some_and(|limit| limit < at)
+        };
+        // No agent: only the gates past their deadline.
+        let found = self.undecided_gates("", None, OP).await?;
+        let mut denied = Vec::new();
+        for gate in found.into_iter().filter(|g| abandoned(g, now())) {
+            let reasons = [reason.to_owned()];
+            let at = now();
+            let mut tx = self.begin(OP).await?;
+            tx.lock_gates(&gate.dataset, &gate.partition, None).await?;
+            let decided = match tx.gate(&gate.gate_id, OP).await? {
+                Some(current) if abandoned(&current, at) => {
+                    let decision = Decision {
+                        allowed: false,
+                        basis: GateBasis::Error,
+                        results: &current.results,
+                        reasons: &reasons,
+                        alert: None,
                     };
                     record_decision(&mut tx, &current, &decision, at).await?
                 }

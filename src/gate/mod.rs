@@ -8,9 +8,14 @@
 //! `gate.table` one gate per partition at a time, judging the results
 //! (`decision.rs`), recording the decision together with the partition's
 //! state, and telling the owner of a quarantined partition
-//! (`quarantine.rs`). Every failure denies: a registry that is down, a
-//! warehouse that errors, a gate that outlives its deadline, an agent that
-//! stops mid-gate (recovered when it starts again).
+//! (`quarantine.rs`; the alert itself is recorded with the decision). Every
+//! failure denies: a registry that is down, a warehouse that errors, a gate
+//! that outlives its deadline, an agent that stops mid-gate (recovered when
+//! it starts again, and swept by any agent sharing the registry). Only a
+//! breach quarantines: a denial for an error or a timeout returns the
+//! partition to its state before the gate. An empty partition is a breach
+//! unless `gate.allow_empty`; a partition later than the current one is
+//! refused; a caller waits 1 s to 5 min ([`MIN_WAIT`], [`MAX_WAIT`]).
 //!
 //! The rules are plain Rust here: `status.rs` (which denials a repeat
 //! evaluates again, what a decision does to the partition),
@@ -34,16 +39,40 @@ pub use ledger::{Admission, Decided, Decision, NewGate, Start, apply_transition,
 pub use partition_state::StateChange;
 pub use quarantine::{LogQuarantine, Quarantine, QuarantineHook, Release};
 pub use request::{GateRequest, MAX_REQUEST_KEY, MAX_RUN_ID};
-pub use service::{GateOptions, GateService, OverrideRequest, PartitionView, PublishRequest};
+pub use service::{
+    ABANDONED_AFTER, GateOptions, GateService, OverrideRequest, PartitionView, PublishRequest,
+};
 pub use status::{ABANDONED, GATE_ACTOR, GateBasis, GateStatus};
 
 pub use crate::domain::PartitionState;
+
+use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
 use crate::check::CheckResult;
 use crate::registry::GateRecord;
+
+/// The shortest wait for a decision a caller may ask for (`?wait=`,
+/// `warden gate --wait`): less would deny at once, for no data at all.
+pub const MIN_WAIT: Duration = Duration::from_secs(1);
+/// The longest wait for a decision a caller may ask for.
+pub const MAX_WAIT: Duration = Duration::from_secs(300);
+
+/// Whether `wait` is a wait a caller may ask for; the error says what is.
+pub fn check_wait(wait: Duration) -> Result<Duration, String> {
+    if (MIN_WAIT..=MAX_WAIT).contains(&wait) {
+        Ok(wait)
+    } else {
+        Err(format!(
+            "{} is not between {} and {}",
+            humantime::format_duration(wait),
+            humantime::format_duration(MIN_WAIT),
+            humantime::format_duration(MAX_WAIT)
+        ))
+    }
+}
 
 /// A gate as callers see it (`GET /api/v1/gates/{id}`).
 #[derive(Debug, Clone, PartialEq, Serialize)]

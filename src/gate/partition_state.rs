@@ -10,7 +10,10 @@
 //!                                        validating
 //! ```
 //!
-//! Any state may go back to `validating` when a new gate starts.
+//! Any state may go back to `validating` when a new gate starts. A gate
+//! denied for an error or a timeout (no breach) puts the partition back in
+//! the state it had before it (`ledger.rs`), outside this machine: it undoes
+//! the gate's own move.
 
 use chrono::{DateTime, Utc};
 

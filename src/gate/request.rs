@@ -3,12 +3,15 @@
 //! partitions (or, for an unpartitioned dataset, a plain label), the run id
 //! and the `Idempotency-Key` must be printable and short.
 
+use chrono::{DateTime, Utc};
+use chrono_tz::Tz;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use super::GateError;
+use crate::check::Dataset;
 use crate::check::Scope;
-use crate::config::{Config, Dataset};
+use crate::config::Config;
 use crate::domain::PartitionKey;
 
 /// The body of `POST /api/v1/gates`.
@@ -53,6 +56,7 @@ impl GateRequest {
     pub(crate) fn validate(&self, config: &Config) -> Result<ValidRequest, GateError> {
         let dataset = find_dataset(config, &self.dataset)?.clone();
         let (partition, scope) = parse_partition(&dataset, &self.partition)?;
+        refuse_future(&dataset, &scope, config.agent.timezone, Utc::now())?;
         let run_id = match &self.run_id {
             None => None,
             Some(run_id) => Some(validate_token("run_id", run_id, MAX_RUN_ID)?.to_owned()),
@@ -120,6 +124,31 @@ pub(crate) fn parse_partition(ds: &Dataset, value: &str) -> Result<(String, Scop
             Ok((value.to_owned(), Scope::Whole))
         }
     }
+}
+
+/// Refuses a partition later than the current one (today, or this hour, in
+/// `tz` at `now`): it cannot be gated or published, so that what consumers
+/// read can never jump ahead of the data.
+pub(crate) fn refuse_future(
+    ds: &Dataset,
+    scope: &Scope,
+    tz: Tz,
+    now: DateTime<Utc>,
+) -> Result<(), GateError> {
+    let (Some(spec), Some(key)) = (&ds.partition, scope.partition()) else {
+        return Ok(());
+    };
+    let current = PartitionKey::containing(now.with_timezone(&tz).naive_local(), spec.granularity);
+    if *key > current {
+        return Err(GateError::Invalid {
+            field: "partition",
+            message: format!(
+                "partition `{key}` of {} is in the future: the current one is `{current}` ({tz})",
+                ds.name
+            ),
+        });
+    }
+    Ok(())
 }
 
 /// A run id or idempotency key: not empty, at most `max` bytes, no control

@@ -10,13 +10,15 @@ use chrono::Utc;
 use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
 use tokio::task::AbortHandle;
+use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
-use super::decision::{Verdict, judge};
+use super::decision::{RowProbe, Verdict, judge};
 use super::ledger::{Admission, Decided, Decision, NewGate, Start};
 use super::quarantine::{LogQuarantine, Quarantine, QuarantineHook, Release};
 use super::request::{
-    GateRequest, MAX_REQUEST_KEY, ValidRequest, find_dataset, parse_partition, validate_token,
+    GateRequest, MAX_REQUEST_KEY, ValidRequest, find_dataset, parse_partition, refuse_future,
+    validate_token,
 };
 use super::status::{ABANDONED, GATE_ACTOR};
 use super::{Gate, GateError};
@@ -56,7 +58,15 @@ pub struct GateOptions {
     /// How often a gate waiting for another agent's gate on the same
     /// partition looks again.
     pub busy_poll: Duration,
+    /// How often the service looks for gates abandoned by any agent
+    /// sharing the registry (past their deadline by more than
+    /// [`ABANDONED_AFTER`]) and denies them.
+    pub sweep_every: Duration,
 }
+
+/// How long past its deadline an undecided gate is swept (denied, basis
+/// `error`) by any agent sharing the registry.
+pub const ABANDONED_AFTER: Duration = Duration::from_secs(30);
 
 impl Default for GateOptions {
     fn default() -> Self {
@@ -65,6 +75,7 @@ impl Default for GateOptions {
             lineage: None,
             timeout: Duration::from_secs(300),
             busy_poll: Duration::from_millis(200),
+            sweep_every: Duration::from_secs(10),
         }
     }
 }
@@ -113,6 +124,8 @@ struct Inner {
     metrics: Arc<Metrics>,
     options: GateOptions,
     hook: RwLock<Arc<dyn QuarantineHook>>,
+    /// Stops the sweeper.
+    stop: CancellationToken,
     /// Gates this agent runs, by id: what they are doing now.
     live: Mutex<HashMap<String, Live>>,
     /// One lock per partition with a gate in this agent, so that its gates
@@ -155,8 +168,13 @@ impl GateService {
         Self::with_options(registry, metrics, GateOptions::default())
     }
 
+    /// A service with `options`. Within a Tokio runtime it also starts its
+    /// sweeper: every `options.sweep_every`, gates of any agent left
+    /// undecided past their deadline by more than [`ABANDONED_AFTER`] are
+    /// denied (basis `error`), until [`shutdown`](Self::shutdown) or the
+    /// last clone is dropped.
     pub fn with_options(registry: Registry, metrics: Arc<Metrics>, options: GateOptions) -> Self {
-        Self {
+        let service = Self {
             inner: Arc::new(Inner {
                 registry,
                 metrics,
@@ -164,8 +182,56 @@ impl GateService {
                 hook: RwLock::new(Arc::new(LogQuarantine)),
                 live: Mutex::new(HashMap::new()),
                 partitions: Mutex::new(HashMap::new()),
+                stop: CancellationToken::new(),
             }),
+        };
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            let inner = Arc::downgrade(&service.inner);
+            let stop = service.inner.stop.clone();
+            let every = service.inner.options.sweep_every;
+            runtime.spawn(async move {
+                loop {
+                    tokio::select! {
+                        () = stop.cancelled() => return,
+                        () = tokio::time::sleep(every) => {}
+                    }
+                    let Some(inner) = inner.upgrade() else { return };
+                    let service = Self { inner };
+                    if let Err(e) = service.sweep().await {
+                        tracing::warn!(error = %e, "could not sweep abandoned gates");
+                    }
+                }
+            });
         }
+        service
+    }
+
+    /// Denies (basis `error`) the gates of any agent sharing the registry
+    /// that are past their deadline by more than [`ABANDONED_AFTER`],
+    /// returning their partitions to their state before the gate. The
+    /// sweeper calls it periodically.
+    pub async fn sweep(&self) -> Result<Vec<Gate>, GateError> {
+        let denied = self
+            .inner
+            .registry
+            .sweep_gates(ABANDONED_AFTER, ABANDONED)
+            .await?;
+        let mut gates = Vec::with_capacity(denied.len());
+        for decided in denied {
+            tracing::warn!(
+                gate_id = %decided.gate.gate_id,
+                dataset = %decided.gate.dataset,
+                partition = %decided.gate.partition,
+                agent = %decided.gate.agent,
+                "a gate abandoned past its deadline is denied"
+            );
+            self.inner
+                .metrics
+                .record_gate(&decided.gate.dataset, "deny", Duration::ZERO);
+            self.forget_live(&decided.gate.gate_id);
+            gates.push(Gate::from(decided.gate));
+        }
+        Ok(gates)
     }
 
     /// Replaces what is told about quarantines (the alerting component).
@@ -330,7 +396,8 @@ impl GateService {
         req: PublishRequest,
     ) -> Result<PartitionView, GateError> {
         let ds = find_dataset(config, dataset)?;
-        let (partition, _) = parse_partition(ds, partition)?;
+        let (partition, scope) = parse_partition(ds, partition)?;
+        refuse_future(ds, &scope, config.agent.timezone, Utc::now())?;
         validate_token("gate_id", &req.gate_id, 64)?;
         let by = match &req.by {
             Some(by) => validate_token("by", by, 128)?,
@@ -469,8 +536,9 @@ impl GateService {
 
     /// Denies (basis `error`) the gates an earlier start of this agent
     /// ([`GateOptions::lineage`]) left undecided when it stopped, and any
-    /// gate past its deadline, quarantining the partitions
-    /// they held in `validating`: call once at start-up, before serving.
+    /// gate past its deadline, returning the partitions they held in
+    /// `validating` to their state before: call once at start-up, before
+    /// serving.
     /// A new request for one of them evaluates again.
     pub async fn recover_on_startup(&self, config: &Config) -> Result<Vec<Gate>, GateError> {
         let denied = self
@@ -503,6 +571,7 @@ impl GateService {
     /// (basis `error`), so that nothing waits for a decision that will not
     /// come. Call on shutdown.
     pub async fn shutdown(&self) {
+        self.inner.stop.cancel();
         let running: Vec<(GateRecord, Option<AbortHandle>)> = {
             let mut live = self.inner.live.lock().unwrap_or_else(|e| e.into_inner());
             live.values_mut()
@@ -521,6 +590,7 @@ impl GateService {
                 basis: GateBasis::Error,
                 results: &[],
                 reasons: &reasons,
+                alert: None,
             };
             match self.inner.registry.decide_gate(&record, &decision).await {
                 Ok(decided) => {
@@ -684,18 +754,29 @@ impl GateService {
             g.progress = 0.1;
         });
         let ds = &valid.dataset;
-        let pending = runner.observe_table(ds, &ds.gate_table, &valid.scope).await;
+        // The partition's rows are counted with the checks (an empty one is
+        // a breach), in the same scan where they scan it.
+        let probe = RowProbe::of(ds);
+        let probed = probe.as_ref().map(|p| p.add_to(ds));
+        let checked = probed.as_ref().unwrap_or(ds);
+        let pending = runner
+            .observe_table(checked, &ds.gate_table, &valid.scope)
+            .await;
         self.update_live(&record.gate_id, |g| g.progress = 0.8);
         let now = Utc::now();
         let scheduled_at = runner.scheduled_time(&valid.scope, now);
         // Not recorded as check history: the gate looks at staged data, not
         // at the table the history describes.
-        let results = match runner.finish(ds, pending, scheduled_at, now, false).await {
+        let mut results = match runner
+            .finish(checked, pending, scheduled_at, now, false)
+            .await
+        {
             Ok(results) => results,
             Err(e) => e.into_results(),
         };
+        let rows = probe.and_then(|p| p.take(&mut results));
         Evaluated::Verdict {
-            verdict: judge(ds, &results),
+            verdict: judge(ds, &valid.partition, &results, rows.as_ref()),
             results,
         }
     }
@@ -715,6 +796,7 @@ impl GateService {
             basis: verdict.basis,
             results: &results,
             reasons: &verdict.reasons,
+            alert: config.dataset(&record.dataset),
         };
         let recorded = self.inner.registry.decide_gate(record, &decision).await;
         let elapsed = started.elapsed();
@@ -737,7 +819,9 @@ impl GateService {
                     "the gate decided"
                 );
                 self.tell_quarantine(config, &decided);
-                if decided.partition_state == Some(PartitionState::Passed) {
+                if decided.partition_state == Some(PartitionState::Passed)
+                    && decided.gate.status == GateStatus::Allowed
+                {
                     self.tell_release(Release {
                         dataset: record.dataset.clone(),
                         partition: record.partition.clone(),
@@ -793,6 +877,7 @@ impl GateService {
                     basis: GateBasis::Error,
                     results: &results,
                     reasons: &reasons,
+                    alert: None,
                 };
                 if let Ok(decided) = service.inner.registry.decide_gate(&record, &decision).await {
                     tracing::info!(gate_id, "the gate's denial is recorded after all");
@@ -820,7 +905,11 @@ impl GateService {
     }
 
     fn tell_quarantine(&self, config: &Config, decided: &Decided) {
-        if decided.partition_state != Some(PartitionState::Quarantined) {
+        // Only a breach quarantines (a denial for an error or a timeout
+        // returns the partition to its state before the gate).
+        if decided.partition_state != Some(PartitionState::Quarantined)
+            || decided.gate.basis != Some(GateBasis::Checks)
+        {
             return;
         }
         let gate = &decided.gate;

@@ -70,6 +70,21 @@ pub fn quarantine_reason(reasons: &[String]) -> String {
     }
 }
 
+/// The reason logged when a denial that is no breach returns the partition
+/// to its state before gate `gate_id`.
+pub fn return_reason(gate_id: &str, decision: &crate::gate::Decision<'_>) -> String {
+    let why = quarantine_reason(decision.reasons);
+    let mut reason = format!(
+        "gate {gate_id} denied on {} (no breach, no quarantine): {why}",
+        decision.basis.as_str()
+    );
+    if reason.chars().count() > MAX_REASON_CHARS {
+        reason = reason.chars().take(MAX_REASON_CHARS - 1).collect();
+        reason.push('…');
+    }
+    reason
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -19,10 +19,7 @@ use serde::de::DeserializeOwned;
 
 use super::error::ApiError;
 use crate::app::AppState;
-use crate::gate::{Gate, GateError, GateRequest};
-
-/// The longest `?wait=` accepted.
-const MAX_WAIT: Duration = Duration::from_secs(3600);
+use crate::gate::{Gate, GateError, GateRequest, MAX_WAIT, MIN_WAIT, check_wait};
 
 /// The `Idempotency-Key` request header.
 pub const IDEMPOTENCY_KEY: &str = "idempotency-key";
@@ -33,7 +30,7 @@ pub struct WaitQuery {
 }
 
 impl WaitQuery {
-    /// `?wait=300s` as a duration; `None` when absent.
+    /// `?wait=300s` as a duration of 1 s to 5 min; `None` when absent.
     fn duration(&self) -> Result<Option<Duration>, ApiError> {
         let Some(text) = self.wait.as_deref() else {
             return Ok(None);
@@ -41,10 +38,11 @@ impl WaitQuery {
         let parsed = humantime::parse_duration(text)
             .ok()
             .or_else(|| text.parse::<u64>().ok().map(Duration::from_secs));
-        match parsed {
-            Some(d) if d <= MAX_WAIT => Ok(Some(d)),
+        match parsed.map(check_wait) {
+            Some(Ok(d)) => Ok(Some(d)),
             _ => Err(ApiError::bad_request(format!(
-                "wait: expected a duration like `300s` or `5m` of at most {}, not `{text}`",
+                "wait: expected a duration like `300s` or `5m` from {} to {}, not `{text}`",
+                humantime::format_duration(MIN_WAIT),
                 humantime::format_duration(MAX_WAIT)
             ))),
         }

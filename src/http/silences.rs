@@ -15,8 +15,9 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use super::error::ApiError;
-use crate::alert::{FiringAlert, Silence, SilenceError};
+use crate::alert::{FiringAlert, SilenceError};
 use crate::app::AppState;
+use crate::config::routes::Silence;
 
 /// Dead letters returned unless `limit` says otherwise, and at most.
 const DEFAULT_LIMIT: u32 = 100;

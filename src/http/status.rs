@@ -1,8 +1,9 @@
 //! The status page at `/`: server-rendered HTML with no build step and no
 //! script. Datasets with tier, owner, last run, each check's outcome, the
 //! observed value against its threshold, and freshness lag; the firing
-//! alerts, the silences and the latest gate decisions; readable on a phone;
-//! it refreshes itself.
+//! alerts, the silences and the latest gate decisions; a banner with the
+//! configuration's problems while it has any; readable on a phone; it
+//! refreshes itself.
 
 use std::fmt::Write as _;
 
@@ -12,9 +13,11 @@ use axum::response::{Html, IntoResponse, Response};
 use chrono::{DateTime, Utc};
 
 use super::view::{self, CheckView, DatasetView};
-use crate::alert::{FiringAlert, Severity, Silence};
+use crate::alert::FiringAlert;
 use crate::app::AppState;
 use crate::check::{CheckKind, Outcome};
+use crate::config::LoadReport;
+use crate::config::routes::{Severity, Silence};
 use crate::format::duration;
 use crate::gate::Gate;
 use crate::registry::GateStatus;
@@ -70,8 +73,10 @@ pub async fn page(State(state): State<AppState>) -> Response {
     let silences = state.alerts().silences(now).await.unwrap_or_default();
     // The page still renders when the registry is down; the error above says so.
     let gates = state.gates().recent(RECENT_GATES).await.unwrap_or_default();
+    let config_report = state.config_report();
     let html = render(&Page {
         now,
+        config_report: &config_report,
         started_at: state.started_at(),
         generation: generation.number,
         registry: state.registry().url(),
@@ -87,6 +92,7 @@ pub async fn page(State(state): State<AppState>) -> Response {
 
 struct Page<'a> {
     now: DateTime<Utc>,
+    config_report: &'a LoadReport,
     started_at: DateTime<Utc>,
     generation: u64,
     registry: &'a str,
@@ -116,6 +122,7 @@ fn render(p: &Page<'_>) -> String {
     if let Some(e) = p.registry_error {
         let _ = write!(h, "<p class=\"down\">Registry unavailable: {}</p>", esc(e));
     }
+    config_banner(&mut h, p.config_report, p.now);
     let mut counts = [0usize; 5];
     for (d, _) in p.datasets {
         let i = match d.status.as_str() {
@@ -166,6 +173,42 @@ fn render(p: &Page<'_>) -> String {
     gates(&mut h, p.gates, p.now);
     h.push_str("</main></body></html>");
     h
+}
+
+/// The problems of the latest configuration load, while there are any, and
+/// which files still run on their previous version.
+fn config_banner(h: &mut String, report: &LoadReport, now: DateTime<Utc>) {
+    if report.successful() {
+        return;
+    }
+    let _ = write!(
+        h,
+        "<section class=\"ds fail\" id=\"config-errors\"><h2>Configuration errors <span class=\"badge fail\">{}</span></h2><p class=\"meta\">",
+        report.problems.len()
+    );
+    if !report.kept.is_empty() {
+        let files: Vec<String> = report
+            .kept
+            .iter()
+            .map(|f| esc(&f.display().to_string()))
+            .collect();
+        let _ = write!(
+            h,
+            "The previous version stays in force for: {}. ",
+            files.join(", ")
+        );
+    }
+    match report.last_success {
+        Some(t) => {
+            let _ = write!(h, "Last clean load {} ago.", ago(now, t));
+        }
+        None => h.push_str("No clean load since start-up."),
+    }
+    h.push_str("</p><ul>");
+    for d in &report.problems {
+        let _ = write!(h, "<li><code>{}</code></li>", esc(&d.to_string()));
+    }
+    h.push_str("</ul></section>");
 }
 
 /// The latest gate decisions, newest first.
@@ -295,7 +338,9 @@ fn dataset(h: &mut String, d: &DatasetView, checks: &[CheckView], now: DateTime<
         }
         None => h.push_str(" · not run yet"),
     }
-    if let Some(t) = d.next_run_at {
+    if d.schedule.is_none() {
+        h.push_str(" · on demand");
+    } else if let Some(t) = d.next_run_at {
         let _ = write!(h, " · next {}", t.format("%H:%M UTC"));
     }
     if let Some(lag) = d.freshness_lag_seconds {

@@ -8,8 +8,10 @@ use serde::Serialize;
 
 use crate::app::AppState;
 use crate::app::schedule::next_tick;
+use crate::check::kind::DatasetGauge;
+use crate::check::{CheckKind, Dataset, Severity};
 use crate::check::{CheckResult, Outcome, Summary};
-use crate::config::{Config, Dataset, Severity};
+use crate::config::Config;
 use crate::registry::{RegistryError, StoredResult};
 
 /// A dataset with its current status (`GET /api/v1/datasets`).
@@ -21,7 +23,8 @@ pub struct DatasetView {
     pub tier: u8,
     pub owner: Option<String>,
     pub runbook: Option<String>,
-    pub schedule: String,
+    /// The cron expression; `null` for a dataset run only on demand.
+    pub schedule: Option<String>,
     pub partition: Option<PartitionView>,
     /// The worst outcome among the checks' latest results; `unknown` before the first run.
     pub status: String,
@@ -105,7 +108,7 @@ pub fn dataset_view(
         .to_owned();
     let freshness_lag_seconds = latest
         .iter()
-        .filter(|s| s.result.kind == "freshness")
+        .filter(|s| CheckKind::gauge_of(&s.result.kind) == Some(DatasetGauge::FreshnessLag))
         .filter_map(|s| s.result.observed)
         .reduce(f64::max);
     DatasetView {
@@ -115,7 +118,7 @@ pub fn dataset_view(
         tier: ds.tier,
         owner: ds.owner.clone(),
         runbook: ds.runbook.clone(),
-        schedule: ds.schedule.expr.clone(),
+        schedule: ds.schedule.as_ref().map(|s| s.expr.clone()),
         partition: ds.partition.as_ref().map(|p| PartitionView {
             column: p.column.to_string(),
             granularity: p.granularity.as_str().to_owned(),
@@ -123,7 +126,10 @@ pub fn dataset_view(
         status,
         summary,
         last_run_at: latest.iter().map(|s| s.recorded_at).max(),
-        next_run_at: next_tick(&ds.schedule, now, config.agent.timezone),
+        next_run_at: ds
+            .schedule
+            .as_ref()
+            .and_then(|s| next_tick(s, now, config.agent.timezone)),
         freshness_lag_seconds,
         warehouse_up: state.circuit(&ds.warehouse).is_none_or(|c| !c.is_open()),
     }

@@ -16,7 +16,7 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 use sqlx::types::Json;
 
-use super::sql::{Arg, query};
+use super::sql::{Arg, Tx, query};
 use super::{Registry, RegistryError, now, stored};
 use crate::domain::{AlertKind, AlertState, Outcome};
 use crate::warehouse::Engine;
@@ -264,46 +264,14 @@ impl Registry {
         if keys.is_empty() {
             return Ok(Vec::new());
         }
-        let select = format!(
-            "SELECT {COLUMNS} FROM alerts WHERE check_id = $1 AND partition_key = $2{}",
-            for_update(self)
-        );
         let mut tx = self.begin(OP).await?;
-        let written = {
-            let mut written = Vec::new();
-            for (i, (key, scope)) in keys.iter().enumerate() {
-                let row: Option<AlertRow> = query(&select)
-                    .bind(key)
-                    .bind(scope.as_deref().unwrap_or(""))
-                    .fetch_optional(&mut tx, OP)
-                    .await?;
-                let current = row.map(AlertRow::into_record).transpose()?;
-                let Some(new) = next(i, current.as_ref()) else {
-                    continue;
-                };
-                query(UPSERT)
-                    .bind(&new.key)
-                    .bind(new.scope().unwrap_or(""))
-                    .bind(new.dataset.as_deref().unwrap_or(""))
-                    .bind(new.kind.as_str())
-                    .bind(new.state.as_str())
-                    .bind(i64::from(new.consecutive_failures))
-                    .bind(new.first_failed_at.map(stored))
-                    .bind(new.fired_at.map(stored))
-                    .bind(new.resolved_at.map(stored))
-                    .bind(new.last_notified_at.map(stored))
-                    .bind(new.notified)
-                    .bind(new.last_outcome.map(Outcome::as_str))
-                    .bind(new.last_message.as_deref())
-                    .bind(Arg::json(&new.details))
-                    .bind(stored(new.updated_at))
-                    .bind(new.partition.as_deref())
-                    .execute(&mut tx, OP)
-                    .await?;
-                written.push(new);
-            }
-            written
-        };
+        let mut written = Vec::new();
+        for (i, (key, scope)) in keys.iter().enumerate() {
+            let new = tx
+                .update_alert(key, scope.as_deref(), |current| next(i, current))
+                .await?;
+            written.extend(new);
+        }
         tx.commit(OP).await?;
         Ok(written)
     }
@@ -462,5 +430,58 @@ impl Registry {
         };
         tx.commit(OP).await?;
         Ok(forgotten)
+    }
+}
+
+impl Tx {
+    /// Reads the alert `key` (of a quarantine: on partition `scope`) inside this transaction and
+    /// stores what `next` makes of it (`None`: leave it), so that an alert
+    /// is recorded together with what raised it. Returns the alert written.
+    pub async fn update_alert<F>(
+        &mut self,
+        key: &str,
+        scope: Option<&str>,
+        next: F,
+    ) -> Result<Option<AlertRecord>, RegistryError>
+    where
+        F: FnOnce(Option<&AlertRecord>) -> Option<AlertRecord>,
+    {
+        const OP: &str = "update alert";
+        let lock = match self.engine() {
+            Engine::Postgres => " FOR UPDATE",
+            _ => "",
+        };
+        let select = format!(
+            "SELECT {COLUMNS} FROM alerts WHERE check_id = $1 AND partition_key = $2{lock}"
+        );
+        let row: Option<AlertRow> = query(&select)
+            .bind(key)
+            .bind(scope.unwrap_or(""))
+            .fetch_optional(&mut *self, OP)
+            .await?;
+        let current = row.map(AlertRow::into_record).transpose()?;
+        let Some(new) = next(current.as_ref()) else {
+            return Ok(None);
+        };
+        query(UPSERT)
+            .bind(&new.key)
+            .bind(new.scope().unwrap_or(""))
+            .bind(new.dataset.as_deref().unwrap_or(""))
+            .bind(new.kind.as_str())
+            .bind(new.state.as_str())
+            .bind(i64::from(new.consecutive_failures))
+            .bind(new.first_failed_at.map(stored))
+            .bind(new.fired_at.map(stored))
+            .bind(new.resolved_at.map(stored))
+            .bind(new.last_notified_at.map(stored))
+            .bind(new.notified)
+            .bind(new.last_outcome.map(Outcome::as_str))
+            .bind(new.last_message.as_deref())
+            .bind(Arg::json(&new.details))
+            .bind(stored(new.updated_at))
+            .bind(new.partition.as_deref())
+            .execute(&mut *self, OP)
+            .await?;
+        Ok(Some(new))
     }
 }

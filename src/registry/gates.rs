@@ -12,8 +12,7 @@ use sqlx::types::Json;
 
 use super::sql::{Arg, Tx, query};
 use super::{Registry, RegistryError, now};
-use crate::check::CheckResult;
-use crate::domain::{DatasetName, GateBasis, GateStatus};
+use crate::domain::{CheckResult, DatasetName, GateBasis, GateStatus};
 use crate::warehouse::Engine;
 
 /// One gate as recorded.

@@ -233,6 +233,98 @@ impl Tx {
         Ok(moved == 1)
     }
 
+    /// What a partition was before `gate_id` took it, from its log: `None`
+    /// when the gate never took it; `Some(None)` when the partition had no
+    /// row before; else its state then and the gate behind that state.
+    pub async fn state_before_gate(
+        &mut self,
+        dataset: &str,
+        partition: &str,
+        gate_id: &str,
+        op: &'static str,
+    ) -> Result<Option<Option<(PartitionState, Option<String>)>>, RegistryError> {
+        #[derive(sqlx::FromRow)]
+        struct Before {
+            from_state: Option<String>,
+            previous_gate: Option<String>,
+        }
+        let before: Option<Before> = query(
+            "SELECT t.from_state, p.gate_id AS previous_gate FROM partition_transitions t \
+             LEFT JOIN partition_transitions p ON p.id = (SELECT max(e.id) FROM \
+             partition_transitions e WHERE e.dataset = t.dataset \
+             AND e.partition_key = t.partition_key AND e.id < t.id) \
+             WHERE t.dataset = $1 AND t.partition_key = $2 AND t.gate_id = $3 \
+             AND t.to_state = 'validating' ORDER BY t.id DESC LIMIT 1",
+        )
+        .bind(dataset)
+        .bind(partition)
+        .bind(gate_id)
+        .fetch_optional(self, op)
+        .await?;
+        let Some(before) = before else {
+            return Ok(None);
+        };
+        Ok(Some(match before.from_state {
+            None => None,
+            Some(state) => Some((parse_state(&state)?, before.previous_gate)),
+        }))
+    }
+
+    /// Puts a partition that `gate_id` holds in `validating` back to `to`
+    /// (a state and the gate behind it), keeping its publication; with
+    /// `None`, removes its row and its log (it had none before the gate).
+    /// `false` when the gate no longer holds it.
+    pub async fn return_held_partition(
+        &mut self,
+        dataset: &str,
+        partition: &str,
+        gate_id: &str,
+        to: Option<(PartitionState, Option<&str>)>,
+        at: DateTime<Utc>,
+        op: &'static str,
+    ) -> Result<bool, RegistryError> {
+        let changed = match to {
+            Some((state, behind)) => {
+                query(
+                    "UPDATE partitions SET state = $3, gate_id = $4, updated_at = $5 \
+                     WHERE dataset = $1 AND partition_key = $2 AND state = 'validating' \
+                     AND gate_id = $6",
+                )
+                .bind(dataset)
+                .bind(partition)
+                .bind(state.as_str())
+                .bind(behind)
+                .bind(at)
+                .bind(gate_id)
+                .execute(&mut *self, op)
+                .await?
+            }
+            None => {
+                let deleted = query(
+                    "DELETE FROM partitions WHERE dataset = $1 AND partition_key = $2 \
+                     AND state = 'validating' AND gate_id = $3",
+                )
+                .bind(dataset)
+                .bind(partition)
+                .bind(gate_id)
+                .execute(&mut *self, op)
+                .await?;
+                if deleted == 1 {
+                    // As if never gated: its log goes with it.
+                    query(
+                        "DELETE FROM partition_transitions WHERE dataset = $1 AND partition_key = $2",
+                    )
+                    .bind(dataset)
+                    .bind(partition)
+                    .execute(&mut *self, op)
+                    .await?;
+                }
+                deleted
+            }
+        };
+        Ok(changed == 1)
+    }
+
     /// Appends to a partition's transition log.
     pub async fn log_transition(
         &mut self,

@@ -9,8 +9,7 @@ use sqlx::types::Json;
 
 use super::sql::{Arg, query};
 use super::{Registry, RegistryError, now, stored};
-use crate::check::CheckResult;
-use crate::domain::{CheckId, DatasetName, Outcome};
+use crate::domain::{CheckId, CheckResult, DatasetName, Outcome};
 
 /// One result of a run, with the scheduled time that (with the check and
 /// partition) identifies the run.

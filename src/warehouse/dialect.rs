@@ -16,6 +16,15 @@ pub trait Dialect: Send + Sync {
     /// are validated on parse, so quoting never needs escaping.
     fn quote(&self, ident: &Identifier) -> String;
 
+    /// `columns` quoted and separated by commas.
+    fn column_list(&self, columns: &[Identifier]) -> String {
+        columns
+            .iter()
+            .map(|c| self.quote(c))
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+
     /// The relation quoted for the engine, schema first when there is one.
     fn table(&self, table: &TableRef) -> String {
         match &table.schema {
@@ -74,11 +83,7 @@ pub trait Dialect: Send + Sync {
     /// standard SQL: a row value is never NULL as a whole, so tuples with a
     /// NULL are left out explicitly.
     fn distinct_keys(&self, columns: &[Identifier]) -> String {
-        let list = columns
-            .iter()
-            .map(|c| self.quote(c))
-            .collect::<Vec<_>>()
-            .join(", ");
+        let list = self.column_list(columns);
         format!(
             "count(DISTINCT ({list})) FILTER (WHERE {})",
             self.not_null(columns)

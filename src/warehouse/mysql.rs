@@ -39,11 +39,7 @@ impl Dialect for MySqlDialect {
 
     /// The multi-argument `COUNT(DISTINCT)` already skips tuples with a NULL.
     fn distinct_keys(&self, columns: &[Identifier]) -> String {
-        let list = columns
-            .iter()
-            .map(|c| self.quote(c))
-            .collect::<Vec<_>>()
-            .join(", ");
+        let list = self.column_list(columns);
         format!("count(DISTINCT {list})")
     }
 

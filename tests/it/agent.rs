@@ -807,3 +807,142 @@ async fn shutdown_lets_runs_under_way_finish() {
     );
     pg.cleanup().await;
 }
+
+/// The real binary: SIGHUP with a typo in one of two check files keeps that
+/// file's datasets running (API 200, checks still run) while the other
+/// file's change applies; the reload metrics say 0 until a fix, then 1, and
+/// the status page shows the problem until then.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_typo_on_reload_keeps_the_file_in_force_and_says_so() {
+    let db = TestDb::new(Backend::Sqlite).await.expect("sqlite");
+    shop_tables(&db).await;
+    let project = Project::new();
+    project.write(
+        "warden.yaml",
+        &warden_yaml("sqlite://warden.db", &[("main", db.url())], ""),
+    );
+    let shop = shop_checks("main", "main");
+    let split = shop.find("  - name: events").unwrap();
+    let orders = shop[..split].to_owned();
+    let events = format!("datasets:\n{}", &shop[split..]);
+    project.write("checks/orders.yaml", &orders);
+    project.write("checks/events.yaml", &events);
+    let mut agent = AgentProcess::start(&project.config(), &[]);
+    agent.wait_ready(Duration::from_secs(30)).await;
+    let base = agent.base.clone();
+    let reload_metrics = || {
+        let url = format!("{base}/metrics");
+        async move {
+            let (_, metrics) = get_text(&url).await;
+            let ok = sample(&metrics, "warden_config_last_reload_successful");
+            let at = sample(
+                &metrics,
+                "warden_config_last_reload_success_timestamp_seconds",
+            );
+            (ok, at, metrics)
+        }
+    };
+    let (ok, first_success, metrics) = reload_metrics().await;
+    assert_eq!(ok, Some(1.0), "{metrics}");
+    let first_success = first_success.expect("a last success");
+    assert!(first_success > 1e9, "{first_success}");
+    if let Some(complaints) = promtool_check_metrics(&metrics) {
+        assert_eq!(complaints, "", "promtool check metrics complained");
+    }
+
+    // A typo in orders.yaml, a change in events.yaml.
+    project.write(
+        "checks/orders.yaml",
+        &orders.replace("    schedule:", "    shedule:"),
+    );
+    // events becomes tier 3, and on demand only.
+    project.write(
+        "checks/events.yaml",
+        &events
+            .replace("tier: 2", "tier: 3")
+            .replace("    schedule: \"* * * * *\"\n", ""),
+    );
+    let reloaded_at = Utc::now();
+    agent.signal("HUP");
+    eventually(Duration::from_secs(10), "configuration #2", || {
+        let url = format!("{base}/readyz");
+        async move {
+            let (_, ready) = get_json(&url).await;
+            (ready["configuration"] == 2).then_some(())
+        }
+    })
+    .await;
+    let log = agent.log();
+    assert!(
+        log.contains("orders.yaml:7:5: unknown key `shedule`; did you mean `schedule`?"),
+        "{log}"
+    );
+    let (status, body) = get_json(&format!("{base}/api/v1/datasets/orders")).await;
+    assert_eq!(status, 200, "{body}");
+    let (_, body) = get_json(&format!("{base}/api/v1/datasets")).await;
+    let by_name = |name: &str| {
+        body["datasets"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|d| d["name"] == name)
+            .unwrap_or_else(|| panic!("{name} listed: {body}"))
+            .clone()
+    };
+    assert_eq!(by_name("orders")["schedule"], "* * * * *");
+    assert_eq!(by_name("events")["tier"], 3, "the other file reloaded");
+    assert_eq!(by_name("events")["schedule"], Value::Null);
+    assert_eq!(by_name("events")["next_run_at"], Value::Null);
+    let (ok, at, metrics) = reload_metrics().await;
+    assert_eq!(ok, Some(0.0), "{metrics}");
+    assert_eq!(at, Some(first_success), "the last good load stays");
+    if let Some(complaints) = promtool_check_metrics(&metrics) {
+        assert_eq!(complaints, "", "promtool check metrics complained");
+    }
+    let (_, page) = get_text(&format!("{base}/")).await;
+    assert!(page.contains("id=\"config-errors\""), "{page}");
+    assert!(
+        page.contains("orders.yaml:7:5: unknown key `shedule`; did you mean `schedule`?"),
+        "{page}"
+    );
+    assert!(
+        page.contains("The previous version stays in force for:"),
+        "{page}"
+    );
+    assert!(page.contains(" · on demand"), "{page}");
+
+    // The kept file's checks still run on their schedule.
+    eventually(TWO_TICKS, "a run of orders after the reload", || {
+        let url = format!("{base}/api/v1/checks/orders.row_count/history?limit=5");
+        async move {
+            let (_, body) = get_json(&url).await;
+            body["results"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .any(|r| parse_time(&r["scheduled_at"]) > reloaded_at)
+                .then_some(())
+        }
+    })
+    .await;
+
+    // Fixed: metrics back to 1 with a newer last success, no banner.
+    project.write("checks/orders.yaml", &orders);
+    agent.signal("HUP");
+    eventually(Duration::from_secs(10), "configuration #3", || {
+        let url = format!("{base}/readyz");
+        async move {
+            let (_, ready) = get_json(&url).await;
+            (ready["configuration"] == 3).then_some(())
+        }
+    })
+    .await;
+    let (ok, at, metrics) = reload_metrics().await;
+    assert_eq!(ok, Some(1.0), "{metrics}");
+    assert!(at.unwrap() > first_success, "{metrics}");
+    let (_, page) = get_text(&format!("{base}/")).await;
+    assert!(!page.contains("config-errors"), "{page}");
+
+    let status = agent.terminate(Duration::from_secs(10)).await;
+    assert_eq!(status.code(), Some(0));
+}

@@ -9,12 +9,14 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use chrono::NaiveTime;
-use warden::config::{
-    ChangeBaseline, CheckKind, ConfigError, Diagnostic, DriftAction, Expect, ExpectedColumn,
-    Freshness, FreshnessRule, NullRate, RowCount, RowCountChange, Schema, Severity, Sql, Unique,
-    load_with_env, validate_all,
+use warden::check::Severity;
+use warden::check::kind::{
+    ChangeBaseline, CheckKind, DriftAction, Expect, ExpectedColumn, Freshness, FreshnessRule,
+    NullRate, RowCount, RowCountChange, Schema, Sql, Unique,
 };
+use warden::config::{ConfigError, load_with_env, reload_with_env, validate_all};
 use warden::domain::Granularity;
+use warden::source::Diagnostic;
 
 const FIXTURES: &str = "tests/fixtures/config";
 
@@ -158,7 +160,7 @@ fn a_broken_check_file_does_not_stop_the_others() {
     assert_eq!(orders.tier, 2);
     assert_eq!(orders.gate_table, orders.table);
     assert_eq!(orders.partition, None);
-    assert_eq!(orders.schedule.expr, "@hourly");
+    assert_eq!(orders.schedule.as_ref().unwrap().expr, "@hourly");
     let check = &orders.checks[0];
     assert_eq!(
         (
@@ -328,7 +330,7 @@ fn the_example_config_loads_into_typed_values() {
         orders.runbook.as_deref(),
         Some("https://wiki.example/orders")
     );
-    assert_eq!(orders.schedule.expr, "*/15 * * * *");
+    assert_eq!(orders.schedule.as_ref().unwrap().expr, "*/15 * * * *");
     let partition = orders.partition.as_ref().unwrap();
     assert_eq!(
         (partition.column.as_str(), partition.granularity),
@@ -476,4 +478,175 @@ fn durations_too_long_for_a_timestamp_are_config_errors() {
             "checks.yaml:7:51: `max_lag`: `300000y` is too long; a duration is at most 100y",
         ]
     );
+}
+
+/// A temporary project: `warden.yaml` on a SQLite warehouse, and the check
+/// files given, under `checks/`.
+fn project(files: &[(&str, &str)]) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("checks")).unwrap();
+    std::fs::write(
+        dir.path().join("warden.yaml"),
+        "warehouses:\n  main:\n    url: sqlite://wh.db\nchecks: [checks/*.yaml]\n",
+    )
+    .unwrap();
+    for (name, text) in files {
+        std::fs::write(dir.path().join("checks").join(name), text).unwrap();
+    }
+    dir
+}
+
+/// Every problem of `dir`'s configuration, as `file:line:col: message` with
+/// the file relative to `checks/`.
+fn problems_in(dir: &tempfile::TempDir) -> Vec<String> {
+    let checks = dir.path().join("checks");
+    validate_all(&dir.path().join("warden.yaml"), &env(&[]))
+        .iter()
+        .map(|d| {
+            let file = d.file.strip_prefix(&checks).unwrap_or(&d.file).display();
+            format!("{file}:{}:{}: {}", d.line, d.column, d.message)
+        })
+        .collect()
+}
+
+#[test]
+fn a_dataset_without_a_schedule_loads_and_runs_on_demand() {
+    let dir = project(&[(
+        "a.yaml",
+        "datasets:\n  - name: adhoc\n    warehouse: main\n    table: orders\n    checks:\n      - row_count: { min: 1 }\n",
+    )]);
+    assert_eq!(problems_in(&dir), Vec::<String>::new());
+    let loaded = load_with_env(&dir.path().join("warden.yaml"), &env(&[])).unwrap();
+    let adhoc = loaded.config.dataset("adhoc").expect("loaded");
+    assert!(adhoc.schedule.is_none());
+}
+
+#[test]
+fn every_problem_of_one_dataset_entry_is_reported() {
+    let dir = project(&[(
+        "a.yaml",
+        "\
+datasets:
+  - name: orders
+    warehouse: main
+    table: orders
+    shedule: \"@daily\"
+    tier: 9
+    checks:
+      - row_count: { min: 1 }
+  - name: events
+    tierr: 1
+    warehouse: mian
+    table: events
+    schedule: \"61 * * * *\"
+  - owner: [not, a, string]
+    name: bad name
+    warehouse: main
+    table: t
+",
+    )]);
+    assert_eq!(
+        problems_in(&dir),
+        [
+            "a.yaml:5:5: unknown key `shedule`; did you mean `schedule`?",
+            "a.yaml:6:11: `tier`: 9 is not a tier; expected 1 (page), 2 (chat) or 3 (digest)",
+            "a.yaml:10:5: unknown key `tierr`; did you mean `tier`?",
+            "a.yaml:11:16: `warehouse`: unknown warehouse `mian`; did you mean `main`?",
+            "a.yaml:13:15: `schedule`: invalid cron expression `61 * * * *`: number out of bounds",
+            "a.yaml:14:12: `owner`: expected a single value, not a list or a mapping",
+            "a.yaml:15:11: `name`: dataset name `bad name` may only hold letters, digits, `_` and `-`, starting with a letter or `_`",
+        ]
+    );
+    let loaded = load_with_env(&dir.path().join("warden.yaml"), &env(&[])).unwrap();
+    assert!(loaded.config.datasets.is_empty(), "no broken dataset loads");
+}
+
+#[test]
+fn sql_templates_and_where_filters_are_checked_at_load() {
+    let dir = project(&[(
+        "a.yaml",
+        "\
+datasets:
+  - name: orders
+    warehouse: main
+    table: orders
+    checks:
+      - sql: { name: typo, query: \"SELECT count(*) FROM {{ tabel }}\", max: 0 }
+      - sql: { name: open, query: \"SELECT count(*) FROM {{ table\", max: 0 }
+      - row_count: { min: 1, where: \"(amount > 0 OR coupon IS NULL\" }
+      - row_count: { name: semi, min: 1, where: \"amount > 0; DROP TABLE orders\" }
+      - row_count: { name: close, min: 1, where: \"amount > 0)\" }
+      - row_count: { name: tmpl, min: 1, where: \"d < {{ partition_ends }}\" }
+      - row_count: { name: fine, min: 1, where: \"(note <> ';' AND d < {{ partition_end }})\" }
+",
+    )]);
+    assert_eq!(
+        problems_in(&dir),
+        [
+            "a.yaml:6:35: `query`: unknown template `{{ tabel }}` (known: table, partition, partition_start, partition_end, partition_filter)",
+            "a.yaml:7:35: `query`: unclosed `{{` in the query",
+            "a.yaml:8:37: `where`: 1 `(` without a matching `)`",
+            "a.yaml:9:49: `where`: `;` is not allowed: a filter is one condition, not a statement",
+            "a.yaml:10:50: `where`: `)` without a matching `(`",
+            "a.yaml:11:49: `where`: unknown template `{{ partition_ends }}` (known: table, partition, partition_start, partition_end, partition_filter)",
+        ]
+    );
+}
+
+#[test]
+fn a_reload_keeps_the_previous_version_of_a_broken_check_file() {
+    let dir = project(&[
+        (
+            "a.yaml",
+            "datasets:\n  - name: orders\n    warehouse: main\n    table: orders\n    schedule: \"@hourly\"\n    checks:\n      - row_count: { min: 1 }\n",
+        ),
+        (
+            "b.yaml",
+            "datasets:\n  - name: events\n    warehouse: main\n    table: events\n    schedule: \"@daily\"\n    checks:\n      - row_count: { min: 1 }\n",
+        ),
+    ]);
+    let path = dir.path().join("warden.yaml");
+    let first = load_with_env(&path, &env(&[])).unwrap();
+    assert!(first.diagnostics.is_empty());
+
+    // A typo in a.yaml, and a change to b.yaml.
+    std::fs::write(
+        dir.path().join("checks/a.yaml"),
+        "datasets:\n  - name: orders\n    warehouse: main\n    table: orders\n    shedule: \"@hourly\"\n    checks:\n      - row_count: { min: 5 }\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("checks/b.yaml"),
+        "datasets:\n  - name: events\n    warehouse: main\n    table: events\n    tier: 1\n    checks:\n      - row_count: { min: 1 }\n",
+    )
+    .unwrap();
+    let reloaded = reload_with_env(&path, &first.config, &env(&[])).unwrap();
+    assert_eq!(
+        lines(&reloaded.diagnostics)
+            .iter()
+            .map(|l| l.rsplit_once("checks/").unwrap().1.to_owned())
+            .collect::<Vec<_>>(),
+        ["a.yaml:5:5: unknown key `shedule`; did you mean `schedule`?"]
+    );
+    assert_eq!(reloaded.kept, [dir.path().join("checks/a.yaml")]);
+    let orders = reloaded.config.dataset("orders").expect("kept");
+    assert_eq!(orders.schedule.as_ref().unwrap().expr, "@hourly");
+    assert!(
+        matches!(
+            orders.checks[0].kind,
+            CheckKind::RowCount(RowCount {
+                min: Some(1),
+                max: None
+            })
+        ),
+        "the previous version, not the broken one"
+    );
+    let events = reloaded.config.dataset("events").expect("reloaded");
+    assert_eq!(events.tier, 1);
+    assert!(events.schedule.is_none());
+
+    // A first load of the same files loads what it can, as before.
+    let fresh = load_with_env(&path, &env(&[])).unwrap();
+    assert!(fresh.kept.is_empty());
+    assert!(fresh.config.dataset("orders").is_none());
 }

@@ -5,13 +5,14 @@ use std::time::Duration;
 
 use chrono::{DateTime, NaiveTime, Utc};
 use chrono_tz::Tz;
+use warden::check::Severity;
+use warden::check::kind::{
+    ChangeBaseline, CheckKind, DriftAction, Expect, ExpectedColumn, Freshness, FreshnessRule,
+    NullRate, RowCount, RowCountChange, Schema, Sql, Unique,
+};
 use warden::check::{
     Baselines, CheckResult, EvalContext, Observed, Outcome, Scope, evaluate_all, observe,
     run_dataset,
-};
-use warden::config::{
-    ChangeBaseline, CheckKind, DriftAction, Expect, ExpectedColumn, Freshness, FreshnessRule,
-    NullRate, RowCount, RowCountChange, Schema, Severity, Sql, Unique,
 };
 use warden::domain::{Granularity, PartitionKey};
 use warden::warehouse::WarehouseError;
@@ -81,7 +82,7 @@ fn sql(query: &str, max: Option<f64>) -> CheckKind {
 }
 
 /// The aggregate checks and custom SQL most cases use.
-fn order_checks() -> Vec<warden::config::CheckSpec> {
+fn order_checks() -> Vec<warden::check::CheckSpec> {
     vec![
         check(
             "row_count",
@@ -97,7 +98,7 @@ fn order_checks() -> Vec<warden::config::CheckSpec> {
                 max: ratio(0.0),
             }),
         ),
-        warden::config::CheckSpec {
+        warden::check::CheckSpec {
             severity: Severity::Warn,
             ..check(
                 "null_rate_coupon",
@@ -567,7 +568,7 @@ async fn custom_sql_templates(backend: Backend) {
             ),
             check(
                 "filtered",
-                warden::config::CheckKind::RowCount(RowCount {
+                warden::check::CheckKind::RowCount(RowCount {
                     min: None,
                     max: Some(1),
                 }),
@@ -825,7 +826,7 @@ async fn zoned_partition_column_uses_local_days(backend: Backend) {
     db.cleanup().await;
 }
 
-fn schema_check(columns: Option<Vec<ExpectedColumn>>) -> warden::config::CheckSpec {
+fn schema_check(columns: Option<Vec<ExpectedColumn>>) -> warden::check::CheckSpec {
     check(
         "schema",
         CheckKind::Schema(Schema {

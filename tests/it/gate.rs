@@ -14,11 +14,12 @@ use chrono::Utc;
 use warden::check::Outcome;
 use warden::domain::DatasetName;
 use warden::gate::{
-    ABANDONED, Admission, Gate, GateError, GateService, NewGate, OverrideRequest, PublishRequest,
-    Start,
+    ABANDONED, Admission, Gate, GateError, GateOptions, GateService, NewGate, OverrideRequest,
+    PublishRequest, Start,
 };
 use warden::registry::{GateBasis, GateStatus, PartitionState, Transition};
 
+use crate::support::agent::eventually;
 use crate::support::gate::{Project, Setup, request};
 
 const WAIT: Duration = Duration::from_secs(60);
@@ -34,6 +35,11 @@ on_both_setups!(
     an_agent_restarted_mid_gate_denies_it_and_frees_the_partition,
     a_registry_that_is_down_denies,
     bad_requests_name_their_field,
+    an_error_or_a_timeout_returns_the_partition_to_its_state_before,
+    a_breach_records_its_quarantine_alert_with_the_decision,
+    a_partition_later_than_the_current_one_is_refused,
+    an_empty_partition_is_a_breach_unless_the_dataset_allows_it,
+    any_agent_sharing_the_registry_sweeps_an_abandoned_gate,
 );
 
 async fn publish(p: &Project, svc: &GateService, day: &str, gate: &Gate) -> Result<(), GateError> {
@@ -551,10 +557,14 @@ async fn errors_deny_and_a_repeat_evaluates_again(setup: Setup) {
         first.reasons
     );
     assert_eq!(first.results[0].outcome, Outcome::Error);
-    let quarantined = p.quarantines.lock().unwrap().clone();
-    assert_eq!(quarantined.len(), 1);
-    assert_eq!(quarantined[0].basis, GateBasis::Error);
-    assert_eq!(quarantined[0].owner.as_deref(), Some("web-team"));
+    // No breach, no quarantine: the partition is as before the gate (it
+    // had no state).
+    assert!(p.quarantines.lock().unwrap().is_empty());
+    let events = DatasetName::parse("events").unwrap();
+    assert_eq!(
+        p.registry.partition(&events, "batch-7").await.unwrap(),
+        None
+    );
 
     // The table appears; the same request evaluates again as a new gate.
     p.db.exec("CREATE TABLE {s}.events (id BIGINT); INSERT INTO {s}.events VALUES (1);")
@@ -603,9 +613,11 @@ async fn a_gate_past_its_deadline_denies_with_timeout(setup: Setup) {
         g.reasons,
         ["no decision within 500ms: the checks were still running"]
     );
+    // A timeout is no breach: the partition returns to its state before the
+    // gate (none), and nobody is told of a quarantine.
     let slow = DatasetName::parse("slow").unwrap();
-    let record = p.registry.partition(&slow, "b1").await.unwrap().unwrap();
-    assert_eq!(record.state, PartitionState::Quarantined);
+    assert_eq!(p.registry.partition(&slow, "b1").await.unwrap(), None);
+    assert!(p.quarantines.lock().unwrap().is_empty());
 
     // A gate queued behind it on the same partition times out waiting.
     let holder = svc
@@ -701,11 +713,18 @@ async fn an_agent_restarted_mid_gate_denies_it_and_frees_the_partition(setup: Se
         (GateStatus::Denied, Some(GateBasis::Error))
     );
     assert_eq!(killed.reasons, [ABANDONED]);
-    assert_eq!(state("2026-11-19").await, PartitionState::Quarantined);
-    assert_eq!(state("2026-11-18").await, PartitionState::Quarantined);
+    // An abandoned gate is no breach: its partition returns to its state
+    // before the gate (these had none), and nobody is told of a quarantine.
+    let gone = |day: &'static str| {
+        let registry = p.registry.clone();
+        let orders = orders.clone();
+        async move { registry.partition(&orders, day).await.unwrap().is_none() }
+    };
+    assert!(gone("2026-11-19").await);
+    assert!(gone("2026-11-18").await);
     assert_eq!(state("2026-11-17").await, PartitionState::Validating);
     assert_eq!(svc.get("alive").await.unwrap().status, GateStatus::Running);
-    assert_eq!(p.quarantines.lock().unwrap().len(), 2);
+    assert!(p.quarantines.lock().unwrap().is_empty());
 
     // The pipeline's retry of the same run evaluates again.
     let retry = gate(&p, &svc, "2026-11-19", "run-1").await;
@@ -721,10 +740,7 @@ async fn an_agent_restarted_mid_gate_denies_it_and_frees_the_partition(setup: Se
         .await
         .unwrap()
         .unwrap();
-    assert_eq!(
-        states(&record.history),
-        ["validating", "quarantined", "validating", "passed"]
-    );
+    assert_eq!(states(&record.history), ["validating", "passed"]);
     assert_valid_history(&record.history);
     p.finish().await;
 }
@@ -940,5 +956,386 @@ async fn bad_requests_name_their_field(setup: Setup) {
         svc.wait(&running.gate_id, WAIT).await.unwrap().basis,
         Some(GateBasis::Timeout)
     );
+    p.finish().await;
+}
+
+async fn gate_within(
+    p: &Project,
+    svc: &GateService,
+    dataset: &str,
+    partition: &str,
+    run_id: &str,
+    within: Duration,
+) -> Gate {
+    let submitted = svc
+        .submit_within(
+            p.config.clone(),
+            p.runner.clone(),
+            request(dataset, partition, Some(run_id)),
+            None,
+            within,
+        )
+        .await
+        .unwrap_or_else(|e| panic!("gate {dataset} {partition} {run_id}: {e}"));
+    svc.wait(&submitted.gate_id, WAIT).await.unwrap()
+}
+
+async fn an_error_or_a_timeout_returns_the_partition_to_its_state_before(setup: Setup) {
+    let Some(p) = Project::new(setup).await else {
+        return;
+    };
+    let svc = p.service("agent-1");
+    let slow = DatasetName::parse("slow").unwrap();
+
+    // Published on the strength of a first allow.
+    p.set_slowness(false).await;
+    let first = gate_within(&p, &svc, "slow", "b1", "r1", WAIT).await;
+    assert_eq!(first.status, GateStatus::Allowed, "{first:#?}");
+    svc.publish(
+        &p.config,
+        "slow",
+        "b1",
+        PublishRequest {
+            gate_id: first.gate_id.clone(),
+            by: None,
+        },
+    )
+    .await
+    .unwrap();
+
+    // A re-gate that times out: no breach, so the partition is published
+    // again, behind the first gate, and consumers still read it.
+    p.set_slowness(true).await;
+    let timed_out = gate_within(&p, &svc, "slow", "b1", "r2", Duration::from_millis(500)).await;
+    assert_eq!(timed_out.basis, Some(GateBasis::Timeout), "{timed_out:#?}");
+    let record = p.registry.partition(&slow, "b1").await.unwrap().unwrap();
+    assert_eq!(record.state, PartitionState::Published);
+    assert_eq!(record.gate_id.as_deref(), Some(first.gate_id.as_str()));
+    assert_eq!(
+        record.published_gate_id.as_deref(),
+        Some(first.gate_id.as_str())
+    );
+    assert_eq!(
+        states(&record.history),
+        [
+            "validating",
+            "passed",
+            "published",
+            "validating",
+            "published"
+        ]
+    );
+    assert_valid_history(&record.history);
+    let back = record.history.last().unwrap();
+    assert_eq!(back.actor, "gate");
+    let reason = back.reason.as_deref().unwrap();
+    assert!(
+        reason.starts_with(&format!(
+            "gate {} denied on timeout (no breach, no quarantine): no decision within 500ms",
+            timed_out.gate_id
+        )),
+        "{reason}"
+    );
+    let published = svc.published(&p.config, "slow").await.unwrap();
+    assert_eq!(published.gate_id, first.gate_id);
+    assert!(p.quarantines.lock().unwrap().is_empty());
+    assert_eq!(
+        p.registry
+            .alert("quarantine:slow", Some("b1"))
+            .await
+            .unwrap(),
+        None
+    );
+
+    // A new allow passes it; its publication replaces the first.
+    p.set_slowness(false).await;
+    let third = gate_within(&p, &svc, "slow", "b1", "r3", WAIT).await;
+    assert_eq!(third.status, GateStatus::Allowed, "{third:#?}");
+    svc.publish(
+        &p.config,
+        "slow",
+        "b1",
+        PublishRequest {
+            gate_id: third.gate_id.clone(),
+            by: None,
+        },
+    )
+    .await
+    .unwrap();
+    let published = svc.published(&p.config, "slow").await.unwrap();
+    assert_eq!(published.gate_id, third.gate_id);
+
+    // A quarantined partition whose re-gate errors stays quarantined behind
+    // the gate that quarantined it, and can still be overridden.
+    p.stage_bad("2026-11-20", 10).await;
+    let breach = gate(&p, &svc, "2026-11-20", "run-a").await;
+    assert_eq!(breach.basis, Some(GateBasis::Checks), "{breach:#?}");
+    p.db.exec("DROP TABLE {s}.orders_staging;").await;
+    let errored = gate(&p, &svc, "2026-11-20", "run-b").await;
+    assert_eq!(errored.basis, Some(GateBasis::Error), "{errored:#?}");
+    let orders = DatasetName::parse("orders").unwrap();
+    let record = p
+        .registry
+        .partition(&orders, "2026-11-20")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(record.state, PartitionState::Quarantined);
+    assert_eq!(record.gate_id.as_deref(), Some(breach.gate_id.as_str()));
+    assert_eq!(
+        states(&record.history),
+        ["validating", "quarantined", "validating", "quarantined"]
+    );
+    assert_eq!(p.quarantines.lock().unwrap().len(), 1, "one breach");
+    let view = svc
+        .override_(
+            &p.config,
+            "orders",
+            "2026-11-20",
+            OverrideRequest {
+                decision: "allow".into(),
+                reason: "known late customers".into(),
+                by: "ana".into(),
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(view.record.state, PartitionState::Passed);
+    let overridden = svc.get(&breach.gate_id).await.unwrap();
+    assert_eq!(overridden.basis, Some(GateBasis::Override));
+    p.finish().await;
+}
+
+async fn a_breach_records_its_quarantine_alert_with_the_decision(setup: Setup) {
+    let Some(p) = Project::new(setup).await else {
+        return;
+    };
+    // A service with no hook of its own: the alert is in the registry the
+    // moment the decision is.
+    let svc = GateService::with_options(
+        p.registry.clone(),
+        p.metrics.clone(),
+        GateOptions {
+            agent_id: "agent-x".into(),
+            ..GateOptions::default()
+        },
+    );
+    p.stage_bad("2026-11-20", 10).await;
+    assert_eq!(
+        p.registry
+            .alert("quarantine:orders", Some("2026-11-20"))
+            .await
+            .unwrap(),
+        None
+    );
+    let denied = gate(&p, &svc, "2026-11-20", "run-1").await;
+    assert_eq!(denied.basis, Some(GateBasis::Checks), "{denied:#?}");
+    let alert = p
+        .registry
+        .alert("quarantine:orders", Some("2026-11-20"))
+        .await
+        .unwrap()
+        .expect("the quarantine alert is recorded with the decision");
+    assert_eq!(alert.state, warden::registry::AlertState::Firing);
+    assert_eq!(alert.dataset.as_deref(), Some("orders"));
+    assert_eq!(
+        alert.details["annotations"]["gate_id"],
+        denied.gate_id.as_str()
+    );
+    p.finish().await;
+}
+
+async fn a_partition_later_than_the_current_one_is_refused(setup: Setup) {
+    let Some(p) = Project::new(setup).await else {
+        return;
+    };
+    let svc = p.service("agent-1");
+    let today = Utc::now().date_naive();
+    let tomorrow = (today + chrono::Duration::days(1)).to_string();
+    let err = svc
+        .submit(
+            p.config.clone(),
+            p.runner.clone(),
+            request("orders", &tomorrow, Some("r1")),
+            None,
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(err.status(), 400, "{err}");
+    assert_eq!(
+        err.to_string(),
+        format!(
+            "partition: partition `{tomorrow}` of orders is in the future: the current one is `{today}` (UTC)"
+        )
+    );
+    let err = svc
+        .submit(
+            p.config.clone(),
+            p.runner.clone(),
+            request("orders", "9999-12-31", None),
+            None,
+        )
+        .await
+        .unwrap_err();
+    assert!(err.to_string().starts_with("partition: "), "{err}");
+    let err = svc
+        .publish(
+            &p.config,
+            "orders",
+            "9999-12-31",
+            PublishRequest {
+                gate_id: "g".into(),
+                by: None,
+            },
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(err.status(), 400, "{err}");
+    assert!(err.to_string().starts_with("partition: "), "{err}");
+    // Today is not in the future: it may be gated (it has no rows: a breach).
+    let g = gate(&p, &svc, &today.to_string(), "r-today").await;
+    assert_eq!(g.status, GateStatus::Denied, "{g:#?}");
+    assert!(svc.published(&p.config, "orders").await.is_err());
+    p.finish().await;
+}
+
+async fn an_empty_partition_is_a_breach_unless_the_dataset_allows_it(setup: Setup) {
+    let Some(p) = Project::new(setup).await else {
+        return;
+    };
+    let svc = p.service("agent-1");
+    // Nothing staged for the day: every check passes on no rows (null
+    // rates, unique) but the row count, and the gate's own count denies.
+    let staging = format!("{}.orders_staging", p.db.schema);
+    let denied = gate(&p, &svc, "2026-11-21", "run-1").await;
+    assert_eq!(
+        (denied.status, denied.basis),
+        (GateStatus::Denied, Some(GateBasis::Checks)),
+        "{denied:#?}"
+    );
+    assert_eq!(
+        denied.reasons[0],
+        format!("no rows in {staging} for 2026-11-21")
+    );
+    assert!(
+        denied
+            .results
+            .iter()
+            .all(|r| !r.check.contains("_gate_rows")),
+        "{:?}",
+        denied.results
+    );
+    assert_eq!(p.quarantines.lock().unwrap().len(), 1);
+
+    // `events` (no `gate:`) with an empty table: a breach even without a
+    // row_count check that could say so.
+    p.db.exec("CREATE TABLE {s}.events (id BIGINT);").await;
+    let events = svc
+        .submit(
+            p.config.clone(),
+            p.runner.clone(),
+            request("events", "batch-1", Some("b1")),
+            None,
+        )
+        .await
+        .unwrap();
+    let events = svc.wait(&events.gate_id, WAIT).await.unwrap();
+    assert_eq!(events.basis, Some(GateBasis::Checks), "{events:#?}");
+    assert!(
+        events
+            .reasons
+            .contains(&format!("no rows in {}.events for batch-1", p.db.schema)),
+        "{:?}",
+        events.reasons
+    );
+
+    // `slow` sets `gate: { allow_empty: true }`: its empty table passes.
+    p.set_slowness(false).await;
+    let allowed = gate_within(&p, &svc, "slow", "b1", "r1", WAIT).await;
+    assert_eq!(allowed.status, GateStatus::Allowed, "{allowed:#?}");
+    assert!(allowed.reasons.is_empty(), "{:?}", allowed.reasons);
+    p.finish().await;
+}
+
+async fn any_agent_sharing_the_registry_sweeps_an_abandoned_gate(setup: Setup) {
+    let Some(p) = Project::new(setup).await else {
+        return;
+    };
+    let orders = DatasetName::parse("orders").unwrap();
+    p.stage_good("2026-11-19", 1).await;
+    // A published partition whose re-gate by agent `gone` was abandoned
+    // 31 s past its deadline, and a gate of agent `late` 5 s past it.
+    let svc = p.service("agent-1");
+    let good = gate(&p, &svc, "2026-11-19", "run-0").await;
+    publish(&p, &svc, "2026-11-19", &good).await.unwrap();
+    let leave = |gate_id: &'static str, partition: &'static str, agent: &'static str, secs: i64| {
+        let registry = p.registry.clone();
+        let orders = orders.clone();
+        async move {
+            let new = NewGate {
+                gate_id,
+                dataset: &orders,
+                partition,
+                run_id: gate_id,
+                request_key: None,
+                request_hash: "h",
+                agent,
+                deadline_at: Utc::now() - chrono::Duration::seconds(secs),
+            };
+            let Admission::Created(record) = registry.admit_gate(&new, true).await.unwrap() else {
+                panic!("not admitted")
+            };
+            assert_eq!(record.status, GateStatus::Running);
+        }
+    };
+    leave("gone", "2026-11-19", "gone", 31).await;
+    leave("late", "2026-11-18", "late", 5).await;
+
+    // Another agent's service sweeps (not at start-up: periodically).
+    let sweeper = GateService::with_options(
+        p.registry.clone(),
+        p.metrics.clone(),
+        GateOptions {
+            agent_id: "agent-2".into(),
+            sweep_every: Duration::from_millis(100),
+            ..GateOptions::default()
+        },
+    );
+    let gone = eventually(
+        Duration::from_secs(10),
+        "the abandoned gate is swept",
+        || {
+            let sweeper = sweeper.clone();
+            async move {
+                let g = sweeper.get("gone").await.unwrap();
+                g.is_decided().then_some(g)
+            }
+        },
+    )
+    .await;
+    assert_eq!(
+        (gone.status, gone.basis),
+        (GateStatus::Denied, Some(GateBasis::Error))
+    );
+    assert_eq!(gone.reasons, [ABANDONED]);
+    // Its partition is published again, behind the gate that allowed it.
+    let record = p
+        .registry
+        .partition(&orders, "2026-11-19")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(record.state, PartitionState::Published);
+    assert_eq!(record.gate_id.as_deref(), Some(good.gate_id.as_str()));
+    assert_valid_history(&record.history);
+    // Only 5 s past its deadline: not swept.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(
+        sweeper.get("late").await.unwrap().status,
+        GateStatus::Running
+    );
+    assert!(sweeper.sweep().await.unwrap().is_empty());
+    assert!(p.quarantines.lock().unwrap().is_empty());
+    sweeper.shutdown().await;
     p.finish().await;
 }

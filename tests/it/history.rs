@@ -95,7 +95,7 @@ impl Project {
     /// A runner recording into the configured registry, as `warden run` has.
     async fn runner(&self) -> (Config, Runner) {
         let config = self.config();
-        let runner = Runner::new(&config, Some(self.registry().await));
+        let runner = warden::app::runner(&config, Some(self.registry().await));
         (config, runner)
     }
 

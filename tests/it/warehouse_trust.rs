@@ -21,8 +21,8 @@ use chrono::Utc;
 use chrono_tz::Tz;
 use serde_json::{Value as Json, json};
 use warden::agent::Options;
-use warden::check::{Baselines, CheckResult, EvalContext, Outcome, Scope, run_dataset};
-use warden::config::{CheckKind, CheckSpec, RowCount, Sql};
+use warden::check::kind::{CheckKind, RowCount, Sql};
+use warden::check::{Baselines, CheckResult, CheckSpec, EvalContext, Outcome, Scope, run_dataset};
 use warden::domain::{DatasetName, TableRef};
 use warden::warehouse::{Warehouse, WarehouseError};
 

@@ -6,36 +6,18 @@
 //! again every `resend_interval` while it fires (as Prometheus does); a
 //! resolved alert is sent once with `endsAt` set to when it resolved.
 
-use std::time::Duration;
-
 use chrono::{DateTime, Utc};
 use serde_json::{Map, Value, json};
 
 use super::{DeliveryContext, DeliveryError, post_json};
-use crate::alert::model::{Alert, QUARANTINE_KIND, Severity, Status, WAREHOUSE_KIND};
-use crate::alert::model::{format_number, format_threshold};
+use crate::alert::model::{Alert, Status, format_threshold};
+use crate::config::routes::receiver::AlertmanagerConfig;
+use crate::config::routes::{QUARANTINE_KIND, Severity, WAREHOUSE_KIND};
+use crate::format;
 
-/// How often firing alerts are sent again unless configured.
-pub const DEFAULT_RESEND_INTERVAL: Duration = Duration::from_secs(60);
 /// `endsAt` of a firing alert is this many resend intervals ahead, so that
 /// a few lost resends do not resolve it.
 const ENDS_AT_INTERVALS: u32 = 4;
-
-/// `alertmanager:` settings.
-#[derive(Debug, Clone)]
-pub struct AlertmanagerConfig {
-    /// Base URL, e.g. `http://127.0.0.1:9093`.
-    pub url: String,
-    /// How often firing alerts are sent again.
-    pub resend_interval: Duration,
-}
-
-impl AlertmanagerConfig {
-    /// The endpoint alerts are POSTed to.
-    pub fn endpoint(&self) -> String {
-        format!("{}/api/v2/alerts", self.url.trim_end_matches('/'))
-    }
-}
 
 /// The `alertname` label of `alert`.
 pub fn alert_name(alert: &Alert) -> &'static str {
@@ -90,7 +72,7 @@ pub fn render(
                     annotations.insert("runbook_url".into(), r.clone().into());
                 }
                 if let Some(v) = a.observed {
-                    annotations.insert("observed".into(), format_number(v).into());
+                    annotations.insert("observed".into(), format::number(v).into());
                 }
                 if !a.threshold.is_empty() {
                     annotations.insert("threshold".into(), format_threshold(&a.threshold).into());

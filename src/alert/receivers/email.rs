@@ -6,32 +6,14 @@
 //! from the start), `smtp://user:pass@host:587?tls=required` (STARTTLS), or
 //! `smtp://host:25` (no TLS: a relay on the same host, or a test server).
 
-use lettre::message::{Mailbox, MultiPart};
-use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
+use lettre::message::MultiPart;
+use lettre::{AsyncTransport, Message};
 use serde_json::{Value, json};
 
-use super::{DeliveryContext, DeliveryError, Notification, Secret, escape_html};
-use crate::alert::model::{Alert, Status, format_number, format_threshold};
-
-/// `email:` settings.
-#[derive(Debug, Clone)]
-pub struct EmailConfig {
-    /// lettre's SMTP URL (it may carry a password).
-    pub smtp: Secret,
-    pub from: Mailbox,
-    pub to: Vec<Mailbox>,
-}
-
-/// The SMTP transport `url` describes, without connecting; its error says
-/// why the URL is not usable.
-pub fn transport(
-    url: &str,
-    timeout: std::time::Duration,
-) -> Result<AsyncSmtpTransport<Tokio1Executor>, String> {
-    AsyncSmtpTransport::<Tokio1Executor>::from_url(url)
-        .map(|b| b.timeout(Some(timeout)).build())
-        .map_err(|e| e.to_string())
-}
+use super::{DeliveryContext, DeliveryError, Notification, escape_html};
+use crate::alert::model::{Alert, Status, format_threshold};
+use crate::config::routes::receiver::{EmailConfig, smtp_transport};
+use crate::format;
 
 /// Subject, plain text and HTML for `n`.
 pub fn render(n: &Notification) -> Value {
@@ -117,7 +99,7 @@ fn html_row(alert: &Alert) -> String {
         "<tr>{}{}{}{}{}{what}</tr>\n",
         cell(&name(alert)),
         cell(alert.labels.severity.as_str()),
-        cell(&a.observed.map(format_number).unwrap_or_default()),
+        cell(&a.observed.map(format::number).unwrap_or_default()),
         cell(&format_threshold(&a.threshold)),
         cell(alert.labels.owner.as_deref().unwrap_or("")),
     )
@@ -148,7 +130,7 @@ pub async fn deliver(
             part("html")?,
         ))
         .map_err(|e| DeliveryError::permanent(format!("cannot build the email: {e}")))?;
-    let mailer = transport(config.smtp.expose(), cx.timeout)
+    let mailer = smtp_transport(config.smtp.expose(), cx.timeout)
         .map_err(|e| DeliveryError::permanent(format!("SMTP URL is not usable: {e}")))?;
     match mailer.send(message).await {
         Ok(_) => Ok(()),

@@ -7,10 +7,6 @@ use serde_json::{Value, json};
 use super::{Notification, Rendered};
 use crate::alert::model::{Alert, Status};
 
-/// `log:` settings (none yet).
-#[derive(Debug, Clone, Default)]
-pub struct LogConfig {}
-
 /// One entry per alert.
 pub fn render(n: &Notification) -> Vec<Rendered> {
     n.alerts

@@ -22,75 +22,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use super::model::{Alert, Status};
-
-/// A value that must not appear in logs or `Debug` output (keys, secrets,
-/// URLs that carry a token or a password).
-#[derive(Clone, PartialEq, Eq)]
-pub struct Secret(String);
-
-impl Secret {
-    pub fn new(value: impl Into<String>) -> Self {
-        Self(value.into())
-    }
-
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl std::fmt::Debug for Secret {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("Secret(***)")
-    }
-}
-
-/// One entry of `receivers:`.
-#[derive(Debug, Clone)]
-pub struct Receiver {
-    pub name: String,
-    pub kind: ReceiverKind,
-}
-
-/// A receiver's kind and its settings.
-#[derive(Debug, Clone)]
-pub enum ReceiverKind {
-    PagerDuty(pagerduty::PagerDutyConfig),
-    Slack(slack::SlackConfig),
-    Webhook(webhook::WebhookConfig),
-    Email(email::EmailConfig),
-    Alertmanager(alertmanager::AlertmanagerConfig),
-    Log(log::LogConfig),
-}
-
-impl ReceiverKind {
-    /// The kind as written in the routes file.
-    pub fn name(&self) -> &'static str {
-        match self {
-            Self::PagerDuty(_) => "pagerduty",
-            Self::Slack(_) => "slack",
-            Self::Webhook(_) => "webhook",
-            Self::Email(_) => "email",
-            Self::Alertmanager(_) => "alertmanager",
-            Self::Log(_) => "log",
-        }
-    }
-
-    /// Whether notifications must leave in order only per deduplication key
-    /// (each PagerDuty event stands alone) rather than in queue order.
-    pub fn ordered_per_key(&self) -> bool {
-        matches!(self, Self::PagerDuty(_))
-    }
-}
-
-/// The receiver kinds, as written in the routes file.
-pub const KINDS: [&str; 6] = [
-    "pagerduty",
-    "slack",
-    "webhook",
-    "email",
-    "alertmanager",
-    "log",
-];
+use crate::config::routes::{Receiver, ReceiverKind};
 
 /// A digest's period.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

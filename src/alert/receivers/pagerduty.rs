@@ -10,22 +10,13 @@
 
 use serde_json::{Value, json};
 
-use super::{DeliveryContext, DeliveryError, Notification, Rendered, Secret, post_json};
-use crate::alert::model::{Alert, Status, format_number, format_threshold, truncate};
+use super::{DeliveryContext, DeliveryError, Notification, Rendered, post_json};
+use crate::alert::model::{Alert, Status, format_threshold, truncate};
+use crate::config::routes::receiver::PagerDutyConfig;
+use crate::format;
 
-/// PagerDuty's endpoint for Events API v2.
-pub const DEFAULT_URL: &str = "https://events.pagerduty.com/v2/enqueue";
 /// PagerDuty refuses summaries longer than this.
 pub const SUMMARY_MAX_CHARS: usize = 1024;
-
-/// `pagerduty:` settings.
-#[derive(Debug, Clone)]
-pub struct PagerDutyConfig {
-    /// The integration key of the service to page.
-    pub routing_key: Secret,
-    /// The events endpoint; [`DEFAULT_URL`] unless set (a proxy, a test).
-    pub url: String,
-}
 
 /// One event per alert.
 pub fn render(_config: &PagerDutyConfig, n: &Notification) -> Vec<Rendered> {
@@ -61,7 +52,7 @@ pub fn event(alert: &Alert, status_url: Option<&str>) -> Value {
     put("outcome", a.outcome.map(|o| Value::from(o.as_str())));
     put(
         "observed",
-        a.observed.map(|v| Value::from(format_number(v))),
+        a.observed.map(|v| Value::from(format::number(v))),
     );
     put(
         "threshold",
@@ -129,9 +120,9 @@ pub async fn deliver(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::alert::model::{
-        Annotations, DEDUP_KEY_MAX_BYTES, Labels, QUARANTINE_KIND, Severity, quarantine_key,
-    };
+    use crate::alert::model::{Annotations, DEDUP_KEY_MAX_BYTES, quarantine_key};
+    use crate::config::routes::receiver::PAGERDUTY_DEFAULT_URL;
+    use crate::config::routes::{Labels, QUARANTINE_KIND, Secret, Severity};
     use chrono::TimeZone;
 
     fn alert(key: &str, kind: &str, partition: Option<&str>, status: Status) -> Alert {
@@ -198,7 +189,7 @@ mod tests {
         assert_eq!(event(&resolved, None)["dedup_key"], key.as_str());
         let config = PagerDutyConfig {
             routing_key: Secret::new("k".to_owned()),
-            url: DEFAULT_URL.to_owned(),
+            url: PAGERDUTY_DEFAULT_URL.to_owned(),
         };
         let n = Notification {
             receiver: "oncall".to_owned(),

@@ -9,8 +9,11 @@
 
 use serde_json::{Value, json};
 
-use super::{DeliveryContext, DeliveryError, Notification, Secret, post_json};
-use crate::alert::model::{Alert, Severity, Status, format_number, format_threshold, truncate};
+use super::{DeliveryContext, DeliveryError, Notification, post_json};
+use crate::alert::model::{Alert, Status, format_threshold, truncate};
+use crate::config::routes::Severity;
+use crate::config::routes::receiver::SlackConfig;
+use crate::format;
 
 /// Blocks per message.
 pub const MAX_BLOCKS: usize = 50;
@@ -28,13 +31,6 @@ pub const TEXT_MAX_CHARS: usize = 3000;
 /// Alerts shown one by one; the rest are counted. Two blocks each keeps a
 /// message within [`MAX_BLOCKS`].
 pub const MAX_ALERTS_SHOWN: usize = 20;
-
-/// `slack:` settings.
-#[derive(Debug, Clone)]
-pub struct SlackConfig {
-    /// The incoming webhook URL (it carries the token, so it is a secret).
-    pub webhook_url: Secret,
-}
 
 /// The webhook body for `n`.
 pub fn render(n: &Notification) -> Value {
@@ -85,7 +81,7 @@ fn alert_section(alert: &Alert) -> Value {
     );
     let mut fields = Vec::new();
     if let Some(observed) = a.observed {
-        fields.push(field("Observed", &format_number(observed)));
+        fields.push(field("Observed", &format::number(observed)));
     }
     if !a.threshold.is_empty() {
         fields.push(field("Threshold", &format_threshold(&a.threshold)));

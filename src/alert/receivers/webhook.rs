@@ -35,18 +35,11 @@ use hmac::{Hmac, Mac};
 use serde_json::{Value, json};
 use sha2::Sha256;
 
-use super::{DeliveryContext, DeliveryError, Notification, Secret, post_json};
+use super::{DeliveryContext, DeliveryError, Notification, post_json};
+use crate::config::routes::receiver::WebhookConfig;
 
 /// The header that carries the signature.
 pub const SIGNATURE_HEADER: &str = "X-Warden-Signature";
-
-/// `webhook:` settings.
-#[derive(Debug, Clone)]
-pub struct WebhookConfig {
-    pub url: String,
-    /// Signs each body when set.
-    pub hmac_secret: Option<Secret>,
-}
 
 /// The body for `n`, as documented above.
 pub fn render(receiver: &str, n: &Notification) -> Value {

@@ -10,7 +10,7 @@ use serde::Deserialize;
 use serde_json::json;
 use serde_saphyr::Spanned;
 
-use super::{CheckKind, Common, Judge, Kind, Settings, Shown, Thresholds, mismatch};
+use super::{CheckKind, Common, DatasetGauge, Judge, Kind, Settings, Shown, Thresholds, mismatch};
 use crate::check::evaluate::{EvalContext, Verdict};
 use crate::check::local_to_utc;
 use crate::check::observation::{ObserveError, Observed};
@@ -76,6 +76,9 @@ impl Expect {
 
 impl Freshness {
     pub const NAME: &'static str = "freshness";
+
+    /// The observed lag is the dataset's freshness lag.
+    pub(crate) const GAUGE: Option<DatasetGauge> = Some(DatasetGauge::FreshnessLag);
 
     /// Lags as durations, observed and limit.
     pub(crate) const SHOWN: Shown = Shown {

@@ -18,13 +18,16 @@ mod unique;
 
 use std::collections::BTreeMap;
 
+use chrono::{DateTime, Utc};
+use futures::future::BoxFuture;
 use serde::Deserialize;
 use serde_saphyr::Spanned;
 
 use super::evaluate::{Baselines, EvalContext, Verdict};
 use super::observation::{ObserveError, Observed};
 use super::planner::{PlanCx, Read};
-use crate::domain::{CheckId, Identifier};
+use crate::domain::{CheckId, DatasetName, Identifier, PartitionKey};
+use crate::registry::Registry;
 use crate::source::{Problems, SourcePos};
 
 pub use freshness::{Expect, Freshness, FreshnessRule, latest_instant};
@@ -110,6 +113,21 @@ impl CheckKind {
         self.get().is_partition_scoped()
     }
 
+    /// The dataset gauge the checks of this kind set.
+    pub fn gauge(&self) -> Option<DatasetGauge> {
+        Self::gauge_of(self.name())
+    }
+
+    /// The dataset gauge a result of kind `kind` sets with its observed value.
+    pub fn gauge_of(kind: &str) -> Option<DatasetGauge> {
+        match kind {
+            RowCount::NAME => RowCount::GAUGE,
+            Freshness::NAME => Freshness::GAUGE,
+            NullRate::NAME => NullRate::GAUGE,
+            _ => None,
+        }
+    }
+
     /// An observed value of a result of kind `kind`, in the kind's unit.
     pub fn show_observed(kind: &str, value: f64) -> String {
         (shown(kind).observed)(value)
@@ -145,6 +163,18 @@ impl RawCheck {
             Self::Sql(s) => s,
         }
     }
+}
+
+/// A per-dataset metric that a kind's observed value sets, besides the
+/// per-check ones every kind has.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DatasetGauge {
+    /// `warden_dataset_row_count`.
+    RowCount,
+    /// `warden_dataset_freshness_lag_seconds`.
+    FreshnessLag,
+    /// `warden_column_null_ratio`, per column.
+    NullRatio,
 }
 
 /// How a kind's values read on the status page.
@@ -191,6 +221,17 @@ pub(crate) struct Judge<'a> {
     pub ctx: &'a EvalContext,
 }
 
+/// Where a kind finds and keeps its baseline in the registry.
+#[derive(Clone, Copy)]
+pub(crate) struct BaselineCx<'a> {
+    pub registry: &'a Registry,
+    pub dataset: &'a DatasetName,
+    pub id: &'a CheckId,
+    /// The partition observed, for a partitioned dataset.
+    pub partition: Option<&'a PartitionKey>,
+    pub scheduled_at: DateTime<Utc>,
+}
+
 /// A kind's typed settings: what it plans, how it judges.
 pub(crate) trait Kind: std::fmt::Debug {
     /// The `kind` string used in YAML, JSON, metrics and alerts.
@@ -215,6 +256,34 @@ pub(crate) trait Kind: std::fmt::Debug {
 
     /// The verdict on `observed`; may add to the reported limits.
     fn judge(&self, observed: &Observed, cx: &Judge<'_>, t: &mut Thresholds) -> Verdict;
+
+    /// Reads from the registry what the check compares against into `out`;
+    /// the error is the message that makes the check `error`. `None` for
+    /// the kinds (or settings) that use no stored baseline.
+    fn fetch_baseline<'a>(
+        &'a self,
+        _cx: BaselineCx<'a>,
+        _out: &'a mut Baselines,
+    ) -> Option<BoxFuture<'a, Result<(), String>>> {
+        None
+    }
+
+    /// After a run, stores the baseline later runs compare against when
+    /// there is none yet; `None` when there is nothing to store.
+    fn store_baseline<'a>(
+        &'a self,
+        _cx: BaselineCx<'a>,
+        _observed: &'a Observed,
+        _baselines: &'a Baselines,
+    ) -> Option<BoxFuture<'a, ()>> {
+        None
+    }
+
+    /// The row count recorded with the check's result, which later runs
+    /// read back as their baseline.
+    fn recorded_rows(&self, _observed: &Observed) -> Option<u64> {
+        None
+    }
 }
 
 /// The keys every check kind accepts.

@@ -5,7 +5,10 @@ use serde::Deserialize;
 use serde_json::json;
 use serde_saphyr::Spanned;
 
-use super::{CheckKind, Common, Judge, Kind, Settings, Shown, Thresholds, identifiers, mismatch};
+use super::{
+    CheckKind, Common, DatasetGauge, Judge, Kind, Settings, Shown, Thresholds, identifiers,
+    mismatch,
+};
 use crate::check::evaluate::Verdict;
 use crate::check::observation::{ObserveError, Observed};
 use crate::check::planner::{Expr, PlanCx, Read};
@@ -48,6 +51,9 @@ fn two_decimals(share: f64) -> String {
 
 impl NullRate {
     pub const NAME: &'static str = "null_rate";
+
+    /// The observed ratio is the column's null ratio.
+    pub(crate) const GAUGE: Option<DatasetGauge> = Some(DatasetGauge::NullRatio);
 
     /// Shares as percentages, observed and limit.
     pub(crate) const SHOWN: Shown = Shown {

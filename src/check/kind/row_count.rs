@@ -4,7 +4,7 @@ use serde::Deserialize;
 use serde_json::json;
 use serde_saphyr::Spanned;
 
-use super::{CheckKind, Common, Judge, Kind, Settings, Thresholds, mismatch};
+use super::{CheckKind, Common, DatasetGauge, Judge, Kind, Settings, Thresholds, mismatch};
 use crate::check::evaluate::Verdict;
 use crate::check::observation::{ObserveError, Observed};
 use crate::check::planner::{Expr, PlanCx, Read};
@@ -39,6 +39,9 @@ pub struct RowCount {
 
 impl RowCount {
     pub const NAME: &'static str = "row_count";
+
+    /// The observed count is the dataset's row count.
+    pub(crate) const GAUGE: Option<DatasetGauge> = Some(DatasetGauge::RowCount);
 }
 
 impl Settings for Raw {

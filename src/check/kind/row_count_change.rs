@@ -6,8 +6,10 @@ use serde::Deserialize;
 use serde_json::json;
 use serde_saphyr::Spanned;
 
-use super::{CheckKind, Common, Judge, Kind, Settings, Shown, Thresholds, mismatch};
-use crate::check::evaluate::Verdict;
+use futures::future::BoxFuture;
+
+use super::{BaselineCx, CheckKind, Common, Judge, Kind, Settings, Shown, Thresholds, mismatch};
+use crate::check::evaluate::{Baselines, Verdict};
 use crate::check::observation::{ObserveError, Observed};
 use crate::check::planner::{Expr, PlanCx, Read};
 use crate::domain::{CheckId, PartitionKey, Ratio};
@@ -183,6 +185,34 @@ impl Kind for RowCountChange {
                 self.max_growth.map(|r| r.get()),
             ),
             other => mismatch(Self::NAME, other),
+        }
+    }
+
+    fn fetch_baseline<'a>(
+        &'a self,
+        cx: BaselineCx<'a>,
+        out: &'a mut Baselines,
+    ) -> Option<BoxFuture<'a, Result<(), String>>> {
+        Some(Box::pin(async move {
+            match self
+                .baseline(cx.registry, cx.id, cx.partition, cx.scheduled_at)
+                .await
+            {
+                Ok(Some(rows)) => {
+                    out.row_counts.insert(cx.id.clone(), rows);
+                    Ok(())
+                }
+                Ok(None) => Ok(()),
+                Err(e) => Err(format!("baseline unavailable: {e}")),
+            }
+        }))
+    }
+
+    /// The count is kept with the result: later runs compare against it.
+    fn recorded_rows(&self, observed: &Observed) -> Option<u64> {
+        match observed {
+            Observed::RowCount { rows } => Some(*rows),
+            _ => None,
         }
     }
 }

@@ -9,12 +9,19 @@ use serde::Deserialize;
 use serde_json::json;
 use serde_saphyr::Spanned;
 
-use super::{CheckKind, Common, Judge, Kind, Settings, Thresholds, mismatch};
-use crate::check::evaluate::{Status, Verdict};
+use futures::future::BoxFuture;
+
+use super::{BaselineCx, CheckKind, Common, Judge, Kind, Settings, Thresholds, mismatch};
+use crate::check::evaluate::{Baselines, Status, Verdict};
 use crate::check::observation::{ObserveError, Observed};
 use crate::check::planner::{PlanCx, Read};
+use crate::check::stored_column;
+use crate::registry::StoredColumn;
 use crate::source::{Problems, SourcePos, did_you_mean};
 use crate::warehouse::{CatalogColumn, types};
+
+/// Who records a first-seen schema as a dataset's baseline.
+const FIRST_SEEN: &str = "warden (first seen schema)";
 
 /// `schema:` settings.
 #[derive(Debug, Deserialize)]
@@ -177,6 +184,15 @@ impl Settings for Raw {
     }
 }
 
+/// A stored baseline column as the catalog reports one.
+fn catalog_column(c: StoredColumn) -> CatalogColumn {
+    CatalogColumn {
+        name: c.name,
+        raw_type: c.data_type.clone(),
+        data_type: c.data_type,
+    }
+}
+
 fn expected_column(col: &Spanned<RawColumn>, p: &mut Problems<'_>) -> Option<ExpectedColumn> {
     let at = p.src.pos_of(col);
     let name = p.required(&col.value.name, "name", &at).and_then(|n| {
@@ -205,6 +221,53 @@ fn expected_column(col: &Spanned<RawColumn>, p: &mut Problems<'_>) -> Option<Exp
 impl Kind for Schema {
     fn name(&self) -> &'static str {
         Self::NAME
+    }
+
+    /// The stored schema, for a check without `columns`.
+    fn fetch_baseline<'a>(
+        &'a self,
+        cx: BaselineCx<'a>,
+        out: &'a mut Baselines,
+    ) -> Option<BoxFuture<'a, Result<(), String>>> {
+        if !self.uses_baseline() {
+            return None;
+        }
+        Some(Box::pin(async move {
+            match cx.registry.schema_baseline(cx.dataset).await {
+                Ok(Some(columns)) => {
+                    let columns = columns.into_iter().map(catalog_column).collect();
+                    out.schemas.insert(cx.id.clone(), columns);
+                    Ok(())
+                }
+                Ok(None) => Ok(()),
+                Err(e) => Err(format!("schema baseline unavailable: {e}")),
+            }
+        }))
+    }
+
+    /// The first schema seen becomes the dataset's baseline.
+    fn store_baseline<'a>(
+        &'a self,
+        cx: BaselineCx<'a>,
+        observed: &'a Observed,
+        baselines: &'a Baselines,
+    ) -> Option<BoxFuture<'a, ()>> {
+        if !self.uses_baseline() || baselines.schemas.contains_key(cx.id) {
+            return None;
+        }
+        let Observed::Columns { columns } = observed else {
+            return None;
+        };
+        Some(Box::pin(async move {
+            let stored: Vec<StoredColumn> = columns.iter().map(stored_column).collect();
+            if let Err(e) = cx
+                .registry
+                .set_schema_baseline(cx.dataset, &stored, FIRST_SEEN)
+                .await
+            {
+                tracing::warn!(dataset = %cx.dataset, error = %e, "could not store the first-seen schema");
+            }
+        }))
     }
 
     fn is_partition_scoped(&self) -> bool {

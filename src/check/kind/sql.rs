@@ -76,10 +76,10 @@ impl Settings for Raw {
             p.parse(q, "query", |s| {
                 let s = s.trim();
                 if s.is_empty() {
-                    Err("the query cannot be empty".to_owned())
-                } else {
-                    Ok(s.to_owned())
+                    return Err("the query cannot be empty".to_owned());
                 }
+                crate::check::template::check(s).map_err(|e| e.to_string())?;
+                Ok(s.to_owned())
             })
         });
         let finite = |v: &f64| {

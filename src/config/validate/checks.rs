@@ -86,10 +86,10 @@ fn check_drafts(check: &Spanned<RawCheck>, p: &mut Problems<'_>) -> Vec<Draft> {
     let filter = p.parse_opt(&common.filter.cloned(), "where", |s| {
         let s = s.trim();
         if s.is_empty() {
-            Err("the filter cannot be empty".to_owned())
-        } else {
-            Ok(s.to_owned())
+            return Err("the filter cannot be empty".to_owned());
         }
+        crate::check::template::check_filter(s)?;
+        Ok(s.to_owned())
     });
     let explicit_name = common
         .name

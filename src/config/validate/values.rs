@@ -1,15 +1,12 @@
 //! Values of the config that need more than the shared syntax of
 //! `crate::source::values`: URLs (which name an engine) and paths resolved
-//! against the config directory. The shared parsers are re-exported here for
-//! the callers that still name them by this path.
+//! against the config directory.
 
 use std::path::{Component, Path, PathBuf};
 
-use crate::config::Schedule;
+use crate::check::Schedule;
 use crate::source::did_you_mean;
 use crate::warehouse::Engine;
-
-pub use crate::source::values::{check_plain_name, parse_duration};
 
 /// A cron schedule (see [`crate::source::values::parse_cron`]) and the text
 /// it came from.

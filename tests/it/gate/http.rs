@@ -17,6 +17,7 @@ use crate::support::tools::SQLITE3;
 crate::on_both_setups!(
     over_http_stage_gate_publish_and_consumers_read_the_last_good_partition,
     over_http_fifty_concurrent_gates_over_ten_partitions,
+    over_http_a_wait_out_of_range_or_a_future_partition_is_refused_and_pages_nobody,
 );
 
 /// An agent serving the project, and a client for it.
@@ -684,6 +685,29 @@ async fn the_gate_and_publish_commands_exit_as_documented() {
     assert_eq!(code, 2, "{out}{err}");
     assert!(out.contains("DENIED on timeout"), "{out}");
 
+    // `--wait` outside 1s..5m is a usage error, before anything is asked.
+    for wait in ["0s", "301s"] {
+        let (code, out, err) = warden(
+            &config,
+            &[
+                "gate",
+                "orders",
+                "--partition",
+                "2026-11-20",
+                "--wait",
+                wait,
+            ],
+            token,
+        )
+        .await;
+        assert_eq!(code, 2, "{out}{err}");
+        assert!(
+            err.contains(&format!("invalid value '{wait}' for '--wait <WAIT>'"))
+                && err.contains("is not between 1s and 5m"),
+            "{err}"
+        );
+    }
+
     let (code, _, err) = warden(
         &config,
         &["gate", "nope", "--partition", "2026-11-20"],
@@ -780,8 +804,10 @@ async fn an_agent_killed_during_a_gate_denies_it_after_restart() {
         "{g:#}"
     );
     assert_eq!(g["reasons"], json!([warden::gate::ABANDONED]));
-    let (_, partition) = get(format!("{base}/api/v1/datasets/slow/partitions/b1")).await;
-    assert_eq!(partition["state"], "quarantined", "{partition:#}");
+    // No breach, no quarantine: the partition is as before the gate (never
+    // gated).
+    let (status, partition) = get(format!("{base}/api/v1/datasets/slow/partitions/b1")).await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "{partition:#}");
 
     // The pipeline's retry evaluates again and decides.
     p.set_slowness(false).await;
@@ -804,10 +830,7 @@ async fn an_agent_killed_during_a_gate_denies_it_after_restart() {
         .iter()
         .map(|t| t["to"].as_str().unwrap())
         .collect();
-    assert_eq!(
-        states,
-        ["validating", "quarantined", "validating", "passed"]
-    );
+    assert_eq!(states, ["validating", "passed"]);
 
     // SIGTERM: a clean stop.
     let status = agent.terminate(Duration::from_secs(60)).await;
@@ -885,6 +908,73 @@ async fn the_shell_example_publishes_a_good_partition_and_stops_at_a_bad_one() {
     assert_eq!(code, 2);
     assert!(err.starts_with("invalid partition"), "{err}");
 
+    s.stop().await;
+    p.finish().await;
+}
+
+async fn over_http_a_wait_out_of_range_or_a_future_partition_is_refused_and_pages_nobody(
+    setup: Setup,
+) {
+    let Some(p) = Project::new(setup).await else {
+        return;
+    };
+    p.stage_good("2026-11-19", 1).await;
+    let s = Served::start(&p, None).await;
+    let body = || gate_body("orders", "2026-11-19", "nightly-19");
+    for wait in ["0s", "0", "500ms", "301s", "1h"] {
+        let answer = s.post(format!("/api/v1/gates?wait={wait}"), body()).await;
+        assert_error(
+            &answer,
+            400,
+            &format!("wait: expected a duration like `300s` or `5m` from 1s to 5m, not `{wait}`"),
+        );
+    }
+    let answer = s.get("/api/v1/gates/nope?wait=0s").await;
+    assert_error(&answer, 400, "wait: ");
+    // Nothing was gated: no partition, no quarantine alert.
+    let (status, _) = s.get("/api/v1/datasets/orders/partitions/2026-11-19").await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+
+    let tomorrow = (chrono::Utc::now().date_naive() + chrono::Duration::days(1)).to_string();
+    let answer = s
+        .post(
+            "/api/v1/gates?wait=60s",
+            gate_body("orders", &tomorrow, "future"),
+        )
+        .await;
+    assert_error(
+        &answer,
+        400,
+        &format!("partition: partition `{tomorrow}` of orders is in the future"),
+    );
+    let answer = s
+        .post(
+            "/api/v1/datasets/orders/partitions/9999-12-31/publish",
+            json!({"gate_id": "g"}),
+        )
+        .await;
+    assert_error(
+        &answer,
+        400,
+        "partition: partition `9999-12-31` of orders is in the future",
+    );
+    let (status, _) = s.get("/api/v1/datasets/orders/published").await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+
+    // The bounds themselves are accepted.
+    let (status, decided) = s.post("/api/v1/gates?wait=5m", body()).await;
+    assert_eq!(status, StatusCode::OK, "{decided:#}");
+    assert_eq!(decided["status"], "allowed", "{decided:#}");
+    let (status, again) = s
+        .get(&format!(
+            "/api/v1/gates/{}?wait=1s",
+            decided["gate_id"].as_str().unwrap()
+        ))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{again:#}");
+    let (status, alerts) = s.get("/api/v1/alerts").await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(alerts["alerts"], json!([]), "{alerts:#}");
     s.stop().await;
     p.finish().await;
 }

@@ -14,7 +14,8 @@ use serde_json::Value;
 use tokio::net::{TcpSocket, TcpStream};
 use tokio::task::JoinHandle;
 use warden::agent::{Agent, Options};
-use warden::config::{Config, Diagnostic};
+use warden::config::Config;
+use warden::source::Diagnostic;
 
 use crate::support::tools::PROMTOOL;
 

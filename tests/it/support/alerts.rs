@@ -10,8 +10,10 @@ use std::time::Duration;
 use chrono::{DateTime, SubsecRound, Utc};
 use tokio_util::sync::CancellationToken;
 use warden::alert::AlertManager;
+use warden::check::Dataset;
+use warden::check::kind::{CheckKind, RowCount, Sql};
 use warden::check::{CheckResult, Outcome};
-use warden::config::{CheckKind, Config, Dataset, RowCount, Sql};
+use warden::config::Config;
 use warden::metrics::Metrics;
 use warden::registry::Registry;
 

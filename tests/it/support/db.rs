@@ -19,9 +19,11 @@ use sqlx::mysql::{MySqlConnectOptions, MySqlPool, MySqlPoolOptions};
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions};
 use sqlx::{Connection, PgConnection};
-use warden::check::{CheckResult, Outcome};
-use warden::config::{CheckKind, CheckSpec, Dataset, PartitionSpec, Schedule, Severity, SourcePos};
+use warden::check::{
+    CheckKind, CheckResult, CheckSpec, Dataset, Outcome, PartitionSpec, Schedule, Severity,
+};
 use warden::domain::{CheckId, DatasetName, Granularity, Identifier, Ratio, TableRef};
+use warden::source::SourcePos;
 use warden::warehouse::{Engine, Settings, Warehouse};
 
 /// The engines every case runs on.
@@ -442,14 +444,15 @@ pub fn dataset(
         name: DatasetName::parse("orders").expect("dataset name"),
         warehouse: "main".into(),
         gate_table: table.clone(),
+        gate_allow_empty: false,
         table,
         tier: 1,
         owner: None,
         runbook: None,
-        schedule: Schedule {
+        schedule: Some(Schedule {
             expr: "*/15 * * * *".into(),
             cron: "*/15 * * * *".parse().expect("cron"),
-        },
+        }),
         partition: partition.map(|(column, granularity)| PartitionSpec {
             column: ident(column),
             granularity,

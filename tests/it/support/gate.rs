@@ -77,6 +77,7 @@ pub const CHECKS: &str = r#"datasets:
     table: {s}.orders
     tier: 3
     schedule: "0 0 1 1 *"
+    gate: { allow_empty: true }
     checks:
       - sql:
           name: takes_seconds
@@ -150,7 +151,7 @@ impl Project {
         );
         let config = Arc::new(files.load());
         let registry = test_registry.registry.clone();
-        let runner = Arc::new(Runner::new(&config, Some(registry.clone())));
+        let runner = Arc::new(warden::app::runner(&config, Some(registry.clone())));
         Some(Self {
             files,
             db,
@@ -192,6 +193,7 @@ impl Project {
                 lineage: None,
                 timeout: Duration::from_secs(30),
                 busy_poll: Duration::from_millis(20),
+                sweep_every: Duration::from_secs(10),
             },
         );
         let seen = self.quarantines.clone();

@@ -8,9 +8,9 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::model::{Labels, QUARANTINE_KIND, Severity, WAREHOUSE_KIND};
+use super::labels::{Labels, QUARANTINE_KIND, Severity, WAREHOUSE_KIND};
 use crate::check::CheckKind;
-use crate::config::diagnostic::{did_you_mean, one_of};
+use crate::source::{did_you_mean, one_of};
 
 /// The keys a matcher accepts.
 pub const KEYS: [&str; 8] = [

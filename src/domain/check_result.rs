@@ -1,11 +1,12 @@
-//! What a check run produces. The JSON form is part of the interface
-//! (`warden check --format json`, the API, the registry).
+//! What a check run produces: a plain value the check module makes and the
+//! registry stores. The JSON form is part of the interface (`warden check
+//! --format json`, the API, the registry).
 
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-pub use crate::domain::Outcome;
+use super::Outcome;
 
 /// One evaluated check, in the shape of DESIGN §3.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
