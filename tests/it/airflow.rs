@@ -11,14 +11,15 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Output, Stdio};
-use std::str::FromStr;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
 use sqlx::Row;
-use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::sqlite::SqliteConnectOptions;
 use sqlx::{ConnectOptions, Connection};
+
+use crate::support::agent::{AgentProcess, Project, free_port, get_json};
+use crate::support::db::PgDatabase;
 
 /// How long one `airflow` command may take (each starts a Python
 /// interpreter that imports Airflow: seconds on a busy machine).
@@ -80,123 +81,16 @@ fn airflow_executable() -> Option<PathBuf> {
     Some(exe)
 }
 
-fn postgres_url() -> Option<String> {
-    match std::env::var("WARDEN_TEST_POSTGRES_URL") {
-        Ok(url) if !url.trim().is_empty() => Some(url),
-        _ => {
-            eprintln!("note: WARDEN_TEST_POSTGRES_URL is not set; skipping the Airflow example");
-            None
-        }
-    }
-}
-
-/// `url` with its database replaced by `database`.
-fn with_database(url: &str, database: &str) -> String {
-    let (base, query) = match url.split_once('?') {
-        Some((base, query)) => (base, format!("?{query}")),
-        None => (url, String::new()),
-    };
-    let authority_start = base.find("://").map_or(0, |i| i + 3);
-    let server = match base[authority_start..].find('/') {
-        Some(slash) => &base[..authority_start + slash],
-        None => base,
-    };
-    format!("{server}/{database}{query}")
-}
-
-/// A PostgreSQL database of its own, dropped (with its connections) when the
-/// value goes, also when the test panics.
-struct Database {
-    admin_url: String,
-    name: String,
-    url: String,
-}
-
-impl Database {
-    async fn create(admin_url: &str) -> Self {
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.subsec_nanos())
-            .unwrap_or_default();
-        let name = format!("warden_airflow_{}_{nanos}", std::process::id());
-        let mut admin = connect(admin_url).await;
-        sqlx::raw_sql(&format!("CREATE DATABASE \"{name}\""))
-            .execute(&mut admin)
-            .await
-            .expect("create the test database");
-        let _ = admin.close().await;
-        let url = with_database(admin_url, &name);
-        Self {
-            admin_url: admin_url.to_owned(),
-            name,
-            url,
-        }
-    }
-
-    async fn exec(&self, sql: &str) {
-        let pool = PgPoolOptions::new()
-            .max_connections(1)
-            .connect_with(PgConnectOptions::from_str(&self.url).expect("database URL"))
-            .await
-            .expect("connect to the test database");
-        sqlx::raw_sql(sql)
-            .execute(&pool)
-            .await
-            .unwrap_or_else(|e| panic!("{e}\n{sql}"));
-        pool.close().await;
-    }
-
-    /// The `order_id`s of `table` for `day`.
-    async fn order_ids(&self, table: &str, day: &str) -> Vec<i64> {
-        let mut conn = connect(&self.url).await;
-        let sql = format!(
-            "SELECT order_id FROM {table} WHERE order_date = '{day}'::date ORDER BY order_id"
-        );
-        let rows = sqlx::query(&sql)
-            .fetch_all(&mut conn)
-            .await
-            .expect("read the orders");
-        rows.iter().map(|r| r.get::<i64, _>(0)).collect()
-    }
-}
-
-impl Drop for Database {
-    fn drop(&mut self) {
-        let admin_url = self.admin_url.clone();
-        let sql = format!("DROP DATABASE IF EXISTS \"{}\" WITH (FORCE)", self.name);
-        // Drop runs inside the test's runtime: the clean-up gets a thread and
-        // a runtime of its own.
-        let dropped = std::thread::spawn(move || {
-            tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .expect("a runtime")
-                .block_on(async {
-                    let mut admin = connect(&admin_url).await;
-                    sqlx::raw_sql(&sql).execute(&mut admin).await.map(drop)
-                })
-        })
-        .join();
-        if !matches!(dropped, Ok(Ok(()))) {
-            eprintln!("note: could not drop the test database {}", self.name);
-        }
-    }
-}
-
-async fn connect(url: &str) -> sqlx::PgConnection {
-    PgConnectOptions::from_str(url)
-        .expect("WARDEN_TEST_POSTGRES_URL")
-        .connect()
+/// The `order_id`s of `table` for `day`.
+async fn order_ids(db: &PgDatabase, table: &str, day: &str) -> Vec<i64> {
+    let mut conn = db.connect().await;
+    let sql =
+        format!("SELECT order_id FROM {table} WHERE order_date = '{day}'::date ORDER BY order_id");
+    let rows = sqlx::query(&sql)
+        .fetch_all(&mut conn)
         .await
-        .unwrap_or_else(|e| {
-            panic!("WARDEN_TEST_POSTGRES_URL is set but PostgreSQL is unreachable: {e}")
-        })
-}
-
-/// A free loopback port (bound, then released for the agent).
-fn free_port() -> u16 {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind a port");
-    listener.local_addr().expect("local address").port()
+        .expect("read the orders");
+    rows.iter().map(|r| r.get::<i64, _>(0)).collect()
 }
 
 /// Runs `command`, killed after `limit`; its output.
@@ -221,81 +115,21 @@ fn text(output: &Output) -> String {
     )
 }
 
-/// A `warden run` agent on the project's config.
-struct Agent {
-    child: tokio::process::Child,
-    base: String,
-    log: PathBuf,
-    client: reqwest::Client,
+/// GET `path` of the agent: a success, and its JSON body.
+async fn get(agent: &AgentProcess, path: &str) -> Value {
+    let (status, body) = get_json(&format!("{}{path}", agent.base)).await;
+    assert!((200..300).contains(&status), "GET {path}: {status}: {body}");
+    body
 }
 
-impl Agent {
-    async fn start(config: &Path, port: u16, log: PathBuf) -> Self {
-        let file = std::fs::File::create(&log).expect("create the agent's log");
-        let child = tokio::process::Command::new(env!("CARGO_BIN_EXE_warden"))
-            .arg("--config")
-            .arg(config)
-            .arg("run")
-            .env("WARDEN_LOG", "info")
-            .env_remove("WARDEN_API_TOKEN")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(file)
-            .kill_on_drop(true)
-            .spawn()
-            .expect("start warden run");
-        let agent = Self {
-            child,
-            base: format!("http://127.0.0.1:{port}"),
-            log,
-            client: reqwest::Client::new(),
-        };
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while Instant::now() < deadline {
-            if let Ok(r) = agent.client.get(agent.url("/readyz")).send().await
-                && r.status().is_success()
-            {
-                return agent;
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-        panic!("warden run did not become ready:\n{}", agent.log());
-    }
+/// The partition of `orders` last published.
+async fn published(agent: &AgentProcess) -> Value {
+    get(agent, "/api/v1/datasets/orders/published").await["partition"].clone()
+}
 
-    fn url(&self, path: &str) -> String {
-        format!("{}{path}", self.base)
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-
-    async fn get(&self, path: &str) -> Value {
-        let response = self
-            .client
-            .get(self.url(path))
-            .send()
-            .await
-            .expect("the agent answers");
-        let status = response.status();
-        let body = response.text().await.expect("a body");
-        assert!(status.is_success(), "GET {path}: {status}: {body}");
-        serde_json::from_str(&body).unwrap_or_else(|e| panic!("GET {path}: {e}: {body}"))
-    }
-
-    async fn published(&self) -> Value {
-        self.get("/api/v1/datasets/orders/published").await["partition"].clone()
-    }
-
-    async fn partition(&self, day: &str) -> Value {
-        self.get(&format!("/api/v1/datasets/orders/partitions/{day}"))
-            .await
-    }
-
-    async fn stop(mut self) {
-        let _ = self.child.start_kill();
-        let _ = self.child.wait().await;
-    }
+/// Partition `day` of `orders`: its state, gates and history.
+async fn partition_of(agent: &AgentProcess, day: &str) -> Value {
+    get(agent, &format!("/api/v1/datasets/orders/partitions/{day}")).await
 }
 
 /// Airflow with its home, database and DAG folder in a temporary directory,
@@ -401,43 +235,48 @@ fn states(tasks: &BTreeMap<String, (String, i64)>) -> Vec<(&str, &str, i64)> {
         .collect()
 }
 
+/// What [`states`] gives for a run in which every task succeeded at its first try.
+const EVERY_TASK_SUCCEEDED: [(&str, &str, i64); 4] = [
+    ("gate", "success", 1),
+    ("publish", "success", 1),
+    ("stage", "success", 1),
+    ("swap", "success", 1),
+];
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_airflow_example_publishes_a_good_day_quarantines_a_bad_one_and_publishes_it_fixed() {
     let Some(exe) = airflow_executable() else {
         return;
     };
-    let Some(admin_url) = postgres_url() else {
+    let Some(db) = PgDatabase::create("warden_airflow").await else {
         return;
     };
-    let dir = tempfile::tempdir().expect("temporary directory");
-    let db = Database::create(&admin_url).await;
     db.exec(WAREHOUSE).await;
 
     let port = free_port();
-    std::fs::create_dir(dir.path().join("checks")).expect("create checks/");
-    std::fs::write(dir.path().join("checks/orders.yaml"), CHECKS).expect("write the checks");
-    std::fs::write(
-        dir.path().join("warden.yaml"),
-        format!(
+    let project = Project::new();
+    project.write("checks/orders.yaml", CHECKS);
+    project.write(
+        "warden.yaml",
+        &format!(
             "agent:\n  listen: 127.0.0.1:{port}\n  registry: {url}\n  timezone: UTC\n\
              warehouses:\n  main:\n    url: {url}\n    max_connections: 4\n    query_timeout: 60s\n\
              checks: [checks/*.yaml]\n",
             url = db.url
         ),
-    )
-    .expect("write warden.yaml");
+    );
 
     let airflow = Airflow::new(
         exe,
-        dir.path(),
+        project.dir.path(),
         &db.url,
         &format!("http://127.0.0.1:{port}"),
     );
     // Airflow's database and the agent come up side by side.
-    let config = dir.path().join("warden.yaml");
-    let (migrated, agent) = tokio::join!(
+    let mut agent = AgentProcess::start_on(&project.config(), port, &[]);
+    let (migrated, ()) = tokio::join!(
         airflow.command(&["db", "migrate"]),
-        Agent::start(&config, port, dir.path().join("agent.log"))
+        agent.wait_ready(Duration::from_secs(30))
     );
     assert!(migrated.status.success(), "{}", text(&migrated));
 
@@ -453,16 +292,17 @@ async fn the_airflow_example_publishes_a_good_day_quarantines_a_bad_one_and_publ
     assert!(deprecated.is_empty(), "{deprecated:#?}");
     assert_eq!(
         states(&airflow.last_run_tasks().await),
-        [
-            ("gate", "success", 1),
-            ("publish", "success", 1),
-            ("stage", "success", 1),
-            ("swap", "success", 1)
-        ]
+        EVERY_TASK_SUCCEEDED
     );
-    assert_eq!(agent.published().await, "2026-11-19");
-    assert_eq!(agent.partition("2026-11-19").await["state"], "published");
-    assert_eq!(db.order_ids("analytics.orders", "2026-11-19").await, [1, 2]);
+    assert_eq!(published(&agent).await, "2026-11-19");
+    assert_eq!(
+        partition_of(&agent, "2026-11-19").await["state"],
+        "published"
+    );
+    assert_eq!(
+        order_ids(&db, "analytics.orders", "2026-11-19").await,
+        [1, 2]
+    );
 
     // A bad day: the run on 11-21 gates 11-20, which breaches. The gate
     // task fails at its first try, without a retry, and nothing downstream
@@ -486,7 +326,7 @@ async fn the_airflow_example_publishes_a_good_day_quarantines_a_bad_one_and_publ
             ("swap", "upstream_failed", 0)
         ]
     );
-    let partition = agent.partition("2026-11-20").await;
+    let partition = partition_of(&agent, "2026-11-20").await;
     assert_eq!(partition["state"], "quarantined", "{partition:#}");
     let gates = partition["gates"].as_array().expect("gates");
     assert_eq!(gates.len(), 1, "{partition:#}");
@@ -495,9 +335,9 @@ async fn the_airflow_example_publishes_a_good_day_quarantines_a_bad_one_and_publ
         gates[0]["run_id"].as_str().unwrap().ends_with("-try1"),
         "{partition:#}"
     );
-    assert_eq!(agent.published().await, "2026-11-19");
+    assert_eq!(published(&agent).await, "2026-11-19");
     assert!(
-        db.order_ids("analytics.orders", "2026-11-20")
+        order_ids(&db, "analytics.orders", "2026-11-20")
             .await
             .is_empty()
     );
@@ -511,14 +351,9 @@ async fn the_airflow_example_publishes_a_good_day_quarantines_a_bad_one_and_publ
     assert!(fixed.status.success(), "{out}\n{}", agent.log());
     assert_eq!(
         states(&airflow.last_run_tasks().await),
-        [
-            ("gate", "success", 1),
-            ("publish", "success", 1),
-            ("stage", "success", 1),
-            ("swap", "success", 1)
-        ]
+        EVERY_TASK_SUCCEEDED
     );
-    let partition = agent.partition("2026-11-20").await;
+    let partition = partition_of(&agent, "2026-11-20").await;
     let history: Vec<&str> = partition["history"]
         .as_array()
         .expect("history")
@@ -537,8 +372,11 @@ async fn the_airflow_example_publishes_a_good_day_quarantines_a_bad_one_and_publ
         "{partition:#}"
     );
     assert_eq!(partition["gates"].as_array().unwrap().len(), 2);
-    assert_eq!(agent.published().await, "2026-11-20");
-    assert_eq!(db.order_ids("analytics.orders", "2026-11-20").await, [3, 4]);
+    assert_eq!(published(&agent).await, "2026-11-20");
+    assert_eq!(
+        order_ids(&db, "analytics.orders", "2026-11-20").await,
+        [3, 4]
+    );
 
-    agent.stop().await;
+    drop(agent);
 }

@@ -8,29 +8,17 @@
 //! when the variable is unset.
 
 use std::collections::BTreeSet;
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::process::Command;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde_json::{Value, json};
 use warden::domain::{CheckId, DatasetName};
-use warden::registry::{Registry, StoredResult};
 
+use crate::support::agent::Project;
+use crate::support::cli::{Run, WARDEN_YAML, block_on, warden_in};
 use crate::support::db::{Backend, TestDb};
 
 // ---- the project under test ----
-
-/// `warden.yaml` with a SQLite warehouse and registry beside it.
-const WARDEN_YAML: &str = "\
-agent:
-  registry: sqlite://warden.db
-  timezone: UTC
-warehouses:
-  main:
-    url: sqlite://warehouse.db
-    query_timeout: 5s
-checks: [checks/*.yaml]
-";
 
 /// Four orders over two days; one has lost its customer.
 const ORDERS: &str = "
@@ -109,171 +97,17 @@ datasets:
     checks: [ { row_count: { min: 1 } }
 ";
 
-/// A temporary directory holding `warden.yaml`, check files and the SQLite
-/// warehouse `warehouse.db`; the binary runs with it as working directory.
-struct Project {
-    dir: tempfile::TempDir,
-}
-
-impl Project {
-    /// `warden.yaml`, the given check files and a warehouse holding [`ORDERS`].
-    fn new(check_files: &[(&str, &str)]) -> Self {
-        let project = Self::empty();
-        project.write("warden.yaml", WARDEN_YAML);
-        for (name, text) in check_files {
-            project.write(&format!("checks/{name}"), text);
-        }
-        project.sqlite(ORDERS);
-        project
+/// A project holding `warden.yaml`, the given check files and a SQLite
+/// warehouse `warehouse.db` with [`ORDERS`]; the binary runs with it as
+/// working directory.
+fn project_with(check_files: &[(&str, &str)]) -> Project {
+    let project = Project::empty();
+    project.write("warden.yaml", WARDEN_YAML);
+    for (name, text) in check_files {
+        project.write(&format!("checks/{name}"), text);
     }
-
-    fn empty() -> Self {
-        Self {
-            dir: tempfile::tempdir().expect("temp dir"),
-        }
-    }
-
-    fn path(&self, rel: &str) -> PathBuf {
-        self.dir.path().join(rel)
-    }
-
-    fn write(&self, rel: &str, text: &str) {
-        let path = self.path(rel);
-        std::fs::create_dir_all(path.parent().expect("parent")).expect("create dir");
-        std::fs::write(&path, text).expect("write file");
-    }
-
-    /// Runs SQL against `warehouse.db` (created if missing); `{s}` is `main`,
-    /// `{TIMESTAMP}` a timestamp without zone, as in `TestDb::exec`.
-    fn sqlite(&self, sql: &str) {
-        let sql = sql
-            .replace("{s}", "main")
-            .replace("{TIMESTAMP}", "TIMESTAMP");
-        let path = self.path("warehouse.db");
-        block_on(async move {
-            use sqlx::Connection;
-            let opts = sqlx::sqlite::SqliteConnectOptions::new()
-                .filename(&path)
-                .create_if_missing(true);
-            let mut conn = sqlx::SqliteConnection::connect_with(&opts)
-                .await
-                .expect("open warehouse");
-            sqlx::raw_sql(&sql)
-                .execute(&mut conn)
-                .await
-                .expect("fixture SQL");
-            conn.close().await.expect("close warehouse");
-        });
-    }
-
-    /// A single number from the warehouse, e.g. `SELECT count(*) FROM orders`.
-    fn sqlite_count(&self, sql: &str) -> i64 {
-        let path = self.path("warehouse.db");
-        let sql = sql.to_owned();
-        block_on(async move {
-            use sqlx::Connection;
-            let opts = sqlx::sqlite::SqliteConnectOptions::new().filename(&path);
-            let mut conn = sqlx::SqliteConnection::connect_with(&opts)
-                .await
-                .expect("open warehouse");
-            let n: i64 = sqlx::query_scalar(&sql)
-                .fetch_one(&mut conn)
-                .await
-                .expect("count");
-            conn.close().await.expect("close warehouse");
-            n
-        })
-    }
-
-    /// Runs `warden <args>` in the project directory.
-    fn warden(&self, args: &[&str]) -> Run {
-        warden_in(self.dir.path(), args)
-    }
-
-    /// Opens the registry `agent.registry` names and runs `f` on it.
-    fn with_registry<T>(&self, f: impl AsyncFnOnce(&Registry) -> T) -> T {
-        let url = format!("sqlite://{}", self.path("warden.db").display());
-        block_on(async move {
-            let registry = Registry::open(&url).await.expect("open registry");
-            let value = f(&registry).await;
-            registry.close().await;
-            value
-        })
-    }
-
-    /// The stored results of `check` on the whole relation, newest first.
-    fn history(&self, check: &CheckId) -> Vec<StoredResult> {
-        self.with_registry(async |r| r.history(check, 100).await.expect("history"))
-    }
-}
-
-/// What one run of the binary did.
-struct Run {
-    code: i32,
-    stdout: String,
-    stderr: String,
-    elapsed: Duration,
-}
-
-impl Run {
-    /// stdout parsed as exactly one JSON document.
-    #[track_caller]
-    fn json(&self) -> Value {
-        serde_json::from_str(&self.stdout).unwrap_or_else(|e| {
-            panic!(
-                "stdout is not one JSON document ({e}):\n{}\nstderr:\n{}",
-                self.stdout, self.stderr
-            )
-        })
-    }
-
-    #[track_caller]
-    fn assert_code(&self, code: i32) -> &Self {
-        assert_eq!(
-            self.code, code,
-            "exit status\nstdout:\n{}\nstderr:\n{}",
-            self.stdout, self.stderr
-        );
-        self
-    }
-
-    /// stderr lines with the log lines (which carry colour codes and
-    /// timestamps) left out.
-    fn stderr_lines(&self) -> Vec<&str> {
-        self.stderr
-            .lines()
-            .filter(|l| !l.contains(" WARN") && !l.contains(" ERROR"))
-            .collect()
-    }
-}
-
-fn warden_in(dir: &Path, args: &[&str]) -> Run {
-    let started = Instant::now();
-    let Output {
-        status,
-        stdout,
-        stderr,
-    } = Command::new(env!("CARGO_BIN_EXE_warden"))
-        .args(args)
-        .current_dir(dir)
-        .env_remove("WARDEN_CONFIG")
-        .env_remove("WARDEN_LOG")
-        .output()
-        .expect("run warden");
-    Run {
-        code: status.code().expect("exit status (not a signal)"),
-        stdout: String::from_utf8(stdout).expect("utf-8 stdout"),
-        stderr: String::from_utf8(stderr).expect("utf-8 stderr"),
-        elapsed: started.elapsed(),
-    }
-}
-
-fn block_on<T>(f: impl std::future::Future<Output = T>) -> T {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("runtime")
-        .block_on(f)
+    project.sqlite(ORDERS);
+    project
 }
 
 /// The results of a JSON document.
@@ -324,7 +158,7 @@ fn next_second() {
 
 #[test]
 fn check_prints_one_json_document_with_the_documented_fields() {
-    let project = Project::new(&[("orders.yaml", ORDERS_CHECKS)]);
+    let project = project_with(&[("orders.yaml", ORDERS_CHECKS)]);
     let run = project.warden(&["check", "--format", "json"]);
     run.assert_code(1);
     let doc = run.json();
@@ -399,7 +233,7 @@ fn check_prints_one_json_document_with_the_documented_fields() {
 
 #[test]
 fn check_prints_a_table_by_default() {
-    let project = Project::new(&[("orders.yaml", ORDERS_CHECKS)]);
+    let project = project_with(&[("orders.yaml", ORDERS_CHECKS)]);
     let run = project.warden(&["check"]);
     run.assert_code(1);
     let lines: Vec<&str> = run.stdout.lines().collect();
@@ -420,7 +254,7 @@ fn check_prints_a_table_by_default() {
 
 #[test]
 fn exit_0_when_nothing_fails_even_with_a_warning() {
-    let project = Project::new(&[("orders.yaml", PASSING_CHECKS)]);
+    let project = project_with(&[("orders.yaml", PASSING_CHECKS)]);
     let run = project.warden(&["check", "--format", "json"]);
     run.assert_code(0);
     let doc = run.json();
@@ -436,13 +270,13 @@ fn exit_0_when_nothing_fails_even_with_a_warning() {
 
 #[test]
 fn exit_1_when_a_check_fails() {
-    let project = Project::new(&[("orders.yaml", ORDERS_CHECKS)]);
+    let project = project_with(&[("orders.yaml", ORDERS_CHECKS)]);
     project.warden(&["check"]).assert_code(1);
 }
 
 #[test]
 fn exit_3_when_a_check_errors_on_a_missing_column() {
-    let project = Project::new(&[(
+    let project = project_with(&[(
         "orders.yaml",
         "\
 datasets:
@@ -475,7 +309,7 @@ datasets:
 
 #[test]
 fn exit_3_when_a_check_errors_on_a_missing_table() {
-    let project = Project::new(&[(
+    let project = project_with(&[(
         "orders.yaml",
         "\
 datasets:
@@ -497,7 +331,7 @@ datasets:
 
 #[test]
 fn a_failure_outranks_an_error() {
-    let project = Project::new(&[(
+    let project = project_with(&[(
         "orders.yaml",
         "\
 datasets:
@@ -520,7 +354,7 @@ datasets:
 
 #[test]
 fn exit_2_when_warden_yaml_is_invalid() {
-    let project = Project::new(&[("orders.yaml", ORDERS_CHECKS)]);
+    let project = project_with(&[("orders.yaml", ORDERS_CHECKS)]);
     project.write(
         "warden.yaml",
         &WARDEN_YAML.replace("  registry:", "  registy:"),
@@ -546,7 +380,7 @@ fn exit_2_when_the_config_file_is_missing() {
 
 #[test]
 fn exit_2_for_an_unknown_dataset() {
-    let project = Project::new(&[("orders.yaml", ORDERS_CHECKS), ("daily.yaml", DAILY_CHECKS)]);
+    let project = project_with(&[("orders.yaml", ORDERS_CHECKS), ("daily.yaml", DAILY_CHECKS)]);
     let run = project.warden(&["check", "--dataset", "ordres"]);
     run.assert_code(2);
     assert_eq!(run.stdout, "");
@@ -558,7 +392,7 @@ fn exit_2_for_an_unknown_dataset() {
 
 #[test]
 fn exit_2_for_a_partition_of_an_unpartitioned_dataset() {
-    let project = Project::new(&[("orders.yaml", ORDERS_CHECKS)]);
+    let project = project_with(&[("orders.yaml", ORDERS_CHECKS)]);
     let run = project.warden(&["check", "--dataset", "orders", "--partition", "2026-11-20"]);
     run.assert_code(2);
     assert_eq!(run.stdout, "");
@@ -570,7 +404,7 @@ fn exit_2_for_a_partition_of_an_unpartitioned_dataset() {
 
 #[test]
 fn exit_2_for_a_malformed_partition_and_nothing_runs() {
-    let project = Project::new(&[("daily.yaml", DAILY_CHECKS)]);
+    let project = project_with(&[("daily.yaml", DAILY_CHECKS)]);
     let hostile = "2026-11-20'; DROP TABLE orders; --";
     let run = project.warden(&["check", "--dataset", "daily", "--partition", hostile]);
     run.assert_code(2);
@@ -596,7 +430,7 @@ fn exit_2_for_a_malformed_partition_and_nothing_runs() {
 
 #[test]
 fn exit_2_for_usage_errors() {
-    let project = Project::new(&[("daily.yaml", DAILY_CHECKS)]);
+    let project = project_with(&[("daily.yaml", DAILY_CHECKS)]);
     // --partition needs --dataset.
     project
         .warden(&["check", "--partition", "2026-11-20"])
@@ -609,7 +443,7 @@ fn exit_2_for_usage_errors() {
 
 #[test]
 fn validate_accepts_a_valid_config() {
-    let project = Project::new(&[("orders.yaml", ORDERS_CHECKS), ("daily.yaml", DAILY_CHECKS)]);
+    let project = project_with(&[("orders.yaml", ORDERS_CHECKS), ("daily.yaml", DAILY_CHECKS)]);
     // No warehouse is needed: validate does not connect.
     std::fs::remove_file(project.path("warehouse.db")).expect("remove warehouse");
     let run = project.warden(&["validate"]);
@@ -621,7 +455,7 @@ fn validate_accepts_a_valid_config() {
 
 #[test]
 fn validate_reports_a_typo_with_its_position_and_a_suggestion() {
-    let project = Project::new(&[("orders.yaml", ORDERS_CHECKS), ("typo.yaml", TYPO_CHECKS)]);
+    let project = project_with(&[("orders.yaml", ORDERS_CHECKS), ("typo.yaml", TYPO_CHECKS)]);
     let run = project.warden(&["validate"]);
     run.assert_code(2);
     assert_eq!(
@@ -635,7 +469,7 @@ fn validate_reports_a_typo_with_its_position_and_a_suggestion() {
 
 #[test]
 fn validate_names_a_check_file_that_does_not_parse() {
-    let project = Project::new(&[
+    let project = project_with(&[
         ("orders.yaml", ORDERS_CHECKS),
         ("unparsable.yaml", UNPARSABLE_CHECKS),
     ]);
@@ -649,7 +483,7 @@ fn validate_names_a_check_file_that_does_not_parse() {
 
 #[test]
 fn validate_reports_problems_in_warden_yaml_and_in_check_files() {
-    let project = Project::new(&[("typo.yaml", TYPO_CHECKS)]);
+    let project = project_with(&[("typo.yaml", TYPO_CHECKS)]);
     project.write(
         "warden.yaml",
         &WARDEN_YAML.replace("  timezone: UTC", "  timezone: Mars/Olympus"),
@@ -693,7 +527,7 @@ fn assert_file_line_col(line: &str, file: &str) {
 
 #[test]
 fn check_runs_the_good_files_and_reports_the_broken_one() {
-    let project = Project::new(&[
+    let project = project_with(&[
         ("orders.yaml", ORDERS_CHECKS),
         ("typo.yaml", TYPO_CHECKS),
         ("unparsable.yaml", UNPARSABLE_CHECKS),
@@ -728,7 +562,7 @@ fn check_runs_the_good_files_and_reports_the_broken_one() {
 
 #[test]
 fn a_skipped_check_file_gives_exit_2_when_nothing_failed() {
-    let project = Project::new(&[("orders.yaml", PASSING_CHECKS), ("typo.yaml", TYPO_CHECKS)]);
+    let project = project_with(&[("orders.yaml", PASSING_CHECKS), ("typo.yaml", TYPO_CHECKS)]);
     let run = project.warden(&["check", "--format", "json"]);
     run.assert_code(2);
     let doc = run.json();
@@ -747,7 +581,7 @@ fn a_skipped_check_file_gives_exit_2_when_nothing_failed() {
 
 #[test]
 fn a_partition_runs_only_the_partition_scoped_checks() {
-    let project = Project::new(&[("daily.yaml", DAILY_CHECKS)]);
+    let project = project_with(&[("daily.yaml", DAILY_CHECKS)]);
     let run = project.warden(&[
         "check",
         "--dataset",
@@ -798,7 +632,7 @@ fn a_partition_runs_only_the_partition_scoped_checks() {
 
 #[test]
 fn an_empty_partition_fails_its_row_count() {
-    let project = Project::new(&[("daily.yaml", DAILY_CHECKS)]);
+    let project = project_with(&[("daily.yaml", DAILY_CHECKS)]);
     let run = project.warden(&[
         "check",
         "--dataset",
@@ -819,7 +653,7 @@ fn an_empty_partition_fails_its_row_count() {
 
 #[test]
 fn a_partitioned_dataset_is_checked_on_its_latest_complete_partition() {
-    let project = Project::new(&[("daily.yaml", DAILY_CHECKS)]);
+    let project = project_with(&[("daily.yaml", DAILY_CHECKS)]);
     let yesterday = || {
         (chrono::Utc::now() - chrono::Duration::days(1))
             .format("%Y-%m-%d")
@@ -853,7 +687,7 @@ fn a_partitioned_dataset_is_checked_on_its_latest_complete_partition() {
 
 #[test]
 fn backfill_checks_each_partition_of_a_range() {
-    let project = Project::new(&[("daily.yaml", DAILY_CHECKS), ("orders.yaml", ORDERS_CHECKS)]);
+    let project = project_with(&[("daily.yaml", DAILY_CHECKS), ("orders.yaml", ORDERS_CHECKS)]);
     let args = [
         "backfill",
         "daily",
@@ -944,7 +778,7 @@ fn backfill_checks_each_partition_of_a_range() {
 
 #[test]
 fn results_are_recorded_in_the_registry() {
-    let project = Project::new(&[("orders.yaml", ORDERS_CHECKS), ("daily.yaml", DAILY_CHECKS)]);
+    let project = project_with(&[("orders.yaml", ORDERS_CHECKS), ("daily.yaml", DAILY_CHECKS)]);
     let first = project.warden(&["check", "--dataset", "orders", "--format", "json"]);
     first.assert_code(1);
     next_second();
@@ -987,7 +821,7 @@ fn results_are_recorded_in_the_registry() {
 
 #[test]
 fn runs_started_together_share_a_new_registry() {
-    let project = Project::new(&[("orders.yaml", ORDERS_CHECKS)]);
+    let project = project_with(&[("orders.yaml", ORDERS_CHECKS)]);
     let runs: Vec<_> = (0..4)
         .map(|_| {
             Command::new(env!("CARGO_BIN_EXE_warden"))
@@ -1014,7 +848,7 @@ fn runs_started_together_share_a_new_registry() {
 
 #[test]
 fn results_that_cannot_be_recorded_are_still_printed() {
-    let project = Project::new(&[
+    let project = project_with(&[
         ("orders.yaml", ORDERS_CHECKS),
         (
             "passing.yaml",
@@ -1075,7 +909,7 @@ fn results_that_cannot_be_recorded_are_still_printed() {
 
 #[test]
 fn a_dry_run_does_not_create_the_registry() {
-    let project = Project::new(&[("orders.yaml", ORDERS_CHECKS)]);
+    let project = project_with(&[("orders.yaml", ORDERS_CHECKS)]);
     let run = project.warden(&["check", "--no-record", "--format", "json"]);
     run.assert_code(1);
     assert_eq!(results(&run.json()).len(), 3);
@@ -1084,11 +918,12 @@ fn a_dry_run_does_not_create_the_registry() {
 
 #[test]
 fn relative_paths_are_resolved_beside_the_config() {
-    let project = Project::new(&[("orders.yaml", ORDERS_CHECKS)]);
+    let project = project_with(&[("orders.yaml", ORDERS_CHECKS)]);
     project.write("elsewhere/.keep", "");
     let run = warden_in(
         &project.path("elsewhere"),
         &["check", "--config", "../warden.yaml", "--format", "json"],
+        &[],
     );
     run.assert_code(1);
     assert_eq!(results(&run.json()).len(), 3);
@@ -1126,7 +961,7 @@ datasets:
 
 #[test]
 fn baselines_come_from_the_registry_even_in_a_dry_run() {
-    let project = Project::new(&[("orders.yaml", BASELINE_CHECKS)]);
+    let project = project_with(&[("orders.yaml", BASELINE_CHECKS)]);
     let first = project.warden(&["check", "--format", "json"]);
     first.assert_code(0);
     let doc = first.json();
@@ -1330,6 +1165,7 @@ fn demo_runs_the_agent_and_shows_its_problems() {
             "--format",
             "json",
         ],
+        &[],
     );
     run.assert_code(1);
     assert_eq!(run.json()["summary"]["fail"], 3);
@@ -1349,7 +1185,7 @@ fn same_numbers_as_sqlite(backend: Backend, url_var: &str) {
     let url = std::env::var(url_var).expect("url");
     let table = format!("table: {}.orders", db.schema);
 
-    let sqlite = Project::new(&[("orders.yaml", ORDERS_CHECKS), ("daily.yaml", DAILY_CHECKS)]);
+    let sqlite = project_with(&[("orders.yaml", ORDERS_CHECKS), ("daily.yaml", DAILY_CHECKS)]);
     let remote = Project::empty();
     remote.write(
         "warden.yaml",
@@ -1410,7 +1246,7 @@ fn mariadb_gives_the_same_numbers_as_sqlite() {
 
 #[test]
 fn an_unreachable_warehouse_makes_every_check_error_quickly() {
-    let project = Project::new(&[("orders.yaml", ORDERS_CHECKS)]);
+    let project = project_with(&[("orders.yaml", ORDERS_CHECKS)]);
     project.write(
         "warden.yaml",
         &WARDEN_YAML
@@ -1451,7 +1287,7 @@ fn an_unreachable_warehouse_makes_every_check_error_quickly() {
 
 #[test]
 fn a_missing_sqlite_warehouse_errors_and_is_not_created() {
-    let project = Project::new(&[
+    let project = project_with(&[
         ("orders.yaml", ORDERS_CHECKS),
         (
             "gone.yaml",

@@ -12,9 +12,12 @@
 
 use std::io::{BufRead, BufReader};
 use std::net::TcpListener;
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
-use std::time::{Duration, Instant};
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use crate::support::agent::{Project, free_port};
+use crate::support::cli::{Run, WARDEN_YAML, warden_command};
 
 // ---- helpers ----
 
@@ -26,17 +29,6 @@ INSERT INTO orders VALUES
     (2, NULL, '2026-11-20'),
     (3, 12,   '2026-11-20'),
     (4, 13,   '2026-11-20');
-";
-
-const WARDEN_YAML: &str = "\
-agent:
-  registry: sqlite://warden.db
-  timezone: UTC
-warehouses:
-  main:
-    url: sqlite://warehouse.db
-    query_timeout: 5s
-checks: [checks/*.yaml]
 ";
 
 /// `orders` whole, where the NULL customer fails a check, and `daily`, the
@@ -59,159 +51,38 @@ datasets:
       - row_count: { min: 1 }
 ";
 
-/// A temporary project directory the binary runs in.
-struct Project {
-    dir: tempfile::TempDir,
+/// `warden.yaml`, `checks/orders.yaml` and the warehouse.
+fn orders_project() -> Project {
+    let project = Project::empty();
+    project.write("warden.yaml", WARDEN_YAML);
+    project.write("checks/orders.yaml", CHECKS);
+    project.sqlite(ORDERS);
+    project
 }
 
-impl Project {
-    /// Nothing in it.
-    fn empty() -> Self {
-        Self {
-            dir: tempfile::tempdir().expect("temp dir"),
-        }
+/// `warden <args>` in `project` on a pseudo-terminal: what a person at a
+/// terminal sees, stdout and stderr together.
+fn warden_on_terminal(project: &Project, args: &[&str], env: &[(&str, &str)]) -> String {
+    let mut line = shell_quote(env!("CARGO_BIN_EXE_warden"));
+    for a in args {
+        line.push(' ');
+        line.push_str(&shell_quote(a));
     }
-
-    /// `warden.yaml`, `checks/orders.yaml` and the warehouse.
-    fn new() -> Self {
-        let project = Self::empty();
-        project.write("warden.yaml", WARDEN_YAML);
-        project.write("checks/orders.yaml", CHECKS);
-        let path = project.path("warehouse.db");
-        tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .expect("runtime")
-            .block_on(async move {
-                use sqlx::Connection;
-                let opts = sqlx::sqlite::SqliteConnectOptions::new()
-                    .filename(&path)
-                    .create_if_missing(true);
-                let mut conn = sqlx::SqliteConnection::connect_with(&opts)
-                    .await
-                    .expect("open warehouse");
-                sqlx::raw_sql(ORDERS)
-                    .execute(&mut conn)
-                    .await
-                    .expect("fixture SQL");
-                conn.close().await.expect("close warehouse");
-            });
-        project
-    }
-
-    fn path(&self, rel: &str) -> PathBuf {
-        self.dir.path().join(rel)
-    }
-
-    fn write(&self, rel: &str, text: &str) {
-        let path = self.path(rel);
-        std::fs::create_dir_all(path.parent().expect("parent")).expect("create dir");
-        std::fs::write(&path, text).expect("write file");
-    }
-
-    /// `warden.yaml` with `from` replaced by `to`.
-    fn edit_config(&self, from: &str, to: &str) {
-        let text = std::fs::read_to_string(self.path("warden.yaml")).expect("read config");
-        assert!(text.contains(from), "{from} not in warden.yaml");
-        self.write("warden.yaml", &text.replace(from, to));
-    }
-
-    fn warden(&self, args: &[&str]) -> Run {
-        self.warden_env(args, &[])
-    }
-
-    fn warden_env(&self, args: &[&str], env: &[(&str, &str)]) -> Run {
-        let started = Instant::now();
-        let mut cmd = warden_command(self.dir.path());
-        cmd.args(args).envs(env.iter().copied());
-        let Output {
-            status,
-            stdout,
-            stderr,
-        } = cmd.output().expect("run warden");
-        Run {
-            code: status.code().expect("exit status (not a signal)"),
-            stdout: String::from_utf8(stdout).expect("utf-8 stdout"),
-            stderr: String::from_utf8(stderr).expect("utf-8 stderr"),
-            elapsed: started.elapsed(),
-        }
-    }
-
-    /// `warden <args>` on a pseudo-terminal: what a person at a terminal
-    /// sees, stdout and stderr together.
-    fn warden_on_terminal(&self, args: &[&str], env: &[(&str, &str)]) -> String {
-        let mut line = shell_quote(env!("CARGO_BIN_EXE_warden"));
-        for a in args {
-            line.push(' ');
-            line.push_str(&shell_quote(a));
-        }
-        let out = Command::new("script")
-            .args(["-q", "-e", "-c", &line, "/dev/null"])
-            .current_dir(self.dir.path())
-            .env_clear()
-            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-            .env("TERM", "xterm")
-            .envs(env.iter().copied())
-            .stdin(Stdio::null())
-            .output()
-            .expect("run script(1): is util-linux installed?");
-        String::from_utf8_lossy(&out.stdout).into_owned()
-    }
-}
-
-/// The binary, run in `dir` with none of the variables that change what it
-/// does set.
-fn warden_command(dir: &Path) -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_warden"));
-    cmd.current_dir(dir);
-    for var in [
-        "WARDEN_CONFIG",
-        "WARDEN_LOG",
-        "WARDEN_SERVER",
-        "WARDEN_API_TOKEN",
-        "NO_COLOR",
-    ] {
-        cmd.env_remove(var);
-    }
-    cmd
+    let out = Command::new("script")
+        .args(["-q", "-e", "-c", &line, "/dev/null"])
+        .current_dir(project.dir.path())
+        .env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .env("TERM", "xterm")
+        .envs(env.iter().copied())
+        .stdin(Stdio::null())
+        .output()
+        .expect("run script(1): is util-linux installed?");
+    String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
 fn shell_quote(s: &str) -> String {
     format!("'{}'", s.replace('\'', r"'\''"))
-}
-
-/// What one run of the binary did.
-struct Run {
-    code: i32,
-    stdout: String,
-    stderr: String,
-    elapsed: Duration,
-}
-
-impl Run {
-    #[track_caller]
-    fn assert_code(&self, code: i32) -> &Self {
-        assert_eq!(
-            self.code, code,
-            "exit status\nstdout:\n{}\nstderr:\n{}",
-            self.stdout, self.stderr
-        );
-        self
-    }
-
-    /// The `error: …` lines of stderr.
-    fn errors(&self) -> Vec<&str> {
-        self.stderr
-            .lines()
-            .filter(|l| l.starts_with("error: "))
-            .collect()
-    }
-}
-
-/// A loopback port nothing listens on.
-fn closed_port() -> u16 {
-    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
-    listener.local_addr().expect("addr").port()
 }
 
 const ESC: char = '\x1b';
@@ -324,12 +195,12 @@ fn man_pages_in_deploy_are_what_the_binary_generates() {
 
 #[test]
 fn piped_output_and_logs_carry_no_colour() {
-    let project = Project::new();
+    let project = orders_project();
     // A warehouse that refuses connections: the checks error (painted on a
     // terminal) and the catalog read logs a warning.
     project.edit_config(
         "sqlite://warehouse.db",
-        &format!("postgres://warden@127.0.0.1:{}/x", closed_port()),
+        &format!("postgres://warden@127.0.0.1:{}/x", free_port()),
     );
     let run = project.warden(&["check", "--no-record"]);
     run.assert_code(3);
@@ -371,8 +242,8 @@ fn the_demo_logs_no_colour_into_a_file() {
 
 #[test]
 fn a_terminal_gets_colour_unless_no_color_is_set() {
-    let project = Project::new();
-    let port = closed_port();
+    let project = orders_project();
+    let port = free_port();
     project.edit_config(
         "    url: sqlite://warehouse.db\n",
         &format!(
@@ -383,7 +254,7 @@ fn a_terminal_gets_colour_unless_no_color_is_set() {
         "checks/down.yaml",
         "datasets:\n  - name: down\n    warehouse: down\n    table: orders\n    schedule: \"@daily\"\n    checks:\n      - row_count: { min: 1 }\n",
     );
-    let coloured = project.warden_on_terminal(&["check", "--no-record"], &[]);
+    let coloured = warden_on_terminal(&project, &["check", "--no-record"], &[]);
     // The failed check in red, the errored one in magenta, the log's level
     // in its colour.
     assert!(coloured.contains("\x1b[31mFAIL"), "{coloured:?}");
@@ -395,13 +266,13 @@ fn a_terminal_gets_colour_unless_no_color_is_set() {
     assert!(log.contains(ESC), "{log:?}");
 
     for value in ["1", "true"] {
-        let plain = project.warden_on_terminal(&["check", "--no-record"], &[("NO_COLOR", value)]);
+        let plain = warden_on_terminal(&project, &["check", "--no-record"], &[("NO_COLOR", value)]);
         assert!(plain.contains("FAIL"), "{plain:?}");
         assert!(plain.contains("WARN"), "{plain:?}");
         assert!(!plain.contains(ESC), "NO_COLOR={value}: {plain:?}");
     }
     // An empty NO_COLOR is as if unset.
-    let empty = project.warden_on_terminal(&["check", "--no-record"], &[("NO_COLOR", "")]);
+    let empty = warden_on_terminal(&project, &["check", "--no-record"], &[("NO_COLOR", "")]);
     assert!(empty.contains("\x1b[31mFAIL"), "{empty:?}");
 }
 
@@ -476,7 +347,7 @@ fn assert_no_cause_twice(what: &str, text: &str) {
 
 #[test]
 fn no_top_level_error_prints_its_cause_twice() {
-    let project = Project::new();
+    let project = orders_project();
     let mut cases: Vec<(&str, Run)> = vec![
         ("missing config", Project::empty().warden(&["check"])),
         (
@@ -503,7 +374,7 @@ fn no_top_level_error_prints_its_cause_twice() {
             ]),
         ),
     ];
-    let port = closed_port();
+    let port = free_port();
     cases.push((
         "unreachable agent",
         project.warden(&[
@@ -518,12 +389,12 @@ fn no_top_level_error_prints_its_cause_twice() {
         ]),
     ));
 
-    let broken = Project::new();
+    let broken = orders_project();
     broken.edit_config("  registry:", "  registy:");
     cases.push(("invalid config", broken.warden(&["check"])));
     cases.push(("invalid config, run", broken.warden(&["run"])));
 
-    let no_registry = Project::new();
+    let no_registry = orders_project();
     no_registry.edit_config("sqlite://warden.db", "sqlite://missing/dir/warden.db");
     cases.push((
         "registry that cannot be opened",
@@ -533,7 +404,7 @@ fn no_top_level_error_prints_its_cause_twice() {
         "registry that cannot be opened, run",
         no_registry.warden(&["run", "--listen", "127.0.0.1:0"]),
     ));
-    let pg_registry = Project::new();
+    let pg_registry = orders_project();
     pg_registry.edit_config(
         "sqlite://warden.db",
         &format!("postgres://warden:secret@127.0.0.1:{port}/registry"),
@@ -557,7 +428,7 @@ fn no_top_level_error_prints_its_cause_twice() {
 
     // A warehouse that cannot be reached: the checks error, each result
     // saying why once.
-    let down = Project::new();
+    let down = orders_project();
     down.edit_config(
         "sqlite://warehouse.db",
         &format!("postgres://warden:secret@127.0.0.1:{port}/x"),
@@ -591,7 +462,7 @@ fn the_helper_sees_a_cause_printed_twice() {
 #[test]
 fn gate_gives_up_by_its_wait_when_the_agent_is_down() {
     let project = Project::empty();
-    let server = format!("http://127.0.0.1:{}", closed_port());
+    let server = format!("http://127.0.0.1:{}", free_port());
     for wait in [1, 3] {
         let run = project.warden(&[
             "gate",

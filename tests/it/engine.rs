@@ -17,7 +17,9 @@ use warden::check::{
 use warden::domain::{Granularity, PartitionKey};
 use warden::warehouse::WarehouseError;
 
-use crate::support::db::{Backend, TestDb, check, dataset, ident, ratio, warehouse_config};
+use crate::support::db::{
+    Backend, TestDb, assert_error, check, dataset, ident, ratio, result, warehouse_config,
+};
 
 const PARIS: Tz = chrono_tz::Europe::Paris;
 
@@ -138,14 +140,6 @@ fn order_checks() -> Vec<warden::check::CheckSpec> {
             ),
         ),
     ]
-}
-
-fn result<'a>(results: &'a [CheckResult], name: &str) -> &'a CheckResult {
-    let id = format!("orders.{name}");
-    results
-        .iter()
-        .find(|r| r.check == id)
-        .unwrap_or_else(|| panic!("no result for {id} in {results:#?}"))
 }
 
 #[track_caller]
@@ -622,7 +616,7 @@ async fn custom_sql_templates(backend: Backend) {
     // Over the whole relation, the partition filter is always true and
     // partition values are not available.
     let results = run_dataset(&ds, &wh, &Scope::Whole, &ctx(), &Baselines::default()).await;
-    expect_error_in(&results, "exact_day", "`{{ partition }}` needs a partition");
+    assert_error(&results, "exact_day", "`{{ partition }}` needs a partition");
     assert_eq!(result(&results, "bounds").outcome, Outcome::Error);
     db.cleanup().await;
 }
@@ -704,16 +698,10 @@ async fn sql_values_that_must_not_pass(backend: Backend) {
     );
     let results = run_dataset(&ds, &wh, &Scope::Whole, &ctx(), &Baselines::default()).await;
     for (name, _, message) in &cases {
-        expect_error_in(&results, name, message);
+        assert_error(&results, name, message);
         assert_eq!(result(&results, name).observed, None, "{name}");
     }
     db.cleanup().await;
-}
-
-fn expect_error_in(results: &[CheckResult], name: &str, message: &str) {
-    let r = result(results, name);
-    assert_eq!(r.outcome, Outcome::Error, "{r:#?}");
-    assert!(r.message.contains(message), "{name}: {:?}", r.message);
 }
 
 async fn injected_partition_values_never_reach_sql(backend: Backend) {

@@ -11,6 +11,7 @@ use warden::registry::{
     OutboxStatus, PartitionState, Registry, RegistryError, RunRecord, StoredColumn,
 };
 
+use crate::support::agent::free_port;
 use crate::support::registry::{TestRegistry, at, record, result, stored};
 
 fn check(id: &str) -> CheckId {
@@ -822,15 +823,9 @@ async fn reopening_keeps_data_and_schema(db: &TestRegistry) {
     assert!(again.ping().await.unwrap_err().is_unavailable());
 }
 
-/// A port nothing listens on.
-fn closed_port() -> u16 {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    listener.local_addr().unwrap().port()
-}
-
 #[tokio::test]
 async fn a_postgres_registry_that_is_down_is_a_clear_error() {
-    let port = closed_port();
+    let port = free_port();
     let url = format!("postgres://warden:hunter2@127.0.0.1:{port}/registry");
     let err = Registry::open(&url).await.unwrap_err();
     assert!(err.is_unavailable());

@@ -13,236 +13,25 @@
 //! `WARDEN_TEST_MYSQL_URL`: a case whose URL is unset is skipped with a note
 //! on stderr, and fails when the URL is set but the server is unreachable.
 
-use std::path::PathBuf;
-use std::str::FromStr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use chrono::Utc;
 use chrono_tz::Tz;
 use serde_json::{Value as Json, json};
-use sqlx::mysql::{MySqlConnectOptions, MySqlPool, MySqlPoolOptions};
-use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions};
-use warden::agent::{Agent, Options};
+use warden::agent::Options;
 use warden::check::kind::{CheckKind, RowCount, Sql};
-use warden::check::{Baselines, CheckResult, EvalContext, Outcome, Scope, run_dataset};
-use warden::check::{CheckSpec, Dataset, Schedule, Severity};
-use warden::domain::{CheckId, DatasetName, Identifier, TableRef};
-use warden::source::SourcePos;
-use warden::warehouse::{Engine, Settings, Warehouse, WarehouseError};
+use warden::check::{Baselines, CheckResult, CheckSpec, EvalContext, Outcome, Scope, run_dataset};
+use warden::domain::{DatasetName, TableRef};
+use warden::warehouse::{Warehouse, WarehouseError};
+
+use crate::support::agent::{Project, sample, spawn_agent};
+use crate::support::db::{Backend, TestDb, assert_error, check, dataset, result};
 
 const UTC: Tz = chrono_tz::UTC;
 
-// ---- a database of its own per case ----
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Backend {
-    Sqlite,
-    Postgres,
-    MySql,
-}
-
-enum Admin {
-    Postgres(PgPool),
-    MySql(MySqlPool),
-    Sqlite(SqlitePool),
-}
-
-/// A fresh schema (PostgreSQL), database (MariaDB) or file (SQLite), with an
-/// administrator's read-write connection to set it up and look at it.
-struct TestDb {
-    backend: Backend,
-    schema: String,
-    url: String,
-    admin: Admin,
-    _dir: Option<tempfile::TempDir>,
-}
-
-fn unique_name(prefix: &str) -> String {
-    static COUNTER: AtomicU32 = AtomicU32::new(0);
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.subsec_nanos())
-        .unwrap_or_default();
-    format!(
-        "{prefix}_{}_{}_{}",
-        std::process::id(),
-        nanos,
-        COUNTER.fetch_add(1, Ordering::Relaxed)
-    )
-}
-
-fn env_url(var: &str) -> Option<String> {
-    match std::env::var(var) {
-        Ok(url) if !url.trim().is_empty() => Some(url),
-        _ => {
-            eprintln!("note: {var} is not set; skipping this case");
-            None
-        }
-    }
-}
-
-impl TestDb {
-    async fn new(backend: Backend) -> Option<Self> {
-        Self::with_journal(backend, None).await
-    }
-
-    /// Like [`new`](Self::new); a SQLite file gets `journal` (the demo
-    /// keeps its warehouse in WAL mode).
-    async fn with_journal(backend: Backend, journal: Option<SqliteJournalMode>) -> Option<Self> {
-        match backend {
-            Backend::Sqlite => {
-                let dir = tempfile::tempdir().expect("temp dir");
-                let path: PathBuf = dir.path().join("warehouse.db");
-                let mut opts = SqliteConnectOptions::new()
-                    .filename(&path)
-                    .create_if_missing(true)
-                    .busy_timeout(Duration::from_secs(30));
-                if let Some(mode) = journal {
-                    opts = opts.journal_mode(mode);
-                }
-                let pool = SqlitePoolOptions::new()
-                    .max_connections(1)
-                    .connect_with(opts)
-                    .await
-                    .expect("open sqlite");
-                Some(Self {
-                    backend,
-                    schema: "main".into(),
-                    url: format!("sqlite://{}", path.display()),
-                    admin: Admin::Sqlite(pool),
-                    _dir: Some(dir),
-                })
-            }
-            Backend::Postgres => {
-                let url = env_url("WARDEN_TEST_POSTGRES_URL")?;
-                let opts = PgConnectOptions::from_str(&url).expect("WARDEN_TEST_POSTGRES_URL");
-                let pool = PgPoolOptions::new()
-                    .max_connections(2)
-                    .acquire_timeout(Duration::from_secs(10))
-                    .connect_with(opts)
-                    .await
-                    .unwrap_or_else(|e| {
-                        panic!("WARDEN_TEST_POSTGRES_URL is set but PostgreSQL is unreachable: {e}")
-                    });
-                let schema = unique_name("t");
-                sqlx::raw_sql(&format!("CREATE SCHEMA \"{schema}\""))
-                    .execute(&pool)
-                    .await
-                    .expect("create schema");
-                Some(Self {
-                    backend,
-                    schema,
-                    url,
-                    admin: Admin::Postgres(pool),
-                    _dir: None,
-                })
-            }
-            Backend::MySql => {
-                let url = env_url("WARDEN_TEST_MYSQL_URL")?;
-                let opts = MySqlConnectOptions::from_str(&url).expect("WARDEN_TEST_MYSQL_URL");
-                let pool = MySqlPoolOptions::new()
-                    .max_connections(2)
-                    .acquire_timeout(Duration::from_secs(10))
-                    .connect_with(opts)
-                    .await
-                    .unwrap_or_else(|e| {
-                        panic!("WARDEN_TEST_MYSQL_URL is set but MariaDB/MySQL is unreachable: {e}")
-                    });
-                let schema = unique_name("t");
-                sqlx::raw_sql(&format!("CREATE DATABASE `{schema}`"))
-                    .execute(&pool)
-                    .await
-                    .expect("create database");
-                Some(Self {
-                    backend,
-                    schema,
-                    url,
-                    admin: Admin::MySql(pool),
-                    _dir: None,
-                })
-            }
-        }
-    }
-
-    fn engine(&self) -> Engine {
-        match self.backend {
-            Backend::Sqlite => Engine::Sqlite,
-            Backend::Postgres => Engine::Postgres,
-            Backend::MySql => Engine::MySql,
-        }
-    }
-
-    /// The test's schema, quoted for its engine.
-    fn quoted_schema(&self) -> String {
-        self.engine()
-            .dialect()
-            .quote(&Identifier::parse(&self.schema).expect("schema name"))
-    }
-
-    /// Runs SQL as the administrator (several statements allowed), `{s}`
-    /// replaced by the quoted schema.
-    async fn exec(&self, sql: &str) {
-        let sql = sql.replace("{s}", &self.quoted_schema());
-        let result = match &self.admin {
-            Admin::Postgres(p) => sqlx::raw_sql(&sql).execute(p).await.map(drop),
-            Admin::MySql(p) => sqlx::raw_sql(&sql).execute(p).await.map(drop),
-            Admin::Sqlite(p) => sqlx::raw_sql(&sql).execute(p).await.map(drop),
-        };
-        result.unwrap_or_else(|e| panic!("fixture SQL failed on {:?}: {e}\n{sql}", self.backend));
-    }
-
-    /// Rows of `table`, counted by the administrator.
-    async fn count(&self, table: &str) -> i64 {
-        let sql = format!("SELECT count(*) FROM {}.{table}", self.quoted_schema());
-        match &self.admin {
-            Admin::Postgres(p) => sqlx::query_scalar(&sql).fetch_one(p).await,
-            Admin::MySql(p) => sqlx::query_scalar(&sql).fetch_one(p).await,
-            Admin::Sqlite(p) => sqlx::query_scalar(&sql).fetch_one(p).await,
-        }
-        .unwrap_or_else(|e| panic!("count {table} on {:?}: {e}", self.backend))
-    }
-
-    fn table(&self, name: &str) -> TableRef {
-        TableRef::parse(&format!("{}.{name}", self.schema)).expect("table name")
-    }
-
-    fn warehouse(&self, max_connections: u32, query_timeout: Duration) -> Warehouse {
-        let settings = Settings {
-            name: "main".into(),
-            url: self.url.clone(),
-            max_connections,
-            query_timeout,
-        };
-        Warehouse::connect(&settings, UTC).expect("warehouse")
-    }
-
-    async fn cleanup(self) {
-        match &self.admin {
-            Admin::Postgres(p) => {
-                let sql = format!("DROP SCHEMA \"{}\" CASCADE", self.schema);
-                sqlx::raw_sql(&sql).execute(p).await.expect("drop schema");
-            }
-            Admin::MySql(p) => {
-                let sql = format!("DROP DATABASE `{}`", self.schema);
-                sqlx::raw_sql(&sql).execute(p).await.expect("drop database");
-            }
-            Admin::Sqlite(_) => {}
-        }
-    }
-}
-
 // ---- typed config for the engine-level cases ----
-
-fn pos() -> SourcePos {
-    SourcePos {
-        file: PathBuf::from("checks/orders.yaml"),
-        line: 1,
-        column: 1,
-    }
-}
 
 fn sql_check(name: &str, query: &str) -> CheckSpec {
     check(
@@ -253,19 +42,6 @@ fn sql_check(name: &str, query: &str) -> CheckSpec {
             max: None,
         }),
     )
-}
-
-fn check(name: &str, kind: CheckKind) -> CheckSpec {
-    let dataset = DatasetName::parse("orders").expect("dataset name");
-    CheckSpec {
-        id: CheckId::new(&dataset, name).expect("check name"),
-        name: name.into(),
-        kind,
-        severity: Severity::Fail,
-        blocking: true,
-        filter: None,
-        pos: pos(),
-    }
 }
 
 /// A row count of the rows `filter` keeps.
@@ -282,73 +58,19 @@ fn filtered_count(name: &str, filter: &str) -> CheckSpec {
     }
 }
 
-fn dataset(table: TableRef, checks: Vec<CheckSpec>) -> Dataset {
-    Dataset {
-        name: DatasetName::parse("orders").expect("dataset name"),
-        warehouse: "main".into(),
-        gate_table: table.clone(),
-        table,
-        tier: 1,
-        owner: None,
-        runbook: None,
-        schedule: Some(Schedule {
-            expr: "*/15 * * * *".into(),
-            cron: "*/15 * * * *".parse().expect("cron"),
-        }),
-        partition: None,
-        checks,
-        gate_allow_empty: false,
-        pos: pos(),
-    }
-}
-
 async fn run(wh: &Warehouse, table: TableRef, checks: Vec<CheckSpec>) -> Vec<CheckResult> {
     let ctx = EvalContext {
         now: Utc::now(),
         tz: UTC,
     };
     run_dataset(
-        &dataset(table, checks),
+        &dataset(table, None, checks),
         wh,
         &Scope::Whole,
         &ctx,
         &Baselines::default(),
     )
     .await
-}
-
-fn result<'a>(results: &'a [CheckResult], name: &str) -> &'a CheckResult {
-    let id = format!("orders.{name}");
-    results
-        .iter()
-        .find(|r| r.check == id)
-        .unwrap_or_else(|| panic!("no result for {id} in {results:#?}"))
-}
-
-/// Asserts that check `name` is an `error` whose message contains `cause`.
-#[track_caller]
-fn assert_error(results: &[CheckResult], name: &str, cause: &str) {
-    let r = result(results, name);
-    assert_eq!(r.outcome, Outcome::Error, "{name}: {r:#?}");
-    assert!(
-        r.message.contains(cause),
-        "{name}: `{}` does not name `{cause}`",
-        r.message
-    );
-}
-
-macro_rules! on_every_engine {
-    ($($case:ident),* $(,)?) => {
-        mod sqlite {
-            $( #[tokio::test(flavor = "multi_thread", worker_threads = 2)] async fn $case() { super::$case(super::Backend::Sqlite).await } )*
-        }
-        mod postgres {
-            $( #[tokio::test(flavor = "multi_thread", worker_threads = 2)] async fn $case() { super::$case(super::Backend::Postgres).await } )*
-        }
-        mod mysql {
-            $( #[tokio::test(flavor = "multi_thread", worker_threads = 2)] async fn $case() { super::$case(super::Backend::MySql).await } )*
-        }
-    };
 }
 
 on_every_engine!(
@@ -423,7 +145,7 @@ async fn sql_checks_and_filters_cannot_write(backend: Backend) {
             &format!("{}.bump() > 0", db.quoted_schema()),
         ));
     }
-    let wh = db.warehouse(1, Duration::from_secs(30));
+    let wh = db.warehouse_with_slots(UTC, 1, Duration::from_secs(30));
     let results = run(&wh, db.table("orders"), checks).await;
 
     assert_error(&results, "inserts", cause);
@@ -479,7 +201,7 @@ async fn a_statement_cannot_make_the_next_one_writable(backend: Backend) {
     };
     db.exec("CREATE TABLE {s}.orders (order_id INTEGER); INSERT INTO {s}.orders VALUES (1);")
         .await;
-    let wh = db.warehouse(1, Duration::from_secs(30));
+    let wh = db.warehouse_with_slots(UTC, 1, Duration::from_secs(30));
     let escape = match backend {
         Backend::Postgres => "SELECT set_config('default_transaction_read_only', 'off', false)",
         Backend::MySql => "SET SESSION TRANSACTION READ WRITE",
@@ -522,12 +244,10 @@ async fn a_statement_cannot_make_the_next_one_writable(backend: Backend) {
 /// write, and the writer is never refused.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_read_only_sqlite_warehouse_sees_its_writer() {
-    let db = TestDb::with_journal(Backend::Sqlite, Some(SqliteJournalMode::Wal))
-        .await
-        .unwrap();
+    let db = TestDb::sqlite_wal().await;
     db.exec("CREATE TABLE {s}.orders (order_id INTEGER); INSERT INTO {s}.orders VALUES (1);")
         .await;
-    let wh = db.warehouse(2, Duration::from_secs(30));
+    let wh = db.warehouse_with_slots(UTC, 2, Duration::from_secs(30));
     let count = || async {
         let rows = wh
             .fetch_all("SELECT count(*) FROM orders", &[])
@@ -546,12 +266,9 @@ async fn a_read_only_sqlite_warehouse_sees_its_writer() {
     db.exec("INSERT INTO {s}.orders VALUES (3);").await;
     assert_eq!(count().await, "3");
     // The writer closes (SQLite removes the WAL files); reads go on.
-    let Admin::Sqlite(pool) = &db.admin else {
-        unreachable!()
-    };
-    pool.close().await;
+    db.close_admin().await;
     wh.close().await;
-    let wh = db.warehouse(2, Duration::from_secs(30));
+    let wh = db.warehouse_with_slots(UTC, 2, Duration::from_secs(30));
     let rows = wh
         .fetch_all("SELECT count(*) FROM orders", &[])
         .await
@@ -583,7 +300,7 @@ async fn a_third_statement_waits_for_a_free_slot() {
     let Some(db) = TestDb::new(Backend::Postgres).await else {
         return;
     };
-    let wh = Arc::new(db.warehouse(2, Duration::from_secs(5)));
+    let wh = Arc::new(db.warehouse_with_slots(UTC, 2, Duration::from_secs(5)));
     assert_eq!(wh.max_connections(), 2);
     let stop = Arc::new(AtomicBool::new(false));
     let most = sample_running(&wh, &stop);
@@ -628,7 +345,7 @@ async fn waiting_for_a_slot_counts_against_the_query_timeout() {
         return;
     };
     let timeout = Duration::from_millis(1500);
-    let wh = Arc::new(db.warehouse(1, timeout));
+    let wh = Arc::new(db.warehouse_with_slots(UTC, 1, timeout));
     let started = Instant::now();
     let hog = {
         let wh = wh.clone();
@@ -693,7 +410,7 @@ async fn a_probe_of_a_busy_warehouse_finds_it_up() {
     let Some(db) = TestDb::new(Backend::Postgres).await else {
         return;
     };
-    let wh = Arc::new(db.warehouse(1, Duration::from_secs(1)));
+    let wh = Arc::new(db.warehouse_with_slots(UTC, 1, Duration::from_secs(1)));
     let hog = {
         let wh = wh.clone();
         tokio::spawn(async move { wh.fetch_all("SELECT 1 FROM pg_sleep(3)", &[]).await })
@@ -735,18 +452,16 @@ async fn six_slow_checks_and_ten_gates_keep_a_two_connection_warehouse_up() {
     ))
     .await;
 
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::create_dir(dir.path().join("checks")).unwrap();
-    std::fs::write(
-        dir.path().join("warden.yaml"),
-        format!(
+    let project = Project::new();
+    project.write(
+        "warden.yaml",
+        &format!(
             "agent:\n  listen: 127.0.0.1:9464\n  registry: sqlite://warden.db\n  timezone: UTC\n\
              warehouses:\n  main:\n    url: {}\n    max_connections: 2\n    query_timeout: 2s\n\
              checks: [checks/*.yaml]\n",
-            db.url
+            db.url()
         ),
-    )
-    .unwrap();
+    );
     let mut checks = format!(
         "datasets:\n  - name: orders\n    warehouse: main\n    table: {s}.orders\n    \
          schedule: \"0 0 1 1 *\"\n    partition: {{ column: order_date, granularity: day }}\n    \
@@ -760,18 +475,16 @@ async fn six_slow_checks_and_ten_gates_keep_a_two_connection_warehouse_up() {
             "      - sql: {{ name: slow_{i}, query: \"SELECT count(*) FROM {{{{ table }}}}, pg_sleep(1)\", max: 10 }}\n"
         ));
     }
-    std::fs::write(dir.path().join("checks/datasets.yaml"), checks).unwrap();
+    project.write("checks/datasets.yaml", &checks);
 
-    let (agent, warnings) = Agent::start(
-        &dir.path().join("warden.yaml"),
+    let (agent, warnings) = spawn_agent(
+        &project.config(),
         Options {
             run_on_start: true,
-            listen: Some("127.0.0.1:0".into()),
             ..Options::default()
         },
     )
-    .await
-    .expect("start the agent");
+    .await;
     assert!(warnings.is_empty(), "{warnings:?}");
     let base = format!("http://{}", agent.addr());
     let client = reqwest::Client::new();
@@ -791,7 +504,7 @@ async fn six_slow_checks_and_ten_gates_keep_a_two_connection_warehouse_up() {
                     .text()
                     .await
                     .unwrap();
-                samples.push(metric(&body, "warden_warehouse_up{warehouse=\"main\"}"));
+                samples.push(sample(&body, "warden_warehouse_up{warehouse=\"main\"}"));
                 tokio::time::sleep(Duration::from_millis(50)).await;
             }
             samples
@@ -885,15 +598,4 @@ async fn six_slow_checks_and_ten_gates_keep_a_two_connection_warehouse_up() {
     );
     agent.shutdown().await;
     db.cleanup().await;
-}
-
-/// The value of the sample `series` in a Prometheus text body.
-fn metric(body: &str, series: &str) -> Option<f64> {
-    body.lines().find_map(|l| {
-        l.strip_prefix(series)?
-            .strip_prefix(' ')?
-            .trim()
-            .parse()
-            .ok()
-    })
 }

@@ -25,10 +25,18 @@ pub struct Project {
 }
 
 impl Project {
+    /// An empty `checks/` and nothing else.
     pub fn new() -> Self {
-        let dir = tempfile::tempdir().expect("temp dir");
-        std::fs::create_dir_all(dir.path().join("checks")).expect("checks dir");
-        Self { dir }
+        let project = Self::empty();
+        std::fs::create_dir_all(project.path("checks")).expect("checks dir");
+        project
+    }
+
+    /// Nothing in it.
+    pub fn empty() -> Self {
+        Self {
+            dir: tempfile::tempdir().expect("temp dir"),
+        }
     }
 
     pub fn path(&self, rel: &str) -> PathBuf {

@@ -1,5 +1,7 @@
 //! Shared harness for the integration tests: a fresh database per test on
-//! each engine, and small builders for typed config values.
+//! each engine (with an administrator's read-write connection to set it up
+//! and look at it), small builders for typed config values, and lookups in
+//! a run's results.
 //!
 //! PostgreSQL and MariaDB cases read `WARDEN_TEST_POSTGRES_URL` and
 //! `WARDEN_TEST_MYSQL_URL`. When a URL is unset the case is skipped with a
@@ -15,8 +17,11 @@ use std::time::Duration;
 use chrono_tz::Tz;
 use sqlx::mysql::{MySqlConnectOptions, MySqlPool, MySqlPoolOptions};
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
-use sqlx::sqlite::{SqliteConnectOptions, SqlitePool, SqlitePoolOptions};
-use warden::check::{CheckKind, CheckSpec, Dataset, PartitionSpec, Schedule, Severity};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions};
+use sqlx::{Connection, PgConnection};
+use warden::check::{
+    CheckKind, CheckResult, CheckSpec, Dataset, Outcome, PartitionSpec, Schedule, Severity,
+};
 use warden::domain::{CheckId, DatasetName, Granularity, Identifier, Ratio, TableRef};
 use warden::source::SourcePos;
 use warden::warehouse::{Engine, Settings, Warehouse};
@@ -46,7 +51,7 @@ pub struct TestDb {
 }
 
 /// A name no other test (in this or another process) uses.
-pub(super) fn unique_name(prefix: &str) -> String {
+pub fn unique_name(prefix: &str) -> String {
     static COUNTER: AtomicU32 = AtomicU32::new(0);
     let nanos = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -61,7 +66,7 @@ pub(super) fn unique_name(prefix: &str) -> String {
 }
 
 /// The URL in `var`, or `None` with a note when it is unset or empty.
-pub(super) fn env_url(var: &str) -> Option<String> {
+pub fn env_url(var: &str) -> Option<String> {
     match std::env::var(var) {
         Ok(url) if !url.trim().is_empty() => Some(url),
         _ => {
@@ -74,6 +79,19 @@ pub(super) fn env_url(var: &str) -> Option<String> {
 impl TestDb {
     /// A fresh database on `backend`, or `None` (with a note) when its URL is unset.
     pub async fn new(backend: Backend) -> Option<Self> {
+        Self::open(backend, None).await
+    }
+
+    /// A fresh SQLite file in WAL mode (the demo keeps its warehouse so),
+    /// the administrator's connection its writer.
+    pub async fn sqlite_wal() -> Self {
+        Self::open(Backend::Sqlite, Some(SqliteJournalMode::Wal))
+            .await
+            .expect("SQLite needs no URL")
+    }
+
+    /// Like [`new`](Self::new); a SQLite file gets `journal`.
+    async fn open(backend: Backend, journal: Option<SqliteJournalMode>) -> Option<Self> {
         match backend {
             Backend::Sqlite => {
                 let dir = tempfile::tempdir().expect("temp dir");
@@ -82,10 +100,13 @@ impl TestDb {
                 // hold the file longer than sqlx's default 5 s busy wait: a
                 // gate's deliberately slow query (seconds when idle) holds
                 // its read lock for a minute or more.
-                let opts = SqliteConnectOptions::new()
+                let mut opts = SqliteConnectOptions::new()
                     .filename(&path)
                     .create_if_missing(true)
                     .busy_timeout(Duration::from_secs(120));
+                if let Some(mode) = journal {
+                    opts = opts.journal_mode(mode);
+                }
                 let pool = SqlitePoolOptions::new()
                     .max_connections(1)
                     .connect_with(opts)
@@ -174,12 +195,8 @@ impl TestDb {
             Backend::MySql => ("DATETIME", "TIMESTAMP NULL DEFAULT NULL"),
             Backend::Sqlite => ("TIMESTAMP", "TIMESTAMPTZ"),
         };
-        let schema = self
-            .engine()
-            .dialect()
-            .quote(&Identifier::parse(&self.schema).expect("schema name"));
         let mut sql = sql
-            .replace("{s}", &schema)
+            .replace("{s}", &self.quoted_schema())
             .replace("{TIMESTAMPTZ}", tstz)
             .replace("{TIMESTAMP}", ts);
         if self.backend == Backend::MySql {
@@ -191,6 +208,35 @@ impl TestDb {
             Admin::Sqlite(p) => sqlx::raw_sql(&sql).execute(p).await.map(drop),
         };
         result.unwrap_or_else(|e| panic!("fixture SQL failed on {:?}: {e}\n{sql}", self.backend));
+    }
+
+    /// The test's schema, quoted for its engine.
+    pub fn quoted_schema(&self) -> String {
+        self.engine()
+            .dialect()
+            .quote(&Identifier::parse(&self.schema).expect("schema name"))
+    }
+
+    /// Rows of `table` in the test's schema, counted by the administrator.
+    pub async fn count(&self, table: &str) -> i64 {
+        let sql = format!("SELECT count(*) FROM {}.{table}", self.quoted_schema());
+        match &self.admin {
+            Admin::Postgres(p) => sqlx::query_scalar(&sql).fetch_one(p).await,
+            Admin::MySql(p) => sqlx::query_scalar(&sql).fetch_one(p).await,
+            Admin::Sqlite(p) => sqlx::query_scalar(&sql).fetch_one(p).await,
+        }
+        .unwrap_or_else(|e| panic!("count {table} on {:?}: {e}", self.backend))
+    }
+
+    /// Closes the administrator's connections (on SQLite, the file's writer
+    /// goes away); [`exec`](Self::exec) and [`count`](Self::count) cannot
+    /// be used after.
+    pub async fn close_admin(&self) {
+        match &self.admin {
+            Admin::Postgres(p) => p.close().await,
+            Admin::MySql(p) => p.close().await,
+            Admin::Sqlite(p) => p.close().await,
+        }
     }
 
     /// `name` qualified with the test's schema.
@@ -207,6 +253,20 @@ impl TestDb {
         Warehouse::connect(&warehouse_config(&self.url, query_timeout), tz).expect("warehouse")
     }
 
+    /// The warehouse under test with `max_connections` slots.
+    pub fn warehouse_with_slots(
+        &self,
+        tz: Tz,
+        max_connections: u32,
+        query_timeout: Duration,
+    ) -> Warehouse {
+        let settings = Settings {
+            max_connections,
+            ..warehouse_config(&self.url, query_timeout)
+        };
+        Warehouse::connect(&settings, tz).expect("warehouse")
+    }
+
     /// Drops the test's schema or database.
     pub async fn cleanup(self) {
         match &self.admin {
@@ -221,6 +281,116 @@ impl TestDb {
             Admin::Sqlite(_) => {}
         }
     }
+}
+
+/// A PostgreSQL database of its own on the server `WARDEN_TEST_POSTGRES_URL`
+/// names, for what needs a whole database (schemas of its own, a registry):
+/// dropped, with its connections, when the value goes, also when the test
+/// panics.
+pub struct PgDatabase {
+    /// The URL that reaches it.
+    pub url: String,
+    admin_url: String,
+    name: String,
+}
+
+impl PgDatabase {
+    /// A new database named after `prefix`; `None` (with a note) when
+    /// `WARDEN_TEST_POSTGRES_URL` is unset, a panic when it is set but the
+    /// server cannot be used.
+    pub async fn create(prefix: &str) -> Option<Self> {
+        let admin_url = env_url("WARDEN_TEST_POSTGRES_URL")?;
+        let name = unique_name(prefix);
+        let mut admin = pg_connect(&admin_url).await;
+        sqlx::raw_sql(&format!("CREATE DATABASE \"{name}\""))
+            .execute(&mut admin)
+            .await
+            .expect("create the test database");
+        let _ = admin.close().await;
+        Some(Self {
+            url: with_database(&admin_url, &name),
+            admin_url,
+            name,
+        })
+    }
+
+    /// A connection of its own to the database.
+    pub async fn connect(&self) -> PgConnection {
+        pg_connect(&self.url).await
+    }
+
+    /// Runs SQL (several statements allowed) on one connection.
+    pub async fn exec(&self, sql: &str) {
+        let mut conn = self.connect().await;
+        sqlx::raw_sql(sql)
+            .execute(&mut conn)
+            .await
+            .unwrap_or_else(|e| panic!("{e}\n{sql}"));
+        let _ = conn.close().await;
+    }
+}
+
+impl Drop for PgDatabase {
+    fn drop(&mut self) {
+        let admin_url = self.admin_url.clone();
+        let sql = format!("DROP DATABASE IF EXISTS \"{}\" WITH (FORCE)", self.name);
+        // Drop may run inside the test's runtime, which it cannot block: the
+        // clean-up gets a thread and a runtime of its own. Best-effort: a
+        // leftover database is only clutter.
+        let dropped = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .ok()?;
+            runtime.block_on(async {
+                let mut admin = PgConnection::connect(&admin_url).await.ok()?;
+                sqlx::raw_sql(&sql).execute(&mut admin).await.ok()?;
+                admin.close().await.ok()
+            })
+        })
+        .join();
+        if !matches!(dropped, Ok(Some(()))) {
+            eprintln!("note: could not drop the test database {}", self.name);
+        }
+    }
+}
+
+/// A connection to `url`, or a panic saying PostgreSQL cannot be used.
+async fn pg_connect(url: &str) -> PgConnection {
+    PgConnection::connect(url).await.unwrap_or_else(|e| {
+        panic!("WARDEN_TEST_POSTGRES_URL is set but PostgreSQL is unreachable: {e}")
+    })
+}
+
+/// `url` with its database (the path) replaced by `database`.
+fn with_database(url: &str, database: &str) -> String {
+    let (base, query) = match url.split_once('?') {
+        Some((base, query)) => (base, Some(query)),
+        None => (url, None),
+    };
+    let authority_start = base.find("://").map_or(0, |i| i + 3);
+    let host_end = base[authority_start..]
+        .find('/')
+        .map_or(base.len(), |i| authority_start + i);
+    let mut out = format!("{}/{database}", &base[..host_end]);
+    if let Some(query) = query {
+        out.push('?');
+        out.push_str(query);
+    }
+    out
+}
+
+#[test]
+fn database_names_replace_the_path() {
+    assert_eq!(
+        with_database("postgres://u@h:5432/test", "x"),
+        "postgres://u@h:5432/x"
+    );
+    assert_eq!(
+        with_database("postgres://u@h/test?sslmode=disable", "x"),
+        "postgres://u@h/x?sslmode=disable"
+    );
+    assert_eq!(with_database("postgres://h", "x"), "postgres://h/x");
 }
 
 pub fn warehouse_config(url: &str, query_timeout: Duration) -> Settings {
@@ -290,6 +460,30 @@ pub fn dataset(
         checks,
         pos: pos(),
     }
+}
+
+// ---- lookups in a run's results ----
+
+/// The result of check `orders.<name>`.
+#[track_caller]
+pub fn result<'a>(results: &'a [CheckResult], name: &str) -> &'a CheckResult {
+    let id = format!("orders.{name}");
+    results
+        .iter()
+        .find(|r| r.check == id)
+        .unwrap_or_else(|| panic!("no result for {id} in {results:#?}"))
+}
+
+/// Asserts that check `orders.<name>` is an `error` whose message contains `cause`.
+#[track_caller]
+pub fn assert_error(results: &[CheckResult], name: &str, cause: &str) {
+    let r = result(results, name);
+    assert_eq!(r.outcome, Outcome::Error, "{name}: {r:#?}");
+    assert!(
+        r.message.contains(cause),
+        "{name}: `{}` does not name `{cause}`",
+        r.message
+    );
 }
 
 /// Runs `$case(Backend)` as one test per engine: `sqlite::case`,

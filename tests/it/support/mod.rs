@@ -1,6 +1,6 @@
 //! What the integration tests share: a database per engine, a registry,
-//! projects on disk, the agent (in-process or the real binary), and local
-//! receivers for alert deliveries.
+//! projects on disk, the `warden` binary run in them, the agent (in-process
+//! or the real binary), and local receivers for alert deliveries.
 
 #[macro_use]
 pub mod db;
@@ -8,6 +8,7 @@ pub mod db;
 pub mod registry;
 pub mod agent;
 pub mod alerts;
+pub mod cli;
 #[macro_use]
 pub mod gate;
 pub mod receiver;
