@@ -72,6 +72,20 @@ pub fn duration(seconds: f64) -> String {
     }
 }
 
+/// An error and each of its causes, outermost first, joined by `: `: how
+/// warden prints an error wherever it is shown. An error whose message
+/// already ends with its cause must not also return it as its source.
+pub fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut out = error.to_string();
+    let mut cause = error.source();
+    while let Some(c) = cause {
+        out.push_str(": ");
+        out.push_str(&c.to_string());
+        cause = c.source();
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -108,5 +122,14 @@ mod tests {
         assert_eq!(duration(3.0 * 86_400.0 + 7200.0), "3d 2h");
         assert_eq!(duration(-300.0), "-5m");
         assert_eq!(duration(f64::NAN), "–");
+    }
+
+    #[test]
+    fn an_error_chain_names_each_cause_once() {
+        #[derive(Debug, thiserror::Error)]
+        #[error("cannot read warden.yaml")]
+        struct Outer(#[source] std::io::Error);
+        let outer = Outer(std::io::Error::other("disk gone"));
+        assert_eq!(error_chain(&outer), "cannot read warden.yaml: disk gone");
     }
 }

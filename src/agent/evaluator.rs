@@ -95,7 +95,11 @@ async fn record(state: &AppState, job: &Job, pending: PendingRun) -> Vec<CheckRe
     {
         Ok(results) => return results,
         Err(e) => {
-            tracing::warn!(dataset = %ds.name, error = %e, "results could not be recorded; retrying");
+            tracing::warn!(
+                dataset = %ds.name,
+                error = %crate::format::error_chain(&e),
+                "results could not be recorded; retrying"
+            );
             e.into_parts()
         }
     };

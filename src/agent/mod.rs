@@ -349,7 +349,10 @@ impl Agent {
                             }
                         }
                         Err(e) => {
-                            tracing::error!("the new configuration is invalid; the old one keeps running:\n{e}");
+                            tracing::error!(
+                                "the new configuration is invalid; the old one keeps running:\n{}",
+                                crate::format::error_chain(&e)
+                            );
                         }
                     }
                 }

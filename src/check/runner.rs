@@ -33,7 +33,7 @@ pub struct Runner {
 pub enum RunError {
     /// The results were evaluated but could not be written to the registry;
     /// they are kept so that they can still be shown.
-    #[error("results could not be recorded: {source}")]
+    #[error("results could not be recorded")]
     Record {
         results: Vec<CheckResult>,
         /// What was to be written, to try again.

@@ -70,7 +70,8 @@ pub async fn run(config_path: &Path, args: BackfillArgs) -> anyhow::Result<u8> {
         match runner.finish(ds, pending, at, Utc::now(), true).await {
             Ok(results) => outcome.results.extend(results),
             Err(e) => {
-                progress.suspend(|| eprintln!("error: {scope}: {e}"));
+                progress
+                    .suspend(|| eprintln!("error: {scope}: {}", warden::format::error_chain(&e)));
                 outcome.unrecorded.push(scope.to_string());
                 outcome.results.extend(e.into_results());
             }

@@ -101,7 +101,11 @@ pub async fn run_datasets(
         match result {
             Ok(results) => outcome.results.extend(results),
             Err(e) => {
-                eprintln!("error: dataset {}: {e}", ds.name);
+                eprintln!(
+                    "error: dataset {}: {}",
+                    ds.name,
+                    warden::format::error_chain(&e)
+                );
                 outcome.unrecorded.push(ds.name.to_string());
                 outcome.results.extend(e.into_results());
             }

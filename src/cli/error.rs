@@ -2,7 +2,6 @@
 //! one line, each cause once, and the missing-configuration message that
 //! says what to do next.
 
-use std::fmt::Write as _;
 use std::path::Path;
 
 /// Where the configuration path came from.
@@ -21,14 +20,7 @@ pub enum ConfigOrigin {
 /// cause's must not also return that cause as its source, or the cause is
 /// printed twice (the tests of the binary check every top-level error).
 pub fn render(error: &anyhow::Error) -> String {
-    let mut out = String::new();
-    for (i, cause) in error.chain().enumerate() {
-        if i > 0 {
-            out.push_str(": ");
-        }
-        let _ = write!(out, "{cause}");
-    }
-    out
+    warden::format::error_chain(error.as_ref())
 }
 
 /// No configuration file where one was looked for: where, how to name

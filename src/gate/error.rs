@@ -43,12 +43,12 @@ pub enum GateError {
     Conflict(String),
 
     /// The registry cannot be reached (503). A gate denies: fail closed.
-    #[error("{0}")]
-    Unavailable(#[source] RegistryError),
+    #[error(transparent)]
+    Unavailable(RegistryError),
 
     /// The registry failed otherwise (500).
-    #[error("{0}")]
-    Registry(#[source] RegistryError),
+    #[error(transparent)]
+    Registry(RegistryError),
 }
 
 impl GateError {
