@@ -566,29 +566,7 @@ impl Registry {
     ) -> Result<Vec<Decided>, RegistryError> {
         const OP: &str = "recover abandoned gates";
         let found = self.undecided_gates(agent, lineage, OP).await?;
-        let mut denied = Vec::new();
-        for gate in found {
-            let reasons = [reason.to_owned()];
-            let at = now();
-            let mut tx = self.begin(OP).await?;
-            tx.lock_gates(&gate.dataset, &gate.partition, None).await?;
-            let decided = match tx.gate(&gate.gate_id, OP).await? {
-                Some(current) if !current.status.is_decided() => {
-                    let decision = Decision {
-                        allowed: false,
-                        basis: GateBasis::Error,
-                        results: &current.results,
-                        reasons: &reasons,
-                        alert: None,
-                    };
-                    record_decision(&mut tx, &current, &decision, at).await?
-                }
-                _ => None,
-            };
-            tx.commit(OP).await?;
-            denied.extend(decided);
-        }
-        Ok(denied)
+        self.deny_undecided(found, reason, OP, |_, _| true).await
     }
 
     /// Denies (basis `error`, `reason`) every undecided gate, whichever
@@ -602,23 +580,37 @@ impl Registry {
     ) -> Result<Vec<Decided>, RegistryError> {
         const OP: &str = "sweep abandoned gates";
         let grace = chrono::Duration::from_std(grace).unwrap_or(chrono::Duration::MAX);
-        let abandoned = |gate: &GateRecord, at: DateTime<Utc>| {
-            !gate.status.is_decided()
-                && gate
-                    .deadline_at
-                    .checked_add_signed(grace)
-                    .is_some_and(|limit| limit < at)
+        let Some(cutoff) = now().checked_sub_signed(grace) else {
+            return Ok(Vec::new());
         };
-        // No agent: only the gates past their deadline.
-        let found = self.undecided_gates("", None, OP).await?;
+        let found = self.undecided_gates_past(cutoff, OP).await?;
+        // Decided meanwhile, or its deadline moved: left alone.
+        let abandoned = |gate: &GateRecord, at: DateTime<Utc>| {
+            gate.deadline_at
+                .checked_add_signed(grace)
+                .is_some_and(|limit| limit < at)
+        };
+        self.deny_undecided(found, reason, OP, abandoned).await
+    }
+
+    /// Denies each of `found` (basis `error`, `reason`) that is still
+    /// undecided and still `abandoned` once its partition is locked, one
+    /// transaction per gate. Returns the gates denied.
+    async fn deny_undecided(
+        &self,
+        found: Vec<GateRecord>,
+        reason: &str,
+        op: &'static str,
+        abandoned: impl Fn(&GateRecord, DateTime<Utc>) -> bool,
+    ) -> Result<Vec<Decided>, RegistryError> {
+        let reasons = [reason.to_owned()];
         let mut denied = Vec::new();
-        for gate in found.into_iter().filter(|g| abandoned(g, now())) {
-            let reasons = [reason.to_owned()];
+        for gate in found {
             let at = now();
-            let mut tx = self.begin(OP).await?;
+            let mut tx = self.begin(op).await?;
             tx.lock_gates(&gate.dataset, &gate.partition, None).await?;
-            let decided = match tx.gate(&gate.gate_id, OP).await? {
-                Some(current) if abandoned(&current, at) => {
+            let decided = match tx.gate(&gate.gate_id, op).await? {
+                Some(current) if !current.status.is_decided() && abandoned(&current, at) => {
                     let decision = Decision {
                         allowed: false,
                         basis: GateBasis::Error,
@@ -630,7 +622,7 @@ impl Registry {
                 }
                 _ => None,
             };
-            tx.commit(OP).await?;
+            tx.commit(op).await?;
             denied.extend(decided);
         }
         Ok(denied)

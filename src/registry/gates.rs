@@ -198,6 +198,24 @@ impl Registry {
             .await?;
         rows.into_iter().map(GateRow::into_record).collect()
     }
+
+    /// Undecided gates, whichever agent ran them, whose deadline is at or
+    /// before `deadline_before`: what a sweep of abandoned gates looks at.
+    pub async fn undecided_gates_past(
+        &self,
+        deadline_before: DateTime<Utc>,
+        op: &'static str,
+    ) -> Result<Vec<GateRecord>, RegistryError> {
+        let sql = format!(
+            "SELECT {GATE_COLUMNS} FROM gates WHERE status IN ('queued', 'running') \
+             AND deadline_at <= $1 ORDER BY created_at"
+        );
+        let rows: Vec<GateRow> = query(&sql)
+            .bind(super::stored(deadline_before))
+            .fetch_all(self, op)
+            .await?;
+        records(rows)
+    }
 }
 
 fn records(rows: Vec<GateRow>) -> Result<Vec<GateRecord>, RegistryError> {
