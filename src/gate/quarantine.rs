@@ -1,8 +1,10 @@
-//! What happens when a gate quarantines a partition: the dataset's owner
-//! should hear of it, and hear again when the partition passes after all.
-//! The agent plugs alerting in through [`QuarantineHook`]; on its own the
-//! service uses [`LogQuarantine`], a warning in the log (the denial is
-//! counted in `warden_gate_decisions_total` either way).
+//! What happens around a quarantine besides its alert. The quarantine's
+//! alert is recorded with the gate's decision, in the same registry
+//! transaction (`gate::ledger`); [`QuarantineHook`] is told afterwards, so
+//! the agent can log it and resolve the alert when the partition passes after
+//! all (a release). On its own the service uses [`LogQuarantine`], a warning
+//! in the log (the denial is counted in `warden_gate_decisions_total` either
+//! way).
 
 use serde::Serialize;
 
