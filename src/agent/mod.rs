@@ -15,7 +15,8 @@
 //! - [`AppState`] ([`crate::app`]) is what all of them and the HTTP
 //!   handlers share.
 //!
-//! [`Agent::start`] opens the registry, binds the HTTP listener, builds the
+//! [`Agent::start`] binds the HTTP listener (refusing an API open to the
+//! network: [`check_exposure`]), opens the registry, builds the
 //! state for this [`Instance`] (host, bound address, a random id) and starts
 //! the stages; [`Agent::reload`] swaps in a new configuration (SIGHUP), and
 //! [`Agent::shutdown`] stops scheduling, lets in-flight runs finish within a
@@ -62,6 +63,28 @@ pub enum AgentError {
         #[source]
         source: std::io::Error,
     },
+    /// The API would be open to the network: a listen address beyond
+    /// loopback, no `agent.api_tokens`, and no `agent.allow_unauthenticated`.
+    #[error(
+        "refusing to serve the API on {addr} without a token: `agent.listen` is not a loopback \
+         address and `agent.api_tokens` is empty, so anyone who can reach it could gate, \
+         publish, override quarantines and silence alerts. Set `agent.api_tokens`, or set \
+         `agent.allow_unauthenticated: true` to serve it open on purpose (or listen on \
+         127.0.0.1)"
+    )]
+    OpenToTheNetwork { addr: SocketAddr },
+}
+
+/// Whether `agent` may serve on `addr`: with tokens, on loopback, or when
+/// `allow_unauthenticated` says an open API is intended.
+pub fn check_exposure(agent: &config::AgentConfig, addr: SocketAddr) -> Result<(), AgentError> {
+    if agent.api_tokens.is_empty() && !addr.ip().is_loopback() && !agent.allow_unauthenticated {
+        return Err(AgentError::OpenToTheNetwork { addr });
+    }
+    if agent.api_tokens.is_empty() && !addr.ip().is_loopback() {
+        tracing::warn!(listen = %addr, "the API is open to the network: no agent.api_tokens, and agent.allow_unauthenticated is set");
+    }
+    Ok(())
 }
 
 /// Options of `warden run` beyond the configuration.
@@ -99,7 +122,7 @@ pub struct Agent {
 }
 
 impl Agent {
-    /// Loads the configuration, opens the registry, binds the listener and
+    /// Loads the configuration, binds the listener, opens the registry and
     /// starts the scheduler, the run queues and the HTTP server.
     /// Problems in check files are returned as warnings: those datasets are
     /// skipped and the rest run.
@@ -109,7 +132,6 @@ impl Agent {
     ) -> Result<(Self, Vec<Diagnostic>), AgentError> {
         let loaded = config::load(config_path)?;
         let config = Arc::new(loaded.config);
-        let registry = Registry::open(&config.agent.registry).await?;
         let listen = options
             .listen
             .clone()
@@ -124,6 +146,8 @@ impl Agent {
             addr: listen.clone(),
             source,
         })?;
+        check_exposure(&config.agent, addr)?;
+        let registry = Registry::open(&config.agent.registry).await?;
         let metrics = Arc::new(Metrics::new());
         let runs = TaskTracker::new();
         let runner = Arc::new(runner(&config, Some(registry.clone())));
@@ -246,6 +270,8 @@ impl Agent {
             tracing::warn!(file = %file.display(), "this check file has problems; its previous version stays in force");
         }
         let config = Arc::new(loaded.config);
+        // Removing the last token must not open an API already on the network.
+        check_exposure(&config.agent, self.addr)?;
         if config.agent.listen != old.config.agent.listen {
             tracing::warn!(old = %old.config.agent.listen, new = %config.agent.listen, "agent.listen changes only on restart");
         }

@@ -30,6 +30,7 @@ use crate::config::routes::receiver::AlertmanagerConfig;
 use crate::config::routes::{
     Labels, QUARANTINE_KIND, ReceiverKind, Severity, Silence, SilenceSource, WAREHOUSE_KIND,
 };
+use crate::domain::Caller;
 use crate::metrics::Metrics;
 use crate::registry::{AlertKind, AlertRecord, AlertState, OutboxEntry, Registry, RegistryError};
 
@@ -454,28 +455,38 @@ impl AlertManager {
         &self,
         body: &serde_json::Value,
         now: DateTime<Utc>,
+        caller: &Caller,
     ) -> Result<Silence, SilenceError> {
-        let silence = new_silence(body, now).map_err(SilenceError::Invalid)?;
+        let silence = new_silence(body, now, caller).map_err(SilenceError::Invalid)?;
         self.inner
             .registry
             .create_silence(&silence.to_record())
             .await?;
-        tracing::info!(silence = %silence.id, created_by = %silence.created_by, matchers = %silence.matcher.to_json(), "silence created");
+        tracing::info!(
+            silence = %silence.id,
+            created_by = %silence.created_by,
+            note = silence.note.as_deref().unwrap_or("-"),
+            matchers = %silence.matcher.to_json(),
+            "silence created"
+        );
         Ok(silence)
     }
 
-    /// Ends silence `id` now (one that had not started is deleted).
+    /// Ends silence `id` now (one that had not started is deleted), for
+    /// `caller` (recorded as who ended it).
     pub async fn expire_silence(
         &self,
         id: &str,
         now: DateTime<Utc>,
+        caller: &Caller,
     ) -> Result<Silence, SilenceError> {
         if self.routes().silences.iter().any(|s| s.id == id) {
             return Err(SilenceError::InConfig(id.to_owned()));
         }
-        match self.inner.registry.expire_silence(id, now).await {
+        let by = caller.actor(None).name;
+        match self.inner.registry.expire_silence(id, now, &by).await {
             Ok(record) => {
-                tracing::info!(silence = %id, "silence expired");
+                tracing::info!(silence = %id, by, "silence expired");
                 let mut s = Silence::from_record(&record).unwrap_or(Silence {
                     id: record.id.clone(),
                     matcher: Default::default(),
@@ -483,9 +494,12 @@ impl AlertManager {
                     ends_at: record.ends_at,
                     created_by: record.created_by.clone(),
                     comment: record.comment.clone(),
+                    note: record.note.clone(),
+                    ended_by: None,
                     source: SilenceSource::Api,
                 });
                 s.ends_at = s.ends_at.min(now.max(s.starts_at));
+                s.ended_by = Some(by);
                 Ok(s)
             }
             Err(RegistryError::NotFound { .. }) => Err(SilenceError::NotFound(id.to_owned())),

@@ -10,14 +10,19 @@
 //! {"matchers": {"dataset": "events", "tier": [2, 3]},
 //!  "starts_at": "2026-11-21T00:00:00Z",   // optional, default now
 //!  "ends_at": "2026-11-22T00:00:00Z",     // or "duration": "2h"
-//!  "created_by": "ana", "comment": "migration"}
+//!  "created_by": "ana", "comment": "migration"}      // both optional
 //! ```
+//!
+//! The silence's `created_by` is the name of the API token the request came
+//! with, and what the request says in `created_by` is kept as its note;
+//! with no tokens configured, it is what the request says, or `anonymous`.
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use serde_json::Value;
 
 use crate::config::routes::{Matcher, Silence, SilenceSource};
+use crate::domain::Caller;
 use crate::source::values::parse_duration;
 
 /// A problem with one field of a request, named as the client wrote it
@@ -45,8 +50,13 @@ const FIELDS: [&str; 6] = [
 ];
 
 /// Validates a request for a new silence (the JSON above) received at
-/// `now`. Returns the silence with a fresh id, or every problem found.
-pub fn new_silence(body: &Value, now: DateTime<Utc>) -> Result<Silence, Vec<FieldError>> {
+/// `now` from `caller`. Returns the silence with a fresh id, or every
+/// problem found.
+pub fn new_silence(
+    body: &Value,
+    now: DateTime<Utc>,
+    caller: &Caller,
+) -> Result<Silence, Vec<FieldError>> {
     let mut errors = Vec::new();
     let mut err = |field: &str, message: String| {
         errors.push(FieldError {
@@ -164,15 +174,12 @@ pub fn new_silence(body: &Value, now: DateTime<Utc>) -> Result<Silence, Vec<Fiel
         }
     }
     let created_by = match object.get("created_by") {
-        Some(Value::String(s)) if !s.trim().is_empty() => Some(s.trim().to_owned()),
+        Some(Value::String(s)) if !s.trim().is_empty() => Some(caller.actor(Some(s))),
         Some(Value::String(_)) => {
             err("created_by", "cannot be empty".to_owned());
             None
         }
-        None | Some(Value::Null) => {
-            err("created_by", "is required".to_owned());
-            None
-        }
+        None | Some(Value::Null) => Some(caller.actor(None)),
         Some(_) => {
             err("created_by", "expected a string".to_owned());
             None
@@ -193,8 +200,10 @@ pub fn new_silence(body: &Value, now: DateTime<Utc>) -> Result<Silence, Vec<Fiel
                 matcher,
                 starts_at: crate::registry::stored(starts_at),
                 ends_at: crate::registry::stored(ends_at),
-                created_by,
+                created_by: created_by.name,
                 comment,
+                note: created_by.note,
+                ended_by: None,
                 source: SilenceSource::Api,
             })
         }
@@ -228,7 +237,7 @@ mod tests {
     }
 
     fn errors(body: Value) -> Vec<String> {
-        new_silence(&body, now())
+        new_silence(&body, now(), &Caller::Open)
             .unwrap_err()
             .iter()
             .map(ToString::to_string)
@@ -241,8 +250,10 @@ mod tests {
             &json!({"matchers": {"dataset": "events", "tier": [2, 3]}, "duration": "2h",
                     "created_by": "ana", "comment": "migration"}),
             now(),
+            &Caller::Open,
         )
         .unwrap();
+        assert_eq!((s.created_by.as_str(), s.note.as_deref()), ("ana", None));
         assert_eq!(s.matcher.dataset, ["events"]);
         assert_eq!(s.matcher.tier, [2, 3]);
         assert_eq!(s.starts_at, now());
@@ -300,7 +311,19 @@ mod tests {
             errors(json!({"matchers": {"dataset": "x"}, "created_by": "ana", "duration": 5})),
             ["duration: expected a duration like \"2h\""]
         );
-        let s = new_silence(&body("100y"), now()).unwrap();
+        let s = new_silence(&body("100y"), now(), &Caller::Open).unwrap();
         assert_eq!(s.ends_at.format("%Y").to_string(), "2126");
+    }
+
+    #[test]
+    fn the_token_is_the_creator_and_the_body_a_note() {
+        let body = json!({"matchers": {"dataset": "x"}, "duration": "1h", "created_by": "ana"});
+        let s = new_silence(&body, now(), &Caller::Token("oncall".into())).unwrap();
+        assert_eq!((s.created_by.as_str(), s.note.as_deref()), ("oncall", Some("ana")));
+        let body = json!({"matchers": {"dataset": "x"}, "duration": "1h"});
+        let s = new_silence(&body, now(), &Caller::Token("oncall".into())).unwrap();
+        assert_eq!((s.created_by.as_str(), s.note.as_deref()), ("oncall", None));
+        let s = new_silence(&body, now(), &Caller::Open).unwrap();
+        assert_eq!(s.created_by, "anonymous");
     }
 }

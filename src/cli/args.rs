@@ -164,7 +164,7 @@ pub struct GateArgs {
     /// How long to wait for the decision, 1s to 5m; past it the gate denies (timeout).
     #[arg(long, default_value = "300s", value_parser = super::gate::parse_wait)]
     pub wait: std::time::Duration,
-    /// Bearer token of the API.
+    /// Bearer token of the API (one of agent.api_tokens).
     #[arg(long, env = "WARDEN_API_TOKEN", hide_env_values = true)]
     pub token: Option<String>,
     /// Output format: a summary, or the gate as the API returns it.
@@ -182,14 +182,16 @@ pub struct PublishArgs {
     /// The gate that allowed it.
     #[arg(long)]
     pub gate_id: String,
-    /// Who publishes, for the partition's history (default: pipeline).
+    /// Who publishes, kept as a note in the partition's history beside the
+    /// actor, the token's name (without tokens, this is the actor; default
+    /// `anonymous`).
     #[arg(long)]
     pub by: Option<String>,
     /// The agent's URL (default: `agent.listen` of the configuration, else
     /// http://127.0.0.1:9464).
     #[arg(long, env = "WARDEN_SERVER", value_name = "URL")]
     pub server: Option<String>,
-    /// Bearer token of the API.
+    /// Bearer token of the API (one of agent.api_tokens).
     #[arg(long, env = "WARDEN_API_TOKEN", hide_env_values = true)]
     pub token: Option<String>,
 }

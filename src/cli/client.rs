@@ -91,6 +91,22 @@ impl Answer {
         })
     }
 
+    /// What to do about a refused token (401, 403), for the line after
+    /// the error.
+    pub fn auth_hint(&self) -> Option<&'static str> {
+        match self.status.as_u16() {
+            401 => Some(
+                "hint: the agent needs an API token: pass one of agent.api_tokens with --token \
+                 or $WARDEN_API_TOKEN",
+            ),
+            403 => Some(
+                "hint: the token is valid but may not do this: use a token of agent.api_tokens \
+                 with the scope named above",
+            ),
+            _ => None,
+        }
+    }
+
     /// The error the agent explained, as one line.
     pub fn error_line(&self) -> String {
         match serde_json::from_str::<ApiError>(&self.body) {

@@ -86,6 +86,9 @@ fn exit_code(gate: &Gate) -> u8 {
 
 fn report_error(answer: &Answer) {
     eprintln!("error: {}", answer.error_line());
+    if let Some(hint) = answer.auth_hint() {
+        eprintln!("{hint}");
+    }
     if answer.status.as_u16() == 503 {
         eprintln!("the gate denies while the registry is unavailable; retrying later may help");
     }

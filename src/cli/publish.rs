@@ -47,6 +47,9 @@ pub async fn run(config_path: &Path, args: PublishArgs) -> anyhow::Result<u8> {
     let answer = client::post(&url, args.token.as_deref(), &body, patience).await?;
     if answer.status.as_u16() != 200 {
         eprintln!("error: {}", answer.error_line());
+        if let Some(hint) = answer.auth_hint() {
+            eprintln!("{hint}");
+        }
         return Ok(2);
     }
     let partition: Partition = answer.json()?;

@@ -7,6 +7,7 @@ use std::path::PathBuf;
 use chrono_tz::Tz;
 
 use crate::check::spec::Dataset;
+use crate::domain::{Scopes, TokenDigest};
 
 /// The whole configuration: `warden.yaml` plus every check file it names.
 #[derive(Debug, Clone)]
@@ -53,8 +54,24 @@ pub struct AgentConfig {
     pub timezone: Tz,
     /// How many checks may run at once across all warehouses.
     pub max_concurrent_checks: usize,
-    /// Bearer tokens accepted on `/api/v1`; empty means the API is open.
-    pub api_tokens: Vec<String>,
+    /// Tokens accepted on `/api/v1` and the status page; empty means the
+    /// API is open (on loopback only, unless `allow_unauthenticated`).
+    pub api_tokens: Vec<ApiToken>,
+    /// `warden run` may listen beyond loopback without tokens.
+    pub allow_unauthenticated: bool,
+    /// The status page is served without a token even when tokens are set.
+    pub public_status_page: bool,
+}
+
+/// One entry of `agent.api_tokens`. The token itself is kept only as its
+/// digest, so no copy of the configuration can print it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiToken {
+    /// Recorded as the actor of the changes made with it; `token-<position>`
+    /// for a token written as a bare string.
+    pub name: String,
+    pub digest: TokenDigest,
+    pub scopes: Scopes,
 }
 
 /// One entry of `warehouses:`: what the warehouse module needs to reach it.

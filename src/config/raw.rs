@@ -43,8 +43,94 @@ pub struct RawAgent {
     pub timezone: Option<Spanned<String>>,
     /// How many checks may run at once across all warehouses; default 8.
     pub max_concurrent_checks: Option<Spanned<i64>>,
-    /// Bearer tokens accepted on `/api/v1`; empty entries are dropped, none means open.
-    pub api_tokens: Option<Vec<Spanned<Option<String>>>>,
+    /// Tokens accepted on `/api/v1` and the status page: a bare string
+    /// (scopes `read`, `gate`, `publish`, named `token-<position>`) or
+    /// `{ name, token, scopes }`. None means the API is open, which
+    /// `warden run` allows on loopback only (see `allow_unauthenticated`).
+    /// A token that is empty (a variable expanding to nothing) is an error.
+    #[serde(default, deserialize_with = "present")]
+    pub api_tokens: Option<Spanned<Option<Vec<Spanned<RawToken>>>>>,
+    /// Whether `warden run` may listen beyond loopback with no token
+    /// configured (the API then open to the network); default false.
+    pub allow_unauthenticated: Option<Spanned<bool>>,
+    /// Whether the status page is served without a token even when tokens
+    /// are set; default false.
+    pub public_status_page: Option<Spanned<bool>>,
+}
+
+/// One entry of `agent.api_tokens`.
+#[derive(Debug)]
+pub enum RawToken {
+    /// The token itself, as a bare string; `None` when it is empty.
+    Bare(Option<String>),
+    /// `{ name, token, scopes }`.
+    Full(RawTokenEntry),
+}
+
+/// `{ name, token, scopes }` in `agent.api_tokens`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawTokenEntry {
+    /// Recorded as the actor of every change made with the token; default
+    /// `token-<position>`.
+    pub name: Option<Spanned<String>>,
+    /// The secret a client sends (required; usually `${VARIABLE}`).
+    #[serde(default, deserialize_with = "present")]
+    pub token: Option<Spanned<Option<String>>>,
+    /// What the token may do: `read`, `gate`, `publish`, `admin`; default
+    /// `[read, gate, publish]`.
+    pub scopes: Option<Spanned<Vec<Spanned<String>>>>,
+}
+
+impl<'de> Deserialize<'de> for RawToken {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Visitor;
+
+        impl<'de> serde::de::Visitor<'de> for Visitor {
+            type Value = RawToken;
+
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a token, or { name, token, scopes }")
+            }
+
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<RawToken, E> {
+                Ok(RawToken::Bare(Some(v.to_owned())))
+            }
+
+            fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<RawToken, E> {
+                Ok(RawToken::Bare(Some(v.to_string())))
+            }
+
+            fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<RawToken, E> {
+                Ok(RawToken::Bare(Some(v.to_string())))
+            }
+
+            fn visit_unit<E: serde::de::Error>(self) -> Result<RawToken, E> {
+                Ok(RawToken::Bare(None))
+            }
+
+            fn visit_none<E: serde::de::Error>(self) -> Result<RawToken, E> {
+                Ok(RawToken::Bare(None))
+            }
+
+            fn visit_map<A: serde::de::MapAccess<'de>>(self, map: A) -> Result<RawToken, A::Error> {
+                RawTokenEntry::deserialize(serde::de::value::MapAccessDeserializer::new(map))
+                    .map(RawToken::Full)
+            }
+        }
+
+        deserializer.deserialize_any(Visitor)
+    }
+}
+
+/// For an optional key whose value may be null: `Some` as soon as the key
+/// is written, so that `key: ${EMPTY}` is told apart from no key at all.
+fn present<'de, D, T>(deserializer: D) -> Result<Option<T>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    T::deserialize(deserializer).map(Some)
 }
 
 /// One entry of `warehouses:`.

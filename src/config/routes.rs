@@ -793,6 +793,8 @@ fn silence(index: usize, raw: &Spanned<RawSilence>, p: &mut Problems<'_>) -> Opt
             .as_ref()
             .map(|c| c.value.trim().to_owned())
             .unwrap_or_default(),
+        note: None,
+        ended_by: None,
         source: SilenceSource::Config,
     })
 }

@@ -3,6 +3,7 @@
 //! problem is collected, not only the first, so a user fixes a file in one go.
 
 mod checks;
+mod tokens;
 pub(crate) mod values;
 
 use std::collections::BTreeMap;
@@ -133,19 +134,16 @@ fn agent(raw: Option<&RawAgent>, p: &mut Problems<'_>, base_dir: &Path) -> Agent
             })
         })
         .unwrap_or(DEFAULT_MAX_CONCURRENT_CHECKS);
-    let api_tokens = raw
-        .and_then(|a| a.api_tokens.as_ref())
-        .into_iter()
-        .flatten()
-        .filter_map(|t| t.value.as_deref().map(str::trim).filter(|t| !t.is_empty()))
-        .map(str::to_owned)
-        .collect();
+    let api_tokens = tokens::api_tokens(raw.and_then(|a| a.api_tokens.as_ref()), p);
+    let flag = |value: Option<&Spanned<bool>>| value.is_some_and(|v| v.value);
     AgentConfig {
         listen,
         registry,
         timezone,
         max_concurrent_checks,
         api_tokens,
+        allow_unauthenticated: flag(raw.and_then(|a| a.allow_unauthenticated.as_ref())),
+        public_status_page: flag(raw.and_then(|a| a.public_status_page.as_ref())),
     }
 }
 

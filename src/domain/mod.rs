@@ -1,6 +1,7 @@
 //! "Parse, don't validate" types: every value that reaches SQL or the
 //! registry has been checked by the constructor of one of these types.
 
+mod access;
 mod alert_state;
 mod backoff;
 mod check_result;
@@ -13,6 +14,7 @@ mod partition;
 mod partition_state;
 mod threshold;
 
+pub use access::{ANONYMOUS, Actor, Caller, Scope, Scopes, TokenDigest};
 pub use alert_state::{AlertKind, AlertState};
 pub use backoff::Backoff;
 pub use check_result::{CheckResult, Summary};

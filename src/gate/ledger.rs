@@ -29,7 +29,7 @@ use super::status::{
 };
 use crate::check::CheckResult;
 use crate::check::Dataset;
-use crate::domain::{DatasetName, GateBasis, GateStatus, PartitionState};
+use crate::domain::{Actor, DatasetName, GateBasis, GateStatus, PartitionState};
 use crate::registry::{
     GateRecord, PartitionRecord, Registry, RegistryError, TRANSITION, TransitionEntry, Tx,
     idempotency_key, lost_race, now, stored,
@@ -187,6 +187,7 @@ async fn record_decision(
             actor: GATE_ACTOR,
             gate_id: Some(&gate.gate_id),
             reason: reason.as_deref(),
+            note: None,
         };
         tx.log_transition(&entry, OP).await?;
         partition_state = Some(to);
@@ -260,6 +261,7 @@ async fn return_partition(
         actor: GATE_ACTOR,
         gate_id: behind,
         reason: Some(&reason),
+        note: None,
     };
     tx.log_transition(&entry, OP).await?;
     Ok(Some(state))
@@ -628,15 +630,15 @@ impl Registry {
         Ok(denied)
     }
 
-    /// A person's review of a quarantined partition: it passes (`by`, `reason`
-    /// logged), and the gate that quarantined it becomes allowed with basis
+    /// A person's review of a quarantined partition: it passes (`by` and
+    /// `reason` logged), and the gate that quarantined it becomes allowed with basis
     /// `override`, so a repeat of that gate's request now allows. Returns the
     /// gate, or `None` if the partition had none.
     pub async fn override_quarantine(
         &self,
         dataset: &DatasetName,
         partition: &str,
-        by: &str,
+        by: &Actor,
         reason: &str,
     ) -> Result<Option<GateRecord>, RegistryError> {
         const OP: &str = "override quarantine";
@@ -644,9 +646,10 @@ impl Registry {
         let mut tx = self.begin(OP).await?;
         tx.lock_gates(dataset.as_str(), partition, None).await?;
         let holder = tx.partition_gate(dataset.as_str(), partition, OP).await?;
-        let change = StateChange::new(PartitionState::Passed, by)
+        let change = StateChange::new(PartitionState::Passed, &by.name)
             .expecting(PartitionState::Quarantined)
-            .reason(reason);
+            .reason(reason)
+            .note(by.note.as_deref());
         let change = match holder.as_deref() {
             Some(gate_id) => change.gate(gate_id),
             None => change,
@@ -683,7 +686,7 @@ impl Registry {
         dataset: &DatasetName,
         partition: &str,
         gate_id: &str,
-        actor: &str,
+        actor: &Actor,
     ) -> Result<PartitionRecord, RegistryError> {
         const OP: &str = "publish partition";
         let at = now();
@@ -733,7 +736,9 @@ impl Registry {
                 };
                 return Err(refuse(state, why));
             }
-            let change = StateChange::new(PartitionState::Published, actor).gate(gate_id);
+            let change = StateChange::new(PartitionState::Published, &actor.name)
+                .gate(gate_id)
+                .note(actor.note.as_deref());
             if !apply_transition(&mut tx, dataset, partition, &change, at).await? {
                 return Err(lost_race(dataset, partition, PartitionState::Published));
             }

@@ -27,13 +27,15 @@ pub struct StateChange<'a> {
     /// If set, the change applies only while the partition is in this state
     /// (compare-and-set); otherwise only the state machine is consulted.
     pub expected_from: Option<PartitionState>,
-    /// Who asks: `gate`, a user name from an override, …
+    /// Who asks: `gate`, or the token of a publication or an override, …
     pub actor: &'a str,
     /// The gate behind the change. Required to publish: the gate that let
     /// the partition pass.
     pub gate_id: Option<&'a str>,
     /// Why; required for an override of a quarantine.
     pub reason: Option<&'a str>,
+    /// Who the request said it came from, when the actor is its token.
+    pub note: Option<&'a str>,
 }
 
 impl<'a> StateChange<'a> {
@@ -44,6 +46,7 @@ impl<'a> StateChange<'a> {
             actor,
             gate_id: None,
             reason: None,
+            note: None,
         }
     }
 
@@ -60,6 +63,11 @@ impl<'a> StateChange<'a> {
 
     pub fn reason(mut self, reason: &'a str) -> Self {
         self.reason = Some(reason);
+        self
+    }
+
+    pub fn note(mut self, note: Option<&'a str>) -> Self {
+        self.note = note;
         self
     }
 }
@@ -160,6 +168,7 @@ pub fn apply<'a>(
         actor: change.actor,
         gate_id: change.gate_id,
         reason: change.reason,
+        note: change.note,
     };
     Ok((write, entry))
 }

@@ -24,7 +24,7 @@ use super::status::{ABANDONED, GATE_ACTOR};
 use super::{Gate, GateError};
 use crate::check::{CheckResult, Runner};
 use crate::config::Config;
-use crate::domain::{GateBasis, GateStatus, Instance, PartitionState};
+use crate::domain::{Caller, GateBasis, GateStatus, Instance, PartitionState};
 use crate::metrics::Metrics;
 use crate::registry::{GateRecord, PartitionRecord, PublishedPartition, Registry, RegistryError};
 
@@ -86,7 +86,9 @@ impl Default for GateOptions {
 pub struct PublishRequest {
     /// The gate that allowed the partition.
     pub gate_id: String,
-    /// Who publishes, for the transition log; `pipeline` when absent.
+    /// Who publishes. The transition log's actor is the request's token
+    /// (this is kept as a note), or this when no tokens are configured, or
+    /// `anonymous`.
     #[serde(default)]
     pub by: Option<String>,
 }
@@ -99,8 +101,10 @@ pub struct OverrideRequest {
     pub decision: String,
     /// Why; kept in the partition's history and the gate's reasons.
     pub reason: String,
-    /// Who decided.
-    pub by: String,
+    /// Who decided: kept as a note beside the actor, the request's token;
+    /// the actor itself when no tokens are configured (else `anonymous`).
+    #[serde(default)]
+    pub by: Option<String>,
 }
 
 /// A partition's registry state, its history and its latest gates
@@ -394,19 +398,20 @@ impl GateService {
         dataset: &str,
         partition: &str,
         req: PublishRequest,
+        caller: &Caller,
     ) -> Result<PartitionView, GateError> {
         let ds = find_dataset(config, dataset)?;
         let (partition, scope) = parse_partition(ds, partition)?;
         refuse_future(ds, &scope, config.agent.timezone, Utc::now())?;
         validate_token("gate_id", &req.gate_id, 64)?;
-        let by = match &req.by {
-            Some(by) => validate_token("by", by, 128)?,
-            None => "pipeline",
-        };
+        if let Some(by) = &req.by {
+            validate_token("by", by, 128)?;
+        }
+        let by = caller.actor(req.by.as_deref());
         match self
             .inner
             .registry
-            .publish(&ds.name, &partition, &req.gate_id, by)
+            .publish(&ds.name, &partition, &req.gate_id, &by)
             .await
         {
             Ok(_) => {}
@@ -418,7 +423,7 @@ impl GateService {
             }
             Err(e) => return Err(e.into()),
         }
-        tracing::info!(dataset = %ds.name, partition, gate_id = %req.gate_id, by, "published");
+        tracing::info!(dataset = %ds.name, partition, gate_id = %req.gate_id, by = %by, "published");
         self.partition(config, dataset, &partition).await
     }
 
@@ -430,6 +435,7 @@ impl GateService {
         dataset: &str,
         partition: &str,
         req: OverrideRequest,
+        caller: &Caller,
     ) -> Result<PartitionView, GateError> {
         let ds = find_dataset(config, dataset)?;
         let (partition, _) = parse_partition(ds, partition)?;
@@ -443,7 +449,10 @@ impl GateService {
                 ),
             });
         }
-        let by = validate_token("by", &req.by, 128)?;
+        if let Some(by) = &req.by {
+            validate_token("by", by, 128)?;
+        }
+        let by = caller.actor(req.by.as_deref());
         let reason = req.reason.trim();
         if reason.is_empty() {
             return Err(GateError::Invalid {
@@ -454,12 +463,12 @@ impl GateService {
         let gate = self
             .inner
             .registry
-            .override_quarantine(&ds.name, &partition, by, reason)
+            .override_quarantine(&ds.name, &partition, &by, reason)
             .await?;
         tracing::warn!(
             dataset = %ds.name,
             partition,
-            by,
+            by = %by,
             reason,
             gate_id = gate.as_ref().map_or("-", |g| g.gate_id.as_str()),
             "a quarantine was overridden"
@@ -468,7 +477,7 @@ impl GateService {
             dataset: ds.name.to_string(),
             partition: partition.clone(),
             gate_id: gate.map(|g| g.gate_id),
-            by: by.to_owned(),
+            by: by.to_string(),
         });
         self.partition(config, dataset, &partition).await
     }

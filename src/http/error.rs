@@ -32,9 +32,14 @@ impl ApiError {
         Self::new(StatusCode::BAD_REQUEST, "bad request", detail)
     }
 
-    /// 401: a bearer token is missing or not accepted.
+    /// 401: a token is missing or not accepted.
     pub fn unauthorized(detail: impl Into<String>) -> Self {
         Self::new(StatusCode::UNAUTHORIZED, "unauthorized", detail)
+    }
+
+    /// 403: the token is known but lacks the scope the route needs.
+    pub fn forbidden(detail: impl Into<String>) -> Self {
+        Self::new(StatusCode::FORBIDDEN, "forbidden", detail)
     }
 
     /// 404: no such dataset, check, gate, route, …

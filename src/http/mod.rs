@@ -3,8 +3,8 @@
 //!
 //! [`router`] is a plain function of the shared [`AppState`], so handler
 //! tests call it with `oneshot` and no socket. Every error is JSON
-//! (`error.rs`); `/api/v1` needs a bearer token when `agent.api_tokens` is
-//! set (`auth.rs`).
+//! (`error.rs`); when `agent.api_tokens` is set, `/api/v1` and the status
+//! page need a token with the scope each route names (`auth.rs`).
 
 pub mod api;
 pub mod auth;
@@ -20,11 +20,12 @@ use std::time::Duration;
 use axum::extract::{DefaultBodyLimit, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{delete, get, post};
+use axum::routing::{MethodRouter, delete, get, post};
 use axum::{Json, Router, middleware};
 use serde_json::json;
 use tower_http::trace::TraceLayer;
 
+pub use auth::Need;
 pub use error::ApiError;
 
 use crate::app::AppState;
@@ -34,37 +35,46 @@ pub const MAX_BODY_BYTES: usize = 64 * 1024;
 /// How long `/readyz` waits for the registry.
 const READY_TIMEOUT: Duration = Duration::from_secs(2);
 
-/// The whole HTTP app.
+/// The whole HTTP app. Each guarded route says which scopes open it (see
+/// `auth.rs`); `/metrics`, `/healthz` and `/readyz` are open.
 pub fn router(state: AppState) -> Router {
+    use crate::domain::Scope::{Admin, Gate, Publish, Read};
+    let need = |need: Need, route: MethodRouter<AppState>| {
+        route.route_layer(middleware::from_fn_with_state(
+            (state.clone(), need),
+            auth::require,
+        ))
+    };
+    let read = |route| need(Need::api(Read), route);
     let api = Router::new()
-        .route("/datasets", get(api::datasets))
-        .route("/datasets/{dataset}", get(api::dataset))
-        .route("/checks/{id}/history", get(api::history))
-        .route("/gates", post(gates::submit))
-        .route("/gates/{gate_id}", get(gates::get))
-        .route("/datasets/{dataset}/published", get(partitions::published))
+        .route("/datasets", read(get(api::datasets)))
+        .route("/datasets/{dataset}", read(get(api::dataset)))
+        .route("/checks/{id}/history", read(get(api::history)))
+        .route("/gates", need(Need::api(Gate), post(gates::submit)))
+        .route(
+            "/gates/{gate_id}",
+            need(Need::api_any(&[Gate, Read]), get(gates::get)),
+        )
+        .route("/datasets/{dataset}/published", read(get(partitions::published)))
         .route(
             "/datasets/{dataset}/partitions/{partition}",
-            get(partitions::partition),
+            read(get(partitions::partition)),
         )
         .route(
             "/datasets/{dataset}/partitions/{partition}/publish",
-            post(partitions::publish),
+            need(Need::api(Publish), post(partitions::publish)),
         )
         .route(
             "/datasets/{dataset}/partitions/{partition}/override",
-            post(partitions::override_),
+            need(Need::api(Admin), post(partitions::override_)),
         )
-        .route("/silences", get(silences::list).post(silences::create))
-        .route("/silences/{id}", delete(silences::expire))
-        .route("/alerts", get(silences::firing))
-        .route("/notifications/dead", get(silences::dead))
-        .route_layer(middleware::from_fn_with_state(
-            state.clone(),
-            auth::require_token,
-        ));
+        .route("/silences", read(get(silences::list)))
+        .route("/silences", need(Need::api(Admin), post(silences::create)))
+        .route("/silences/{id}", need(Need::api(Admin), delete(silences::expire)))
+        .route("/alerts", read(get(silences::firing)))
+        .route("/notifications/dead", read(get(silences::dead)));
     Router::new()
-        .route("/", get(status::page))
+        .route("/", need(Need::page(), get(status::page)))
         .route("/metrics", get(metrics))
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))

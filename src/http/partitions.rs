@@ -1,6 +1,7 @@
 //! The partition registry API (`/api/v1/datasets/{d}/...`): what consumers
 //! read (`published`), a partition's state and history, the pipeline's
-//! publication after an allow, and a person's override of a quarantine.
+//! publication after an allow, and a person's override of a quarantine;
+//! both changes are recorded with the caller's token as their actor.
 
 use axum::Json;
 use axum::extract::rejection::JsonRejection;
@@ -9,6 +10,7 @@ use axum::extract::{Path, State};
 use super::error::ApiError;
 use super::gates::json_body;
 use crate::app::AppState;
+use crate::domain::Caller;
 use crate::gate::{OverrideRequest, PartitionView, PublishRequest};
 use crate::registry::PublishedPartition;
 
@@ -38,6 +40,7 @@ pub async fn partition(
 /// `POST /api/v1/datasets/{d}/partitions/{p}/publish {"gate_id"}`.
 pub async fn publish(
     State(state): State<AppState>,
+    caller: Caller,
     Path((dataset, partition)): Path<(String, String)>,
     body: Result<Json<PublishRequest>, JsonRejection>,
 ) -> Result<Json<PartitionView>, ApiError> {
@@ -45,7 +48,7 @@ pub async fn publish(
     Ok(Json(
         state
             .gates()
-            .publish(&state.config(), &dataset, &partition, req)
+            .publish(&state.config(), &dataset, &partition, req, &caller)
             .await?,
     ))
 }
@@ -53,6 +56,7 @@ pub async fn publish(
 /// `POST /api/v1/datasets/{d}/partitions/{p}/override {"decision","reason","by"}`.
 pub async fn override_(
     State(state): State<AppState>,
+    caller: Caller,
     Path((dataset, partition)): Path<(String, String)>,
     body: Result<Json<OverrideRequest>, JsonRejection>,
 ) -> Result<Json<PartitionView>, ApiError> {
@@ -60,7 +64,7 @@ pub async fn override_(
     Ok(Json(
         state
             .gates()
-            .override_(&state.config(), &dataset, &partition, req)
+            .override_(&state.config(), &dataset, &partition, req, &caller)
             .await?,
     ))
 }

@@ -5,7 +5,9 @@
 //! A silence is created with
 //! `{"matchers": {"dataset": "events"}, "ends_at": "…" | "duration": "2h",
 //! "starts_at": "…", "created_by": "ana", "comment": "…"}`; every problem is
-//! answered 400 with the field it concerns (`matchers.tier: …`).
+//! answered 400 with the field it concerns (`matchers.tier: …`). The
+//! silence records the caller's token as its creator (`created_by` of the
+//! request is kept as a note), and the token that ends one early.
 
 use axum::Json;
 use axum::body::Bytes;
@@ -18,6 +20,7 @@ use super::error::ApiError;
 use crate::alert::{FiringAlert, SilenceError};
 use crate::app::AppState;
 use crate::config::routes::Silence;
+use crate::domain::Caller;
 
 /// Dead letters returned unless `limit` says otherwise, and at most.
 const DEFAULT_LIMIT: u32 = 100;
@@ -49,20 +52,30 @@ pub async fn list(State(state): State<AppState>) -> Result<Json<SilencesBody>, A
 /// `POST /api/v1/silences`: 201 with the new silence.
 pub async fn create(
     State(state): State<AppState>,
+    caller: Caller,
     body: Bytes,
 ) -> Result<(StatusCode, Json<Silence>), ApiError> {
     let body: serde_json::Value = serde_json::from_slice(&body)
         .map_err(|e| ApiError::bad_request(format!("body: not valid JSON: {e}")))?;
-    let silence = state.alerts().create_silence(&body, Utc::now()).await?;
+    let silence = state
+        .alerts()
+        .create_silence(&body, Utc::now(), &caller)
+        .await?;
     Ok((StatusCode::CREATED, Json(silence)))
 }
 
 /// `DELETE /api/v1/silences/{id}`: ends the silence now and answers it.
 pub async fn expire(
     State(state): State<AppState>,
+    caller: Caller,
     Path(id): Path<String>,
 ) -> Result<Json<Silence>, ApiError> {
-    Ok(Json(state.alerts().expire_silence(&id, Utc::now()).await?))
+    Ok(Json(
+        state
+            .alerts()
+            .expire_silence(&id, Utc::now(), &caller)
+            .await?,
+    ))
 }
 
 #[derive(Serialize)]

@@ -18,9 +18,13 @@ pub struct Transition {
     pub from: Option<PartitionState>,
     pub to: PartitionState,
     pub at: DateTime<Utc>,
+    /// Who made the change: `gate`, or the name of the API token it came
+    /// with (what the request said, when no tokens are configured).
     pub actor: String,
     pub gate_id: Option<String>,
     pub reason: Option<String>,
+    /// Who the request said it came from (`by`), when a token named the actor.
+    pub note: Option<String>,
 }
 
 /// A partition's state, its last publication, and its history oldest first.
@@ -68,6 +72,7 @@ struct TransitionRow {
     actor: String,
     gate_id: Option<String>,
     reason: Option<String>,
+    note: Option<String>,
 }
 
 fn parse_state(s: &str) -> Result<PartitionState, RegistryError> {
@@ -85,6 +90,7 @@ impl TransitionRow {
             actor: self.actor,
             gate_id: self.gate_id,
             reason: self.reason,
+            note: self.note,
         })
     }
 }
@@ -118,6 +124,7 @@ pub struct TransitionEntry<'a> {
     pub actor: &'a str,
     pub gate_id: Option<&'a str>,
     pub reason: Option<&'a str>,
+    pub note: Option<&'a str>,
 }
 
 /// The error when a partition's first row kept being inserted by someone
@@ -333,7 +340,7 @@ impl Tx {
     ) -> Result<(), RegistryError> {
         query(
             "INSERT INTO partition_transitions (dataset, partition_key, from_state, to_state, at, \
-             actor, gate_id, reason) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+             actor, gate_id, reason, note) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
         )
         .bind(entry.dataset)
         .bind(entry.partition)
@@ -343,6 +350,7 @@ impl Tx {
         .bind(entry.actor)
         .bind(entry.gate_id)
         .bind(entry.reason)
+        .bind(entry.note)
         .execute(self, op)
         .await?;
         Ok(())
@@ -392,7 +400,7 @@ impl Registry {
         let sql = format!(
             "SELECT {PARTITION_COLUMNS} FROM partitions WHERE dataset = $1 AND partition_key = $2"
         );
-        let history_sql = "SELECT from_state, to_state, at, actor, gate_id, reason FROM partition_transitions \
+        let history_sql = "SELECT from_state, to_state, at, actor, gate_id, reason, note FROM partition_transitions \
                            WHERE dataset = $1 AND partition_key = $2 ORDER BY id";
         let (row, history): (Option<PartitionRow>, Vec<TransitionRow>) = {
             let row = query(&sql)

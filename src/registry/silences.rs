@@ -17,8 +17,15 @@ pub struct SilenceRecord {
     pub matchers: serde_json::Value,
     pub starts_at: DateTime<Utc>,
     pub ends_at: DateTime<Utc>,
+    /// The API token it was created with (or what the request said, when
+    /// no tokens are configured).
     pub created_by: String,
     pub comment: String,
+    /// Who the request said it came from (`created_by`), when a token named
+    /// the creator.
+    pub note: Option<String>,
+    /// Who ended it before its time, if anyone did.
+    pub ended_by: Option<String>,
 }
 
 #[derive(sqlx::FromRow)]
@@ -29,6 +36,8 @@ struct SilenceRow {
     ends_at: DateTime<Utc>,
     created_by: String,
     comment: String,
+    note: Option<String>,
+    ended_by: Option<String>,
 }
 
 impl From<SilenceRow> for SilenceRecord {
@@ -40,18 +49,20 @@ impl From<SilenceRow> for SilenceRecord {
             ends_at: row.ends_at,
             created_by: row.created_by,
             comment: row.comment,
+            note: row.note,
+            ended_by: row.ended_by,
         }
     }
 }
 
-const COLUMNS: &str = "id, matchers, starts_at, ends_at, created_by, comment";
+const COLUMNS: &str = "id, matchers, starts_at, ends_at, created_by, comment, note, ended_by";
 
 impl Registry {
     /// Stores a new silence. Its `ends_at` must be after its `starts_at`.
     pub async fn create_silence(&self, silence: &SilenceRecord) -> Result<(), RegistryError> {
         query(
-            "INSERT INTO silences (id, matchers, starts_at, ends_at, created_by, comment) \
-             VALUES ($1, $2, $3, $4, $5, $6)",
+            "INSERT INTO silences (id, matchers, starts_at, ends_at, created_by, comment, note) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7)",
         )
         .bind(&silence.id)
         .bind(Arg::json(&silence.matchers))
@@ -59,6 +70,7 @@ impl Registry {
         .bind(stored(silence.ends_at))
         .bind(&silence.created_by)
         .bind(&silence.comment)
+        .bind(silence.note.as_deref())
         .execute(self, "create silence")
         .await
         .map(drop)?;
@@ -83,12 +95,14 @@ impl Registry {
         Ok(rows.into_iter().map(Into::into).collect())
     }
 
-    /// Ends the silence `id` at `at`; one that had not started yet is
-    /// deleted. Returns it as it was, or [`RegistryError::NotFound`].
+    /// Ends the silence `id` at `at`, recording `by` as who ended it; one
+    /// that had not started yet is deleted. Returns it as it was, or
+    /// [`RegistryError::NotFound`].
     pub async fn expire_silence(
         &self,
         id: &str,
         at: DateTime<Utc>,
+        by: &str,
     ) -> Result<SilenceRecord, RegistryError> {
         const OP: &str = "expire silence";
         let at = stored(at);
@@ -106,9 +120,10 @@ impl Registry {
                             .execute(&mut tx, OP)
                             .await?;
                     } else if silence.ends_at > at {
-                        query("UPDATE silences SET ends_at = $2 WHERE id = $1")
+                        query("UPDATE silences SET ends_at = $2, ended_by = $3 WHERE id = $1")
                             .bind(id)
                             .bind(at)
+                            .bind(by)
                             .execute(&mut tx, OP)
                             .await?;
                     }

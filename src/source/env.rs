@@ -33,6 +33,29 @@ pub struct Expanded {
     expanded_lines: LineIndex,
     original_lines: LineIndex,
     original_len: usize,
+    /// The references that expanded to nothing: YAML then sees no value
+    /// there at all (`[${TOKEN}]` reads as an empty list).
+    empties: Vec<EmptyRef>,
+}
+
+/// A reference that expanded to the empty string.
+#[derive(Debug, Clone)]
+struct EmptyRef {
+    /// Where it would have been, in the expanded text, in characters.
+    expanded: usize,
+    /// Where it is written, in the original text, in characters.
+    original: usize,
+    name: String,
+}
+
+/// A reference that expanded to the empty string inside a value.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EmptyReference {
+    /// 1-based line and column of its `$` in the original text.
+    pub line: u64,
+    pub column: u64,
+    /// The variable.
+    pub name: String,
 }
 
 /// A run of expanded text: either copied from the original (`literal`), or
@@ -67,6 +90,61 @@ impl Expanded {
         };
         self.original_lines.position(original)
     }
+
+    /// The references that expanded to nothing inside the flow collection
+    /// (`[...]` or `{...}`) that opens at `line`:`column` of the expanded
+    /// text, up to its closing bracket; none when no collection opens there.
+    pub fn empty_in_flow(&self, line: u64, column: u64) -> Vec<EmptyReference> {
+        let start = self.expanded_lines.offset(line, column);
+        let Some(end) = flow_end(&self.text, start) else {
+            return Vec::new();
+        };
+        self.empties
+            .iter()
+            .filter(|e| start < e.expanded && e.expanded <= end)
+            .map(|e| {
+                let (line, column) = self.original_lines.position(e.original);
+                EmptyReference {
+                    line,
+                    column,
+                    name: e.name.clone(),
+                }
+            })
+            .collect()
+    }
+}
+
+/// The character offset of the bracket that closes the flow collection
+/// opening at character `start` of `text`, skipping quoted scalars.
+fn flow_end(text: &str, start: usize) -> Option<usize> {
+    let mut chars = text.chars().enumerate().skip(start).peekable();
+    if !matches!(chars.peek(), Some((_, '[' | '{'))) {
+        return None;
+    }
+    let mut depth = 0usize;
+    let mut quote: Option<char> = None;
+    while let Some((i, c)) = chars.next() {
+        match (quote, c) {
+            (Some('"'), '\\') => {
+                chars.next();
+            }
+            (Some('\''), '\'') if matches!(chars.peek(), Some((_, '\''))) => {
+                chars.next();
+            }
+            (Some(q), c) if c == q => quote = None,
+            (Some(_), _) => {}
+            (None, '"' | '\'') => quote = Some(c),
+            (None, '[' | '{') => depth += 1,
+            (None, ']' | '}') => {
+                depth -= 1;
+                if depth == 0 {
+                    return Some(i);
+                }
+            }
+            (None, _) => {}
+        }
+    }
+    None
 }
 
 /// Expands every reference in `text`; returns all problems at once.
@@ -77,6 +155,7 @@ pub fn expand(text: &str, env: EnvLookup<'_>) -> Result<Expanded, Vec<EnvError>>
     let mut out_len = 0usize; // characters written to `out`
     let mut segments: Vec<Segment> = Vec::new();
     let mut errors = Vec::new();
+    let mut empties = Vec::new();
 
     let mut i = 0;
     let mut in_comment = false;
@@ -152,6 +231,13 @@ pub fn expand(text: &str, env: EnvLookup<'_>) -> Result<Expanded, Vec<EnvError>>
             )));
         }
         let len = value.chars().count();
+        if len == 0 && is_var_name(name) {
+            empties.push(EmptyRef {
+                expanded: out_len,
+                original: i,
+                name: name.to_owned(),
+            });
+        }
         if len > 0 {
             segments.push(Segment {
                 expanded: out_len,
@@ -175,6 +261,7 @@ pub fn expand(text: &str, env: EnvLookup<'_>) -> Result<Expanded, Vec<EnvError>>
         segments,
         original_lines,
         original_len: chars.len(),
+        empties,
     })
 }
 
@@ -330,5 +417,25 @@ mod tests {
         assert_eq!(out.original_position(2, 1), (2, 1));
         // past the end.
         assert_eq!(out.original_position(3, 1), (3, 1));
+    }
+
+    #[test]
+    fn finds_the_references_that_vanish_inside_a_flow_collection() {
+        let e = env(&[("T", ""), ("U", "u")]);
+        let original = "a: [${T}]\nb: [\"]\", ${U}, ${T:-}]\nc: ${T}\nd: [x]\n";
+        let out = expand(original, &e).unwrap();
+        assert_eq!(out.text, "a: []\nb: [\"]\", u, ]\nc: \nd: [x]\n");
+        let at = |line, column| -> Vec<(u64, u64, String)> {
+            out.empty_in_flow(line, column)
+                .into_iter()
+                .map(|r| (r.line, r.column, r.name))
+                .collect()
+        };
+        assert_eq!(at(1, 4), [(1, 5, "T".to_owned())]);
+        // A quoted `]` does not close the list.
+        assert_eq!(at(2, 4), [(2, 16, "T".to_owned())]);
+        assert_eq!(at(4, 4), []);
+        // Not a collection.
+        assert_eq!(at(3, 4), []);
     }
 }

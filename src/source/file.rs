@@ -92,6 +92,24 @@ impl SourceFile {
         self.pos(&spanned.referenced)
     }
 
+    /// The variables that expanded to nothing inside the flow collection
+    /// (`[...]`, `{...}`) whose value starts at `loc`, each where it is
+    /// written: YAML sees no entry there (`[${TOKEN}]` reads as `[]`).
+    pub fn empty_in_flow(&self, loc: &Location) -> Vec<(SourcePos, String)> {
+        self.expanded
+            .empty_in_flow(loc.line(), loc.column())
+            .into_iter()
+            .map(|r| {
+                let pos = SourcePos {
+                    file: self.path.clone(),
+                    line: r.line,
+                    column: r.column,
+                };
+                (pos, r.name)
+            })
+            .collect()
+    }
+
     /// A diagnostic at `loc`.
     pub fn diag(&self, loc: &Location, message: impl Into<String>) -> Diagnostic {
         Diagnostic::at(&self.pos(loc), message)

@@ -595,11 +595,16 @@ async fn api_tokens_guard_the_api_and_errors_are_json() {
     let (status, _, body) = call(&state, get("/api/v1/datasets", Some("second"))).await;
     assert_eq!(status, 200, "{body}");
 
-    // Health, metrics and the status page stay open.
-    for path in ["/healthz", "/readyz", "/metrics", "/"] {
+    // Health and metrics stay open; the status page needs a token too.
+    for path in ["/healthz", "/readyz", "/metrics"] {
         let (status, _, body) = call(&state, get(path, None)).await;
         assert_eq!(status, 200, "{path}: {body}");
     }
+    let (status, headers, _) = call(&state, get("/", None)).await;
+    assert_eq!(status, 401);
+    assert_eq!(headers[header::WWW_AUTHENTICATE], "Basic realm=\"warden\"");
+    let (status, _, _) = call(&state, get("/", Some("second"))).await;
+    assert_eq!(status, 200);
 
     let cases = [
         ("/api/v1/datasets/nope", 404, "no dataset `nope`"),

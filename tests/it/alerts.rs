@@ -12,6 +12,7 @@ use serde_json::{Value, json};
 use warden::alert::receivers::webhook;
 use warden::alert::{AlertManager, SilenceError};
 use warden::check::Outcome::{Error, Fail, Pass};
+use warden::domain::Caller;
 use warden::registry::{AlertState, OutboxStatus, Registry};
 
 use crate::support::alerts::{POLICY, Project, STATUS_URL, all, plus, result, t0};
@@ -486,6 +487,7 @@ async fn silences_hold_notifications_back_until_they_end(db: &TestRegistry) {
             &json!({"matchers": {"check": "orders.row_count"}, "duration": "2h",
                     "created_by": "ana", "comment": "known gap"}),
             t,
+            &Caller::Open,
         )
         .await
         .unwrap();
@@ -542,21 +544,30 @@ async fn silences_hold_notifications_back_until_they_end(db: &TestRegistry) {
 
     // Silences from the file are changed in the file; unknown ids are 404s.
     assert!(matches!(
-        p.alerts.expire_silence("config-1", t).await,
+        p.alerts.expire_silence("config-1", t, &Caller::Open).await,
         Err(SilenceError::InConfig(_))
     ));
     assert!(matches!(
-        p.alerts.expire_silence("no-such-silence", t).await,
+        p.alerts
+            .expire_silence("no-such-silence", t, &Caller::Open)
+            .await,
         Err(SilenceError::NotFound(_))
     ));
     assert!(matches!(
-        p.alerts.create_silence(&json!({"matchers": {}}), t).await,
-        Err(SilenceError::Invalid(errors)) if errors.iter().any(|e| e.field == "created_by")
+        p.alerts
+            .create_silence(&json!({"matchers": {}}), t, &Caller::Open)
+            .await,
+        Err(SilenceError::Invalid(errors)) if errors.iter().any(|e| e.field == "matchers")
     ));
 
     // Expiring the API silence lets its alert through.
-    let expired = p.alerts.expire_silence(&api.id, plus(t, 60)).await.unwrap();
+    let expired = p
+        .alerts
+        .expire_silence(&api.id, plus(t, 60), &Caller::Open)
+        .await
+        .unwrap();
     assert_eq!(expired.ends_at, plus(t, 60));
+    assert_eq!(expired.ended_by.as_deref(), Some("anonymous"));
     assert_eq!(p.alerts.flush(plus(t, 61)).await.unwrap(), 1);
     let second = slack.wait_for(2, WAIT).await[1].json();
     assert!(

@@ -15,7 +15,7 @@ use warden::check::kind::{
     NullRate, RowCount, RowCountChange, Schema, Sql, Unique,
 };
 use warden::config::{ConfigError, load_with_env, reload_with_env, validate_all};
-use warden::domain::Granularity;
+use warden::domain::{Granularity, Scopes, TokenDigest};
 use warden::source::Diagnostic;
 
 const FIXTURES: &str = "tests/fixtures/config";
@@ -239,14 +239,163 @@ fn unset_variables_are_named_with_their_position() {
 
     let vars = env(&[
         ("WAREHOUSE_URL", "postgres://db/x"),
-        ("WARDEN_API_TOKEN", ""),
+        ("WARDEN_API_TOKEN", "s3cret"),
     ]);
     let loaded = load_with_env(&fixture("main_unset"), &vars).unwrap();
-    assert!(
-        loaded.config.agent.api_tokens.is_empty(),
-        "an empty token is dropped"
+    let tokens = &loaded.config.agent.api_tokens;
+    assert_eq!(tokens.len(), 1);
+    assert_eq!(
+        (tokens[0].name.as_str(), tokens[0].scopes, tokens[0].digest),
+        ("token-1", Scopes::BARE, TokenDigest::of("s3cret"))
     );
     assert_eq!(loaded.config.warehouses["main"].url, "postgres://db/x");
+}
+
+#[test]
+fn a_token_that_expands_to_nothing_is_an_error_naming_the_key() {
+    // Dropping it silently would leave the API open.
+    let vars = env(&[
+        ("WAREHOUSE_URL", "postgres://db/x"),
+        ("WARDEN_API_TOKEN", ""),
+    ]);
+    let err = load_with_env(&fixture("main_unset"), &vars).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "tests/fixtures/config/main_unset/warden.yaml:2:16: `api_tokens`: environment variable \
+         WARDEN_API_TOKEN is empty, and a token cannot be; set it, or remove the entry"
+    );
+
+    let empty = [("EMPTY", "")];
+    assert_eq!(
+        agent_problems("  api_tokens: [keep, \"${EMPTY}\", ${EMPTY:-}]\n", &empty),
+        [
+            "warden.yaml:2:30: `api_tokens`: environment variable EMPTY is empty, and a token \
+             cannot be; set it, or remove the entry",
+            "warden.yaml:2:22: `api_tokens`: the token is empty (a variable that expands to \
+             nothing?); set it, or remove the entry",
+        ]
+    );
+    assert_eq!(
+        agent_problems("  api_tokens: ${EMPTY}\n", &empty),
+        ["warden.yaml:2:15: `api_tokens` has no value (a variable that expands to nothing?); \
+          list the tokens, or remove the key"]
+    );
+    assert_eq!(
+        agent_problems(
+            "  api_tokens:\n    - ${EMPTY}\n    - { name: ops, token: ${EMPTY} }\n",
+            &empty
+        ),
+        [
+            "warden.yaml:3:7: `api_tokens`: the token is empty (a variable that expands to \
+             nothing?); set it, or remove the entry",
+            "warden.yaml:4:26: `api_tokens`: the token is empty (a variable that expands to \
+             nothing?); set it, or remove the entry",
+        ]
+    );
+}
+
+/// The problems of a `warden.yaml` with this `agent:` section (and a
+/// SQLite warehouse), as `warden.yaml:line:col: message`.
+fn agent_problems(agent: &str, vars: &[(&str, &str)]) -> Vec<String> {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("warden.yaml"),
+        format!("agent:\n{agent}warehouses:\n  main:\n    url: sqlite://wh.db\n"),
+    )
+    .unwrap();
+    lines(&validate_all(&dir.path().join("warden.yaml"), &env(vars)))
+        .iter()
+        .map(|l| l.replace(&format!("{}/", dir.path().display()), ""))
+        .collect()
+}
+
+#[test]
+fn tokens_have_names_and_scopes() {
+    let dir = tempfile::tempdir().unwrap();
+    let yaml = "\
+agent:
+  api_tokens:
+    - ${CI_TOKEN}
+    - { name: oncall, token: \"${ONCALL_TOKEN}\", scopes: [read, admin] }
+    - { token: t3, scopes: [gate] }
+    - 1234567
+  allow_unauthenticated: true
+  public_status_page: true
+warehouses:
+  main:
+    url: sqlite://wh.db
+";
+    std::fs::write(dir.path().join("warden.yaml"), yaml).unwrap();
+    let vars = env(&[("CI_TOKEN", "ci-secret"), ("ONCALL_TOKEN", "on call")]);
+    let loaded = load_with_env(&dir.path().join("warden.yaml"), &vars).unwrap();
+    let agent = &loaded.config.agent;
+    let tokens: Vec<_> = agent
+        .api_tokens
+        .iter()
+        .map(|t| (t.name.as_str(), t.scopes.to_string(), t.digest))
+        .collect();
+    assert_eq!(
+        tokens,
+        [
+            (
+                "token-1",
+                "read, gate, publish".to_owned(),
+                TokenDigest::of("ci-secret")
+            ),
+            (
+                "oncall",
+                "read, admin".to_owned(),
+                TokenDigest::of("on call")
+            ),
+            ("token-3", "gate".to_owned(), TokenDigest::of("t3")),
+            (
+                "token-4",
+                "read, gate, publish".to_owned(),
+                TokenDigest::of("1234567")
+            ),
+        ]
+    );
+    assert!(agent.allow_unauthenticated && agent.public_status_page);
+    // The configuration never holds the tokens themselves.
+    assert!(!format!("{:?}", loaded.config).contains("ci-secret"));
+
+    let open = agent_problems("  listen: 127.0.0.1:9464\n", &[]);
+    assert_eq!(open, Vec::<String>::new());
+}
+
+#[test]
+fn every_problem_of_the_tokens_is_reported_with_its_key() {
+    let agent = "  api_tokens:
+    - s3cret
+    - { name: oncall, scopes: [read] }
+    - { name: ops, token: x, scopes: [admn, root] }
+    - { name: token-1, token: y }
+    - { name: ci, token: s3cret }
+    - { name: bad name, token: z }
+    - { name: nothing, token: w, scopes: [] }
+";
+    assert_eq!(
+        agent_problems(agent, &[]),
+        [
+            "warden.yaml:4:7: `api_tokens`: `token` is required in { name, token, scopes }",
+            "warden.yaml:5:39: `scopes`: unknown scope `admn`; did you mean `admin`?",
+            "warden.yaml:5:45: `scopes`: unknown scope `root` (expected `read`, `gate`, \
+             `publish` or `admin`)",
+            "warden.yaml:6:15: `api_tokens`: token name `token-1` is already taken by the token \
+             at line 3, column 7 (a token written as a bare string is named token-<position>); \
+             names must be unique, as the audit log records them",
+            "warden.yaml:7:7: `api_tokens`: token `ci` is the same secret as token `token-1`; \
+             give each its own, so that the audit log can tell them apart",
+            "warden.yaml:8:15: `name`: token name `bad name` may only hold letters, digits, `_` \
+             and `-`, starting with a letter or `_`",
+            "warden.yaml:9:41: `scopes`: a token needs at least one scope, of read, gate, \
+             publish, admin",
+        ]
+    );
+    assert_eq!(
+        agent_problems("  api_tokens: [{ name: a, tokn: x }]\n", &[]),
+        ["warden.yaml:2:27: unknown key `tokn`; did you mean `token`?"]
+    );
 }
 
 #[test]
@@ -291,9 +440,7 @@ fn the_example_config_is_valid() {
 
 #[test]
 fn the_example_config_loads_into_typed_values() {
-    let mut vars = EXAMPLE_VARS.to_vec();
-    vars.push(("WARDEN_API_TOKEN", "s3cret"));
-    let vars = env(&vars);
+    let vars = env(&EXAMPLE_VARS);
     let loaded = load_with_env(Path::new("warden.yaml"), &vars).unwrap();
     assert!(loaded.diagnostics.is_empty(), "{:?}", loaded.diagnostics);
     let config = loaded.config;
@@ -306,7 +453,9 @@ fn the_example_config_loads_into_typed_values() {
     );
     assert_eq!(config.agent.timezone, chrono_tz::UTC);
     assert_eq!(config.agent.max_concurrent_checks, 8);
-    assert_eq!(config.agent.api_tokens, ["s3cret"]);
+    // Tokens are commented out: the API is open, on loopback only.
+    assert!(config.agent.api_tokens.is_empty());
+    assert!(!config.agent.allow_unauthenticated && !config.agent.public_status_page);
     assert_eq!(config.alerts, Some(cwd().join("alerts/routes.yaml")));
     assert_eq!(config.routes.receivers.len(), 6);
     assert_eq!(config.routes.routes.len(), 3);

@@ -17,6 +17,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 use warden::check::{CheckResult, Outcome};
+use warden::domain::Scope;
 use warden::metrics::Metrics;
 
 use crate::support::tools::PROMTOOL;
@@ -896,42 +897,71 @@ fn mounted_config(dir: &Path) -> PathBuf {
     dir.join(rel)
 }
 
-#[test]
-fn the_configmap_is_a_valid_warden_config_with_the_secret_variables() {
-    let dir = tempfile::tempdir().unwrap();
-    let config_path = mounted_config(dir.path());
+/// The environment the pod gets: every secretKeyRef resolved from the
+/// example Secret (which must hold each required key).
+fn pod_env() -> Vec<(String, String)> {
     let deployment = manifest("deployment.yaml");
     let secret = manifest("secret.example.yaml");
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_warden"));
-    cmd.arg("--config").arg(&config_path).arg("validate");
-    cmd.env_remove("WARDEN_REGISTRY_URL");
-    // The environment the pod gets: every secretKeyRef resolved from the
-    // example Secret (which must hold each required key).
+    let mut env = Vec::new();
     for e in array_at(warden_container(&deployment), "/env") {
         let name = str_at(e, "/name");
         if let Some(value) = e.get("value") {
-            cmd.env(name, value.as_str().unwrap());
+            env.push((name.to_owned(), value.as_str().unwrap().to_owned()));
             continue;
         }
         let reference = &e["valueFrom"]["secretKeyRef"];
         assert_eq!(reference["name"], secret["metadata"]["name"], "{name}");
         let key = str_at(reference, "/key");
         match secret["stringData"].get(key).and_then(Value::as_str) {
-            Some(v) => {
-                cmd.env(name, v);
-            }
+            Some(v) => env.push((name.to_owned(), v.to_owned())),
             None => assert_eq!(
                 reference["optional"], true,
                 "{name}: the example Secret has no {key}"
             ),
         }
     }
+    env
+}
+
+#[test]
+fn the_configmap_is_a_valid_warden_config_with_the_secret_variables() {
+    let dir = tempfile::tempdir().unwrap();
+    let config_path = mounted_config(dir.path());
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_warden"));
+    cmd.arg("--config").arg(&config_path).arg("validate");
+    cmd.env_remove("WARDEN_REGISTRY_URL");
+    cmd.envs(pod_env());
     let out = cmd.output().expect("run warden validate");
     assert!(
         out.status.success(),
         "warden validate rejects the ConfigMap's config:\n{}{}",
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn the_pod_listens_beyond_loopback_with_a_pipeline_and_an_admin_token() {
+    let dir = tempfile::tempdir().unwrap();
+    let config_path = mounted_config(dir.path());
+    let env: BTreeMap<String, String> = pod_env().into_iter().collect();
+    let loaded =
+        warden::config::load_with_env(&config_path, &|name: &str| env.get(name).cloned())
+            .expect("the ConfigMap's config loads");
+    let agent = &loaded.config.agent;
+    let addr: std::net::SocketAddr = agent.listen.parse().unwrap();
+    assert!(!addr.ip().is_loopback(), "{addr}");
+    // `warden run` would start: the API is not open.
+    warden::agent::check_exposure(agent, addr).expect("tokens guard the API");
+    // The pipeline's token is the one the clients send; someone can override.
+    let pipeline = warden::http::auth::identify(&agent.api_tokens, &env["WARDEN_API_TOKEN"])
+        .expect("WARDEN_API_TOKEN is a token");
+    for scope in [Scope::Read, Scope::Gate, Scope::Publish] {
+        assert!(pipeline.scopes.contains(scope), "{scope}");
+    }
+    assert!(
+        agent.api_tokens.iter().any(|t| t.scopes.contains(Scope::Admin)),
+        "no token may override or silence"
     );
 }
 

@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use chrono::Utc;
 use warden::check::Outcome;
-use warden::domain::DatasetName;
+use warden::domain::{Caller, DatasetName};
 use warden::gate::{
     ABANDONED, Admission, Gate, GateError, GateOptions, GateService, NewGate, OverrideRequest,
     PublishRequest, Start,
@@ -51,6 +51,7 @@ async fn publish(p: &Project, svc: &GateService, day: &str, gate: &Gate) -> Resu
             gate_id: gate.gate_id.clone(),
             by: Some("etl".into()),
         },
+        &Caller::Open,
     )
     .await
     .map(drop)
@@ -203,8 +204,9 @@ async fn stage_gate_publish_and_consumers_read_the_last_good_partition(setup: Se
             OverrideRequest {
                 decision: "allow".into(),
                 reason: "the missing customer is a known test order".into(),
-                by: "ana".into(),
+                by: Some("ana".into()),
             },
+            &Caller::Open,
         )
         .await
         .unwrap();
@@ -886,6 +888,7 @@ async fn bad_requests_name_their_field(setup: Setup) {
                 gate_id: gate_id.to_owned(),
                 by: None,
             },
+            &Caller::Open,
         )
     };
     let err = publish_with("no-such-gate").await.unwrap_err();
@@ -914,6 +917,7 @@ async fn bad_requests_name_their_field(setup: Setup) {
                 gate_id: running.gate_id.clone(),
                 by: None,
             },
+            &Caller::Open,
         )
         .await
         .unwrap_err();
@@ -926,8 +930,9 @@ async fn bad_requests_name_their_field(setup: Setup) {
             OverrideRequest {
                 decision: decision.to_owned(),
                 reason: reason.to_owned(),
-                by: by.to_owned(),
+                by: Some(by.to_owned()),
             },
+            &Caller::Open,
         )
     };
     let err = override_with("deny", "x", "ana").await.unwrap_err();
@@ -999,6 +1004,7 @@ async fn an_error_or_a_timeout_returns_the_partition_to_its_state_before(setup: 
             gate_id: first.gate_id.clone(),
             by: None,
         },
+        &Caller::Open,
     )
     .await
     .unwrap();
@@ -1059,6 +1065,7 @@ async fn an_error_or_a_timeout_returns_the_partition_to_its_state_before(setup: 
             gate_id: third.gate_id.clone(),
             by: None,
         },
+        &Caller::Open,
     )
     .await
     .unwrap();
@@ -1095,8 +1102,9 @@ async fn an_error_or_a_timeout_returns_the_partition_to_its_state_before(setup: 
             OverrideRequest {
                 decision: "allow".into(),
                 reason: "known late customers".into(),
-                by: "ana".into(),
+                by: Some("ana".into()),
             },
+            &Caller::Open,
         )
         .await
         .unwrap();
@@ -1187,6 +1195,7 @@ async fn a_partition_later_than_the_current_one_is_refused(setup: Setup) {
                 gate_id: "g".into(),
                 by: None,
             },
+            &Caller::Open,
         )
         .await
         .unwrap_err();

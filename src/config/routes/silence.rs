@@ -27,8 +27,14 @@ pub struct Silence {
     pub matcher: Matcher,
     pub starts_at: DateTime<Utc>,
     pub ends_at: DateTime<Utc>,
+    /// Who created it: the API token's name (what the request said when no
+    /// tokens are configured), or what the routes file says.
     pub created_by: String,
     pub comment: String,
+    /// Who the API request said it came from, when a token named the creator.
+    pub note: Option<String>,
+    /// Who ended it before its time through the API.
+    pub ended_by: Option<String>,
     pub source: SilenceSource,
 }
 
@@ -52,6 +58,8 @@ impl Silence {
             ends_at: record.ends_at,
             created_by: record.created_by.clone(),
             comment: record.comment.clone(),
+            note: record.note.clone(),
+            ended_by: record.ended_by.clone(),
             source: SilenceSource::Api,
         })
     }
@@ -64,6 +72,8 @@ impl Silence {
             ends_at: self.ends_at,
             created_by: self.created_by.clone(),
             comment: self.comment.clone(),
+            note: self.note.clone(),
+            ended_by: self.ended_by.clone(),
         }
     }
 }

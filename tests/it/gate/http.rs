@@ -57,6 +57,17 @@ impl Served {
         .await
     }
 
+    /// POSTs `body` with `token` instead of the one the agent was started for.
+    async fn post_as(&self, token: &str, path: &str, body: Value) -> (StatusCode, Value) {
+        answer(
+            self.client
+                .post(format!("{}{path}", self.base))
+                .bearer_auth(token)
+                .json(&body),
+        )
+        .await
+    }
+
     async fn get(&self, path: &str) -> (StatusCode, Value) {
         answer(self.request(reqwest::Method::GET, path)).await
     }
@@ -320,7 +331,10 @@ async fn over_http_fifty_concurrent_gates_over_ten_partitions(setup: Setup) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn over_http_bad_requests_get_their_status_and_a_detail() {
-    let p = Project::with_agent(Setup::Sqlite, "  api_tokens: [s3cret]\n")
+    let p = Project::with_agent(
+        Setup::Sqlite,
+        "  api_tokens: [s3cret, { name: oncall, token: adm1n, scopes: [read, admin] }]\n",
+    )
         .await
         .expect("SQLite");
     p.stage_bad("2026-11-20", 1).await;
@@ -475,7 +489,8 @@ async fn over_http_bad_requests_get_their_status_and_a_detail() {
         "partition: invalid partition `2026-13-01`",
     );
     assert_error(
-        &s.post(
+        &s.post_as(
+            "adm1n",
             "/api/v1/datasets/orders/partitions/2026-11-20/override",
             json!({"decision": "allow", "by": "ana"}),
         )
@@ -484,7 +499,8 @@ async fn over_http_bad_requests_get_their_status_and_a_detail() {
         "Failed to deserialize the JSON body into the target type: missing field `reason`",
     );
     assert_error(
-        &s.post(
+        &s.post_as(
+            "adm1n",
             "/api/v1/datasets/orders/partitions/2026-11-18/override",
             json!({"decision": "allow", "reason": "checked", "by": "ana"}),
         )
@@ -510,7 +526,8 @@ async fn over_http_bad_requests_get_their_status_and_a_detail() {
 
     // The override lets the same run publish.
     let (status, overridden) = s
-        .post(
+        .post_as(
+            "adm1n",
             "/api/v1/datasets/orders/partitions/2026-11-20/override",
             json!({"decision": "allow", "reason": "test order", "by": "ana"}),
         )

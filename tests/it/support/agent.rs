@@ -102,6 +102,12 @@ impl AgentProcess {
     /// Like [`start`](Self::start), on `port` (to start again where an
     /// earlier process listened).
     pub fn start_on(config: &Path, port: u16, extra: &[&str]) -> Self {
+        Self::start_at(config, "127.0.0.1", port, extra)
+    }
+
+    /// Like [`start`](Self::start), listening on `host` (`0.0.0.0`: every
+    /// interface); reached on loopback all the same.
+    pub fn start_at(config: &Path, host: &str, port: u16, extra: &[&str]) -> Self {
         let log_dir = tempfile::tempdir().expect("log dir");
         let log = log_dir.path().join("stderr.log");
         let stderr = std::fs::File::create(&log).expect("log file");
@@ -110,7 +116,7 @@ impl AgentProcess {
             "--config".to_owned(),
             config.display().to_string(),
             "--listen".to_owned(),
-            format!("127.0.0.1:{port}"),
+            format!("{host}:{port}"),
             "--log-format".to_owned(),
             "json".to_owned(),
         ];
@@ -169,6 +175,22 @@ impl AgentProcess {
                 self.log()
             );
             tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// Waits for the process to exit on its own (a refusal to start).
+    pub async fn wait_exit(&mut self, within: Duration) -> ExitStatus {
+        let deadline = Instant::now() + within;
+        loop {
+            if let Some(status) = self.child.try_wait().expect("try_wait") {
+                return status;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "still running after {within:?}:\n{}",
+                self.log()
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }
 
