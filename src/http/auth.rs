@@ -13,7 +13,7 @@
 
 use std::convert::Infallible;
 
-use axum::extract::{FromRequestParts, Request, State};
+use axum::extract::{FromRequestParts, OriginalUri, Request, State};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, header};
 use axum::middleware::Next;
@@ -163,12 +163,16 @@ pub async fn require(
         return unauthorized(need, detail);
     };
     if !token.scopes.intersects(need.scopes) {
+        // The path as the client wrote it, not as the nested router sees it.
+        let path = req
+            .extensions()
+            .get::<OriginalUri>()
+            .map_or_else(|| req.uri().path(), |uri| uri.path());
         return ApiError::forbidden(format!(
-            "token `{}` lacks the {} scope, which {} {} needs (it has {})",
+            "token `{}` lacks the {} scope, which {} {path} needs (it has {})",
             token.name,
             scope_names(need.scopes),
             req.method(),
-            req.uri().path(),
             token.scopes
         ))
         .into_response();

@@ -102,15 +102,27 @@ impl Expanded {
         self.empties
             .iter()
             .filter(|e| start < e.expanded && e.expanded <= end)
-            .map(|e| {
-                let (line, column) = self.original_lines.position(e.original);
-                EmptyReference {
-                    line,
-                    column,
-                    name: e.name.clone(),
-                }
-            })
+            .map(|e| self.reference(e))
             .collect()
+    }
+
+    /// The references on `line` of the original text that expanded to
+    /// nothing.
+    pub fn empty_on_line(&self, line: u64) -> Vec<EmptyReference> {
+        self.empties
+            .iter()
+            .map(|e| self.reference(e))
+            .filter(|r| r.line == line)
+            .collect()
+    }
+
+    fn reference(&self, e: &EmptyRef) -> EmptyReference {
+        let (line, column) = self.original_lines.position(e.original);
+        EmptyReference {
+            line,
+            column,
+            name: e.name.clone(),
+        }
     }
 }
 

@@ -96,9 +96,20 @@ impl SourceFile {
     /// (`[...]`, `{...}`) whose value starts at `loc`, each where it is
     /// written: YAML sees no entry there (`[${TOKEN}]` reads as `[]`).
     pub fn empty_in_flow(&self, loc: &Location) -> Vec<(SourcePos, String)> {
-        self.expanded
-            .empty_in_flow(loc.line(), loc.column())
-            .into_iter()
+        let refs = self.expanded.empty_in_flow(loc.line(), loc.column());
+        self.positioned(refs)
+    }
+
+    /// The variables that expanded to nothing on the line `loc` was
+    /// written on, each where it is written: what a value found empty there
+    /// probably came from.
+    pub fn empty_on_line_of(&self, loc: &Location) -> Vec<(SourcePos, String)> {
+        let refs = self.expanded.empty_on_line(self.pos(loc).line);
+        self.positioned(refs)
+    }
+
+    fn positioned(&self, refs: Vec<super::env::EmptyReference>) -> Vec<(SourcePos, String)> {
+        refs.into_iter()
             .map(|r| {
                 let pos = SourcePos {
                     file: self.path.clone(),

@@ -269,28 +269,36 @@ fn a_token_that_expands_to_nothing_is_an_error_naming_the_key() {
     assert_eq!(
         agent_problems("  api_tokens: [keep, \"${EMPTY}\", ${EMPTY:-}]\n", &empty),
         [
-            "warden.yaml:2:30: `api_tokens`: environment variable EMPTY is empty, and a token \
+            "warden.yaml:2:23: `api_tokens`: environment variable EMPTY is empty, and a token \
              cannot be; set it, or remove the entry",
-            "warden.yaml:2:22: `api_tokens`: the token is empty (a variable that expands to \
-             nothing?); set it, or remove the entry",
+            "warden.yaml:2:34: `api_tokens`: environment variable EMPTY is empty, and a token \
+             cannot be; set it, or remove the entry",
         ]
     );
     assert_eq!(
+        agent_problems("  api_tokens: [keep, \"\"]\n", &[]),
+        ["warden.yaml:2:22: `api_tokens`: the token is empty; set it, or remove the entry"]
+    );
+    let empty_variable = |at: &str| {
+        format!(
+            "warden.yaml:{at}: `api_tokens`: environment variable EMPTY is empty, and a token \
+             cannot be; set it, or remove the entry"
+        )
+    };
+    assert_eq!(
         agent_problems("  api_tokens: ${EMPTY}\n", &empty),
-        ["warden.yaml:2:15: `api_tokens` has no value (a variable that expands to nothing?); \
-          list the tokens, or remove the key"]
+        [empty_variable("2:15")]
+    );
+    assert_eq!(
+        agent_problems("  api_tokens:\n", &empty),
+        ["warden.yaml:2:13: `api_tokens` has no value; list the tokens, or remove the key"]
     );
     assert_eq!(
         agent_problems(
             "  api_tokens:\n    - ${EMPTY}\n    - { name: ops, token: ${EMPTY} }\n",
             &empty
         ),
-        [
-            "warden.yaml:3:7: `api_tokens`: the token is empty (a variable that expands to \
-             nothing?); set it, or remove the entry",
-            "warden.yaml:4:26: `api_tokens`: the token is empty (a variable that expands to \
-             nothing?); set it, or remove the entry",
-        ]
+        [empty_variable("3:7"), empty_variable("4:27")]
     );
 }
 
@@ -388,7 +396,7 @@ fn every_problem_of_the_tokens_is_reported_with_its_key() {
              give each its own, so that the audit log can tell them apart",
             "warden.yaml:8:15: `name`: token name `bad name` may only hold letters, digits, `_` \
              and `-`, starting with a letter or `_`",
-            "warden.yaml:9:41: `scopes`: a token needs at least one scope, of read, gate, \
+            "warden.yaml:9:42: `scopes`: a token needs at least one scope, of read, gate, \
              publish, admin",
         ]
     );

@@ -26,22 +26,16 @@ pub fn api_tokens(
     // `[${TOKEN}]` with TOKEN empty reads as `[]`: only the text tells.
     let vanished = p.src.empty_in_flow(&written.referenced);
     for (pos, name) in &vanished {
-        p.at_pos(
-            pos,
-            format!(
-                "`{KEY}`: environment variable {name} is empty, and a token cannot be; \
-                 set it, or remove the entry"
-            ),
-        );
+        p.at_pos(pos, empty_variable(name));
     }
     let Some(entries) = &written.value else {
-        p.at(
-            written,
-            format!(
-                "`{KEY}` has no value (a variable that expands to nothing?); list the tokens, \
-                 or remove the key"
+        match p.src.empty_on_line_of(&written.referenced).first() {
+            Some((pos, name)) => p.at_pos(pos, empty_variable(name)),
+            None => p.at(
+                written,
+                format!("`{KEY}` has no value; list the tokens, or remove the key"),
             ),
-        );
+        }
         return Vec::new();
     };
     let reported_on = |pos: &SourcePos| vanished.iter().any(|(v, _)| v.line == pos.line);
@@ -94,7 +88,15 @@ pub fn api_tokens(
     tokens
 }
 
-/// The token of an entry, or a problem when it is empty.
+fn empty_variable(name: &str) -> String {
+    format!(
+        "`{KEY}`: environment variable {name} is empty, and a token cannot be; set it, or \
+         remove the entry"
+    )
+}
+
+/// The token of an entry, or a problem when it is empty: naming the
+/// variable that expanded to nothing when there is one on its line.
 fn secret<'a, W>(
     token: Option<&'a str>,
     at: &Spanned<W>,
@@ -105,14 +107,15 @@ fn secret<'a, W>(
         Some(token) => Some(token),
         None => {
             let pos = p.pos(at);
-            if !reported_on(&pos) {
-                p.at(
+            if reported_on(&pos) {
+                return None;
+            }
+            match p.src.empty_on_line_of(&at.referenced).first() {
+                Some((pos, name)) => p.at_pos(pos, empty_variable(name)),
+                None => p.at(
                     at,
-                    format!(
-                        "`{KEY}`: the token is empty (a variable that expands to nothing?); \
-                         set it, or remove the entry"
-                    ),
-                );
+                    format!("`{KEY}`: the token is empty; set it, or remove the entry"),
+                ),
             }
             None
         }
