@@ -319,7 +319,10 @@ mod tests {
     fn the_token_is_the_creator_and_the_body_a_note() {
         let body = json!({"matchers": {"dataset": "x"}, "duration": "1h", "created_by": "ana"});
         let s = new_silence(&body, now(), &Caller::Token("oncall".into())).unwrap();
-        assert_eq!((s.created_by.as_str(), s.note.as_deref()), ("oncall", Some("ana")));
+        assert_eq!(
+            (s.created_by.as_str(), s.note.as_deref()),
+            ("oncall", Some("ana"))
+        );
         let body = json!({"matchers": {"dataset": "x"}, "duration": "1h"});
         let s = new_silence(&body, now(), &Caller::Token("oncall".into())).unwrap();
         assert_eq!((s.created_by.as_str(), s.note.as_deref()), ("oncall", None));

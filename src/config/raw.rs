@@ -64,7 +64,7 @@ pub enum RawToken {
     /// The token itself, as a bare string; `None` when it is empty.
     Bare(Option<String>),
     /// `{ name, token, scopes }`.
-    Full(RawTokenEntry),
+    Full(Box<RawTokenEntry>),
 }
 
 /// `{ name, token, scopes }` in `agent.api_tokens`.
@@ -115,7 +115,7 @@ impl<'de> Deserialize<'de> for RawToken {
 
             fn visit_map<A: serde::de::MapAccess<'de>>(self, map: A) -> Result<RawToken, A::Error> {
                 RawTokenEntry::deserialize(serde::de::value::MapAccessDeserializer::new(map))
-                    .map(RawToken::Full)
+                    .map(|entry| RawToken::Full(Box::new(entry)))
             }
         }
 

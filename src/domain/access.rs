@@ -219,6 +219,9 @@ mod tests {
     fn digests_have_a_fixed_length_and_hide_in_debug() {
         assert_eq!(TokenDigest::of("a"), TokenDigest::of("a"));
         assert_ne!(TokenDigest::of("a"), TokenDigest::of("b"));
-        assert_eq!(format!("{:?}", TokenDigest::of("s3cret")), "TokenDigest(..)");
+        assert_eq!(
+            format!("{:?}", TokenDigest::of("s3cret")),
+            "TokenDigest(..)"
+        );
     }
 }

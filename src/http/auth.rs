@@ -81,7 +81,9 @@ fn presented(headers: &HeaderMap, basic: bool) -> Result<Option<String>, &'stati
     let Some(value) = headers.get(header::AUTHORIZATION) else {
         return Ok(None);
     };
-    let value = value.to_str().map_err(|_| "the Authorization header is not text")?;
+    let value = value
+        .to_str()
+        .map_err(|_| "the Authorization header is not text")?;
     let (scheme, rest) = value.trim().split_once(' ').unwrap_or((value, ""));
     let rest = rest.trim();
     if scheme.eq_ignore_ascii_case("bearer") {
@@ -177,7 +179,8 @@ pub async fn require(
         ))
         .into_response();
     }
-    req.extensions_mut().insert(Caller::Token(token.name.clone()));
+    req.extensions_mut()
+        .insert(Caller::Token(token.name.clone()));
     next.run(req).await
 }
 
@@ -187,7 +190,11 @@ impl<S: Send + Sync> FromRequestParts<S> for Caller {
     /// The caller the guard found; [`Caller::Open`] on a route it does not
     /// guard.
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Infallible> {
-        Ok(parts.extensions.get::<Caller>().cloned().unwrap_or_default())
+        Ok(parts
+            .extensions
+            .get::<Caller>()
+            .cloned()
+            .unwrap_or_default())
     }
 }
 

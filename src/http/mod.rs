@@ -55,7 +55,10 @@ pub fn router(state: AppState) -> Router {
             "/gates/{gate_id}",
             need(Need::api_any(&[Gate, Read]), get(gates::get)),
         )
-        .route("/datasets/{dataset}/published", read(get(partitions::published)))
+        .route(
+            "/datasets/{dataset}/published",
+            read(get(partitions::published)),
+        )
         .route(
             "/datasets/{dataset}/partitions/{partition}",
             read(get(partitions::partition)),
@@ -70,7 +73,10 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/silences", read(get(silences::list)))
         .route("/silences", need(Need::api(Admin), post(silences::create)))
-        .route("/silences/{id}", need(Need::api(Admin), delete(silences::expire)))
+        .route(
+            "/silences/{id}",
+            need(Need::api(Admin), delete(silences::expire)),
+        )
         .route("/alerts", read(get(silences::firing)))
         .route("/notifications/dead", read(get(silences::dead)));
     Router::new()

@@ -302,7 +302,10 @@ fn alerts(h: &mut String, firing: &[FiringAlert], silences: &[Silence], now: Dat
                 esc(&s.matcher.to_json().to_string()),
                 s.ends_at.format("%Y-%m-%d %H:%M UTC"),
                 esc(&upcoming),
-                esc(&s.created_by),
+                esc(&match &s.note {
+                    Some(note) => format!("{} ({note})", s.created_by),
+                    None => s.created_by.clone(),
+                }),
                 esc(&s.comment),
             );
         }

@@ -104,7 +104,9 @@ async fn each_scope_opens_its_routes_and_the_token_is_the_actor(setup: Setup) {
 
     // read: GET /api/v1/*.
     for token in ["ci-secret", "view-secret", "admin-secret"] {
-        let (status, body) = api.call(Some(token), M::GET, "/api/v1/datasets", None).await;
+        let (status, body) = api
+            .call(Some(token), M::GET, "/api/v1/datasets", None)
+            .await;
         assert_eq!(status, StatusCode::OK, "{token}: {body:#}");
     }
     forbidden(
@@ -121,8 +123,13 @@ async fn each_scope_opens_its_routes_and_the_token_is_the_actor(setup: Setup) {
         ("pub-secret", "publisher", "publish"),
     ] {
         forbidden(
-            api.call(Some(token), M::POST, gates, Some(gate_body("2026-11-19", "r19")))
-                .await,
+            api.call(
+                Some(token),
+                M::POST,
+                gates,
+                Some(gate_body("2026-11-19", "r19")),
+            )
+            .await,
             &format!(
                 "token `{name}` lacks the `gate` scope, which POST /api/v1/gates needs (it has {has})"
             ),
@@ -279,7 +286,10 @@ async fn each_scope_opens_its_routes_and_the_token_is_the_actor(setup: Setup) {
         ("publisher", Some("airflow"))
     );
     assert_eq!(
-        history.iter().filter(|t| t.to == PartitionState::Published).count(),
+        history
+            .iter()
+            .filter(|t| t.to == PartitionState::Published)
+            .count(),
         1,
         "publishing again with the same gate logs nothing"
     );
@@ -448,7 +458,10 @@ async fn the_status_page_asks_a_browser_for_a_token_and_health_stays_open() {
         .await
         .unwrap();
     assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
-    assert_eq!(r.headers()[header::WWW_AUTHENTICATE], "Bearer realm=\"warden\"");
+    assert_eq!(
+        r.headers()[header::WWW_AUTHENTICATE],
+        "Bearer realm=\"warden\""
+    );
 
     // Health and metrics stay open: probes and Prometheus carry no token.
     for path in ["/metrics", "/healthz", "/readyz"] {
@@ -547,6 +560,10 @@ async fn warden_run_refuses_an_open_api_beyond_loopback() {
             .then_some(())
     })
     .await;
-    assert_eq!(status(None).await, StatusCode::UNAUTHORIZED, "the old tokens stay");
+    assert_eq!(
+        status(None).await,
+        StatusCode::UNAUTHORIZED,
+        "the old tokens stay"
+    );
     assert!(guarded.terminate(WAIT).await.success());
 }

@@ -945,9 +945,8 @@ fn the_pod_listens_beyond_loopback_with_a_pipeline_and_an_admin_token() {
     let dir = tempfile::tempdir().unwrap();
     let config_path = mounted_config(dir.path());
     let env: BTreeMap<String, String> = pod_env().into_iter().collect();
-    let loaded =
-        warden::config::load_with_env(&config_path, &|name: &str| env.get(name).cloned())
-            .expect("the ConfigMap's config loads");
+    let loaded = warden::config::load_with_env(&config_path, &|name: &str| env.get(name).cloned())
+        .expect("the ConfigMap's config loads");
     let agent = &loaded.config.agent;
     let addr: std::net::SocketAddr = agent.listen.parse().unwrap();
     assert!(!addr.ip().is_loopback(), "{addr}");
@@ -960,7 +959,10 @@ fn the_pod_listens_beyond_loopback_with_a_pipeline_and_an_admin_token() {
         assert!(pipeline.scopes.contains(scope), "{scope}");
     }
     assert!(
-        agent.api_tokens.iter().any(|t| t.scopes.contains(Scope::Admin)),
+        agent
+            .api_tokens
+            .iter()
+            .any(|t| t.scopes.contains(Scope::Admin)),
         "no token may override or silence"
     );
 }

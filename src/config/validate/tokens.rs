@@ -142,7 +142,10 @@ fn full_entry<'a>(
     };
     let token = match &full.token {
         None => {
-            p.at(entry, format!("`{KEY}`: `token` is required in {{ name, token, scopes }}"));
+            p.at(
+                entry,
+                format!("`{KEY}`: `token` is required in {{ name, token, scopes }}"),
+            );
             None
         }
         Some(token) => secret(token.value.as_deref(), token, reported_on, p),

@@ -335,8 +335,8 @@ async fn over_http_bad_requests_get_their_status_and_a_detail() {
         Setup::Sqlite,
         "  api_tokens: [s3cret, { name: oncall, token: adm1n, scopes: [read, admin] }]\n",
     )
-        .await
-        .expect("SQLite");
+    .await
+    .expect("SQLite");
     p.stage_bad("2026-11-20", 1).await;
     let s = Served::start(&p, Some("s3cret")).await;
     let gates = "/api/v1/gates";
