@@ -14,7 +14,7 @@ use warden::domain::DatasetName;
 use warden::registry::PartitionState;
 
 use crate::support::agent::{self, AgentProcess, eventually, free_port, spawn_agent};
-use crate::support::cli::WARDEN_YAML;
+use crate::support::cli::{WARDEN_YAML, warden_command};
 use crate::support::gate::{Project, Setup};
 
 /// A bare token (`token-1`: read, gate, publish) and three with scopes.
@@ -482,6 +482,97 @@ async fn the_status_page_asks_a_browser_for_a_token_and_health_stays_open() {
     assert!(kind.starts_with("text/html"), "{kind}");
     let (status, _) = api.call(None, Method::GET, "/api/v1/datasets", None).await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
+
+    agent.shutdown().await;
+    p.finish().await;
+}
+
+/// `warden <args> --server <agent>` with `$WARDEN_API_TOKEN` set to `token`:
+/// the exit code, stdout and stderr.
+async fn client(p: &Project, agent: &Agent, args: &[&str], token: &str) -> (i32, String, String) {
+    let mut command = tokio::process::Command::from(warden_command(p.files.dir.path()));
+    command
+        .arg("--config")
+        .arg(p.config_path())
+        .args(args)
+        .arg("--server")
+        .arg(format!("http://{}", agent.addr()))
+        .env("WARDEN_API_TOKEN", token);
+    let out = command.output().await.expect("run warden");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_gate_and_publish_commands_show_a_refused_token_clearly() {
+    let p = Project::with_agent(Setup::Sqlite, TOKENS)
+        .await
+        .expect("SQLite");
+    p.stage_good("2026-11-19", 1).await;
+    let (agent, _) = spawn_agent(&p.config_path(), Options::default()).await;
+    let gate = [
+        "gate",
+        "orders",
+        "--partition",
+        "2026-11-19",
+        "--run-id",
+        "r19",
+    ];
+
+    let (code, out, err) = client(&p, &agent, &gate, "view-secret").await;
+    assert_eq!((code, out.as_str()), (2, ""), "{err}");
+    assert_eq!(
+        err,
+        "error: forbidden (403): token `viewer` lacks the `gate` scope, which POST \
+         /api/v1/gates needs (it has read)\n\
+         hint: the token is valid but may not do this: use a token of agent.api_tokens with \
+         the scope named above\n"
+    );
+    let (code, out, err) = client(&p, &agent, &gate, "guess").await;
+    assert_eq!(code, 2, "{out}{err}");
+    assert!(
+        err.starts_with(
+            "error: unauthorized (401): the bearer token is not accepted\n\
+             hint: the agent needs an API token: pass one of agent.api_tokens with --token or \
+             $WARDEN_API_TOKEN\n"
+        ),
+        "{err}"
+    );
+
+    let mut json = gate.to_vec();
+    json.extend(["--format", "json"]);
+    let (code, out, err) = client(&p, &agent, &json, "ci-secret").await;
+    assert_eq!(code, 0, "{out}{err}");
+    let allowed: Value = serde_json::from_str(&out).unwrap();
+    let gate_id = allowed["gate_id"].as_str().unwrap();
+    let publish = [
+        "publish",
+        "orders",
+        "--partition",
+        "2026-11-19",
+        "--gate-id",
+        gate_id,
+        "--by",
+        "airflow",
+    ];
+    let (code, _, err) = client(&p, &agent, &publish, "admin-secret").await;
+    assert_eq!(code, 2);
+    assert!(
+        err.starts_with(
+            "error: forbidden (403): token `oncall` lacks the `publish` scope, which POST \
+             /api/v1/datasets/orders/partitions/2026-11-19/publish needs (it has read, admin)\n"
+        ),
+        "{err}"
+    );
+    let (code, out, err) = client(&p, &agent, &publish, "pub-secret").await;
+    assert_eq!((code, err.as_str()), (0, ""), "{out}");
+    assert_eq!(
+        out,
+        format!("orders partition 2026-11-19 is published (gate {gate_id})\n")
+    );
 
     agent.shutdown().await;
     p.finish().await;
