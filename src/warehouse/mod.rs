@@ -185,9 +185,8 @@ impl Warehouse {
     /// line for one of the `max_connections` slots, and gives up when
     /// `query_timeout` has passed since it was called (waiting included): a
     /// statement that never got a connection is a [`WarehouseError::Timeout`]
-    /// saying so. The server cancels a statement at the timeout too on
-    /// PostgreSQL and MariaDB/MySQL; SQLite has no way to interrupt it, so its
-    /// worker thread finishes the statement in the background.
+    /// saying so. The statement stops at the timeout too: the server cancels
+    /// it on PostgreSQL and MariaDB/MySQL, and SQLite interrupts it.
     pub async fn fetch_all(
         &self,
         sql: &str,
@@ -210,7 +209,7 @@ impl Warehouse {
     /// The statement runs in a task of its own that holds its slot until
     /// the connection is free again: a caller that gives up at its deadline
     /// leaves the statement to the server's timeout (PostgreSQL, MariaDB,
-    /// MySQL) or to its end (SQLite) instead of abandoning a connection in
+    /// MySQL) or to its interruption (SQLite) instead of abandoning a connection in
     /// the middle of a statement, so the slots count the connections really
     /// in use. [`ABANDON_AFTER`] query timeouts past the deadline the task
     /// gives up too.

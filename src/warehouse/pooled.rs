@@ -33,6 +33,21 @@ pub(super) type Decode<DB> = fn(&<DB as Database>::Row) -> Result<Vec<Value>, Wa
 /// Reads an error the engine's server reported.
 pub(super) type Classify = fn(&dyn DatabaseError) -> ServerError;
 
+/// Readies a connection for one statement that must end by the deadline
+/// (SQLite interrupts it there; the servers enforce their own timeout).
+pub(super) type Prepare<DB> = for<'c> fn(
+    &'c mut <DB as Database>::Connection,
+    Instant,
+) -> BoxFuture<'c, Result<(), sqlx::Error>>;
+
+/// For engines whose server cancels statements at its own timeout.
+pub(super) fn nothing_to_prepare<C>(
+    _: &mut C,
+    _: Instant,
+) -> BoxFuture<'_, Result<(), sqlx::Error>> {
+    futures::future::ready(Ok(())).boxed()
+}
+
 /// A pool of one SQL engine, with what the engine file says about its rows
 /// and errors.
 pub(super) struct Pooled<DB: Database> {
@@ -42,6 +57,7 @@ pub(super) struct Pooled<DB: Database> {
     timeout: Duration,
     decode: Decode<DB>,
     classify: Classify,
+    prepare: Prepare<DB>,
 }
 
 impl<DB: Database> Pooled<DB> {
@@ -50,6 +66,7 @@ impl<DB: Database> Pooled<DB> {
         settings: &Settings,
         decode: Decode<DB>,
         classify: Classify,
+        prepare: Prepare<DB>,
     ) -> Self {
         Self {
             pool,
@@ -57,6 +74,7 @@ impl<DB: Database> Pooled<DB> {
             timeout: settings.query_timeout,
             decode,
             classify,
+            prepare,
         }
     }
 
@@ -105,6 +123,9 @@ where
             let waited = asked.elapsed();
             // The caller may have stopped listening; the statement runs anyway.
             let _ = connected.send(());
+            (self.prepare)(&mut conn, deadline)
+                .await
+                .map_err(|e| Failure::Failed(self.error(e)))?;
             let mut query = sqlx::query::<DB>(sql);
             for p in params {
                 query = match p {

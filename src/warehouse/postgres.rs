@@ -115,7 +115,13 @@ pub(super) fn connect(settings: &Settings, tz: Tz) -> Result<Box<dyn Backend>, S
             Box::pin(async move { conn.execute(READ_ONLY).await.map(|_| true) })
         })
         .connect_lazy_with(opts);
-    Ok(Box::new(Pooled::new(pool, settings, decode_row, classify)))
+    Ok(Box::new(Pooled::new(
+        pool,
+        settings,
+        decode_row,
+        classify,
+        pooled::nothing_to_prepare,
+    )))
 }
 
 /// Reads SQLSTATE codes.

@@ -7,7 +7,9 @@ use std::str::FromStr;
 
 use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
-use sqlx::sqlite::{SqliteConnectOptions, SqliteRow};
+use futures::FutureExt;
+use futures::future::BoxFuture;
+use sqlx::sqlite::{SqliteConnectOptions, SqliteConnection, SqliteRow};
 use sqlx::{Row, Sqlite, TypeInfo, ValueRef};
 
 use super::backend::Backend;
@@ -17,6 +19,7 @@ use super::pooled::{self, Pooled};
 use super::value::decode_error;
 use super::{Settings, Value, WarehouseError};
 use crate::domain::{Identifier, TableRef};
+use tokio::time::Instant;
 
 /// SQLite's SQL.
 pub(super) struct SqliteDialect;
@@ -67,14 +70,38 @@ impl Dialect for SqliteDialect {
 
 /// A pool over the database file, opened read-only (whatever the URL's
 /// `mode=` says): no statement can write to it, and whoever fills it does
-/// so through a connection of their own. SQLite cannot interrupt a
-/// statement: one past the query timeout finishes in the background.
+/// so through a connection of their own. A statement still running at the
+/// query timeout is interrupted (see [`interrupt_at`]).
 pub(super) fn connect(settings: &Settings, _tz: Tz) -> Result<Box<dyn Backend>, String> {
     let opts = SqliteConnectOptions::from_str(&settings.url)
         .map_err(|e| e.to_string())?
         .read_only(true);
     let pool = pooled::options::<Sqlite>(settings).connect_lazy_with(opts);
-    Ok(Box::new(Pooled::new(pool, settings, decode_row, classify)))
+    Ok(Box::new(Pooled::new(
+        pool,
+        settings,
+        decode_row,
+        classify,
+        interrupt_at,
+    )))
+}
+
+/// Makes the connection's next statement stop at `deadline`: SQLite has no
+/// statement timeout, so a progress handler, called every few thousand
+/// virtual-machine steps, interrupts it there (`SQLITE_INTERRUPT`). Without
+/// it a timed-out scan would go on reading, holding its lock on the file.
+fn interrupt_at(
+    conn: &mut SqliteConnection,
+    deadline: Instant,
+) -> BoxFuture<'_, Result<(), sqlx::Error>> {
+    let deadline = deadline.into_std();
+    async move {
+        conn.lock_handle()
+            .await?
+            .set_progress_handler(10_000, move || std::time::Instant::now() < deadline);
+        Ok(())
+    }
+    .boxed()
 }
 
 /// Reads the message and result code.
@@ -89,6 +116,9 @@ fn classify(db: &dyn sqlx::error::DatabaseError) -> ServerError {
     } else if matches!(primary, 5 | 6) || message.contains("database is locked") {
         // SQLITE_BUSY, SQLITE_LOCKED: a writer holds the file; busy, not down.
         ServerError::Busy
+    } else if primary == 9 {
+        // SQLITE_INTERRUPT: stopped at the query timeout by `interrupt_at`.
+        ServerError::Timeout
     } else if primary == 14 {
         // SQLITE_CANTOPEN
         ServerError::Unavailable

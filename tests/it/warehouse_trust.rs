@@ -277,6 +277,44 @@ async fn a_read_only_sqlite_warehouse_sees_its_writer() {
     wh.close().await;
 }
 
+/// SQLite has no statement timeout: a scan still running at the query
+/// timeout is interrupted there, so it releases its lock on the file and a
+/// writer waiting behind it goes on at once, and the connection serves the
+/// next statement.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sqlite_statement_stops_at_the_query_timeout() {
+    let db = TestDb::new(Backend::Sqlite)
+        .await
+        .expect("SQLite needs no URL");
+    db.exec("CREATE TABLE {s}.orders (order_id INTEGER); INSERT INTO {s}.orders VALUES (1);")
+        .await;
+    let timeout = Duration::from_secs(1);
+    let wh = Arc::new(db.warehouse_with_slots(UTC, 1, timeout));
+    // Minutes of work when nothing stops it, reading `orders` all along.
+    let endless = "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c \
+                   WHERE x < 10000000000) SELECT count(*) FROM c, orders";
+    let started = Instant::now();
+    let err = wh.fetch_all(endless, &[]).await.unwrap_err();
+    assert!(
+        matches!(err, WarehouseError::Timeout { .. }),
+        "expected a timeout, got {err:?}"
+    );
+    // The writer is not held behind a statement that nobody waits for.
+    db.exec("INSERT INTO {s}.orders VALUES (2);").await;
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "the write waited {:?}",
+        started.elapsed()
+    );
+    let rows = wh
+        .fetch_all("SELECT count(*) FROM orders", &[])
+        .await
+        .expect("the one connection serves the next statement");
+    assert_eq!(rows[0][0].to_string(), "2");
+    assert_eq!(wh.statements_running(), 0);
+    wh.close().await;
+}
+
 // ---- busy is not down: the slots ----
 
 /// Samples how many statements `wh` runs at once until `stop` is set.

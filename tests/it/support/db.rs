@@ -97,9 +97,9 @@ impl TestDb {
                 let dir = tempfile::tempdir().expect("temp dir");
                 let path: PathBuf = dir.path().join("warehouse.db");
                 // Under a loaded machine the agent's own connections can
-                // hold the file longer than sqlx's default 5 s busy wait: a
-                // gate's deliberately slow query (seconds when idle) holds
-                // its read lock for a minute or more.
+                // hold the file longer than sqlx's default 5 s busy wait:
+                // a gate's deliberately slow query holds its read lock until
+                // its query timeout interrupts it.
                 let mut opts = SqliteConnectOptions::new()
                     .filename(&path)
                     .create_if_missing(true)
