@@ -129,7 +129,7 @@ pub fn expand(text: &str, env: EnvLookup<'_>) -> Result<Expanded, Vec<EnvError>>
                 ));
                 continue;
             }
-            Place::Scalar(_) => {}
+            Place::Scalar => {}
         }
         match r.resolve(env) {
             Ok(value) => values[i] = Some(value),
@@ -358,7 +358,7 @@ struct ScalarAt {
 
 /// Where a reference stands.
 enum Place {
-    Scalar(usize),
+    Scalar,
     Comment,
     /// Outside any scalar or comment (a tag, an anchor).
     Elsewhere,
@@ -412,12 +412,8 @@ impl Layout {
 
     fn place_of(&self, r: &Reference) -> Place {
         let within = |&(start, end): &(usize, usize)| start <= r.start && r.end <= end;
-        if let Some(i) = self
-            .scalars
-            .iter()
-            .position(|s| within(&(s.start, s.end)))
-        {
-            Place::Scalar(i)
+        if self.scalars.iter().any(|s| within(&(s.start, s.end))) {
+            Place::Scalar
         } else if self.comments.iter().any(within) {
             Place::Comment
         } else if self.failed && r.start >= self.scanned_to() {
