@@ -45,9 +45,9 @@ pub use matcher::{Matcher, OneOrMany};
 pub use receiver::{Receiver, ReceiverKind, Secret};
 pub use silence::{Silence, SilenceSource};
 
-use crate::domain::{Scrubber, redact_url};
 use crate::check::Schedule;
 use crate::config::validate::values::parse_cron;
+use crate::domain::{Scrubber, redact_url};
 use crate::source::values::{check_plain_name, parse_duration};
 use crate::source::{Diagnostic, Problems, ReadError, SourceFile, SourcePos, did_you_mean, one_of};
 use receiver::{
@@ -857,7 +857,8 @@ mod tests {
         for (error, receiver) in errors.iter().zip(["chat", "hook", "page", "mail", "am"]) {
             assert!(!error.contains("s3cret"), "{error}");
             assert!(
-                error.contains(&format!("receiver `{receiver}`")) || error.contains("imap://u:***@x"),
+                error.contains(&format!("receiver `{receiver}`"))
+                    || error.contains("imap://u:***@x"),
                 "{error}"
             );
         }

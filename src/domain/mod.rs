@@ -26,5 +26,5 @@ pub use names::{CheckId, DatasetName, NameError};
 pub use outcome::Outcome;
 pub use partition::{Granularity, PartitionError, PartitionKey};
 pub use partition_state::PartitionState;
-pub use secret::{MASK, Scrubber, Secret, redact_url};
+pub use secret::{ENCODE_USERINFO, MASK, Scrubber, Secret, redact_url, userinfo_needs_encoding};
 pub use threshold::{Ratio, ThresholdError};

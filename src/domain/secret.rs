@@ -58,6 +58,23 @@ pub fn redact_url(url: &str) -> String {
     }
 }
 
+/// What to do about a URL that [`userinfo_needs_encoding`].
+pub const ENCODE_USERINFO: &str = "percent-encode `/`, `?`, `#` and `@` in its user name or password (`%2F`, `%3F`, `%23`, `%40`)";
+
+/// Whether `url`'s user info seems to hold a `/`, `?`, `#` or `@` that is
+/// not percent-encoded: it has an `@`, and either does not parse or reads
+/// an `@` after its host (part of the password taken for the path).
+pub fn userinfo_needs_encoding(url: &str) -> bool {
+    let url = url.trim();
+    let Some((_, rest)) = url.split_once("://") else {
+        return false;
+    };
+    // `scheme:///path` has no user info to speak of.
+    !rest.starts_with('/')
+        && rest.contains('@')
+        && url::Url::parse(url).map_or(true, |parsed| after_host(&parsed).contains('@'))
+}
+
 /// What follows the host and port: path, query and fragment.
 fn after_host(url: &url::Url) -> &str {
     &url[url::Position::AfterPort..]
@@ -70,13 +87,15 @@ fn redact_parsed(mut url: url::Url) -> String {
     }
     let pairs: Vec<(String, String)> = url.query_pairs().into_owned().collect();
     if pairs.iter().any(|(name, _)| is_secret_param(name)) {
-        url.query_pairs_mut().clear().extend_pairs(pairs.iter().map(|(name, value)| {
-            if is_secret_param(name) {
-                (name.as_str(), MASK)
-            } else {
-                (name.as_str(), value.as_str())
-            }
-        }));
+        url.query_pairs_mut()
+            .clear()
+            .extend_pairs(pairs.iter().map(|(name, value)| {
+                if is_secret_param(name) {
+                    (name.as_str(), MASK)
+                } else {
+                    (name.as_str(), value.as_str())
+                }
+            }));
     }
     if url.fragment().is_some_and(|f| !f.is_empty()) {
         url.set_fragment(Some(MASK));
@@ -86,14 +105,11 @@ fn redact_parsed(mut url: url::Url) -> String {
 
 /// The scheme of a URL that does not parse, and nothing else of it.
 fn redact_unparsed(url: &str) -> String {
-    let scheme = url
-        .split_once(':')
-        .map(|(scheme, _)| scheme)
-        .filter(|s| {
-            let mut chars = s.chars();
-            chars.next().is_some_and(|c| c.is_ascii_alphabetic())
-                && chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.'))
-        });
+    let scheme = url.split_once(':').map(|(scheme, _)| scheme).filter(|s| {
+        let mut chars = s.chars();
+        chars.next().is_some_and(|c| c.is_ascii_alphabetic())
+            && chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.'))
+    });
     match scheme {
         Some(scheme) if url[scheme.len()..].starts_with("://") => format!("{scheme}://{MASK}"),
         Some(scheme) => format!("{scheme}:{MASK}"),
@@ -225,7 +241,9 @@ mod tests {
     fn passwords_holding_url_syntax_are_redacted_whole() {
         // A `/`, `?`, `#` or `@` in a password, not percent-encoded, ends
         // the host early or moves the rest of it into the path: not shown.
-        for password in ["pa/ss", "pa?ss", "pa#ss", "p@ss", "12/34", "12?x@y", "12#34"] {
+        for password in [
+            "pa/ss", "pa?ss", "pa#ss", "p@ss", "12/34", "12?x@y", "12#34",
+        ] {
             let url = format!("postgres://warden:{password}@db.example:5432/reg");
             let shown = redact_url(&url);
             assert!(!shown.contains(password), "{url} → {shown}");
@@ -233,6 +251,27 @@ mod tests {
                 assert!(!shown.contains(&format!("{part}@")), "{url} → {shown}");
             }
             assert!(shown.starts_with("postgres://"), "{shown}");
+        }
+    }
+
+    #[test]
+    fn user_info_to_encode_is_told_apart() {
+        for url in [
+            "postgres://w:pa/ss@db/x",
+            "postgres://w:pa?ss@db/x",
+            "mysql://w:12#34@db/x",
+            "postgres://w:12/34@db/x",
+        ] {
+            assert!(userinfo_needs_encoding(url), "{url}");
+        }
+        for url in [
+            "postgres://w:pa%2Fss@db/x",
+            "postgres://w:p@ss@db/x",
+            "postgres://db:5432/x",
+            "postgres://db:x/y",
+            "sqlite:///data/w@rden.db",
+        ] {
+            assert!(!userinfo_needs_encoding(url), "{url}");
         }
     }
 

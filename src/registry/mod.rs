@@ -35,7 +35,7 @@ use sqlx::sqlite::{
 };
 use sqlx::{ConnectOptions, Connection};
 
-use crate::domain::{Scrubber, redact_url};
+use crate::domain::{ENCODE_USERINFO, Scrubber, redact_url, userinfo_needs_encoding};
 use crate::warehouse::Engine;
 
 mod alerts;
@@ -108,9 +108,20 @@ impl Registry {
     /// Messages name it by its URL as [`redact_url`] shows it, and what the
     /// driver says is scrubbed of the URL's secrets.
     pub async fn open(url: &str) -> Result<Self, RegistryError> {
-        Self::open_as(url, redact_url(url))
-            .await
-            .map_err(|e| e.scrubbed(&Scrubber::for_url(url)))
+        Self::open_as(url, redact_url(url)).await.map_err(|e| {
+            match e {
+                RegistryError::InvalidUrl { url: shown, reason }
+                    if userinfo_needs_encoding(url) =>
+                {
+                    RegistryError::InvalidUrl {
+                        url: shown,
+                        reason: format!("{reason}; {ENCODE_USERINFO}"),
+                    }
+                }
+                e => e,
+            }
+            .scrubbed(&Scrubber::for_url(url))
+        })
     }
 
     async fn open_as(url: &str, redacted: String) -> Result<Self, RegistryError> {

@@ -156,9 +156,12 @@ pub fn expand(text: &str, env: EnvLookup<'_>) -> Result<Expanded, Vec<EnvError>>
             // A block scalar whose header cannot be found: left as written.
             continue;
         };
-        let value = substitute(&scalar.value, inside.iter().map(|&i| {
-            values[i].as_deref().unwrap_or_default()
-        }));
+        let value = substitute(
+            &scalar.value,
+            inside
+                .iter()
+                .map(|&i| values[i].as_deref().unwrap_or_default()),
+        );
         let Some(value) = value else {
             errors.push(error_at(
                 scalar.start,
@@ -649,12 +652,20 @@ mod tests {
             let vars = [("V", v)];
             let one = |yaml: &str| parsed::<Map>(yaml, &vars).remove("k");
             assert_eq!(one("k: ${V}\n").as_deref(), Some(v), "plain");
-            assert_eq!(one("k: ${V} # note\n").as_deref(), Some(v), "before a comment");
+            assert_eq!(
+                one("k: ${V} # note\n").as_deref(),
+                Some(v),
+                "before a comment"
+            );
             assert_eq!(one("k: '${V}'\n").as_deref(), Some(v), "single-quoted");
             assert_eq!(one("k: \"${V}\"\n").as_deref(), Some(v), "double-quoted");
             let around = format!("x{v}y");
             assert_eq!(one("k: x${V}y\n"), Some(around.clone()), "inside plain");
-            assert_eq!(one("k: \"x${V}y\"\n"), Some(around.clone()), "inside quotes");
+            assert_eq!(
+                one("k: \"x${V}y\"\n"),
+                Some(around.clone()),
+                "inside quotes"
+            );
             assert_eq!(one("k: 'x${V}y'\n"), Some(around.clone()), "inside quotes");
             assert_eq!(one("k: |-\n  x${V}y\n"), Some(around.clone()), "literal");
             assert_eq!(one("k: >-\n  x${V}y\n"), Some(around), "folded");
@@ -706,7 +717,11 @@ mod tests {
         assert_eq!(got("b"), Some("d2"));
         assert_eq!(got("c"), Some("xy"));
         assert_eq!(got("d"), Some("a, b # c"));
-        assert_eq!(got("e"), None, "a plain scalar expanding to nothing is null");
+        assert_eq!(
+            got("e"),
+            None,
+            "a plain scalar expanding to nothing is null"
+        );
         assert_eq!(got("f"), Some(""), "quoted, it is the empty string");
         assert_eq!(got("g"), Some("v"));
         let seq: BTreeMap<String, Vec<String>> = parsed("h: [${NOPE:-x,y}]\n", &vars);
@@ -773,7 +788,11 @@ mod tests {
         assert_eq!(got, [(1, 4), (2, 4), (3, 5)], "{errs:?}");
         assert!(errs[0].message.contains("is not a variable reference"));
         assert!(errs[1].message.contains("is not closed"));
-        assert!(errs[2].message.contains("can only stand in a value or a key"));
+        assert!(
+            errs[2]
+                .message
+                .contains("can only stand in a value or a key")
+        );
         let errs = expand("a: \u{e000}\n", &e).unwrap_err();
         assert!(errs[0].message.contains("U+E000"), "{errs:?}");
     }

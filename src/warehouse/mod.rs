@@ -30,7 +30,7 @@ use tokio::sync::{Semaphore, oneshot};
 
 use backend::{Backend, Failure};
 
-use crate::domain::{Scrubber, redact_url};
+use crate::domain::{ENCODE_USERINFO, Scrubber, redact_url, userinfo_needs_encoding};
 
 pub use catalog::CatalogColumn;
 pub use dialect::Dialect;
@@ -149,7 +149,10 @@ impl Warehouse {
         let scrubber = Scrubber::for_url(&settings.url);
         let invalid = |reason: String| WarehouseError::InvalidUrl {
             warehouse: settings.name.clone(),
-            reason: scrubber.scrub(&reason),
+            reason: match userinfo_needs_encoding(&settings.url) {
+                true => format!("{}; {ENCODE_USERINFO}", scrubber.scrub(&reason)),
+                false => scrubber.scrub(&reason),
+            },
         };
         let engine = Engine::from_url(&settings.url).ok_or_else(|| {
             invalid("expected a url starting with postgres://, mysql:// or sqlite://".to_owned())

@@ -206,8 +206,8 @@ pub(crate) async fn post_json(
         .map(|u| u[url::Position::BeforePath..].to_owned())
         .unwrap_or_default();
     let path = path.trim_start_matches('/');
-    let scrubber = Scrubber::new(secrets.iter().copied().chain([url, path]))
-        .and(Scrubber::for_url(url));
+    let scrubber =
+        Scrubber::new(secrets.iter().copied().chain([url, path])).and(Scrubber::for_url(url));
     let mut request = cx
         .http
         .post(url)

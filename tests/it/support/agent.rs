@@ -102,6 +102,12 @@ impl AgentProcess {
     /// Like [`start`](Self::start), on `port` (to start again where an
     /// earlier process listened).
     pub fn start_on(config: &Path, port: u16, extra: &[&str]) -> Self {
+        Self::start_with(config, port, extra, &[])
+    }
+
+    /// Like [`start_on`](Self::start_on), with `env` set (`WARDEN_LOG` is
+    /// `info` unless `env` sets it).
+    pub fn start_with(config: &Path, port: u16, extra: &[&str], env: &[(&str, &str)]) -> Self {
         let log_dir = tempfile::tempdir().expect("log dir");
         let log = log_dir.path().join("stderr.log");
         let stderr = std::fs::File::create(&log).expect("log file");
@@ -118,6 +124,7 @@ impl AgentProcess {
         let child = Command::new(env!("CARGO_BIN_EXE_warden"))
             .args(&args)
             .env("WARDEN_LOG", "info")
+            .envs(env.iter().copied())
             .stdout(Stdio::null())
             .stderr(stderr)
             .spawn()
