@@ -48,7 +48,7 @@ pub struct Expanded {
 }
 
 /// A run of expanded text: either copied from the original (`literal`), or
-/// produced by one `${...}` reference.
+/// a scalar holding references, written again.
 #[derive(Debug, Clone, Copy)]
 struct Segment {
     /// Start in the expanded text, in characters.
@@ -62,7 +62,8 @@ struct Segment {
 
 impl Expanded {
     /// Maps a 1-based (line, column) of the expanded text to the original text.
-    /// Positions inside a substituted value point at the `$` of its reference.
+    /// Positions inside a scalar written again point at the start of the
+    /// scalar as written (the `$` of `key: ${VAR}`; the `|` of a block).
     pub fn original_position(&self, line: u64, column: u64) -> (u64, u64) {
         let offset = self.expanded_lines.offset(line, column);
         let idx = self.segments.partition_point(|s| s.expanded <= offset);
@@ -153,7 +154,10 @@ pub fn expand(text: &str, env: EnvLookup<'_>) -> Result<Expanded, Vec<EnvError>>
         }
         next_ref = inside[inside.len() - 1] + 1;
         let Some(from) = scalar.source_start(&chars, &layout) else {
-            // A block scalar whose header cannot be found: left as written.
+            errors.push(error_at(
+                scalar.start,
+                "cannot find the `|` or `>` that starts this block".to_owned(),
+            ));
             continue;
         };
         let value = substitute(
@@ -165,7 +169,7 @@ pub fn expand(text: &str, env: EnvLookup<'_>) -> Result<Expanded, Vec<EnvError>>
         let Some(value) = value else {
             errors.push(error_at(
                 scalar.start,
-                "this value holds characters reserved for variable references".to_owned(),
+                "this value holds U+E000 or U+E001 (written as an escape), which cannot stand beside a variable reference".to_owned(),
             ));
             continue;
         };
@@ -795,6 +799,9 @@ mod tests {
         );
         let errs = expand("a: \u{e000}\n", &e).unwrap_err();
         assert!(errs[0].message.contains("U+E000"), "{errs:?}");
+        let errs = expand("a: \"\\uE000 ${V:-x}\"\n", &e).unwrap_err();
+        assert_eq!((errs[0].line, errs[0].column), (1, 4), "{errs:?}");
+        assert!(errs[0].message.contains("U+E000 or U+E001"), "{errs:?}");
     }
 
     #[test]

@@ -16,7 +16,7 @@ use warden::registry::{OutboxStatus, Registry};
 use crate::support::agent::{AgentProcess, Project, eventually, free_port, get_text};
 use crate::support::alerts::{self, POLICY, plus, result, t0};
 use crate::support::cli::warden_in;
-use crate::support::db::env_url;
+use crate::support::db::{PgDatabase, env_url};
 use crate::support::receiver::{
     NOTIFICATION_ID, Received, Reply, SIGNATURE, TestReceiver, Verdict, refused_url,
 };
@@ -228,10 +228,9 @@ fn cause(warehouse: &str) -> &'static str {
     }
 }
 
-fn down_project(warehouses: &[(String, String)]) -> Project {
+fn down_project(warehouses: &[(String, String)], registry: &str) -> Project {
     let project = Project::new();
-    let mut yaml =
-        String::from("agent:\n  registry: sqlite://warden.db\n  timezone: UTC\nwarehouses:\n");
+    let mut yaml = format!("agent:\n  registry: \"{registry}\"\n  timezone: UTC\nwarehouses:\n");
     let mut checks = String::from("datasets:\n");
     for (name, url) in warehouses {
         yaml.push_str(&format!(
@@ -252,7 +251,7 @@ fn down_project(warehouses: &[(String, String)]) -> Project {
 #[test]
 fn a_down_warehouse_never_shows_its_password_to_the_cli() {
     let warehouses = down_warehouses();
-    let project = down_project(&warehouses);
+    let project = down_project(&warehouses, "sqlite://warden.db");
     let run = warden_in(
         project.dir.path(),
         &["check", "--format", "json", "--no-record"],
@@ -278,7 +277,27 @@ fn a_down_warehouse_never_shows_its_password_to_the_cli() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_down_warehouse_never_shows_its_password_in_the_agent() {
     let warehouses = down_warehouses();
-    let project = down_project(&warehouses);
+    // With `WARDEN_TEST_POSTGRES_URL`, a PostgreSQL registry whose URL has a
+    // password too (one the test sets, when the server takes none).
+    let pg = PgDatabase::create("warden_secrets").await;
+    let mut registry_password = None;
+    let registry = match &pg {
+        Some(db) => {
+            let mut url = url::Url::parse(&db.url).expect("PostgreSQL URL");
+            if url.password().is_none() {
+                url.set_password(Some("Reg-pw-53")).unwrap();
+                registry_password = Some("Reg-pw-53");
+            }
+            url.to_string()
+        }
+        None => "sqlite://warden.db".to_owned(),
+    };
+    let secrets: Vec<&str> = PASSWORD_FORMS
+        .iter()
+        .copied()
+        .chain(registry_password)
+        .collect();
+    let project = down_project(&warehouses, &registry);
     let mut agent = AgentProcess::start_with(
         &project.config(),
         free_port(),
@@ -326,17 +345,25 @@ async fn a_down_warehouse_never_shows_its_password_in_the_agent() {
         "/readyz",
     ] {
         let (_, body) = get_text(&format!("{base}{path}")).await;
-        assert_hides(path, &body, &PASSWORD_FORMS);
+        assert_hides(path, &body, &secrets);
         seen.push_str(&body);
     }
-    assert_hides("the API", &seen, &PASSWORD_FORMS);
+    assert_hides("the API", &seen, &secrets);
+    if registry_password.is_some() {
+        let (_, page) = get_text(&format!("{base}/")).await;
+        assert!(
+            page.contains(":***@"),
+            "the status page names its registry:\n{page}"
+        );
+    }
     assert!(agent.terminate(WAIT).await.success());
     let log = agent.log();
     assert!(
         log.contains("unavailable"),
         "the log says nothing of the failures:\n{log}"
     );
-    assert_hides("the agent's log", &log, &PASSWORD_FORMS);
+    assert!(log.contains("agent started"), "{log}");
+    assert_hides("the agent's log", &log, &secrets);
 }
 
 // ---- receivers ----
