@@ -34,10 +34,19 @@ fn main() -> ExitCode {
     }
 }
 
+/// Log targets that write secrets as they are, kept to errors whatever
+/// `WARDEN_LOG` says: sqlx's PostgreSQL options warn of an unrecognized URL
+/// parameter with its value (`sslpassword=…`) and of a malformed `.pgpass`
+/// line with the whole line.
+const SECRET_LOG_TARGETS: [&str; 1] = ["sqlx_postgres::options"];
+
 fn init_logging(format: LogFormat, default: &str) {
     use tracing_subscriber::EnvFilter;
-    let filter = EnvFilter::try_from_env("WARDEN_LOG")
+    let mut filter = EnvFilter::try_from_env("WARDEN_LOG")
         .unwrap_or_else(|_| EnvFilter::new(format!("{default},tower_http=warn,sqlx=warn")));
+    for target in SECRET_LOG_TARGETS {
+        filter = filter.add_directive(format!("{target}=error").parse().expect("a directive"));
+    }
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_ansi(cli::color_enabled(&std::io::stderr()))

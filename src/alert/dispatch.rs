@@ -228,6 +228,7 @@ impl Dispatcher {
         let cx = DeliveryContext {
             http: self.http.clone(),
             timeout: policy.timeout,
+            notification_id: entry.id,
         };
         let result = config.deliver(&entry.payload, &cx).await;
         let now = Utc::now();

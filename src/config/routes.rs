@@ -47,6 +47,7 @@ pub use silence::{Silence, SilenceSource};
 
 use crate::check::Schedule;
 use crate::config::validate::values::parse_cron;
+use crate::domain::{Scrubber, redact_url};
 use crate::source::values::{check_plain_name, parse_duration};
 use crate::source::{Diagnostic, Problems, ReadError, SourceFile, SourcePos, did_you_mean, one_of};
 use receiver::{
@@ -440,27 +441,22 @@ impl RouteValues for Problems<'_> {
     }
 }
 
-fn http_url(s: &str) -> Result<String, String> {
+/// An http:// or https:// URL with a host. Messages never show it (a
+/// Slack or webhook URL carries a token in its path): the diagnostic
+/// points at it and names the receiver.
+fn http_url(s: &str, receiver: &str) -> Result<String, String> {
     let s = s.trim();
     match reqwest::Url::parse(s) {
         Ok(url) if matches!(url.scheme(), "http" | "https") && url.host().is_some() => {
             Ok(s.to_owned())
         }
-        Ok(url) => Err(format!(
-            "`{}` is not an http:// or https:// URL",
-            redact(s, &url)
+        Ok(_) => Err(format!(
+            "must be an http:// or https:// URL with a host (receiver `{receiver}`; the value is not shown, as it may hold a token)"
         )),
         Err(_) if s.is_empty() => Err("the URL cannot be empty".to_owned()),
-        Err(e) => Err(format!("not a URL: {e}")),
-    }
-}
-
-/// The URL without its path, query and credentials, for messages about
-/// URLs that may carry a token.
-fn redact(s: &str, url: &reqwest::Url) -> String {
-    match url.host_str() {
-        Some(host) => format!("{}://{host}/…", url.scheme()),
-        None => s.split(':').next().unwrap_or("").to_owned() + ":…",
+        Err(e) => Err(format!(
+            "not a URL: {e} (receiver `{receiver}`; the value is not shown, as it may hold a token)"
+        )),
     }
 }
 
@@ -511,7 +507,7 @@ fn receiver(
             .required_in(&pd.value.routing_key, "pagerduty.routing_key", pd)
             .and_then(|k| p.parse(k, "routing_key", |s| not_empty(s)));
         let url = match &pd.value.url {
-            Some(u) => p.parse(u, "url", |s| http_url(s)),
+            Some(u) => p.parse(u, "url", |s| http_url(s, &name.value)),
             None => Some(PAGERDUTY_DEFAULT_URL.to_owned()),
         };
         ReceiverKind::PagerDuty(PagerDutyConfig {
@@ -521,14 +517,14 @@ fn receiver(
     } else if let Some(slack) = &r.slack {
         let url = p
             .required_in(&slack.value.webhook_url, "slack.webhook_url", slack)
-            .and_then(|u| p.parse(u, "webhook_url", |s| http_url(s)));
+            .and_then(|u| p.parse(u, "webhook_url", |s| http_url(s, &name.value)));
         ReceiverKind::Slack(SlackConfig {
             webhook_url: Secret::new(url?),
         })
     } else if let Some(hook) = &r.webhook {
         let url = p
             .required_in(&hook.value.url, "webhook.url", hook)
-            .and_then(|u| p.parse(u, "url", |s| http_url(s)));
+            .and_then(|u| p.parse(u, "url", |s| http_url(s, &name.value)));
         let secret = hook
             .value
             .hmac_secret
@@ -537,7 +533,7 @@ fn receiver(
             .filter(|s| !s.is_empty())
             .map(Secret::new);
         ReceiverKind::Webhook(WebhookConfig {
-            url: url?,
+            url: Secret::new(url?),
             hmac_secret: secret,
         })
     } else if let Some(email) = &r.email {
@@ -568,7 +564,7 @@ fn receiver(
     } else if let Some(am) = &r.alertmanager {
         let url = p
             .required_in(&am.value.url, "alertmanager.url", am)
-            .and_then(|u| p.parse(u, "url", |s| http_url(s)));
+            .and_then(|u| p.parse(u, "url", |s| http_url(s, &name.value)));
         let resend = p.duration(
             &am.value.resend_interval,
             "resend_interval",
@@ -598,7 +594,7 @@ fn smtp_url(s: &str) -> Result<String, String> {
     if !matches!(url.scheme(), "smtp" | "smtps") {
         return Err(format!(
             "`{}` is not an SMTP URL; {EXPECTED}",
-            redact(s, &url)
+            redact_url(s)
         ));
     }
     if let Some((_, tls)) = url.query_pairs().find(|(k, _)| k == "tls")
@@ -610,7 +606,7 @@ fn smtp_url(s: &str) -> Result<String, String> {
     }
     smtp_transport(s, DEFAULT_TIMEOUT)
         .map(|_| s.to_owned())
-        .map_err(|why| format!("not a usable SMTP URL: {why}"))
+        .map_err(|why| Scrubber::for_url(s).scrub(&format!("not a usable SMTP URL: {why}")))
 }
 
 fn mailbox(s: &str) -> Result<lettre::message::Mailbox, String> {
@@ -851,6 +847,26 @@ mod tests {
     }
 
     #[test]
+    fn receiver_urls_and_keys_stay_out_of_messages() {
+        let text = "receivers:\n\
+            \x20 chat: { slack: { webhook_url: \"ftp://hooks.example/services/T0/B0/tok-s3cret\" } }\n\
+            \x20 hook: { webhook: { url: \"https//example/hook/tok-s3cret\" } }\n\
+            \x20 page: { pagerduty: { routing_key: tok-s3cret, url: \"https://u:tok-s3cret@[::1/x\" } }\n\
+            \x20 mail: { email: { smtp: \"imap://u:tok-s3cret@x\", from: a@example.com, to: [a@example.com] } }\n\
+            \x20 am: { alertmanager: { url: \"ftp://u:tok-s3cret@x/?token=tok-s3cret\" } }\n";
+        let errors = load_text(text).unwrap_err();
+        assert_eq!(errors.len(), 5, "{errors:#?}");
+        for (error, receiver) in errors.iter().zip(["chat", "hook", "page", "mail", "am"]) {
+            assert!(!error.contains("s3cret"), "{error}");
+            assert!(
+                error.contains(&format!("receiver `{receiver}`"))
+                    || error.contains("imap://u:***@x"),
+                "{error}"
+            );
+        }
+    }
+
+    #[test]
     fn an_empty_file_routes_nothing() {
         let routes = load_text("# nothing yet\n").unwrap();
         assert!(routes.receivers.is_empty() && routes.routes.is_empty());
@@ -889,10 +905,10 @@ silences:
             load_text(text).unwrap_err(),
             [
                 "routes.yaml:2:20: `pagerduty.routing_key` is required",
-                "routes.yaml:3:33: `webhook_url`: `ftp://x/…` is not an http:// or https:// URL",
+                "routes.yaml:3:33: `webhook_url`: must be an http:// or https:// URL with a host (receiver `chat`; the value is not shown, as it may hold a token)",
                 "routes.yaml:4:8: receiver `two` has several kinds (slack, log); give exactly one of `pagerduty`, `slack`, `webhook`, `email`, `alertmanager` or `log`",
                 "routes.yaml:5:9: receiver `none` has no kind; give exactly one of `pagerduty`, `slack`, `webhook`, `email`, `alertmanager` or `log`",
-                "routes.yaml:6:26: `smtp`: `imap://x/…` is not an SMTP URL; expected smtps://host:465, smtp://host:587?tls=required or smtp://host:25",
+                "routes.yaml:6:26: `smtp`: `imap://x` is not an SMTP URL; expected smtps://host:465, smtp://host:587?tls=required or smtp://host:25",
                 "routes.yaml:6:44: `from`: `not an address` is not an email address: Invalid input",
                 "routes.yaml:6:66: `to` needs at least one address",
                 "routes.yaml:9:20: `tier`: `4` is not a tier; expected 1 (page), 2 (chat) or 3 (digest)",

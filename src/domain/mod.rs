@@ -1,5 +1,7 @@
 //! "Parse, don't validate" types: every value that reaches SQL or the
-//! registry has been checked by the constructor of one of these types.
+//! registry has been checked by the constructor of one of these types; and
+//! secrets, with the one way a value that may hold one is shown
+//! (`secret.rs`).
 
 mod access;
 mod alert_state;
@@ -12,6 +14,7 @@ mod names;
 mod outcome;
 mod partition;
 mod partition_state;
+mod secret;
 mod threshold;
 
 pub use access::{ANONYMOUS, Actor, Caller, Scope, Scopes, TokenDigest};
@@ -25,4 +28,5 @@ pub use names::{CheckId, DatasetName, NameError};
 pub use outcome::Outcome;
 pub use partition::{Granularity, PartitionError, PartitionKey};
 pub use partition_state::PartitionState;
+pub use secret::{ENCODE_USERINFO, MASK, Scrubber, Secret, redact_url, userinfo_needs_encoding};
 pub use threshold::{Ratio, ThresholdError};

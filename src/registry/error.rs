@@ -1,6 +1,6 @@
 //! Registry errors, and how database errors are worded for people.
 
-use crate::domain::PartitionState;
+use crate::domain::{PartitionState, Scrubber};
 
 /// Everything the registry can fail with. Messages name the registry by its
 /// URL with any password replaced by `***`.
@@ -64,6 +64,21 @@ pub enum RegistryError {
 }
 
 impl RegistryError {
+    /// The error with `scrubber`'s secrets taken out of what the driver said.
+    pub(crate) fn scrubbed(self, scrubber: &Scrubber) -> Self {
+        match self {
+            Self::InvalidUrl { url, reason } => Self::InvalidUrl {
+                url,
+                reason: scrubber.scrub(&reason),
+            },
+            Self::Unreachable { url, reason } => Self::Unreachable {
+                url,
+                reason: scrubber.scrub(&reason),
+            },
+            other => other,
+        }
+    }
+
     /// Whether the registry itself is down (as opposed to a bad request or
     /// bad data), so callers can answer 503 and retry later.
     pub fn is_unavailable(&self) -> bool {
@@ -130,89 +145,9 @@ fn describe_io(e: &std::io::Error) -> String {
     }
 }
 
-/// The URL with its password (in the user info or a `password=` query
-/// parameter) replaced by `***`, for messages and logs.
-pub fn redact_url(url: &str) -> String {
-    let Some(scheme_end) = url.find("://") else {
-        return url.to_owned();
-    };
-    let rest_start = scheme_end + 3;
-    let rest = &url[rest_start..];
-    let authority_len = rest.find(['/', '?', '#']).unwrap_or(rest.len());
-    let authority = &rest[..authority_len];
-    let mut out = String::with_capacity(url.len());
-    out.push_str(&url[..rest_start]);
-    match authority.rfind('@') {
-        Some(at) => {
-            let userinfo = &authority[..at];
-            match userinfo.find(':') {
-                Some(colon) => {
-                    out.push_str(&userinfo[..colon]);
-                    out.push_str(":***");
-                }
-                None => out.push_str(userinfo),
-            }
-            out.push_str(&authority[at..]);
-        }
-        None => out.push_str(authority),
-    }
-    let tail = &rest[authority_len..];
-    match tail.split_once('?') {
-        Some((path, query)) => {
-            out.push_str(path);
-            out.push('?');
-            let (query, fragment) = match query.split_once('#') {
-                Some((q, f)) => (q, Some(f)),
-                None => (query, None),
-            };
-            let params: Vec<String> = query
-                .split('&')
-                .map(|param| match param.split_once('=') {
-                    Some((key, _)) if key.eq_ignore_ascii_case("password") => format!("{key}=***"),
-                    _ => param.to_owned(),
-                })
-                .collect();
-            out.push_str(&params.join("&"));
-            if let Some(f) = fragment {
-                out.push('#');
-                out.push_str(f);
-            }
-        }
-        None => out.push_str(tail),
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn passwords_are_redacted() {
-        for (url, want) in [
-            (
-                "postgres://warden:s3cr:et@db:5432/reg",
-                "postgres://warden:***@db:5432/reg",
-            ),
-            ("postgres://warden@db/reg", "postgres://warden@db/reg"),
-            (
-                "postgres://db/reg?user=w&password=hunter2",
-                "postgres://db/reg?user=w&password=***",
-            ),
-            (
-                "postgres://a:b@db/reg?sslmode=require#x",
-                "postgres://a:***@db/reg?sslmode=require#x",
-            ),
-            (
-                "sqlite:///var/lib/warden/warden.db",
-                "sqlite:///var/lib/warden/warden.db",
-            ),
-            ("sqlite:warden.db", "sqlite:warden.db"),
-            ("postgres://u:p@w@db/x", "postgres://u:***@db/x"),
-        ] {
-            assert_eq!(redact_url(url), want, "{url}");
-        }
-    }
 
     #[test]
     fn connection_errors_are_worded_plainly() {

@@ -35,6 +35,7 @@ use sqlx::sqlite::{
 };
 use sqlx::{ConnectOptions, Connection};
 
+use crate::domain::{ENCODE_USERINFO, Scrubber, redact_url, userinfo_needs_encoding};
 use crate::warehouse::Engine;
 
 mod alerts;
@@ -49,7 +50,7 @@ mod silences;
 mod sql;
 
 pub use alerts::{AlertFlush, AlertRecord, DigestPlan, NewNotification, NotifiedMark};
-pub use error::{RegistryError, redact_url};
+pub use error::RegistryError;
 pub use gates::{GateRecord, idempotency_key};
 pub use outbox::{OutboxEntry, OutboxStatus};
 pub use partitions::{
@@ -104,8 +105,26 @@ impl Registry {
     /// and uses WAL with a busy timeout; its directory must exist.
     /// `postgres://…` needs the database to exist. A registry that cannot be
     /// reached gives [`RegistryError::Unreachable`] naming the reason.
+    /// Messages name it by its URL as [`redact_url`] shows it, and what the
+    /// driver says is scrubbed of the URL's secrets.
     pub async fn open(url: &str) -> Result<Self, RegistryError> {
-        let redacted = redact_url(url);
+        Self::open_as(url, redact_url(url)).await.map_err(|e| {
+            match e {
+                RegistryError::InvalidUrl { url: shown, reason }
+                    if userinfo_needs_encoding(url) =>
+                {
+                    RegistryError::InvalidUrl {
+                        url: shown,
+                        reason: format!("{reason}; {ENCODE_USERINFO}"),
+                    }
+                }
+                e => e,
+            }
+            .scrubbed(&Scrubber::for_url(url))
+        })
+    }
+
+    async fn open_as(url: &str, redacted: String) -> Result<Self, RegistryError> {
         let registry = match Engine::from_url(url) {
             Some(Engine::Sqlite) => {
                 // Processes opening a new SQLite registry at once take turns:

@@ -62,6 +62,38 @@ pub enum WarehouseError {
 }
 
 impl WarehouseError {
+    /// The error with `scrubber`'s secrets taken out of what the driver or
+    /// the server said.
+    pub(crate) fn scrubbed(self, scrubber: &crate::domain::Scrubber) -> Self {
+        match self {
+            Self::Busy { warehouse, reason } => Self::Busy {
+                warehouse,
+                reason: scrubber.scrub(&reason),
+            },
+            Self::Unavailable { warehouse, reason } => Self::Unavailable {
+                warehouse,
+                reason: scrubber.scrub(&reason),
+            },
+            Self::InvalidUrl { warehouse, reason } => Self::InvalidUrl {
+                warehouse,
+                reason: scrubber.scrub(&reason),
+            },
+            Self::Decode {
+                index,
+                type_name,
+                reason,
+            } => Self::Decode {
+                index,
+                type_name,
+                reason: scrubber.scrub(&reason),
+            },
+            Self::Query { message } => Self::Query {
+                message: scrubber.scrub(&message),
+            },
+            other => other,
+        }
+    }
+
     /// Whether trying again later may succeed (timeouts, a busy warehouse,
     /// lost or refused connections), as opposed to errors in the relation or
     /// the check. Only [`Unavailable`](Self::Unavailable) says the warehouse

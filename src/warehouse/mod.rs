@@ -30,6 +30,8 @@ use tokio::sync::{Semaphore, oneshot};
 
 use backend::{Backend, Failure};
 
+use crate::domain::{ENCODE_USERINFO, Scrubber, redact_url, userinfo_needs_encoding};
+
 pub use catalog::CatalogColumn;
 pub use dialect::Dialect;
 pub use error::WarehouseError;
@@ -80,8 +82,9 @@ impl Engine {
     }
 }
 
-/// How to reach one warehouse: its entry of `warehouses:`.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// How to reach one warehouse: its entry of `warehouses:`. `Debug` shows
+/// its URL as [`redact_url`] does.
+#[derive(Clone, PartialEq, Eq)]
 pub struct Settings {
     /// The warehouse's name, in messages.
     pub name: String,
@@ -91,6 +94,17 @@ pub struct Settings {
     pub max_connections: u32,
     /// How long one statement may run.
     pub query_timeout: Duration,
+}
+
+impl std::fmt::Debug for Settings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Settings")
+            .field("name", &self.name)
+            .field("url", &redact_url(&self.url))
+            .field("max_connections", &self.max_connections)
+            .field("query_timeout", &self.query_timeout)
+            .finish()
+    }
 }
 
 /// How long to wait for a pooled connection before asking why none came.
@@ -117,6 +131,8 @@ pub struct Warehouse {
     engine: Engine,
     backend: Arc<dyn Backend>,
     query_timeout: Duration,
+    /// The URL's secrets, taken out of what the driver says in errors.
+    scrubber: Scrubber,
     /// One permit per connection: statements running or about to.
     slots: Arc<Semaphore>,
     statements: AtomicU64,
@@ -130,9 +146,13 @@ impl Warehouse {
     /// `statement_timeout` of `query_timeout`; MariaDB and MySQL sessions get
     /// `max_statement_time`/`max_execution_time`.
     pub fn connect(settings: &Settings, tz: Tz) -> Result<Self, WarehouseError> {
+        let scrubber = Scrubber::for_url(&settings.url);
         let invalid = |reason: String| WarehouseError::InvalidUrl {
             warehouse: settings.name.clone(),
-            reason,
+            reason: match userinfo_needs_encoding(&settings.url) {
+                true => format!("{}; {ENCODE_USERINFO}", scrubber.scrub(&reason)),
+                false => scrubber.scrub(&reason),
+            },
         };
         let engine = Engine::from_url(&settings.url).ok_or_else(|| {
             invalid("expected a url starting with postgres://, mysql:// or sqlite://".to_owned())
@@ -143,6 +163,7 @@ impl Warehouse {
             engine,
             backend: Arc::from(backend),
             query_timeout: settings.query_timeout,
+            scrubber,
             slots: Arc::new(Semaphore::new(settings.max_connections.max(1) as usize)),
             statements: AtomicU64::new(0),
         })
@@ -201,7 +222,9 @@ impl Warehouse {
             ok = rows.is_ok(),
             "ran a statement"
         );
-        rows?.into_iter().collect()
+        rows.map_err(|e| e.scrubbed(&self.scrubber))?
+            .into_iter()
+            .collect()
     }
 
     /// [`fetch_all`](Self::fetch_all) without the counting and the log.
@@ -282,9 +305,10 @@ impl Warehouse {
     /// answers instead: a warehouse busy with our own statements is up.
     pub async fn ping(&self) -> Result<(), WarehouseError> {
         match self.fetch_all("SELECT 1", &[]).await {
-            Err(WarehouseError::Timeout { timeout, waited }) if waited >= timeout => {
-                self.diagnose().await
-            }
+            Err(WarehouseError::Timeout { timeout, waited }) if waited >= timeout => self
+                .diagnose()
+                .await
+                .map_err(|e| e.scrubbed(&self.scrubber)),
             other => other.map(drop),
         }
     }

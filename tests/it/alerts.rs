@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use chrono::{DateTime, TimeZone, Utc};
 use serde_json::{Value, json};
-use warden::alert::receivers::webhook;
+use warden::alert::receivers::{NOTIFICATION_ID_HEADER, webhook};
 use warden::alert::{AlertManager, SilenceError};
 use warden::check::Outcome::{Error, Fail, Pass};
 use warden::domain::Caller;
@@ -1074,14 +1074,24 @@ async fn webhook_bodies_follow_the_schema_and_are_signed() {
     let signed = got.iter().find(|r| r.path == "/signed").unwrap();
     let plain = got.iter().find(|r| r.path == "/plain").unwrap();
     let signature = signed.header(webhook::SIGNATURE_HEADER).unwrap();
-    assert!(signature.starts_with("sha256="));
-    assert!(webhook::verify(b"s3cret", &signed.body, &signature));
-    assert!(!webhook::verify(b"wrong", &signed.body, &signature));
+    assert!(signature.starts_with("t="), "{signature}");
+    let now = Utc::now().timestamp();
+    let verify =
+        |secret: &[u8]| webhook::verify(secret, &signed.body, &signature, now, webhook::TOLERANCE);
+    assert!(verify(b"s3cret").is_ok());
+    assert_eq!(verify(b"wrong"), Err(webhook::SignatureError::Mismatch));
     assert!(plain.header(webhook::SIGNATURE_HEADER).is_none());
     assert_eq!(signed.header("content-type").unwrap(), "application/json");
 
     let body = signed.json();
     assert_eq!(body["version"], "1");
+    let id = signed.header(NOTIFICATION_ID_HEADER).unwrap();
+    assert_eq!(body["id"], id.as_str());
+    assert!(id.parse::<i64>().is_ok(), "{id}");
+    assert_eq!(
+        plain.json()["id"],
+        plain.header(NOTIFICATION_ID_HEADER).unwrap()
+    );
     assert_eq!(body["receiver"], "signed");
     assert_eq!(body["status"], "firing");
     assert_eq!(body["group"], "events");

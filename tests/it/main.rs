@@ -16,4 +16,5 @@ mod engine;
 mod gate;
 mod history;
 mod registry;
+mod secrets;
 mod warehouse_trust;

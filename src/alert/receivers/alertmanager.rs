@@ -103,5 +103,5 @@ pub async fn deliver(
     cx: &DeliveryContext,
 ) -> Result<(), DeliveryError> {
     let bytes = serde_json::to_vec(payload).expect("JSON serialises");
-    post_json(cx, &config.endpoint(), bytes, &[]).await
+    post_json(cx, &config.endpoint(), bytes, &[], &[]).await
 }

@@ -13,6 +13,7 @@ use serde_json::{Value, json};
 use super::{DeliveryContext, DeliveryError, Notification, escape_html};
 use crate::alert::model::{Alert, Status, format_threshold};
 use crate::config::routes::receiver::{EmailConfig, smtp_transport};
+use crate::domain::Scrubber;
 use crate::format;
 
 /// Subject, plain text and HTML for `n`.
@@ -130,11 +131,19 @@ pub async fn deliver(
             part("html")?,
         ))
         .map_err(|e| DeliveryError::permanent(format!("cannot build the email: {e}")))?;
-    let mailer = smtp_transport(config.smtp.expose(), cx.timeout)
-        .map_err(|e| DeliveryError::permanent(format!("SMTP URL is not usable: {e}")))?;
+    // lettre's errors may quote the server's answer: keep the URL's
+    // password out of them.
+    let scrubber = Scrubber::for_url(config.smtp.expose());
+    let mailer = smtp_transport(config.smtp.expose(), cx.timeout).map_err(|e| {
+        DeliveryError::permanent(scrubber.scrub(&format!("SMTP URL is not usable: {e}")))
+    })?;
     match mailer.send(message).await {
         Ok(_) => Ok(()),
-        Err(e) if e.is_permanent() => Err(DeliveryError::permanent(format!("SMTP: {e}"))),
-        Err(e) => Err(DeliveryError::transient(format!("SMTP: {e}"))),
+        Err(e) if e.is_permanent() => Err(DeliveryError::permanent(
+            scrubber.scrub(&format!("SMTP: {e}")),
+        )),
+        Err(e) => Err(DeliveryError::transient(
+            scrubber.scrub(&format!("SMTP: {e}")),
+        )),
     }
 }

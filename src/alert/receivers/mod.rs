@@ -7,7 +7,10 @@
 //! Delivery errors are sorted here once for every HTTP receiver: 2xx is
 //! delivered; 429 is retried after `Retry-After`; any other 4xx is
 //! permanent (the dead-letter list); 5xx, timeouts and refused connections
-//! are retried with backoff.
+//! are retried with backoff. Every HTTP request carries the notification's
+//! outbox id in [`NOTIFICATION_ID_HEADER`], the same on every attempt. An
+//! error never shows the receiver's URL or keys: it is scrubbed of them
+//! (a receiver's answer may quote them), and logs name the receiver.
 
 pub mod alertmanager;
 pub mod email;
@@ -23,6 +26,11 @@ use serde::{Deserialize, Serialize};
 
 use super::model::{Alert, Status};
 use crate::config::routes::{Receiver, ReceiverKind};
+use crate::domain::Scrubber;
+
+/// The header carrying the notification's id: its outbox id, the same on
+/// every attempt, for receivers to drop a notification they already have.
+pub const NOTIFICATION_ID_HEADER: &str = "X-Warden-Notification-Id";
 
 /// A digest's period.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -144,6 +152,8 @@ pub struct DeliveryContext {
     pub http: reqwest::Client,
     /// How long one attempt may take.
     pub timeout: Duration,
+    /// The notification's outbox id.
+    pub notification_id: i64,
 }
 
 /// Why a delivery failed.
@@ -182,26 +192,35 @@ const MAX_RETRY_AFTER: Duration = Duration::from_secs(3600);
 /// How much of an error response's body is kept in the error message.
 const ERROR_BODY_CHARS: usize = 300;
 
-/// POSTs `body` (JSON) to `url` with `headers` and sorts the answer.
+/// POSTs `body` (JSON) to `url` with `headers` and the notification id,
+/// and sorts the answer. The error says nothing of `url` or `secrets`.
 pub(crate) async fn post_json(
     cx: &DeliveryContext,
     url: &str,
     body: Vec<u8>,
     headers: &[(&str, String)],
+    secrets: &[&str],
 ) -> Result<(), DeliveryError> {
+    // A token may sit in the path (Slack, webhooks) or anywhere else.
+    let path = url::Url::parse(url)
+        .map(|u| u[url::Position::BeforePath..].to_owned())
+        .unwrap_or_default();
+    let path = path.trim_start_matches('/');
+    let scrubber =
+        Scrubber::new(secrets.iter().copied().chain([url, path])).and(Scrubber::for_url(url));
     let mut request = cx
         .http
         .post(url)
         .timeout(cx.timeout)
         .header(reqwest::header::CONTENT_TYPE, "application/json")
+        .header(NOTIFICATION_ID_HEADER, cx.notification_id.to_string())
         .body(body);
     for (name, value) in headers {
         request = request.header(*name, value);
     }
-    let response = request
-        .send()
-        .await
-        .map_err(|e| DeliveryError::transient(describe_request_error(&e)))?;
+    let response = request.send().await.map_err(|e| {
+        DeliveryError::transient(scrubber.scrub(&describe_request_error(&e.without_url())))
+    })?;
     let status = response.status();
     if status.is_success() {
         return Ok(());
@@ -211,7 +230,7 @@ pub(crate) async fn post_json(
         .get(reqwest::header::RETRY_AFTER)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| parse_retry_after(v, Utc::now()));
-    let text = response.text().await.unwrap_or_default();
+    let text = scrubber.scrub(&response.text().await.unwrap_or_default());
     let reason = format!(
         "HTTP {}{}",
         status.as_u16(),

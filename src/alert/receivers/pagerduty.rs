@@ -114,7 +114,8 @@ pub async fn deliver(
         Value::from(config.routing_key.expose()),
     );
     let bytes = serde_json::to_vec(&body).expect("JSON serialises");
-    post_json(cx, &config.url, bytes, &[]).await
+    let key = config.routing_key.expose();
+    post_json(cx, &config.url, bytes, &[], &[key]).await
 }
 
 #[cfg(test)]

@@ -143,5 +143,5 @@ pub async fn deliver(
     cx: &DeliveryContext,
 ) -> Result<(), DeliveryError> {
     let bytes = serde_json::to_vec(payload).expect("JSON serialises");
-    post_json(cx, config.webhook_url.expose(), bytes, &[]).await
+    post_json(cx, config.webhook_url.expose(), bytes, &[], &[]).await
 }

@@ -7,26 +7,7 @@ use std::time::Duration;
 use lettre::message::Mailbox;
 use lettre::{AsyncSmtpTransport, Tokio1Executor};
 
-/// A value that must not appear in logs or `Debug` output (keys, secrets,
-/// URLs that carry a token or a password).
-#[derive(Clone, PartialEq, Eq)]
-pub struct Secret(String);
-
-impl Secret {
-    pub fn new(value: impl Into<String>) -> Self {
-        Self(value.into())
-    }
-
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl std::fmt::Debug for Secret {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("Secret(***)")
-    }
-}
+pub use crate::domain::Secret;
 
 /// One entry of `receivers:`.
 #[derive(Debug, Clone)]
@@ -98,7 +79,8 @@ pub struct SlackConfig {
 /// `webhook:` settings.
 #[derive(Debug, Clone)]
 pub struct WebhookConfig {
-    pub url: String,
+    /// Where to post (it may carry a token in its path, so it is a secret).
+    pub url: Secret,
     /// Signs each body when set.
     pub hmac_secret: Option<Secret>,
 }

@@ -5,6 +5,7 @@
 use std::path::{Component, Path, PathBuf};
 
 use crate::check::Schedule;
+use crate::domain::redact_url;
 use crate::source::did_you_mean;
 use crate::warehouse::Engine;
 
@@ -24,7 +25,8 @@ pub fn registry_url(s: &str, base_dir: &Path) -> Result<String, String> {
         Some(Engine::Postgres) => Ok(s.trim().to_owned()),
         Some(Engine::MySql) => Err("the registry can be SQLite or PostgreSQL, not MySQL".into()),
         None => Err(format!(
-            "`{s}` is not a URL like sqlite://warden.db or postgres://host/db"
+            "`{}` is not a URL like sqlite://warden.db or postgres://host/db",
+            redact_url(s)
         )),
     }
 }
@@ -44,7 +46,8 @@ pub fn warehouse_url(s: &str, base_dir: &Path) -> Result<String, String> {
                 )
             )),
             None => Err(format!(
-                "`{s}` is not a URL like postgres://host/db, mysql://host/db or sqlite://file.db"
+                "`{}` is not a URL like postgres://host/db, mysql://host/db or sqlite://file.db",
+                redact_url(s)
             )),
         },
     }

@@ -102,12 +102,28 @@ impl AgentProcess {
     /// Like [`start`](Self::start), on `port` (to start again where an
     /// earlier process listened).
     pub fn start_on(config: &Path, port: u16, extra: &[&str]) -> Self {
-        Self::start_at(config, "127.0.0.1", port, extra)
+        Self::start_with(config, port, extra, &[])
+    }
+
+    /// Like [`start_on`](Self::start_on), with `env` set (`WARDEN_LOG` is
+    /// `info` unless `env` sets it).
+    pub fn start_with(config: &Path, port: u16, extra: &[&str], env: &[(&str, &str)]) -> Self {
+        Self::start_at_with(config, "127.0.0.1", port, extra, env)
     }
 
     /// Like [`start`](Self::start), listening on `host` (`0.0.0.0`: every
     /// interface); reached on loopback all the same.
     pub fn start_at(config: &Path, host: &str, port: u16, extra: &[&str]) -> Self {
+        Self::start_at_with(config, host, port, extra, &[])
+    }
+
+    fn start_at_with(
+        config: &Path,
+        host: &str,
+        port: u16,
+        extra: &[&str],
+        env: &[(&str, &str)],
+    ) -> Self {
         let log_dir = tempfile::tempdir().expect("log dir");
         let log = log_dir.path().join("stderr.log");
         let stderr = std::fs::File::create(&log).expect("log file");
@@ -124,6 +140,7 @@ impl AgentProcess {
         let child = Command::new(env!("CARGO_BIN_EXE_warden"))
             .args(&args)
             .env("WARDEN_LOG", "info")
+            .envs(env.iter().copied())
             .stdout(Stdio::null())
             .stderr(stderr)
             .spawn()

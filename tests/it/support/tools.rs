@@ -1,5 +1,5 @@
 //! External programs some cases use (promtool, Alertmanager with amtool, the
-//! sqlite3 shell). When one is missing, the case (or the part of it that
+//! sqlite3 shell, python3). When one is missing, the case (or the part of it that
 //! needs the program) is skipped with a note, as the PostgreSQL and MariaDB
 //! cases are without their URLs; when the variable that requires it is set
 //! to `1`, a missing program fails the case instead.
@@ -38,6 +38,12 @@ pub const SQLITE3: Tool = Tool {
     names: &["sqlite3"],
     required_by: "WARDEN_TEST_SQLITE3",
     install: "Debian's `sqlite3` package (apt-get install sqlite3)",
+};
+
+pub const PYTHON3: Tool = Tool {
+    names: &["python3"],
+    required_by: "WARDEN_TEST_PYTHON3",
+    install: "Debian's `python3` package (apt-get install python3)",
 };
 
 impl Tool {
