@@ -17,6 +17,19 @@ pub fn decimals(v: f64, max: usize) -> String {
     }
 }
 
+/// A count with its thousands grouped: `1204331` → `1,204,331`.
+pub fn count(n: u64) -> String {
+    let digits = n.to_string();
+    let mut out = String::with_capacity(digits.len() + digits.len() / 3);
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
 /// A fraction as a percentage: `0.012` → `1.2%`, `0.35` → `35%`; tiny
 /// non-zero values keep enough digits not to read as 0%.
 pub fn percent(fraction: f64) -> String {
@@ -99,6 +112,15 @@ mod tests {
         assert_eq!(number(0.0125), "0.0125");
         assert_eq!(number(0.5), "0.5");
         assert_eq!(decimals(1.0 / 3.0, 6), "0.333333");
+    }
+
+    #[test]
+    fn counts_group_their_thousands() {
+        assert_eq!(count(0), "0");
+        assert_eq!(count(999), "999");
+        assert_eq!(count(1_000), "1,000");
+        assert_eq!(count(1_204_331), "1,204,331");
+        assert_eq!(count(100_000), "100,000");
     }
 
     #[test]

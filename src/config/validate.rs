@@ -176,9 +176,11 @@ fn warehouse(
     if p.list.len() > before {
         return None;
     }
+    let url = url?;
     Some(WarehouseConfig {
         name: name.value.clone(),
-        url: url?,
+        shown_url: crate::registry::redact_url(&url),
+        url,
         max_connections: max_connections?,
         query_timeout: query_timeout?,
     })

@@ -87,6 +87,9 @@ pub struct Settings {
     pub name: String,
     /// Connection URL; relative SQLite paths already resolved.
     pub url: String,
+    /// The URL as messages show it: its password replaced (the
+    /// configuration fills it in with `registry::redact_url`).
+    pub shown_url: String,
     /// The size of the connection pool (at least 1).
     pub max_connections: u32,
     /// How long one statement may run.

@@ -11,7 +11,7 @@ use sqlx::{Column, Executor, MySql, Row, TypeInfo, ValueRef};
 
 use super::backend::Backend;
 use super::dialect::{Dialect, schema_and_name};
-use super::error::{ServerError, quoted_name};
+use super::error::{Endpoint, ServerError, quoted_name};
 use super::pooled::{self, Pooled};
 use super::value::{decimal_to_f64, decode_error};
 use super::{CatalogColumn, Settings, Value, WarehouseError};
@@ -103,6 +103,12 @@ const READ_ONLY: &str = "SET SESSION TRANSACTION READ ONLY";
 /// (MariaDB) or `max_execution_time` (MySQL) of the query timeout.
 pub(super) fn connect(settings: &Settings, _tz: Tz) -> Result<Box<dyn Backend>, String> {
     let opts = MySqlConnectOptions::from_str(&settings.url).map_err(|e| e.to_string())?;
+    let endpoint = Endpoint::Server {
+        host: opts.get_host().to_owned(),
+        port: opts.get_port(),
+        user: opts.get_username().to_owned(),
+        database: opts.get_database().map(str::to_owned),
+    };
     let secs = settings.query_timeout.as_secs_f64();
     let millis = settings.query_timeout.as_millis();
     let pool = pooled::options::<MySql>(settings)
@@ -122,7 +128,9 @@ pub(super) fn connect(settings: &Settings, _tz: Tz) -> Result<Box<dyn Backend>, 
             Box::pin(async move { conn.execute(READ_ONLY).await.map(|_| true) })
         })
         .connect_lazy_with(opts);
-    Ok(Box::new(Pooled::new(pool, settings, decode_row, classify)))
+    Ok(Box::new(Pooled::new(
+        pool, settings, endpoint, decode_row, classify,
+    )))
 }
 
 /// Reads the server's error numbers.
@@ -132,14 +140,18 @@ fn classify(db: &dyn sqlx::error::DatabaseError) -> ServerError {
         .map(|e| e.number())
         .unwrap_or_default();
     match number {
-        // ER_NO_SUCH_TABLE, ER_BAD_DB_ERROR
-        1146 | 1049 => ServerError::TableMissing(quoted_name(db.message())),
+        // ER_NO_SUCH_TABLE (also for a table of a database that does not exist)
+        1146 => ServerError::TableMissing(quoted_name(db.message())),
+        // ER_BAD_DB_ERROR: the URL's database, at connection
+        1049 => ServerError::DatabaseMissing,
+        // ER_ACCESS_DENIED_ERROR, ER_DBACCESS_DENIED_ERROR
+        1045 | 1044 => ServerError::Authentication,
         // MariaDB max_statement_time, MySQL max_execution_time
         1969 | 3024 => ServerError::Timeout,
         // ER_BAD_FIELD_ERROR
         1054 => ServerError::ColumnMissing(quoted_name(db.message())),
-        // access denied, too many connections, server shutdown
-        1040 | 1044 | 1045 | 1053 | 1203 => ServerError::Unavailable,
+        // too many connections, server shutdown
+        1040 | 1053 | 1203 => ServerError::Unavailable,
         _ => ServerError::Other,
     }
 }

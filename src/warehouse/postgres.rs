@@ -12,7 +12,7 @@ use sqlx::{Column, Executor, Row, TypeInfo, ValueRef};
 
 use super::backend::Backend;
 use super::dialect::{Dialect, schema_and_name};
-use super::error::{ServerError, quoted_name};
+use super::error::{Endpoint, ServerError, quoted_name};
 use super::pooled::{self, Pooled};
 use super::value::{decimal_to_f64, decode_error};
 use super::{Settings, Value, WarehouseError};
@@ -103,6 +103,12 @@ pub(super) fn connect(settings: &Settings, tz: Tz) -> Result<Box<dyn Backend>, S
             ),
             ("default_transaction_read_only", "on".to_owned()),
         ]);
+    let endpoint = Endpoint::Server {
+        host: opts.get_host().to_owned(),
+        port: opts.get_port(),
+        user: opts.get_username().to_owned(),
+        database: opts.get_database().map(str::to_owned),
+    };
     // sqlx sends `TimeZone=UTC` at startup, which would override a startup
     // option; set the zone once the session is up instead.
     let set_zone = format!("SET TIME ZONE '{}'", tz.name().replace('\'', "''"));
@@ -115,7 +121,9 @@ pub(super) fn connect(settings: &Settings, tz: Tz) -> Result<Box<dyn Backend>, S
             Box::pin(async move { conn.execute(READ_ONLY).await.map(|_| true) })
         })
         .connect_lazy_with(opts);
-    Ok(Box::new(Pooled::new(pool, settings, decode_row, classify)))
+    Ok(Box::new(Pooled::new(
+        pool, settings, endpoint, decode_row, classify,
+    )))
 }
 
 /// Reads SQLSTATE codes.
@@ -126,13 +134,13 @@ fn classify(db: &dyn sqlx::error::DatabaseError) -> ServerError {
         "42703" => ServerError::ColumnMissing(quoted_name(db.message())),
         // query_canceled: statement_timeout fired on the server.
         "57014" => ServerError::Timeout,
-        // connection exceptions, shutdowns, too many connections, auth, unknown database
-        c if c.starts_with("08")
-            || c.starts_with("57P")
-            || c.starts_with("28")
-            || c == "53300"
-            || c == "3D000" =>
-        {
+        // invalid_authorization_specification (no such role, no pg_hba
+        // entry), invalid_password
+        c if c.starts_with("28") => ServerError::Authentication,
+        // invalid_catalog_name: the URL's database
+        "3D000" => ServerError::DatabaseMissing,
+        // connection exceptions, shutdowns, too many connections
+        c if c.starts_with("08") || c.starts_with("57P") || c == "53300" => {
             ServerError::Unavailable
         }
         _ => ServerError::Other,

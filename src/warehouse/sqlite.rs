@@ -12,7 +12,7 @@ use sqlx::{Row, Sqlite, TypeInfo, ValueRef};
 
 use super::backend::Backend;
 use super::dialect::{Dialect, schema_and_name};
-use super::error::ServerError;
+use super::error::{Endpoint, ServerError};
 use super::pooled::{self, Pooled};
 use super::value::decode_error;
 use super::{Settings, Value, WarehouseError};
@@ -73,8 +73,11 @@ pub(super) fn connect(settings: &Settings, _tz: Tz) -> Result<Box<dyn Backend>, 
     let opts = SqliteConnectOptions::from_str(&settings.url)
         .map_err(|e| e.to_string())?
         .read_only(true);
+    let endpoint = Endpoint::File(opts.get_filename().to_owned());
     let pool = pooled::options::<Sqlite>(settings).connect_lazy_with(opts);
-    Ok(Box::new(Pooled::new(pool, settings, decode_row, classify)))
+    Ok(Box::new(Pooled::new(
+        pool, settings, endpoint, decode_row, classify,
+    )))
 }
 
 /// Reads the message and result code.
@@ -91,7 +94,7 @@ fn classify(db: &dyn sqlx::error::DatabaseError) -> ServerError {
         ServerError::Busy
     } else if primary == 14 {
         // SQLITE_CANTOPEN
-        ServerError::Unavailable
+        ServerError::CannotOpen
     } else {
         ServerError::Other
     }

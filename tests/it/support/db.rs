@@ -397,6 +397,7 @@ pub fn warehouse_config(url: &str, query_timeout: Duration) -> Settings {
     Settings {
         name: "main".into(),
         url: url.into(),
+        shown_url: warden::registry::redact_url(url),
         max_connections: 4,
         query_timeout,
     }
