@@ -18,6 +18,7 @@ mod error;
 mod mysql;
 mod pooled;
 mod postgres;
+mod profile;
 mod sqlite;
 mod value;
 
@@ -33,6 +34,7 @@ use backend::{Backend, Failure};
 pub use catalog::CatalogColumn;
 pub use dialect::Dialect;
 pub use error::WarehouseError;
+pub use profile::{CatalogTable, ColumnProfile, ProfileColumn, TableProfile};
 pub use value::Value;
 
 pub mod types;

@@ -10,7 +10,7 @@ use sqlx::mysql::{MySqlConnectOptions, MySqlDatabaseError, MySqlRow};
 use sqlx::{Column, Executor, MySql, Row, TypeInfo, ValueRef};
 
 use super::backend::Backend;
-use super::dialect::{Dialect, schema_and_name};
+use super::dialect::{Dialect, schema_and_name, schema_value};
 use super::error::{Endpoint, ServerError, quoted_name};
 use super::pooled::{self, Pooled};
 use super::value::{decimal_to_f64, decode_error};
@@ -64,6 +64,27 @@ impl Dialect for MySqlDialect {
              WHERE table_schema = COALESCE(?, database()) AND table_name = ? \
              ORDER BY ordinal_position",
             vec![schema, name],
+        )
+    }
+
+    /// The partition key is every column the partitioning expression
+    /// names (`` `sale_date` ``, ``to_days(`sale_date`)``). Tables are
+    /// ordered by their exact name: the default collation would mix `A`
+    /// and `a`.
+    fn schema_catalog_query(&self, schema: Option<&Identifier>) -> (String, Vec<Value>) {
+        (
+            "SELECT c.table_schema, c.table_name, c.column_name, c.column_type, \
+             COALESCE((SELECT k.ordinal_position FROM information_schema.key_column_usage k \
+               WHERE k.table_schema = c.table_schema AND k.table_name = c.table_name \
+               AND k.column_name = c.column_name AND k.constraint_name = 'PRIMARY'), 0), \
+             CASE WHEN EXISTS (SELECT 1 FROM information_schema.partitions p \
+               WHERE p.table_schema = c.table_schema AND p.table_name = c.table_name \
+               AND LOCATE(CONCAT('`', c.column_name, '`'), p.partition_expression) > 0) THEN 1 ELSE 0 END \
+             FROM information_schema.columns c \
+             WHERE c.table_schema = COALESCE(?, database()) \
+             ORDER BY BINARY c.table_name, c.ordinal_position"
+                .to_owned(),
+            vec![schema_value(schema)],
         )
     }
 

@@ -11,7 +11,7 @@ use sqlx::postgres::{PgConnectOptions, PgRow};
 use sqlx::{Column, Executor, Row, TypeInfo, ValueRef};
 
 use super::backend::Backend;
-use super::dialect::{Dialect, schema_and_name};
+use super::dialect::{Dialect, schema_and_name, schema_value};
 use super::error::{Endpoint, ServerError, quoted_name};
 use super::pooled::{self, Pooled};
 use super::value::{decimal_to_f64, decode_error};
@@ -58,6 +58,30 @@ impl Dialect for PostgresDialect {
              WHERE table_schema = COALESCE($1, current_schema()) AND table_name = $2 \
              ORDER BY ordinal_position",
             vec![schema, name],
+        )
+    }
+
+    /// Types as in [`Dialect::catalog_query`]; the primary key from
+    /// `pg_index` and the partition key from `pg_partitioned_table` (the
+    /// catalog tables every user may read, unlike `information_schema`'s
+    /// constraints); the partitions of a partitioned table are left out.
+    fn schema_catalog_query(&self, schema: Option<&Identifier>) -> (String, Vec<Value>) {
+        (
+            "SELECT c.table_schema::text, c.table_name::text, c.column_name::text, \
+             (CASE WHEN c.data_type IN ('USER-DEFINED', 'ARRAY') THEN c.udt_name ELSE c.data_type END)::text, \
+             COALESCE((SELECT k.n FROM pg_catalog.pg_index i, \
+                 unnest(i.indkey::int2[]) WITH ORDINALITY AS k(attnum, n) \
+               WHERE i.indrelid = cl.oid AND i.indisprimary AND k.attnum = a.attnum), 0)::int8, \
+             (CASE WHEN EXISTS (SELECT 1 FROM pg_catalog.pg_partitioned_table p \
+               WHERE p.partrelid = cl.oid AND a.attnum = ANY (p.partattrs::int2[])) THEN 1 ELSE 0 END)::int8 \
+             FROM information_schema.columns c \
+             JOIN pg_catalog.pg_namespace n ON n.nspname = c.table_schema \
+             JOIN pg_catalog.pg_class cl ON cl.relnamespace = n.oid AND cl.relname = c.table_name \
+             JOIN pg_catalog.pg_attribute a ON a.attrelid = cl.oid AND a.attname = c.column_name \
+             WHERE c.table_schema = COALESCE($1, current_schema()) AND NOT cl.relispartition \
+             ORDER BY c.table_name, c.ordinal_position"
+                .to_owned(),
+            vec![schema_value(schema)],
         )
     }
 

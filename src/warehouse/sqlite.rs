@@ -60,6 +60,21 @@ impl Dialect for SqliteDialect {
         )
     }
 
+    /// The schema names an attached database (`main` by default); SQLite
+    /// partitions nothing. Its own tables (`sqlite_sequence`…) are left out.
+    fn schema_catalog_query(&self, schema: Option<&Identifier>) -> (String, Vec<Value>) {
+        let schema = schema.map_or("main", Identifier::as_str);
+        (
+            format!(
+                "SELECT ? AS s, m.name, p.name, p.type, p.pk, 0 \
+                 FROM \"{schema}\".sqlite_master m JOIN pragma_table_info(m.name, ?) p \
+                 WHERE m.type IN ('table', 'view') AND m.name NOT LIKE 'sqlite\\_%' ESCAPE '\\' \
+                 ORDER BY m.name, p.cid"
+            ),
+            vec![Value::Text(schema.to_owned()), Value::Text(schema.to_owned())],
+        )
+    }
+
     fn type_names(&self) -> &'static [(&'static str, &'static str)] {
         &[("clob", "text"), ("string", "text")]
     }
