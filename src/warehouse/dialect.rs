@@ -268,7 +268,9 @@ mod tests {
              count(DISTINCT \"id\") AS p4, count(\"at\") AS p5 FROM \"shop\".\"orders\""
         );
         assert_eq!(
-            Engine::MySql.dialect().profile_query(&t, &columns, Some(1000)),
+            Engine::MySql
+                .dialect()
+                .profile_query(&t, &columns, Some(1000)),
             "SELECT w.*, s.* FROM (SELECT count(*) AS w0, max(`at`) AS w1 FROM `shop`.`orders`) w \
              CROSS JOIN (SELECT count(*) AS s0, count(`id`) AS s1, count(DISTINCT `id`) AS s2, \
              count(`at`) AS s3 FROM (SELECT `id`, `at` FROM `shop`.`orders` LIMIT 1000) x) s"

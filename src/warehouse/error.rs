@@ -192,9 +192,9 @@ impl Origin {
                 "connection refused by {host}:{port} ({url}); \
                  check that the server runs and listens on that host and port"
             ),
-            Refusal::UnknownHost => format!(
-                "host `{host}` not found ({url}); check the host name in the URL"
-            ),
+            Refusal::UnknownHost => {
+                format!("host `{host}` not found ({url}); check the host name in the URL")
+            }
             Refusal::Authentication => format!(
                 "authentication failed for user `{user}` ({url}): {detail}; \
                  check the user name and the password"
@@ -409,7 +409,10 @@ mod tests {
             ..origin(Endpoint::File(path.clone()))
         };
         let text = o
-            .server_error(ServerError::CannotOpen, "unable to open database file".into())
+            .server_error(
+                ServerError::CannotOpen,
+                "unable to open database file".into(),
+            )
             .to_string();
         assert_eq!(
             text,
@@ -421,7 +424,10 @@ mod tests {
         );
         std::fs::write(&path, "").unwrap();
         let text = o
-            .server_error(ServerError::CannotOpen, "unable to open database file".into())
+            .server_error(
+                ServerError::CannotOpen,
+                "unable to open database file".into(),
+            )
             .to_string();
         assert!(text.contains("cannot open"), "{text}");
     }

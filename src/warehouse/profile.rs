@@ -128,9 +128,12 @@ impl Warehouse {
     ) -> Result<TableProfile, WarehouseError> {
         let sql = self.dialect().profile_query(table, columns, sample);
         let rows = self.fetch_all(&sql, &[]).await?;
-        let row = rows.into_iter().next().ok_or_else(|| WarehouseError::Query {
-            message: "the profile statement returned no row".to_owned(),
-        })?;
+        let row = rows
+            .into_iter()
+            .next()
+            .ok_or_else(|| WarehouseError::Query {
+                message: "the profile statement returned no row".to_owned(),
+            })?;
         let expected = 2 + columns
             .iter()
             .map(|c| 1 + usize::from(c.distinct) + usize::from(c.max))

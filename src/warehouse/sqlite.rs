@@ -71,7 +71,10 @@ impl Dialect for SqliteDialect {
                  WHERE m.type IN ('table', 'view') AND m.name NOT LIKE 'sqlite\\_%' ESCAPE '\\' \
                  ORDER BY m.name, p.cid"
             ),
-            vec![Value::Text(schema.to_owned()), Value::Text(schema.to_owned())],
+            vec![
+                Value::Text(schema.to_owned()),
+                Value::Text(schema.to_owned()),
+            ],
         )
     }
 
