@@ -86,14 +86,19 @@ pub fn duration(seconds: f64) -> String {
 }
 
 /// An error and each of its causes, outermost first, joined by `: `: how
-/// warden prints an error wherever it is shown. An error whose message
-/// already ends with its cause must not also return it as its source.
+/// warden prints an error wherever it is shown. warden's own errors never
+/// end their message with the cause they also return as their source; a
+/// cause whose text the message already ends with (some libraries' errors
+/// do that) is not printed again.
 pub fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
     let mut out = error.to_string();
     let mut cause = error.source();
     while let Some(c) = cause {
-        out.push_str(": ");
-        out.push_str(&c.to_string());
+        let text = c.to_string();
+        if !out.ends_with(&text) {
+            out.push_str(": ");
+            out.push_str(&text);
+        }
         cause = c.source();
     }
     out
@@ -153,5 +158,15 @@ mod tests {
         struct Outer(#[source] std::io::Error);
         let outer = Outer(std::io::Error::other("disk gone"));
         assert_eq!(error_chain(&outer), "cannot read warden.yaml: disk gone");
+
+        // sqlx's errors end their message with their source.
+        #[derive(Debug, thiserror::Error)]
+        #[error("cannot open the registry")]
+        struct Open(#[source] sqlx::Error);
+        let open = Open(sqlx::Error::Io(std::io::Error::other("disk gone")));
+        assert_eq!(
+            error_chain(&open),
+            "cannot open the registry: error communicating with database: disk gone"
+        );
     }
 }

@@ -207,13 +207,14 @@ async fn read_and_propose(
     options: &Options,
     now: DateTime<Utc>,
 ) -> Result<Proposal, InitError> {
-    let all = warehouse
-        .schema_tables(schema)
-        .await
-        .map_err(|source| InitError::Catalog {
-            schema: schema_shown(schema),
-            source,
-        })?;
+    let catalog = async {
+        warehouse.reachable().await?;
+        warehouse.schema_tables(schema).await
+    };
+    let all = catalog.await.map_err(|source| InitError::Catalog {
+        schema: schema_shown(schema),
+        source,
+    })?;
     let tables: Vec<&CatalogTable> = all
         .iter()
         .filter(|t| pattern.is_none_or(|p| p.matches(&t.name)))

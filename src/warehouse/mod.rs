@@ -295,6 +295,13 @@ impl Warehouse {
         }
     }
 
+    /// Whether a connection can be made now, in one attempt outside the
+    /// pool (the pool retries a refused connection until its wait runs
+    /// out): `Err` says why not, at once.
+    pub async fn reachable(&self) -> Result<(), WarehouseError> {
+        self.diagnose().await
+    }
+
     /// Closes every pooled connection; statements still waiting in line
     /// fail as unavailable.
     pub async fn close(&self) {
