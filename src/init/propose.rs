@@ -126,7 +126,7 @@ impl Observed<'_> {
         if p.sampled < p.rows {
             format!("{} sampled rows (of {})", count(p.sampled), count(p.rows))
         } else {
-            format!("{} rows", count(p.sampled))
+            rows(p.sampled)
         }
     }
 
@@ -172,8 +172,8 @@ pub fn propose(o: &Observed<'_>, name: &DatasetName) -> Dataset {
 
 fn row_count(o: &Observed<'_>, partitioned: bool) -> Entry {
     let line = "- row_count: { min: 1 }".to_owned();
-    let rows = o.profile.rows;
-    if rows == 0 {
+    let n = o.profile.rows;
+    if n == 0 {
         return Entry {
             lines: vec![line],
             why: "the table is empty today; turn this on once it is loaded".to_owned(),
@@ -181,14 +181,20 @@ fn row_count(o: &Observed<'_>, partitioned: bool) -> Entry {
         };
     }
     let why = if partitioned {
-        format!(
-            "{} rows today; each run counts one day's partition",
-            count(rows)
-        )
+        format!("{} today; each run counts one day's partition", rows(n))
     } else {
-        format!("{} rows today", count(rows))
+        format!("{} today", rows(n))
     };
     Entry::on(line, why)
+}
+
+/// `1 row`, `1,204 rows`.
+fn rows(n: u64) -> String {
+    if n == 1 {
+        "1 row".to_owned()
+    } else {
+        format!("{} rows", count(n))
+    }
 }
 
 /// The newest value of a time column, as an instant.
@@ -466,6 +472,13 @@ mod tests {
         assert_eq!(max_lag(180), "2h");
         assert_eq!(max_lag(5 * 3_600), "11h");
         assert_eq!(max_lag(30 * 3_600), "3d");
+    }
+
+    #[test]
+    fn one_row_is_one_row() {
+        assert_eq!(rows(1), "1 row");
+        assert_eq!(rows(0), "0 rows");
+        assert_eq!(rows(1_204_331), "1,204,331 rows");
     }
 
     #[test]

@@ -14,5 +14,6 @@ mod deploy;
 mod engine;
 mod gate;
 mod history;
+mod init;
 mod registry;
 mod warehouse_trust;
