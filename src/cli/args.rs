@@ -91,8 +91,8 @@ pub struct DemoArgs {
 
 #[derive(Debug, Args)]
 pub struct InitArgs {
-    /// The warehouse: postgres://…, mysql://… or sqlite://…; its password is
-    /// written as ${WAREHOUSE_PASSWORD}, never in clear.
+    /// The warehouse (else $WAREHOUSE_URL): postgres://…, mysql://… or
+    /// sqlite://…; its password is written as ${WAREHOUSE_PASSWORD}, never in clear.
     #[arg(
         long,
         value_name = "URL",

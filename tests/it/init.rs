@@ -335,6 +335,24 @@ async fn tables_filters_by_glob() {
 }
 
 #[tokio::test]
+async fn the_url_can_come_from_the_environment() {
+    let (project, db) = sqlite_shop().await;
+    let run = project.warden(&["init"]);
+    run.assert_code(2);
+    assert!(run.stderr.contains("--warehouse <URL>"), "{}", run.stderr);
+    let run = project.warden_env(
+        &["init", "--tables", "customers"],
+        &[("WAREHOUSE_URL", db.url())],
+    );
+    run.assert_code(0);
+    let config = std::fs::read_to_string(project.config()).unwrap();
+    assert!(
+        config.contains(&format!("    url: {}\n", db.url())),
+        "{config}"
+    );
+}
+
+#[tokio::test]
 async fn a_sample_bounds_the_counts_not_the_row_count() {
     let (project, db) = sqlite_shop().await;
     let run = project.warden(&["init", "--warehouse", db.url(), "--sample", "50"]);
