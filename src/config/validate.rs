@@ -176,14 +176,12 @@ fn warehouse(
     if p.list.len() > before {
         return None;
     }
-    let url = url?;
-    Some(WarehouseConfig {
-        name: name.value.clone(),
-        shown_url: crate::registry::redact_url(&url),
-        url,
-        max_connections: max_connections?,
-        query_timeout: query_timeout?,
-    })
+    Some(super::model::warehouse_settings(
+        &name.value,
+        &url?,
+        max_connections?,
+        query_timeout?,
+    ))
 }
 
 // ---------------------------------------------------------------- check files

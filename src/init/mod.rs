@@ -18,7 +18,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 
 use crate::domain::{Identifier, TableRef};
-use crate::warehouse::{CatalogTable, Settings, Warehouse, WarehouseError};
+use crate::warehouse::{CatalogTable, Warehouse, WarehouseError};
 
 pub use propose::{MIN_ROWS_PER_DAY, MIN_SHARE_ROWS, MIN_UNIQUE_VALUES};
 pub use url::PASSWORD_VAR;
@@ -134,14 +134,8 @@ pub async fn run(options: &Options, now: DateTime<Utc>) -> Result<Written, InitE
     let routes = options.dir.join("alerts").join("routes.yaml");
     refuse_existing(&[&config, &routes], options.force)?;
 
-    let shown_url = crate::registry::redact_url(&options.warehouse);
-    let settings = Settings {
-        name: render::WAREHOUSE.to_owned(),
-        url: options.warehouse.clone(),
-        shown_url: shown_url.clone(),
-        max_connections: 1,
-        query_timeout: QUERY_TIMEOUT,
-    };
+    let settings =
+        crate::config::warehouse_settings(render::WAREHOUSE, &options.warehouse, 1, QUERY_TIMEOUT);
     let tz = chrono_tz::UTC;
     let warehouse = Warehouse::connect(&settings, tz).map_err(|e| InitError::Catalog {
         schema: schema_shown(schema.as_ref()),
@@ -166,7 +160,7 @@ pub async fn run(options: &Options, now: DateTime<Utc>) -> Result<Written, InitE
     );
     write(
         &config,
-        &render::warden_yaml(&url.text, &shown_url),
+        &render::warden_yaml(&url.text, &settings.shown_url),
         options.force,
     )?;
     write(&checks, &checks_text, options.force)?;

@@ -90,7 +90,7 @@ pub struct Settings {
     /// Connection URL; relative SQLite paths already resolved.
     pub url: String,
     /// The URL as messages show it: its password replaced (the
-    /// configuration fills it in with `registry::redact_url`).
+    /// configuration fills it in: `config::warehouse_settings`).
     pub shown_url: String,
     /// The size of the connection pool (at least 1).
     pub max_connections: u32,

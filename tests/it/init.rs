@@ -462,7 +462,7 @@ fn an_unreachable_warehouse_says_what_to_check_and_writes_nothing() {
     assert_eq!(
         run.errors(),
         [
-            "error: `oracle://u:***@db/x` is not a warehouse URL (expected postgres://, mysql:// or sqlite://)"
+            "error: --warehouse: unsupported scheme `oracle` (expected postgres://, mysql:// or sqlite://)"
         ]
     );
 }
