@@ -58,7 +58,8 @@ pub struct Written {
     /// Datasets written, and their active checks.
     pub datasets: usize,
     pub checks_proposed: usize,
-    /// Relations left out (names warden cannot use), with why.
+    /// Relations left out (names warden cannot use, relations that cannot
+    /// be read), with why.
     pub skipped: Vec<(String, String)>,
     /// Statements sent to the warehouse: one catalog read, one per relation.
     pub statements: u64,
@@ -240,13 +241,24 @@ async fn read_and_propose(
             InitError::Usage(format!("schema `{}` cannot be named: {e}", table.schema))
         })?;
         let asked = propose::profile_columns(table);
-        let profile = warehouse
-            .profile(&table_ref, &asked, options.sample)
-            .await
-            .map_err(|source| InitError::Profile {
-                table: written_as.clone(),
-                source,
-            })?;
+        let profile = match warehouse.profile(&table_ref, &asked, options.sample).await {
+            Ok(profile) => profile,
+            // A relation that cannot be read (no privilege, a view that
+            // fails) is left out; a warehouse that went away stops it all.
+            Err(e) if !e.is_transient() => {
+                skipped.push(propose::Skipped {
+                    name: table.name.clone(),
+                    why: format!("cannot profile it: {e}"),
+                });
+                continue;
+            }
+            Err(source) => {
+                return Err(InitError::Profile {
+                    table: written_as,
+                    source,
+                });
+            }
+        };
         let observed = propose::Observed {
             table,
             written_as,

@@ -432,6 +432,40 @@ async fn a_password_is_written_as_a_variable_and_never_shown() {
     db.cleanup().await;
 }
 
+#[tokio::test]
+async fn postgres_a_relation_that_cannot_be_read_is_left_out() {
+    let Some(db) = TestDb::new(Backend::Postgres).await else {
+        return;
+    };
+    db.exec(
+        "CREATE TABLE {s}.t (a INTEGER NOT NULL); INSERT INTO {s}.t VALUES (1);
+         CREATE VIEW {s}.boom AS SELECT a, 1 / (a - a) AS ratio FROM {s}.t;",
+    )
+    .await;
+    let project = Project::empty();
+    let run = project.warden(&["init", "--warehouse", db.url(), "--schema", &db.schema]);
+    run.assert_code(0);
+    assert!(
+        run.stdout
+            .contains("Left out `boom`: cannot profile it: query failed: division by zero\n"),
+        "{}",
+        run.stdout
+    );
+    let checks =
+        std::fs::read_to_string(project.path(&format!("checks/{}.yaml", db.schema))).unwrap();
+    assert!(
+        checks.contains("# Left out: `boom`: cannot profile it: query failed: division by zero\n"),
+        "{checks}"
+    );
+    let names: Vec<&str> = checks
+        .lines()
+        .filter_map(|l| l.strip_prefix("  - name: "))
+        .collect();
+    assert_eq!(names, ["t"]);
+    project.warden(&["check"]).assert_code(0);
+    db.cleanup().await;
+}
+
 #[test]
 fn an_unreachable_warehouse_says_what_to_check_and_writes_nothing() {
     let project = Project::empty();
