@@ -17,6 +17,19 @@ pub fn decimals(v: f64, max: usize) -> String {
     }
 }
 
+/// A count with its thousands grouped: `1204331` → `1,204,331`.
+pub fn count(n: u64) -> String {
+    let digits = n.to_string();
+    let mut out = String::with_capacity(digits.len() + digits.len() / 3);
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
 /// A fraction as a percentage: `0.012` → `1.2%`, `0.35` → `35%`; tiny
 /// non-zero values keep enough digits not to read as 0%.
 pub fn percent(fraction: f64) -> String {
@@ -73,14 +86,19 @@ pub fn duration(seconds: f64) -> String {
 }
 
 /// An error and each of its causes, outermost first, joined by `: `: how
-/// warden prints an error wherever it is shown. An error whose message
-/// already ends with its cause must not also return it as its source.
+/// warden prints an error wherever it is shown. warden's own errors never
+/// end their message with the cause they also return as their source; a
+/// cause whose text the message already ends with (some libraries' errors
+/// do that) is not printed again.
 pub fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
     let mut out = error.to_string();
     let mut cause = error.source();
     while let Some(c) = cause {
-        out.push_str(": ");
-        out.push_str(&c.to_string());
+        let text = c.to_string();
+        if !out.ends_with(&text) {
+            out.push_str(": ");
+            out.push_str(&text);
+        }
         cause = c.source();
     }
     out
@@ -99,6 +117,15 @@ mod tests {
         assert_eq!(number(0.0125), "0.0125");
         assert_eq!(number(0.5), "0.5");
         assert_eq!(decimals(1.0 / 3.0, 6), "0.333333");
+    }
+
+    #[test]
+    fn counts_group_their_thousands() {
+        assert_eq!(count(0), "0");
+        assert_eq!(count(999), "999");
+        assert_eq!(count(1_000), "1,000");
+        assert_eq!(count(1_204_331), "1,204,331");
+        assert_eq!(count(100_000), "100,000");
     }
 
     #[test]
@@ -131,5 +158,15 @@ mod tests {
         struct Outer(#[source] std::io::Error);
         let outer = Outer(std::io::Error::other("disk gone"));
         assert_eq!(error_chain(&outer), "cannot read warden.yaml: disk gone");
+
+        // sqlx's errors end their message with their source.
+        #[derive(Debug, thiserror::Error)]
+        #[error("cannot open the registry")]
+        struct Open(#[source] sqlx::Error);
+        let open = Open(sqlx::Error::Io(std::io::Error::other("disk gone")));
+        assert_eq!(
+            error_chain(&open),
+            "cannot open the registry: error communicating with database: disk gone"
+        );
     }
 }

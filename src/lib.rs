@@ -15,6 +15,7 @@ pub mod domain;
 pub mod format;
 pub mod gate;
 pub mod http;
+pub mod init;
 pub mod metrics;
 pub mod registry;
 pub mod source;

@@ -18,7 +18,7 @@ pub enum ObserveError {
     #[error(transparent)]
     Warehouse(#[from] WarehouseError),
     /// The custom SQL or `where` filter has a template that cannot be expanded.
-    #[error("{0}")]
+    #[error(transparent)]
     Template(#[from] TemplateError),
     /// The scope asks for something the dataset cannot give (a partition of
     /// an unpartitioned dataset, an hour of a daily dataset).

@@ -45,6 +45,8 @@ pub enum LogFormat {
 pub enum Command {
     /// Create ./warden-demo (a SQLite warehouse with real problems) and run the agent on it.
     Demo(DemoArgs),
+    /// Write warden.yaml, checks and alert routes for an existing warehouse, from one profile of each table.
+    Init(InitArgs),
     /// Run the agent: scheduled checks, the HTTP API, the status page and /metrics.
     Run(RunArgs),
     /// Run checks once and print the results.
@@ -85,6 +87,36 @@ pub struct DemoArgs {
     /// Listen here instead of 127.0.0.1:9464 (port 0 picks a free port).
     #[arg(long, value_name = "ADDR")]
     pub listen: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct InitArgs {
+    /// The warehouse (else $WAREHOUSE_URL): postgres://…, mysql://… or
+    /// sqlite://…; its password is written as ${WAREHOUSE_PASSWORD}, never in clear.
+    #[arg(
+        long,
+        value_name = "URL",
+        env = "WAREHOUSE_URL",
+        hide_env_values = true
+    )]
+    pub warehouse: String,
+    /// The schema to read (default: the session's: current_schema() on
+    /// PostgreSQL, the URL's database on MySQL, main on SQLite).
+    #[arg(long)]
+    pub schema: Option<String>,
+    /// Only the tables and views whose name matches this glob (e.g. 'fct_*').
+    #[arg(long, value_name = "GLOB")]
+    pub tables: Option<String>,
+    /// Where to write warden.yaml, checks/ and alerts/.
+    #[arg(long, value_name = "DIR", default_value = ".")]
+    pub dir: PathBuf,
+    /// Count NULLs and distinct values over at most N rows of each table
+    /// (default: every row).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    pub sample: Option<u64>,
+    /// Replace files that exist.
+    #[arg(long)]
+    pub force: bool,
 }
 
 #[derive(Debug, Args)]

@@ -10,6 +10,7 @@ mod color;
 mod demo;
 pub mod error;
 mod gate;
+mod init;
 mod publish;
 mod report;
 mod run;
@@ -40,6 +41,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<u8> {
     }
     match cli.command {
         Command::Demo(args) => demo::run(args).await,
+        Command::Init(args) => init::run(args).await,
         Command::Run(args) => run::run(&config_path, args).await,
         Command::Validate => Ok(validate::run(&config_path)),
         Command::Check(args) => check::run(&config_path, args).await,

@@ -3,7 +3,13 @@
 use std::path::Path;
 
 pub fn run(config_path: &Path) -> u8 {
-    let problems = warden::config::validate_all(config_path, &|name| std::env::var(name).ok());
+    run_with_env(config_path, &|name| std::env::var(name).ok())
+}
+
+/// Like [`run`], with `${VAR}` looked up through `env` (`warden init`
+/// knows the password it took out of the URL).
+pub fn run_with_env(config_path: &Path, env: &dyn Fn(&str) -> Option<String>) -> u8 {
+    let problems = warden::config::validate_all(config_path, env);
     if problems.is_empty() {
         println!("{}: configuration is valid", config_path.display());
         0

@@ -76,3 +76,20 @@ pub struct ApiToken {
 
 /// One entry of `warehouses:`: what the warehouse module needs to reach it.
 pub use crate::warehouse::Settings as WarehouseConfig;
+
+/// The settings of warehouse `name` at `url`: its messages show the URL
+/// with the password replaced.
+pub fn warehouse_settings(
+    name: &str,
+    url: &str,
+    max_connections: u32,
+    query_timeout: std::time::Duration,
+) -> WarehouseConfig {
+    WarehouseConfig {
+        name: name.to_owned(),
+        url: url.to_owned(),
+        shown_url: crate::domain::redact_url(url),
+        max_connections,
+        query_timeout,
+    }
+}

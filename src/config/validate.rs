@@ -174,12 +174,12 @@ fn warehouse(
     if p.list.len() > before {
         return None;
     }
-    Some(WarehouseConfig {
-        name: name.value.clone(),
-        url: url?,
-        max_connections: max_connections?,
-        query_timeout: query_timeout?,
-    })
+    Some(super::model::warehouse_settings(
+        &name.value,
+        &url?,
+        max_connections?,
+        query_timeout?,
+    ))
 }
 
 // ---------------------------------------------------------------- check files

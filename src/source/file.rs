@@ -25,7 +25,7 @@ pub struct SourceFile {
 #[non_exhaustive]
 pub enum ReadError {
     /// It could not be read.
-    #[error("cannot read file: {0}")]
+    #[error("cannot read file")]
     Io(#[source] std::io::Error),
     /// Environment references could not be expanded.
     #[error("{} problem(s) expanding variables", .0.len())]

@@ -7,7 +7,7 @@
 
 use chrono::{DateTime, Utc};
 
-use super::{CatalogColumn, Value};
+use super::{CatalogColumn, ProfileColumn, Value};
 use crate::domain::{Identifier, TableRef};
 
 /// How one engine writes the statements warden sends.
@@ -114,6 +114,73 @@ pub trait Dialect: Send + Sync {
     /// declaration order) and its parameters. No rows: no such relation.
     fn catalog_query(&self, table: &TableRef) -> (&'static str, Vec<Value>);
 
+    /// The statement listing every table and view of `schema` (the
+    /// engine's default schema when `None`) and its parameters: one row per
+    /// column with the schema, the relation, the column, its type as in
+    /// [`Dialect::catalog_query`], its position in the primary key (0 when
+    /// not in it), and 1 when the engine partitions the relation by it (else
+    /// 0); ordered by relation, then declaration order.
+    fn schema_catalog_query(&self, schema: Option<&Identifier>) -> (String, Vec<Value>);
+
+    /// The rows a profile counts columns over when it samples: at most
+    /// `limit` rows of `table`, any of them, as a derived table.
+    fn sample(&self, table: &TableRef, columns: &[Identifier], limit: u64) -> String {
+        let list = if columns.is_empty() {
+            "*".to_owned()
+        } else {
+            self.column_list(columns)
+        };
+        format!("(SELECT {list} FROM {} LIMIT {limit})", self.table(table))
+    }
+
+    /// One statement profiling `table`, returning one row: the relation's
+    /// rows and the largest value of each column asked with `max`, over the
+    /// whole relation; then the rows counted and, for each column, its
+    /// non-NULL values and (when asked) its distinct values, over
+    /// [`Dialect::sample`] when `sample` is given, else over the whole
+    /// relation (then in one pass).
+    fn profile_query(
+        &self,
+        table: &TableRef,
+        columns: &[ProfileColumn],
+        sample: Option<u64>,
+    ) -> String {
+        let whole: Vec<String> = std::iter::once(self.count_rows())
+            .chain(columns.iter().filter(|c| c.max).map(|c| self.max(&c.name)))
+            .collect();
+        let counted: Vec<String> = std::iter::once(self.count_rows())
+            .chain(columns.iter().flat_map(|c| {
+                let distinct = c.distinct.then(|| self.count_distinct(&c.name));
+                std::iter::once(self.count_non_null(&c.name)).chain(distinct)
+            }))
+            .collect();
+        let aliased = |exprs: &[String], prefix: &str| {
+            exprs
+                .iter()
+                .enumerate()
+                .map(|(i, e)| format!("{e} AS {prefix}{i}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        let relation = self.table(table);
+        match sample {
+            None => {
+                let all = [whole, counted].concat();
+                format!("SELECT {} FROM {relation}", aliased(&all, "p"))
+            }
+            Some(limit) => {
+                let names: Vec<Identifier> = columns.iter().map(|c| c.name.clone()).collect();
+                format!(
+                    "SELECT w.*, s.* FROM (SELECT {} FROM {relation}) w \
+                     CROSS JOIN (SELECT {} FROM {} x) s",
+                    aliased(&whole, "w"),
+                    aliased(&counted, "s"),
+                    self.sample(table, &names, limit),
+                )
+            }
+        }
+    }
+
     /// The engine's own spellings of column types, mapped to the shared
     /// vocabulary (see [`super::types::normalise`]). A spelling with its
     /// arguments (`tinyint(1)`) is matched whole, before arguments are dropped.
@@ -128,13 +195,17 @@ pub trait Dialect: Send + Sync {
     }
 }
 
+/// `schema` as a catalog parameter: NULL for the default schema.
+pub(super) fn schema_value(schema: Option<&Identifier>) -> Value {
+    schema.map_or(Value::Null, |s| Value::Text(s.as_str().to_owned()))
+}
+
 /// `schema` (NULL for the default schema) and `name` of `table`, as catalog parameters.
 pub(super) fn schema_and_name(table: &TableRef) -> (Value, Value) {
-    let schema = table
-        .schema
-        .as_ref()
-        .map_or(Value::Null, |s| Value::Text(s.as_str().to_owned()));
-    (schema, Value::Text(table.name.as_str().to_owned()))
+    (
+        schema_value(table.schema.as_ref()),
+        Value::Text(table.name.as_str().to_owned()),
+    )
 }
 
 #[cfg(test)]
@@ -173,6 +244,37 @@ mod tests {
         assert!(!Engine::Postgres.dialect().same_column("ID", "id"));
         assert!(Engine::MySql.dialect().same_column("ID", "id"));
         assert!(Engine::Sqlite.dialect().same_column("ID", "id"));
+    }
+
+    #[test]
+    fn a_profile_is_one_statement_sampled_or_not() {
+        let t = TableRef::parse("shop.orders").unwrap();
+        let columns = [
+            ProfileColumn {
+                name: Identifier::parse("id").unwrap(),
+                distinct: true,
+                max: false,
+            },
+            ProfileColumn {
+                name: Identifier::parse("at").unwrap(),
+                distinct: false,
+                max: true,
+            },
+        ];
+        let pg = Engine::Postgres.dialect();
+        assert_eq!(
+            pg.profile_query(&t, &columns, None),
+            "SELECT count(*) AS p0, max(\"at\") AS p1, count(*) AS p2, count(\"id\") AS p3, \
+             count(DISTINCT \"id\") AS p4, count(\"at\") AS p5 FROM \"shop\".\"orders\""
+        );
+        assert_eq!(
+            Engine::MySql
+                .dialect()
+                .profile_query(&t, &columns, Some(1000)),
+            "SELECT w.*, s.* FROM (SELECT count(*) AS w0, max(`at`) AS w1 FROM `shop`.`orders`) w \
+             CROSS JOIN (SELECT count(*) AS s0, count(`id`) AS s1, count(DISTINCT `id`) AS s2, \
+             count(`at`) AS s3 FROM (SELECT `id`, `at` FROM `shop`.`orders` LIMIT 1000) x) s"
+        );
     }
 
     #[test]

@@ -125,7 +125,7 @@ fn waited_for_connection(waited: Duration, timeout: Duration) -> String {
 /// as a [`WarehouseError`] (each engine file reads its own codes).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum ServerError {
-    /// The relation (or its schema or database) does not exist: its name.
+    /// The relation (or its schema) does not exist: its name.
     TableMissing(String),
     /// A column does not exist: its name.
     ColumnMissing(String),
@@ -133,40 +133,156 @@ pub(crate) enum ServerError {
     Timeout,
     /// The server is there but cannot serve the statement now (locked).
     Busy,
-    /// The server refuses the session: connections, shutdown, authentication.
+    /// The server refused the URL's user: unknown user, wrong password.
+    Authentication,
+    /// The database the URL names does not exist.
+    DatabaseMissing,
+    /// The database file could not be opened (SQLite).
+    CannotOpen,
+    /// The server refuses the session otherwise: connections, shutdown.
     Unavailable,
     /// Anything else: syntax, permissions, types.
     Other,
 }
 
-impl ServerError {
-    /// The error of `warehouse`, whose server said `message`; `timeout` is the
-    /// query timeout the server enforces.
-    pub(crate) fn into_error(
-        self,
-        warehouse: &str,
-        timeout: Duration,
-        message: String,
-    ) -> WarehouseError {
-        match self {
-            Self::TableMissing(table) => WarehouseError::TableMissing { table },
-            Self::ColumnMissing(column) => WarehouseError::ColumnMissing {
+/// Where a warehouse is reached, as its connection errors name it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Endpoint {
+    /// A server: its host and port, the user and the database of the URL.
+    Server {
+        host: String,
+        port: u16,
+        user: String,
+        database: Option<String>,
+    },
+    /// A database file (SQLite).
+    File(std::path::PathBuf),
+}
+
+/// The warehouse an error comes from, as its messages name it.
+#[derive(Debug, Clone)]
+pub(crate) struct Origin {
+    /// The warehouse's name in the configuration.
+    pub warehouse: String,
+    /// Its URL with the password replaced ([`super::Settings::shown_url`]).
+    pub url: String,
+    pub endpoint: Endpoint,
+    /// The query timeout the server enforces, reported when it cancels a statement.
+    pub timeout: Duration,
+}
+
+/// Why no connection could be made, each with what to check.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Refusal {
+    /// Nothing listens at the host and port.
+    Refused,
+    /// The host name does not resolve.
+    UnknownHost,
+    /// The user or the password was refused.
+    Authentication,
+    /// The server has no such database.
+    DatabaseMissing,
+    /// The database file cannot be opened.
+    CannotOpen,
+}
+
+impl Origin {
+    fn unavailable(&self, reason: String) -> WarehouseError {
+        WarehouseError::Unavailable {
+            warehouse: self.warehouse.clone(),
+            reason,
+        }
+    }
+
+    /// The warehouse refused a connection: what happened, where (the URL,
+    /// its password replaced), and what to check. `detail` is what the
+    /// driver or the server said.
+    pub(crate) fn refused(&self, refusal: Refusal, detail: &str) -> WarehouseError {
+        let url = &self.url;
+        let (host, port, user, database) = match &self.endpoint {
+            Endpoint::Server {
+                host,
+                port,
+                user,
+                database,
+            } => (host.as_str(), *port, user.as_str(), database.as_deref()),
+            Endpoint::File(path) => {
+                let path = path.display();
+                let reason = if refusal == Refusal::CannotOpen && !self.file_exists() {
+                    format!(
+                        "no database file at {path} ({url}); check the path \
+                         (warden opens it read-only and never creates it)"
+                    )
+                } else {
+                    format!("cannot open {path} ({url}): {detail}; check the file's permissions")
+                };
+                return self.unavailable(reason);
+            }
+        };
+        let reason = match refusal {
+            Refusal::Refused => format!(
+                "connection refused by {host}:{port} ({url}); \
+                 check that the server runs and listens on that host and port"
+            ),
+            Refusal::UnknownHost => {
+                format!("host `{host}` not found ({url}); check the host name in the URL")
+            }
+            Refusal::Authentication => format!(
+                "authentication failed for user `{user}` ({url}): {detail}; \
+                 check the user name and the password"
+            ),
+            Refusal::DatabaseMissing => format!(
+                "database `{}` does not exist on {host}:{port} ({url}); \
+                 check the database name in the URL",
+                database.unwrap_or_default()
+            ),
+            Refusal::CannotOpen => format!("{detail} ({url})"),
+        };
+        self.unavailable(reason)
+    }
+
+    fn file_exists(&self) -> bool {
+        match &self.endpoint {
+            Endpoint::File(path) => path.try_exists().unwrap_or(true),
+            Endpoint::Server { .. } => true,
+        }
+    }
+
+    /// The error the server reported, read by the engine as `server`.
+    pub(crate) fn server_error(&self, server: ServerError, message: String) -> WarehouseError {
+        match server {
+            ServerError::TableMissing(table) => WarehouseError::TableMissing { table },
+            ServerError::ColumnMissing(column) => WarehouseError::ColumnMissing {
                 column,
                 table: None,
             },
-            Self::Timeout => WarehouseError::Timeout {
-                timeout,
+            ServerError::Timeout => WarehouseError::Timeout {
+                timeout: self.timeout,
                 waited: Duration::ZERO,
             },
-            Self::Busy => WarehouseError::Busy {
-                warehouse: warehouse.to_owned(),
+            ServerError::Busy => WarehouseError::Busy {
+                warehouse: self.warehouse.clone(),
                 reason: message,
             },
-            Self::Unavailable => WarehouseError::Unavailable {
-                warehouse: warehouse.to_owned(),
-                reason: message,
-            },
-            Self::Other => WarehouseError::Query { message },
+            ServerError::Authentication => self.refused(Refusal::Authentication, &message),
+            ServerError::DatabaseMissing => self.refused(Refusal::DatabaseMissing, &message),
+            ServerError::CannotOpen => self.refused(Refusal::CannotOpen, &message),
+            ServerError::Unavailable => self.unavailable(message),
+            ServerError::Other => WarehouseError::Query { message },
+        }
+    }
+
+    /// A connection that failed below the server's protocol: refused, a
+    /// host that does not resolve, reset.
+    pub(crate) fn io_error(&self, error: &std::io::Error) -> WarehouseError {
+        let text = error.to_string();
+        if error.kind() == std::io::ErrorKind::ConnectionRefused {
+            self.refused(Refusal::Refused, &text)
+        } else if text.contains("failed to lookup address") {
+            // How the standard library words a failed name lookup, on every platform.
+            self.refused(Refusal::UnknownHost, &text)
+        } else {
+            self.unavailable(text)
         }
     }
 }
@@ -258,6 +374,94 @@ mod tests {
         );
         assert_eq!(format_timeout(Duration::from_millis(250)), "250ms");
         assert_eq!(format_timeout(Duration::from_millis(1500)), "1.5s");
+    }
+
+    fn origin(endpoint: Endpoint) -> Origin {
+        Origin {
+            warehouse: "main".into(),
+            url: "postgres://warden:***@db:5432/analytics".into(),
+            endpoint,
+            timeout: Duration::from_secs(60),
+        }
+    }
+
+    fn server() -> Endpoint {
+        Endpoint::Server {
+            host: "db".into(),
+            port: 5432,
+            user: "warden".into(),
+            database: Some("analytics".into()),
+        }
+    }
+
+    #[test]
+    fn refused_connections_say_what_to_check() {
+        let o = origin(server());
+        let refused = std::io::Error::from(std::io::ErrorKind::ConnectionRefused);
+        assert_eq!(
+            o.io_error(&refused).to_string(),
+            "warehouse `main` unavailable: connection refused by db:5432 \
+             (postgres://warden:***@db:5432/analytics); check that the server runs and \
+             listens on that host and port"
+        );
+        let dns = std::io::Error::other(
+            "failed to lookup address information: Name or service not known",
+        );
+        assert_eq!(
+            o.io_error(&dns).to_string(),
+            "warehouse `main` unavailable: host `db` not found \
+             (postgres://warden:***@db:5432/analytics); check the host name in the URL"
+        );
+        assert_eq!(
+            o.server_error(
+                ServerError::Authentication,
+                "password authentication failed for user \"warden\"".into()
+            )
+            .to_string(),
+            "warehouse `main` unavailable: authentication failed for user `warden` \
+             (postgres://warden:***@db:5432/analytics): password authentication failed for \
+             user \"warden\"; check the user name and the password"
+        );
+        assert_eq!(
+            o.server_error(ServerError::DatabaseMissing, "no".into())
+                .to_string(),
+            "warehouse `main` unavailable: database `analytics` does not exist on db:5432 \
+             (postgres://warden:***@db:5432/analytics); check the database name in the URL"
+        );
+        let reset = std::io::Error::from(std::io::ErrorKind::ConnectionReset);
+        assert!(o.io_error(&reset).is_transient());
+    }
+
+    #[test]
+    fn a_missing_sqlite_file_is_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("gone.db");
+        let o = Origin {
+            url: format!("sqlite://{}", path.display()),
+            ..origin(Endpoint::File(path.clone()))
+        };
+        let text = o
+            .server_error(
+                ServerError::CannotOpen,
+                "unable to open database file".into(),
+            )
+            .to_string();
+        assert_eq!(
+            text,
+            format!(
+                "warehouse `main` unavailable: no database file at {0} (sqlite://{0}); check \
+                 the path (warden opens it read-only and never creates it)",
+                path.display()
+            )
+        );
+        std::fs::write(&path, "").unwrap();
+        let text = o
+            .server_error(
+                ServerError::CannotOpen,
+                "unable to open database file".into(),
+            )
+            .to_string();
+        assert!(text.contains("cannot open"), "{text}");
     }
 
     #[test]

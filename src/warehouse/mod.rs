@@ -18,6 +18,7 @@ mod error;
 mod mysql;
 mod pooled;
 mod postgres;
+mod profile;
 mod sqlite;
 mod value;
 
@@ -35,6 +36,7 @@ use crate::domain::{ENCODE_USERINFO, Scrubber, redact_url, userinfo_needs_encodi
 pub use catalog::CatalogColumn;
 pub use dialect::Dialect;
 pub use error::WarehouseError;
+pub use profile::{CatalogTable, ColumnProfile, ProfileColumn, TableProfile};
 pub use value::Value;
 
 pub mod types;
@@ -90,6 +92,9 @@ pub struct Settings {
     pub name: String,
     /// Connection URL; relative SQLite paths already resolved.
     pub url: String,
+    /// The URL as messages show it: its password replaced (the
+    /// configuration fills it in: `config::warehouse_settings`).
+    pub shown_url: String,
     /// The size of the connection pool (at least 1).
     pub max_connections: u32,
     /// How long one statement may run.
@@ -311,6 +316,13 @@ impl Warehouse {
                 .map_err(|e| e.scrubbed(&self.scrubber)),
             other => other.map(drop),
         }
+    }
+
+    /// Whether a connection can be made now, in one attempt outside the
+    /// pool (the pool retries a refused connection until its wait runs
+    /// out): `Err` says why not, at once.
+    pub async fn reachable(&self) -> Result<(), WarehouseError> {
+        self.diagnose().await
     }
 
     /// Closes every pooled connection; statements still waiting in line

@@ -10,8 +10,8 @@ use sqlx::mysql::{MySqlConnectOptions, MySqlDatabaseError, MySqlRow};
 use sqlx::{Column, Executor, MySql, Row, TypeInfo, ValueRef};
 
 use super::backend::Backend;
-use super::dialect::{Dialect, schema_and_name};
-use super::error::{ServerError, quoted_name};
+use super::dialect::{Dialect, schema_and_name, schema_value};
+use super::error::{Endpoint, ServerError, quoted_name};
 use super::pooled::{self, Pooled};
 use super::value::{decimal_to_f64, decode_error};
 use super::{CatalogColumn, Settings, Value, WarehouseError};
@@ -67,6 +67,27 @@ impl Dialect for MySqlDialect {
         )
     }
 
+    /// The partition key is every column the partitioning expression
+    /// names (`` `sale_date` ``, ``to_days(`sale_date`)``). Tables are
+    /// ordered by their exact name: the default collation would mix `A`
+    /// and `a`.
+    fn schema_catalog_query(&self, schema: Option<&Identifier>) -> (String, Vec<Value>) {
+        (
+            "SELECT c.table_schema, c.table_name, c.column_name, c.column_type, \
+             COALESCE((SELECT k.ordinal_position FROM information_schema.key_column_usage k \
+               WHERE k.table_schema = c.table_schema AND k.table_name = c.table_name \
+               AND k.column_name = c.column_name AND k.constraint_name = 'PRIMARY'), 0), \
+             CASE WHEN EXISTS (SELECT 1 FROM information_schema.partitions p \
+               WHERE p.table_schema = c.table_schema AND p.table_name = c.table_name \
+               AND LOCATE(CONCAT('`', c.column_name, '`'), p.partition_expression) > 0) THEN 1 ELSE 0 END \
+             FROM information_schema.columns c \
+             WHERE c.table_schema = COALESCE(?, database()) \
+             ORDER BY BINARY c.table_name, c.ordinal_position"
+                .to_owned(),
+            vec![schema_value(schema)],
+        )
+    }
+
     fn type_names(&self) -> &'static [(&'static str, &'static str)] {
         &[
             // Other widths are display hints; this one is how booleans are declared.
@@ -103,6 +124,12 @@ const READ_ONLY: &str = "SET SESSION TRANSACTION READ ONLY";
 /// (MariaDB) or `max_execution_time` (MySQL) of the query timeout.
 pub(super) fn connect(settings: &Settings, _tz: Tz) -> Result<Box<dyn Backend>, String> {
     let opts = MySqlConnectOptions::from_str(&settings.url).map_err(|e| e.to_string())?;
+    let endpoint = Endpoint::Server {
+        host: opts.get_host().to_owned(),
+        port: opts.get_port(),
+        user: opts.get_username().to_owned(),
+        database: opts.get_database().map(str::to_owned),
+    };
     let secs = settings.query_timeout.as_secs_f64();
     let millis = settings.query_timeout.as_millis();
     let pool = pooled::options::<MySql>(settings)
@@ -125,6 +152,7 @@ pub(super) fn connect(settings: &Settings, _tz: Tz) -> Result<Box<dyn Backend>, 
     Ok(Box::new(Pooled::new(
         pool,
         settings,
+        endpoint,
         decode_row,
         classify,
         pooled::nothing_to_prepare,
@@ -138,14 +166,18 @@ fn classify(db: &dyn sqlx::error::DatabaseError) -> ServerError {
         .map(|e| e.number())
         .unwrap_or_default();
     match number {
-        // ER_NO_SUCH_TABLE, ER_BAD_DB_ERROR
-        1146 | 1049 => ServerError::TableMissing(quoted_name(db.message())),
+        // ER_NO_SUCH_TABLE (also for a table of a database that does not exist)
+        1146 => ServerError::TableMissing(quoted_name(db.message())),
+        // ER_BAD_DB_ERROR: the URL's database, at connection
+        1049 => ServerError::DatabaseMissing,
+        // ER_ACCESS_DENIED_ERROR, ER_DBACCESS_DENIED_ERROR
+        1045 | 1044 => ServerError::Authentication,
         // MariaDB max_statement_time, MySQL max_execution_time
         1969 | 3024 => ServerError::Timeout,
         // ER_BAD_FIELD_ERROR
         1054 => ServerError::ColumnMissing(quoted_name(db.message())),
-        // access denied, too many connections, server shutdown
-        1040 | 1044 | 1045 | 1053 | 1203 => ServerError::Unavailable,
+        // too many connections, server shutdown
+        1040 | 1053 | 1203 => ServerError::Unavailable,
         _ => ServerError::Other,
     }
 }

@@ -4,7 +4,6 @@
 //! the server's error codes.
 
 use std::fmt;
-use std::time::Duration;
 
 use chrono::{DateTime, NaiveDate, NaiveDateTime, Utc};
 use futures::FutureExt;
@@ -16,7 +15,7 @@ use tokio::sync::oneshot;
 use tokio::time::Instant;
 
 use super::backend::{Backend, Failure, Rows};
-use super::error::ServerError;
+use super::error::{Endpoint, Origin, ServerError};
 use super::{MAX_ACQUIRE_WAIT, Settings, Value, WarehouseError};
 
 /// Pool options from the settings: its size, and how long to wait for a
@@ -52,26 +51,31 @@ pub(super) fn nothing_to_prepare<C>(
 /// and errors.
 pub(super) struct Pooled<DB: Database> {
     pool: Pool<DB>,
-    warehouse: String,
-    /// The query timeout the server enforces, reported when it cancels a statement.
-    timeout: Duration,
+    /// The warehouse, as its errors name it.
+    origin: Origin,
     decode: Decode<DB>,
     classify: Classify,
     prepare: Prepare<DB>,
 }
 
 impl<DB: Database> Pooled<DB> {
+    /// The pool of the warehouse of `settings`, reached at `endpoint`.
     pub(super) fn new(
         pool: Pool<DB>,
         settings: &Settings,
+        endpoint: Endpoint,
         decode: Decode<DB>,
         classify: Classify,
         prepare: Prepare<DB>,
     ) -> Self {
         Self {
             pool,
-            warehouse: settings.name.clone(),
-            timeout: settings.query_timeout,
+            origin: Origin {
+                warehouse: settings.name.clone(),
+                url: settings.shown_url.clone(),
+                endpoint,
+                timeout: settings.query_timeout,
+            },
             decode,
             classify,
             prepare,
@@ -79,7 +83,7 @@ impl<DB: Database> Pooled<DB> {
     }
 
     fn error(&self, err: sqlx::Error) -> WarehouseError {
-        classify(&self.warehouse, self.timeout, self.classify, err)
+        classify(&self.origin, self.classify, err)
     }
 }
 
@@ -87,7 +91,7 @@ impl<DB: Database> fmt::Debug for Pooled<DB> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Pooled")
             .field("pool", &self.pool)
-            .field("warehouse", &self.warehouse)
+            .field("warehouse", &self.origin.warehouse)
             .finish_non_exhaustive()
     }
 }
@@ -166,21 +170,16 @@ where
 
 /// Classifies an error from sqlx; `read` is the engine's reading of its
 /// server's errors.
-fn classify(
-    warehouse: &str,
-    timeout: Duration,
-    read: Classify,
-    err: sqlx::Error,
-) -> WarehouseError {
+fn classify(origin: &Origin, read: Classify, err: sqlx::Error) -> WarehouseError {
     let unavailable = |reason: String| WarehouseError::Unavailable {
-        warehouse: warehouse.to_owned(),
+        warehouse: origin.warehouse.clone(),
         reason,
     };
     match err {
         sqlx::Error::Database(db) => {
-            read(db.as_ref()).into_error(warehouse, timeout, db.message().to_owned())
+            origin.server_error(read(db.as_ref()), db.message().to_owned())
         }
-        sqlx::Error::Io(e) => unavailable(e.to_string()),
+        sqlx::Error::Io(e) => origin.io_error(&e),
         sqlx::Error::Tls(e) => unavailable(format!("TLS: {e}")),
         sqlx::Error::Protocol(e) => unavailable(format!("protocol error: {e}")),
         sqlx::Error::PoolTimedOut => {
@@ -189,7 +188,7 @@ fn classify(
         sqlx::Error::PoolClosed => unavailable("the connection pool is closed".to_owned()),
         sqlx::Error::WorkerCrashed => unavailable("the connection worker crashed".to_owned()),
         sqlx::Error::Configuration(e) => WarehouseError::InvalidUrl {
-            warehouse: warehouse.to_owned(),
+            warehouse: origin.warehouse.clone(),
             reason: e.to_string(),
         },
         sqlx::Error::ColumnDecode { index, source } => WarehouseError::Decode {

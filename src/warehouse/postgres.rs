@@ -11,8 +11,8 @@ use sqlx::postgres::{PgConnectOptions, PgRow};
 use sqlx::{Column, Executor, Row, TypeInfo, ValueRef};
 
 use super::backend::Backend;
-use super::dialect::{Dialect, schema_and_name};
-use super::error::{ServerError, quoted_name};
+use super::dialect::{Dialect, schema_and_name, schema_value};
+use super::error::{Endpoint, ServerError, quoted_name};
 use super::pooled::{self, Pooled};
 use super::value::{decimal_to_f64, decode_error};
 use super::{Settings, Value, WarehouseError};
@@ -61,6 +61,30 @@ impl Dialect for PostgresDialect {
         )
     }
 
+    /// Types as in [`Dialect::catalog_query`]; the primary key from
+    /// `pg_index` and the partition key from `pg_partitioned_table` (the
+    /// catalog tables every user may read, unlike `information_schema`'s
+    /// constraints); the partitions of a partitioned table are left out.
+    fn schema_catalog_query(&self, schema: Option<&Identifier>) -> (String, Vec<Value>) {
+        (
+            "SELECT c.table_schema::text, c.table_name::text, c.column_name::text, \
+             (CASE WHEN c.data_type IN ('USER-DEFINED', 'ARRAY') THEN c.udt_name ELSE c.data_type END)::text, \
+             COALESCE((SELECT k.n FROM pg_catalog.pg_index i, \
+                 unnest(i.indkey::int2[]) WITH ORDINALITY AS k(attnum, n) \
+               WHERE i.indrelid = cl.oid AND i.indisprimary AND k.attnum = a.attnum), 0)::int8, \
+             (CASE WHEN EXISTS (SELECT 1 FROM pg_catalog.pg_partitioned_table p \
+               WHERE p.partrelid = cl.oid AND a.attnum = ANY (p.partattrs::int2[])) THEN 1 ELSE 0 END)::int8 \
+             FROM information_schema.columns c \
+             JOIN pg_catalog.pg_namespace n ON n.nspname = c.table_schema \
+             JOIN pg_catalog.pg_class cl ON cl.relnamespace = n.oid AND cl.relname = c.table_name \
+             JOIN pg_catalog.pg_attribute a ON a.attrelid = cl.oid AND a.attname = c.column_name \
+             WHERE c.table_schema = COALESCE($1, current_schema()) AND NOT cl.relispartition \
+             ORDER BY c.table_name, c.ordinal_position"
+                .to_owned(),
+            vec![schema_value(schema)],
+        )
+    }
+
     fn type_names(&self) -> &'static [(&'static str, &'static str)] {
         &[
             ("int2", "smallint"),
@@ -103,6 +127,12 @@ pub(super) fn connect(settings: &Settings, tz: Tz) -> Result<Box<dyn Backend>, S
             ),
             ("default_transaction_read_only", "on".to_owned()),
         ]);
+    let endpoint = Endpoint::Server {
+        host: opts.get_host().to_owned(),
+        port: opts.get_port(),
+        user: opts.get_username().to_owned(),
+        database: opts.get_database().map(str::to_owned),
+    };
     // sqlx sends `TimeZone=UTC` at startup, which would override a startup
     // option; set the zone once the session is up instead.
     let set_zone = format!("SET TIME ZONE '{}'", tz.name().replace('\'', "''"));
@@ -118,6 +148,7 @@ pub(super) fn connect(settings: &Settings, tz: Tz) -> Result<Box<dyn Backend>, S
     Ok(Box::new(Pooled::new(
         pool,
         settings,
+        endpoint,
         decode_row,
         classify,
         pooled::nothing_to_prepare,
@@ -132,13 +163,13 @@ fn classify(db: &dyn sqlx::error::DatabaseError) -> ServerError {
         "42703" => ServerError::ColumnMissing(quoted_name(db.message())),
         // query_canceled: statement_timeout fired on the server.
         "57014" => ServerError::Timeout,
-        // connection exceptions, shutdowns, too many connections, auth, unknown database
-        c if c.starts_with("08")
-            || c.starts_with("57P")
-            || c.starts_with("28")
-            || c == "53300"
-            || c == "3D000" =>
-        {
+        // invalid_authorization_specification (no such role, no pg_hba
+        // entry), invalid_password
+        c if c.starts_with("28") => ServerError::Authentication,
+        // invalid_catalog_name: the URL's database
+        "3D000" => ServerError::DatabaseMissing,
+        // connection exceptions, shutdowns, too many connections
+        c if c.starts_with("08") || c.starts_with("57P") || c == "53300" => {
             ServerError::Unavailable
         }
         _ => ServerError::Other,

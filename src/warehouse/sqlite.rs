@@ -14,7 +14,7 @@ use sqlx::{Row, Sqlite, TypeInfo, ValueRef};
 
 use super::backend::Backend;
 use super::dialect::{Dialect, schema_and_name};
-use super::error::ServerError;
+use super::error::{Endpoint, ServerError};
 use super::pooled::{self, Pooled};
 use super::value::decode_error;
 use super::{Settings, Value, WarehouseError};
@@ -63,6 +63,24 @@ impl Dialect for SqliteDialect {
         )
     }
 
+    /// The schema names an attached database (`main` by default); SQLite
+    /// partitions nothing. Its own tables (`sqlite_sequence`…) are left out.
+    fn schema_catalog_query(&self, schema: Option<&Identifier>) -> (String, Vec<Value>) {
+        let schema = schema.map_or("main", Identifier::as_str);
+        (
+            format!(
+                "SELECT ? AS s, m.name, p.name, p.type, p.pk, 0 \
+                 FROM \"{schema}\".sqlite_master m JOIN pragma_table_info(m.name, ?) p \
+                 WHERE m.type IN ('table', 'view') AND m.name NOT LIKE 'sqlite\\_%' ESCAPE '\\' \
+                 ORDER BY m.name, p.cid"
+            ),
+            vec![
+                Value::Text(schema.to_owned()),
+                Value::Text(schema.to_owned()),
+            ],
+        )
+    }
+
     fn type_names(&self) -> &'static [(&'static str, &'static str)] {
         &[("clob", "text"), ("string", "text")]
     }
@@ -76,10 +94,12 @@ pub(super) fn connect(settings: &Settings, _tz: Tz) -> Result<Box<dyn Backend>, 
     let opts = SqliteConnectOptions::from_str(&settings.url)
         .map_err(|e| e.to_string())?
         .read_only(true);
+    let endpoint = Endpoint::File(opts.get_filename().to_owned());
     let pool = pooled::options::<Sqlite>(settings).connect_lazy_with(opts);
     Ok(Box::new(Pooled::new(
         pool,
         settings,
+        endpoint,
         decode_row,
         classify,
         interrupt_at,
@@ -121,7 +141,7 @@ fn classify(db: &dyn sqlx::error::DatabaseError) -> ServerError {
         ServerError::Timeout
     } else if primary == 14 {
         // SQLITE_CANTOPEN
-        ServerError::Unavailable
+        ServerError::CannotOpen
     } else {
         ServerError::Other
     }

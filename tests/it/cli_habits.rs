@@ -439,7 +439,15 @@ fn no_top_level_error_prints_its_cause_twice() {
     let doc: serde_json::Value = serde_json::from_str(&run.stdout).expect("one JSON document");
     for r in doc["results"].as_array().expect("results") {
         let message = r["message"].as_str().expect("message");
-        assert!(message.contains("unavailable"), "{message}");
+        // What happened, where (the password replaced), and what to check.
+        assert_eq!(
+            message,
+            format!(
+                "warehouse `main` unavailable: connection refused by 127.0.0.1:{port} \
+                 (postgres://warden:***@127.0.0.1:{port}/x); check that the server runs \
+                 and listens on that host and port"
+            )
+        );
         assert_no_cause_twice("unreachable warehouse", message);
     }
     assert!(!run.stderr.contains("secret") && !run.stdout.contains("secret"));

@@ -1200,6 +1200,155 @@ async fn sqlite_missing_file_is_an_error() {
     unreachable_warehouse_is_an_error(&url).await;
 }
 
+// ---- connection errors that say what to check ----
+
+/// The reason a statement on `url` fails with, through the pool as checks
+/// run them (a 2 s query timeout).
+async fn unavailable_reason(url: &str) -> String {
+    let cfg = warehouse_config(url, Duration::from_secs(2));
+    let wh = warden::warehouse::Warehouse::connect(&cfg, PARIS).unwrap();
+    let err = wh.fetch_all("SELECT 1", &[]).await.unwrap_err();
+    wh.close().await;
+    match err {
+        WarehouseError::Unavailable { warehouse, reason } => {
+            assert_eq!(warehouse, "main");
+            reason
+        }
+        other => panic!("{url}: not unavailable: {other:?}"),
+    }
+}
+
+/// `WARDEN_TEST_<ENGINE>_URL` with its user, password or database changed.
+fn server_url(var: &str, edit: impl FnOnce(&mut url::Url)) -> Option<url::Url> {
+    let mut url = url::Url::parse(&crate::support::db::env_url(var)?).expect("a URL");
+    edit(&mut url);
+    Some(url)
+}
+
+/// `host:port` of a server URL.
+fn address(url: &url::Url) -> String {
+    format!(
+        "{}:{}",
+        url.host_str().unwrap(),
+        url.port_or_known_default().unwrap_or(match url.scheme() {
+            "mysql" => 3306,
+            _ => 5432,
+        })
+    )
+}
+
+#[tokio::test]
+async fn a_refused_connection_names_the_host_and_port() {
+    let port = crate::support::agent::free_port();
+    for scheme in ["postgres", "mysql"] {
+        let url = format!("{scheme}://warden:hunter2@127.0.0.1:{port}/shop");
+        let reason = unavailable_reason(&url).await;
+        assert_eq!(
+            reason,
+            format!(
+                "connection refused by 127.0.0.1:{port} ({scheme}://warden:***@127.0.0.1:{port}/shop); \
+                 check that the server runs and listens on that host and port"
+            )
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_host_that_does_not_resolve_is_named() {
+    for scheme in ["postgres", "mysql"] {
+        let url = format!("{scheme}://warden@warehouse.invalid/shop");
+        let reason = unavailable_reason(&url).await;
+        assert_eq!(
+            reason,
+            format!("host `warehouse.invalid` not found ({url}); check the host name in the URL")
+        );
+    }
+}
+
+#[tokio::test]
+async fn postgres_an_unknown_role_is_an_authentication_failure() {
+    let Some(url) = server_url("WARDEN_TEST_POSTGRES_URL", |u| {
+        u.set_username("warden_no_such_role").unwrap();
+        u.set_password(Some("hunter2")).unwrap();
+    }) else {
+        return;
+    };
+    let reason = unavailable_reason(url.as_str()).await;
+    let shown = warden::domain::redact_url(url.as_str());
+    assert!(
+        reason.starts_with(&format!(
+            "authentication failed for user `warden_no_such_role` ({shown}): "
+        )),
+        "{reason}"
+    );
+    assert!(reason.contains("warden_no_such_role"), "{reason}");
+    assert!(
+        reason.ends_with("; check the user name and the password"),
+        "{reason}"
+    );
+    assert!(!reason.contains("hunter2"), "{reason}");
+}
+
+#[tokio::test]
+async fn mysql_a_wrong_password_is_an_authentication_failure() {
+    let Some(url) = server_url("WARDEN_TEST_MYSQL_URL", |u| {
+        u.set_password(Some("wrong-hunter2")).unwrap();
+    }) else {
+        return;
+    };
+    let reason = unavailable_reason(url.as_str()).await;
+    let user = url.username().to_owned();
+    assert!(
+        reason.starts_with(&format!(
+            "authentication failed for user `{user}` ({}): Access denied for user",
+            warden::domain::redact_url(url.as_str())
+        )),
+        "{reason}"
+    );
+    assert!(
+        reason.ends_with("; check the user name and the password"),
+        "{reason}"
+    );
+    assert!(!reason.contains("wrong-hunter2"), "{reason}");
+}
+
+#[tokio::test]
+async fn a_missing_database_is_named() {
+    for var in ["WARDEN_TEST_POSTGRES_URL", "WARDEN_TEST_MYSQL_URL"] {
+        let Some(url) = server_url(var, |u| u.set_path("/warden_no_such_db")) else {
+            continue;
+        };
+        let reason = unavailable_reason(url.as_str()).await;
+        assert_eq!(
+            reason,
+            format!(
+                "database `warden_no_such_db` does not exist on {} ({}); \
+                 check the database name in the URL",
+                address(&url),
+                warden::domain::redact_url(url.as_str())
+            ),
+            "{var}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_missing_sqlite_file_is_named_and_not_created() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("missing.db");
+    let url = format!("sqlite://{}", path.display());
+    let reason = unavailable_reason(&url).await;
+    assert_eq!(
+        reason,
+        format!(
+            "no database file at {} ({url}); check the path \
+             (warden opens it read-only and never creates it)",
+            path.display()
+        )
+    );
+    assert!(!path.exists());
+}
+
 /// MariaDB-specific types decode to the same values: unsigned BIGINT,
 /// DECIMAL sums, TINYINT(1), DATETIME and TIMESTAMP.
 #[tokio::test]

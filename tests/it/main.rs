@@ -15,6 +15,7 @@ mod deploy;
 mod engine;
 mod gate;
 mod history;
+mod init;
 mod registry;
 mod secrets;
 mod warehouse_trust;

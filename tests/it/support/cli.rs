@@ -37,6 +37,8 @@ pub fn warden_command(dir: &Path) -> Command {
         "WARDEN_LOG",
         "WARDEN_SERVER",
         "WARDEN_API_TOKEN",
+        "WAREHOUSE_URL",
+        "WAREHOUSE_PASSWORD",
         "NO_COLOR",
     ] {
         cmd.env_remove(var);

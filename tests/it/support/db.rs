@@ -394,12 +394,7 @@ fn database_names_replace_the_path() {
 }
 
 pub fn warehouse_config(url: &str, query_timeout: Duration) -> Settings {
-    Settings {
-        name: "main".into(),
-        url: url.into(),
-        max_connections: 4,
-        query_timeout,
-    }
+    warden::config::warehouse_settings("main", url, 4, query_timeout)
 }
 
 // ---- builders for typed config ----
