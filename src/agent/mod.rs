@@ -40,7 +40,7 @@ use crate::app::{AppState, Generation, Job, runner};
 use crate::config::{self, ConfigError, LoadReport};
 use crate::domain::Instance;
 use crate::metrics::Metrics;
-use crate::registry::{Registry, RegistryError};
+use crate::registry::{AgentHold, Registry, RegistryError};
 use crate::source::Diagnostic;
 
 /// How long in-flight runs may take to finish on shutdown, by default.
@@ -119,6 +119,8 @@ pub struct Agent {
     scheduler: tokio::task::JoinHandle<()>,
     server: tokio::task::JoinHandle<()>,
     grace: Duration,
+    /// This agent's hold on a SQLite registry, released when it stops.
+    hold: AgentHold,
 }
 
 impl Agent {
@@ -148,6 +150,15 @@ impl Agent {
         })?;
         check_exposure(&config.agent, addr)?;
         let registry = Registry::open(&config.agent.registry).await?;
+        // A SQLite registry serves one agent; a second one says who has it.
+        let hold = AgentHold::take(
+            &config.agent.registry,
+            &format!(
+                "pid {} listening on {addr}, started {}",
+                std::process::id(),
+                Utc::now().format("%Y-%m-%d %H:%M:%S UTC")
+            ),
+        )?;
         let metrics = Arc::new(Metrics::new());
         let runs = TaskTracker::new();
         let runner = Arc::new(runner(&config, Some(registry.clone())));
@@ -232,6 +243,7 @@ impl Agent {
                 scheduler,
                 server,
                 grace: options.grace,
+                hold,
             },
             loaded.diagnostics,
         ))
@@ -353,6 +365,7 @@ impl Agent {
         self.state.gates().shutdown().await;
         let _ = self.server.await;
         self.state.registry().close().await;
+        drop(self.hold);
         tracing::info!("stopped");
     }
 

@@ -161,6 +161,10 @@ mod tests {
                 RegistryError::Corrupt {
                     what: "state `x`".into(),
                 },
+                RegistryError::InUse {
+                    url: "sqlite://warden.db".into(),
+                    holder: "pid 7 listening on 127.0.0.1:8080".into(),
+                },
             ]
         };
         // One of warden's errors: its message must not end with the cause it

@@ -24,6 +24,14 @@ pub enum RegistryError {
         error: sqlx::migrate::MigrateError,
     },
 
+    /// Another agent already runs on this SQLite registry. A SQLite registry
+    /// serves one agent; several agents share a PostgreSQL registry.
+    #[error(
+        "registry {url} is in use by another warden agent ({holder}): a SQLite registry serves \
+         one agent. Stop the other agent, or run several agents on a PostgreSQL registry"
+    )]
+    InUse { url: String, holder: String },
+
     /// The connection to the registry was lost or no connection was free in
     /// time. The API answers 503 and the gate denies (fail closed).
     #[error("registry unavailable during {op}: {reason}")]

@@ -337,6 +337,66 @@ async fn sqlite_open_lock(
     })
 }
 
+/// The hold one agent keeps on its SQLite registry for as long as it runs:
+/// an exclusive lock on `<registry file>.agent`, which holds the agent's
+/// process id and host so a second agent can say who has it. Nothing for a
+/// PostgreSQL or in-memory registry. Released when dropped (or when the
+/// process ends, however it ends).
+#[derive(Debug)]
+pub struct AgentHold {
+    _file: Option<std::fs::File>,
+}
+
+impl AgentHold {
+    /// Takes the registry at `url` for this agent, or fails with
+    /// [`RegistryError::InUse`] naming the agent that has it. Call it after
+    /// [`Registry::open`], which has already said what is wrong with a URL.
+    pub fn take(url: &str, holder: &str) -> Result<Self, RegistryError> {
+        use std::io::{Read, Seek, Write};
+        let redacted = redact_url(url);
+        if Engine::from_url(url) != Some(Engine::Sqlite) {
+            return Ok(Self { _file: None });
+        }
+        let Some(mut path) = sqlite_lock_path(url, &redacted)? else {
+            return Ok(Self { _file: None });
+        };
+        path.set_extension("agent");
+        let unreachable = |e: std::io::Error| RegistryError::Unreachable {
+            url: redacted.clone(),
+            reason: format!("cannot lock {}: {e}", path.display()),
+        };
+        let mut file = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .read(true)
+            .write(true)
+            .open(&path)
+            .map_err(unreachable)?;
+        match file.try_lock() {
+            Ok(()) => {}
+            Err(std::fs::TryLockError::WouldBlock) => {
+                let mut text = String::new();
+                let _ = file.read_to_string(&mut text);
+                let text = text.trim();
+                return Err(RegistryError::InUse {
+                    url: redacted.clone(),
+                    holder: if text.is_empty() {
+                        format!("it holds {}", path.display())
+                    } else {
+                        text.to_owned()
+                    },
+                });
+            }
+            Err(std::fs::TryLockError::Error(e)) => return Err(unreachable(e)),
+        }
+        // Only the holder writes: who it is, for the next one's message.
+        file.set_len(0).map_err(unreachable)?;
+        file.rewind().map_err(unreachable)?;
+        writeln!(file, "{holder}").map_err(unreachable)?;
+        Ok(Self { _file: Some(file) })
+    }
+}
+
 /// Applies the SQLite migrations. sqlx takes no migration lock on SQLite
 /// (it does on PostgreSQL): processes opening a new registry at once, such as
 /// two `warden check` runs, can each find a migration unapplied, and all but

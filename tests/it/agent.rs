@@ -951,3 +951,57 @@ async fn a_typo_on_reload_keeps_the_file_in_force_and_says_so() {
     let status = agent.terminate(Duration::from_secs(10)).await;
     assert_eq!(status.code(), Some(0));
 }
+
+/// A SQLite registry serves one agent: a second `warden run` on the same
+/// file refuses to start and names the agent that has it, instead of
+/// quietly sharing it. The hold goes with its agent, however it ends: after
+/// a clean stop and after `kill -9` the next agent starts.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_agent_on_a_sqlite_registry_refuses_to_start() {
+    let db = TestDb::new(Backend::Sqlite).await.expect("sqlite");
+    shop_tables(&db).await;
+    let project = Project::new();
+    project.write(
+        "warden.yaml",
+        &warden_yaml("sqlite://warden.db", &[("main", db.url())], ""),
+    );
+    project.write("checks/shop.yaml", &shop_checks("main", "main"));
+    let config = project.config();
+    let wait = Duration::from_secs(30);
+
+    let port = crate::support::agent::free_port();
+    let mut first = AgentProcess::start_on(&config, port, &[]);
+    first.wait_ready(wait).await;
+
+    let mut second = AgentProcess::start(&config, &[]);
+    let status = second.wait_exit(wait).await;
+    let log = second.log();
+    assert!(!status.success(), "{log}");
+    assert!(
+        log.contains(&format!(
+            "warden.db is in use by another warden agent (pid {} listening on 127.0.0.1:{port}, \
+             started ",
+            first.pid()
+        )),
+        "{log}"
+    );
+    assert!(
+        log.contains("a SQLite registry serves one agent. Stop the other agent, or run several agents on a PostgreSQL registry"),
+        "{log}"
+    );
+    // The first one was not disturbed.
+    let (status, _) = get_json(&format!("{}/readyz", first.base)).await;
+    assert_eq!(status, 200);
+
+    // A clean stop hands the registry on.
+    assert!(first.terminate(wait).await.success());
+    let mut third = AgentProcess::start(&config, &[]);
+    third.wait_ready(wait).await;
+
+    // So does a killed agent: the lock dies with its process.
+    third.signal("KILL");
+    let _ = third.wait_exit(wait).await;
+    let mut fourth = AgentProcess::start(&config, &[]);
+    fourth.wait_ready(wait).await;
+    assert!(fourth.terminate(wait).await.success());
+}
