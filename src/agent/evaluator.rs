@@ -13,6 +13,7 @@ use chrono::Utc;
 use tokio::sync::{Semaphore, mpsc};
 use tokio_util::task::TaskTracker;
 
+use super::lease::RunLease;
 use crate::app::{AppState, Busy, Job};
 use crate::check::{CheckResult, Outcome, PendingRun};
 use crate::domain::Backoff;
@@ -33,6 +34,9 @@ pub struct Finished {
     pub elapsed: Duration,
     /// The lane's set of busy datasets: the dataset leaves it once recorded.
     pub(super) busy: Busy,
+    /// The scheduled run's lease, finished once the results are recorded;
+    /// `None` when the registry could not be asked for one.
+    pub(super) lease: Option<RunLease>,
 }
 
 /// Starts the evaluator stage; returns the queue that feeds it.
@@ -63,9 +67,10 @@ async fn evaluate(state: &AppState, finished: Finished) {
         pending,
         elapsed,
         busy,
+        lease,
     } = finished;
     let ds = job.dataset();
-    let results = record(state, &job, pending).await;
+    let (results, recorded) = record(state, &job, pending).await;
     let now = Utc::now();
     state.metrics().record_run(
         &ds.warehouse,
@@ -79,13 +84,19 @@ async fn evaluate(state: &AppState, finished: Finished) {
     if let Err(e) = state.alerts().observe(ds, &results, now).await {
         tracing::warn!(dataset = %ds.name, error = %e, "alert state could not be updated; the next run updates it");
     }
+    // Results that could not be recorded leave the lease to lapse, so the
+    // run is taken over (by this agent or another) instead of lost.
+    if let Some(lease) = lease.filter(|_| recorded) {
+        lease.finish().await;
+    }
     busy.lock()
         .unwrap_or_else(|e| e.into_inner())
         .remove(ds.name.as_str());
 }
 
-/// Evaluates and records, retrying a registry that refuses the write.
-async fn record(state: &AppState, job: &Job, pending: PendingRun) -> Vec<CheckResult> {
+/// Evaluates and records, retrying a registry that refuses the write; says
+/// whether the results were recorded.
+async fn record(state: &AppState, job: &Job, pending: PendingRun) -> (Vec<CheckResult>, bool) {
     let ds = job.dataset();
     let now = Utc::now();
     let (results, records) = match job
@@ -93,7 +104,7 @@ async fn record(state: &AppState, job: &Job, pending: PendingRun) -> Vec<CheckRe
         .finish(ds, pending, job.scheduled_at, now, true)
         .await
     {
-        Ok(results) => return results,
+        Ok(results) => return (results, true),
         Err(e) => {
             tracing::warn!(
                 dataset = %ds.name,
@@ -111,7 +122,7 @@ async fn record(state: &AppState, job: &Job, pending: PendingRun) -> Vec<CheckRe
         match state.registry().record_run(&records).await {
             Ok(()) => {
                 tracing::info!(dataset = %ds.name, attempt, "results recorded after a retry");
-                return results;
+                return (results, true);
             }
             Err(e) if attempt + 1 == RECORD_ATTEMPTS => {
                 tracing::error!(dataset = %ds.name, error = %e, "results could not be recorded; they are exported as metrics only");
@@ -124,7 +135,7 @@ async fn record(state: &AppState, job: &Job, pending: PendingRun) -> Vec<CheckRe
             break;
         }
     }
-    results
+    (results, false)
 }
 
 fn log_result(r: &CheckResult) {

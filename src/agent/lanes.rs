@@ -22,6 +22,7 @@ use tokio_util::task::TaskTracker;
 use tracing::Instrument;
 
 use super::evaluator::Finished;
+use super::lease::RunLease;
 use crate::app::circuit::{self, Change, Circuit};
 use crate::app::{AppState, Busy, Job, Lane};
 use crate::check::Dataset;
@@ -175,24 +176,19 @@ impl Execution {
         let config = job.config.clone();
         let ds = &config.datasets[job.index];
         async {
-            let claimed = match self
-                .state
-                .registry()
-                .claim_scheduled_run(&ds.name, job.scheduled_at, self.state.agent_id())
-                .await
-            {
-                Ok(claimed) => claimed,
+            let lease = match RunLease::claim(&self.state, &ds.name, job.scheduled_at).await {
+                Ok(Some(lease)) => Some(lease),
+                Ok(None) => {
+                    tracing::debug!("another agent has this run, or it already ran");
+                    self.release(ds);
+                    return;
+                }
                 Err(e) => {
                     // Better twice than never: run it even though another agent might.
                     tracing::warn!(error = %e, "could not claim the run in the registry; running it anyway");
-                    true
+                    None
                 }
             };
-            if !claimed {
-                tracing::debug!("another agent has this run");
-                self.release(ds);
-                return;
-            }
             let started = Instant::now();
             let pending = self.observe(&job).await;
             let finished = Finished {
@@ -200,6 +196,7 @@ impl Execution {
                 pending,
                 job,
                 busy: self.busy.clone(),
+                lease,
             };
             if let Err(e) = self.evaluator.send(finished).await {
                 self.release(e.0.job.dataset());

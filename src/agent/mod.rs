@@ -24,6 +24,7 @@
 
 pub mod evaluator;
 pub mod lanes;
+pub mod lease;
 pub mod scheduler;
 
 use std::collections::BTreeMap;

@@ -21,6 +21,11 @@ use crate::app::{AppState, Enqueued, Generation, Job};
 const MAX_SLEEP: Duration = Duration::from_secs(30);
 /// Claims older than this are pruned.
 const CLAIM_RETENTION: chrono::Duration = chrono::Duration::days(30);
+/// Runs whose lease lapsed are taken over if they were scheduled within
+/// this long; older ones are left (their datasets have run since).
+const TAKEOVER_HORIZON: chrono::Duration = chrono::Duration::days(1);
+/// At most this many lapsed runs are taken over per look.
+const TAKEOVER_BATCH: u32 = 500;
 
 /// Runs until shutdown: sleeps until the next tick, enqueues the datasets
 /// that are due, and starts over with the new schedules after a reload.
@@ -29,6 +34,7 @@ pub async fn run(state: AppState) {
     let mut looked_until = Utc::now();
     catch_up(&state, looked_until).await;
     let mut next_prune = looked_until;
+    let mut next_takeover = looked_until;
     loop {
         let generation = state.generation();
         let tz = generation.config.agent.timezone;
@@ -47,7 +53,15 @@ pub async fn run(state: AppState) {
                 prune_claims(&state, now).await;
                 next_prune = now + chrono::Duration::hours(1);
             }
-            let earliest = next.iter().flatten().min().copied();
+            if now >= next_takeover {
+                take_over_lapsed(&state, &generation, now).await;
+                // Every half lease: a dead agent's runs are taken over
+                // within two lease periods of its last renewal.
+                next_takeover = now
+                    + chrono::Duration::from_std(generation.config.agent.run_lease / 2)
+                        .unwrap_or(chrono::Duration::seconds(15));
+            }
+            let earliest = next.iter().flatten().copied().chain([next_takeover]).min();
             let wait = earliest
                 .map(|t| (t - now).to_std().unwrap_or(Duration::ZERO))
                 .unwrap_or(MAX_SLEEP)
@@ -128,6 +142,36 @@ fn enqueue(
         Enqueued::Closed => {}
     }
     state.metrics().set_queue_depth("run", generation.queued());
+}
+
+/// Runs claimed by an agent that stopped renewing their lease before they
+/// finished (it died, or lost the registry for longer than a lease) are
+/// queued again here; the claim in the run queue takes them over, and only
+/// one agent wins it.
+async fn take_over_lapsed(state: &AppState, generation: &Generation, now: DateTime<Utc>) {
+    let lapsed = match state
+        .registry()
+        .lapsed_claims(now, now - TAKEOVER_HORIZON, TAKEOVER_BATCH)
+        .await
+    {
+        Ok(lapsed) => lapsed,
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot look for runs whose agent stopped renewing them");
+            return;
+        }
+    };
+    for claim in lapsed {
+        let Some(index) = generation
+            .config
+            .datasets
+            .iter()
+            .position(|ds| ds.name.as_str() == claim.dataset && ds.schedule.is_some())
+        else {
+            continue;
+        };
+        tracing::info!(dataset = %claim.dataset, scheduled_at = %claim.scheduled_at, claimed_by = %claim.claimed_by, "taking over a run whose agent stopped renewing its lease");
+        enqueue(state, generation, index, claim.scheduled_at, "takeover");
+    }
 }
 
 async fn prune_claims(state: &AppState, now: DateTime<Utc>) {

@@ -61,6 +61,8 @@ pub struct AgentConfig {
     pub allow_unauthenticated: bool,
     /// The status page is served without a token even when tokens are set.
     pub public_status_page: bool,
+    /// How long a claimed scheduled run stays leased without a renewal.
+    pub run_lease: std::time::Duration,
 }
 
 /// One entry of `agent.api_tokens`. The token itself is kept only as its

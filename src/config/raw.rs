@@ -56,6 +56,10 @@ pub struct RawAgent {
     /// Whether the status page is served without a token even when tokens
     /// are set; default false.
     pub public_status_page: Option<Spanned<bool>>,
+    /// How long a claimed scheduled run stays leased to its agent without a
+    /// renewal (renewed every third of it); another agent takes over a run
+    /// whose lease lapsed unfinished. Default `30s`.
+    pub run_lease: Option<Spanned<String>>,
 }
 
 /// One entry of `agent.api_tokens`.

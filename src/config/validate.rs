@@ -32,6 +32,12 @@ pub const DEFAULT_MAX_CONCURRENT_CHECKS: usize = 8;
 pub const DEFAULT_MAX_CONNECTIONS: u32 = 4;
 pub const DEFAULT_QUERY_TIMEOUT: Duration = Duration::from_secs(60);
 pub const DEFAULT_TIER: u8 = 2;
+/// `agent.run_lease`: the default, and the range it may take (a lease
+/// shorter than a few seconds would lapse under an ordinary registry
+/// hiccup; one longer than ten minutes leaves a dead agent's runs waiting).
+pub const DEFAULT_RUN_LEASE: Duration = Duration::from_secs(30);
+const MIN_RUN_LEASE: Duration = Duration::from_secs(3);
+const MAX_RUN_LEASE: Duration = Duration::from_secs(600);
 
 // ---------------------------------------------------------------- warden.yaml
 
@@ -135,6 +141,24 @@ fn agent(raw: Option<&RawAgent>, p: &mut Problems<'_>, base_dir: &Path) -> Agent
         })
         .unwrap_or(DEFAULT_MAX_CONCURRENT_CHECKS);
     let api_tokens = tokens::api_tokens(raw.and_then(|a| a.api_tokens.as_ref()), p);
+    let run_lease = raw
+        .and_then(|a| a.run_lease.as_ref())
+        .and_then(|l| {
+            p.parse(l, "run_lease", |s| {
+                parse_duration(s).and_then(|d| {
+                    if (MIN_RUN_LEASE..=MAX_RUN_LEASE).contains(&d) {
+                        Ok(d)
+                    } else {
+                        Err(format!(
+                            "`{s}` is out of range: a run lease is from {} to {}",
+                            crate::format::duration(MIN_RUN_LEASE.as_secs_f64()),
+                            crate::format::duration(MAX_RUN_LEASE.as_secs_f64())
+                        ))
+                    }
+                })
+            })
+        })
+        .unwrap_or(DEFAULT_RUN_LEASE);
     let flag = |value: Option<&Spanned<bool>>| value.is_some_and(|v| v.value);
     AgentConfig {
         listen,
@@ -144,6 +168,7 @@ fn agent(raw: Option<&RawAgent>, p: &mut Problems<'_>, base_dir: &Path) -> Agent
         api_tokens,
         allow_unauthenticated: flag(raw.and_then(|a| a.allow_unauthenticated.as_ref())),
         public_status_page: flag(raw.and_then(|a| a.public_status_page.as_ref())),
+        run_lease,
     }
 }
 

@@ -449,10 +449,12 @@ async fn missed_ticks_after_downtime_run_once() {
         .unwrap();
     let orders = DatasetName::parse("orders").unwrap();
     let now = Utc::now();
+    let last_run = now - chrono::Duration::minutes(20);
     registry
-        .claim_scheduled_run(&orders, now - chrono::Duration::minutes(20), "old-agent")
+        .claim_scheduled_run(&orders, last_run, "old-agent", last_run)
         .await
         .unwrap();
+    registry.finish_claim(&orders, last_run).await.unwrap();
     let (agent, _) = spawn_agent(&project.config(), Options::default()).await;
     let results = eventually(Duration::from_secs(20), "the catch-up run", || {
         let registry = registry.clone();

@@ -58,6 +58,8 @@ on_both_engines!(
     a_daily_check_has_one_alert_across_partitions,
     consecutive_failures_count_across_partitions,
     open_alerts_of_the_old_keying_migrate_to_one_per_check,
+    two_delivery_workers_share_one_outbox,
+    a_notification_in_flight_at_a_crash_is_delivered_by_another_agent,
 );
 
 async fn pagerduty_trigger_and_resolve_share_one_dedup_key(db: &TestRegistry) {
@@ -2285,4 +2287,95 @@ async fn open_alerts_of_the_old_keying_migrate_to_one_per_check(db: &TestRegistr
     assert_eq!(body["alerts"].as_array().unwrap().len(), 1);
     assert_eq!(body["alerts"][0]["dedup_key"], "warden/orders.row_count");
     p.stop().await;
+}
+
+/// Two agents' delivery workers on one outbox: each notification is
+/// delivered once, in the order it was queued (a Slack receiver keeps one
+/// order), whichever worker takes it.
+async fn two_delivery_workers_share_one_outbox(db: &TestRegistry) {
+    let slack = TestReceiver::start(&[], Reply::Slow(Duration::from_millis(20), 200)).await;
+    let routes = slack_route(&slack.url, POLICY);
+    let mut a = Project::new(db, &routes);
+    let other = Registry::open(&db.url).await.unwrap();
+    let mut b = Project::new(&other, &routes);
+    const N: usize = 30;
+    for i in 0..N {
+        db.enqueue(
+            "chat",
+            &serde_json::json!({ "text": format!("n{i}"), "seq": i }),
+            None,
+        )
+        .await
+        .unwrap();
+    }
+    a.start_dispatcher();
+    b.start_dispatcher();
+    let got = slack.wait_for(N, WAIT).await;
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    assert_eq!(slack.received().len(), N, "no notification sent twice");
+    let order: Vec<u64> = got
+        .iter()
+        .map(|r| r.json()["seq"].as_u64().unwrap())
+        .collect();
+    assert_eq!(
+        order,
+        (0..N as u64).collect::<Vec<_>>(),
+        "queued order kept"
+    );
+    let delivered = |p: &Project| {
+        p.metric("warden_notifications_total{receiver=\"chat\",result=\"delivered\"}")
+            .unwrap_or(0.0)
+    };
+    assert_eq!(delivered(&a) + delivered(&b), N as f64);
+    a.stop().await;
+    b.stop().await;
+}
+
+/// A notification in flight when its agent dies is delivered by another
+/// agent once its lease ends, with the same notification id: at least once,
+/// never lost.
+async fn a_notification_in_flight_at_a_crash_is_delivered_by_another_agent(db: &TestRegistry) {
+    // The first request hangs until the agent sending it is gone.
+    let slack = TestReceiver::start(
+        &[Reply::Slow(Duration::from_secs(60), 200)],
+        Reply::Status(200),
+    )
+    .await;
+    let routes = slack_route(&slack.url, POLICY);
+    let mut a = Project::new(db, &routes);
+    let other = Registry::open(&db.url).await.unwrap();
+    let mut b = Project::new(&other, &routes);
+    db.enqueue(
+        "chat",
+        &serde_json::json!({ "text": "orders failing" }),
+        None,
+    )
+    .await
+    .unwrap();
+    a.start_dispatcher();
+    let first = slack.wait_for(1, WAIT).await;
+    let sent_at = first[0].at;
+    a.kill();
+    b.start_dispatcher();
+    // The receiver logs each request as it arrives: the hung one, then the
+    // other agent's.
+    let got = slack.wait_for(2, Duration::from_secs(30)).await;
+    let retry = &got[1];
+    assert_eq!(retry.status, 200);
+    // Not before the lease (the delivery timeout, 2s, plus a margin) ended.
+    assert!(
+        retry.at - sent_at >= Duration::from_secs(2),
+        "taken over after {:?}",
+        retry.at - sent_at
+    );
+    assert_eq!(
+        retry.header(receiver::NOTIFICATION_ID),
+        first[0].header(receiver::NOTIFICATION_ID)
+    );
+    assert_eq!(retry.body, first[0].body);
+    assert_eq!(
+        b.metric("warden_notifications_total{receiver=\"chat\",result=\"delivered\"}"),
+        Some(1.0)
+    );
+    b.stop().await;
 }

@@ -17,5 +17,6 @@ mod gate;
 mod history;
 mod init;
 mod registry;
+mod replicas;
 mod secrets;
 mod warehouse_trust;

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use chrono::Utc;
+use chrono::{SubsecRound, Utc};
 use warden::check::Outcome;
 use warden::domain::{CheckId, DatasetName};
 use warden::gate::StateChange;
@@ -38,6 +38,7 @@ on_both_engines!(
     a_failed_write_leaves_no_partial_run,
     a_cancelled_write_leaves_no_partial_run,
     scheduled_runs_are_claimed_once,
+    a_lapsed_claim_is_taken_over_once,
     outbox_enqueue_due_and_mark,
     outbox_claims_are_leased,
     reopening_keeps_data_and_schema,
@@ -627,38 +628,30 @@ async fn a_cancelled_write_leaves_no_partial_run(db: &TestRegistry) {
 
 async fn scheduled_runs_are_claimed_once(db: &TestRegistry) {
     let orders = dataset("orders");
-    assert!(
-        db.claim_scheduled_run(&orders, at(1), "agent-a")
-            .await
-            .unwrap()
-    );
-    assert!(
-        !db.claim_scheduled_run(&orders, at(1), "agent-b")
-            .await
-            .unwrap()
-    );
-    assert!(
-        !db.claim_scheduled_run(&orders, at(1), "agent-a")
-            .await
-            .unwrap()
-    );
-    assert!(
-        db.claim_scheduled_run(&orders, at(2), "agent-b")
-            .await
-            .unwrap()
-    );
-    assert!(
-        db.claim_scheduled_run(&dataset("events"), at(1), "agent-b")
-            .await
-            .unwrap()
-    );
+    // Leases far in the future: nothing lapses in this part.
+    let held = Utc::now() + chrono::Duration::hours(1);
+    let claim = |ds: &DatasetName, tick: i64, agent: &str| {
+        let registry = db.registry.clone();
+        let (ds, agent) = (ds.clone(), agent.to_owned());
+        async move {
+            registry
+                .claim_scheduled_run(&ds, at(tick), &agent, held)
+                .await
+                .unwrap()
+        }
+    };
+    assert!(claim(&orders, 1, "agent-a").await);
+    assert!(!claim(&orders, 1, "agent-b").await);
+    assert!(!claim(&orders, 1, "agent-a").await);
+    assert!(claim(&orders, 2, "agent-b").await);
+    assert!(claim(&dataset("events"), 1, "agent-b").await);
 
     let racers = (0..8).map(|i| {
         let registry = db.registry.clone();
         let orders = orders.clone();
         tokio::spawn(async move {
             registry
-                .claim_scheduled_run(&orders, at(3), &format!("agent-{i}"))
+                .claim_scheduled_run(&orders, at(3), &format!("agent-{i}"), held)
                 .await
         })
     });
@@ -671,10 +664,100 @@ async fn scheduled_runs_are_claimed_once(db: &TestRegistry) {
 
     assert_eq!(db.prune_claims(at(2)).await.unwrap(), 2);
     assert!(
-        db.claim_scheduled_run(&orders, at(1), "agent-c")
+        claim(&orders, 1, "agent-c").await,
+        "pruned claims are forgotten"
+    );
+}
+
+/// A claim is a lease: renewed by its agent only, taken over once it lapsed
+/// unfinished (by one agent of several racing), never once finished.
+async fn a_lapsed_claim_is_taken_over_once(db: &TestRegistry) {
+    let orders = dataset("orders");
+    let now = Utc::now();
+    let lapsed = now - chrono::Duration::seconds(1);
+    let held = now + chrono::Duration::minutes(10);
+    let tick = now - chrono::Duration::minutes(2);
+    assert!(
+        db.claim_scheduled_run(&orders, tick, "agent-a", held)
+            .await
+            .unwrap()
+    );
+    assert!(
+        db.renew_claim(&orders, tick, "agent-a", lapsed)
+            .await
+            .unwrap()
+    );
+    assert!(
+        !db.renew_claim(&orders, tick, "agent-b", held)
             .await
             .unwrap(),
-        "pruned claims are forgotten"
+        "only the holder renews"
+    );
+    // agent-a stopped renewing: its claim is listed as lapsed…
+    let listed = db
+        .lapsed_claims(now, now - chrono::Duration::hours(1), 10)
+        .await
+        .unwrap();
+    assert_eq!(listed.len(), 1, "{listed:?}");
+    assert_eq!(
+        (listed[0].dataset.as_str(), listed[0].claimed_by.as_str()),
+        ("orders", "agent-a")
+    );
+    assert_eq!(listed[0].scheduled_at, tick.trunc_subsecs(6));
+    // …outside the horizon it is not.
+    assert!(
+        db.lapsed_claims(now, now - chrono::Duration::seconds(30), 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    // Three agents race to take it over: one wins.
+    let racers = (0..3).map(|i| {
+        let registry = db.registry.clone();
+        let orders = orders.clone();
+        tokio::spawn(async move {
+            registry
+                .claim_scheduled_run(&orders, tick, &format!("agent-{i}"), held)
+                .await
+        })
+    });
+    let won = futures::future::join_all(racers)
+        .await
+        .into_iter()
+        .filter(|r| *r.as_ref().unwrap().as_ref().unwrap())
+        .count();
+    assert_eq!(won, 1);
+    assert!(
+        !db.renew_claim(&orders, tick, "agent-a", held)
+            .await
+            .unwrap(),
+        "the old holder has lost it"
+    );
+    assert!(
+        db.lapsed_claims(now, now - chrono::Duration::hours(1), 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+
+    // A finished run is never taken over, lease or not.
+    let other = now - chrono::Duration::minutes(1);
+    assert!(
+        db.claim_scheduled_run(&orders, other, "agent-a", lapsed)
+            .await
+            .unwrap()
+    );
+    db.finish_claim(&orders, other).await.unwrap();
+    assert!(
+        !db.claim_scheduled_run(&orders, other, "agent-b", held)
+            .await
+            .unwrap()
+    );
+    assert!(
+        db.lapsed_claims(Utc::now(), now - chrono::Duration::hours(1), 10)
+            .await
+            .unwrap()
+            .is_empty()
     );
 }
 
