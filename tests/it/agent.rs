@@ -79,6 +79,19 @@ async fn shop_tables(db: &TestDb) {
     .await;
 }
 
+/// The shop tables in a SQLite warehouse, and a project whose `warden.yaml`
+/// watches it with a SQLite registry (no check file yet).
+async fn sqlite_shop() -> (TestDb, Project) {
+    let db = TestDb::new(Backend::Sqlite).await.expect("sqlite");
+    shop_tables(&db).await;
+    let project = Project::new();
+    project.write(
+        "warden.yaml",
+        &warden_yaml("sqlite://warden.db", &[("main", db.url())], ""),
+    );
+    (db, project)
+}
+
 fn parse_time(v: &Value) -> DateTime<Utc> {
     DateTime::parse_from_rfc3339(v.as_str().expect("a timestamp"))
         .expect("RFC 3339")
@@ -821,13 +834,7 @@ async fn shutdown_lets_runs_under_way_finish() {
 /// the status page shows the problem until then.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_typo_on_reload_keeps_the_file_in_force_and_says_so() {
-    let db = TestDb::new(Backend::Sqlite).await.expect("sqlite");
-    shop_tables(&db).await;
-    let project = Project::new();
-    project.write(
-        "warden.yaml",
-        &warden_yaml("sqlite://warden.db", &[("main", db.url())], ""),
-    );
+    let (db, project) = sqlite_shop().await;
     let shop = shop_checks("main", "main");
     let split = shop.find("  - name: events").unwrap();
     let orders = shop[..split].to_owned();
@@ -960,13 +967,7 @@ async fn a_typo_on_reload_keeps_the_file_in_force_and_says_so() {
 /// a clean stop and after `kill -9` the next agent starts.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_second_agent_on_a_sqlite_registry_refuses_to_start() {
-    let db = TestDb::new(Backend::Sqlite).await.expect("sqlite");
-    shop_tables(&db).await;
-    let project = Project::new();
-    project.write(
-        "warden.yaml",
-        &warden_yaml("sqlite://warden.db", &[("main", db.url())], ""),
-    );
+    let (db, project) = sqlite_shop().await;
     project.write("checks/shop.yaml", &shop_checks("main", "main"));
     let config = project.config();
     let wait = Duration::from_secs(30);

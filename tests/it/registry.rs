@@ -626,6 +626,30 @@ async fn a_cancelled_write_leaves_no_partial_run(db: &TestRegistry) {
     assert_eq!(db.latest_results(&dataset("big")).await.unwrap().len(), 500);
 }
 
+/// How many of `agents` agents racing to claim (`dataset`, `tick`) won.
+async fn claim_race(
+    db: &TestRegistry,
+    dataset: &DatasetName,
+    tick: chrono::DateTime<Utc>,
+    agents: usize,
+    lease_until: chrono::DateTime<Utc>,
+) -> usize {
+    let racers = (0..agents).map(|i| {
+        let registry = db.registry.clone();
+        let dataset = dataset.clone();
+        tokio::spawn(async move {
+            registry
+                .claim_scheduled_run(&dataset, tick, &format!("agent-{i}"), lease_until)
+                .await
+        })
+    });
+    futures::future::join_all(racers)
+        .await
+        .into_iter()
+        .filter(|r| *r.as_ref().unwrap().as_ref().unwrap())
+        .count()
+}
+
 async fn scheduled_runs_are_claimed_once(db: &TestRegistry) {
     let orders = dataset("orders");
     // Leases far in the future: nothing lapses in this part.
@@ -646,21 +670,7 @@ async fn scheduled_runs_are_claimed_once(db: &TestRegistry) {
     assert!(claim(&orders, 2, "agent-b").await);
     assert!(claim(&dataset("events"), 1, "agent-b").await);
 
-    let racers = (0..8).map(|i| {
-        let registry = db.registry.clone();
-        let orders = orders.clone();
-        tokio::spawn(async move {
-            registry
-                .claim_scheduled_run(&orders, at(3), &format!("agent-{i}"), held)
-                .await
-        })
-    });
-    let won = futures::future::join_all(racers)
-        .await
-        .into_iter()
-        .filter(|r| *r.as_ref().unwrap().as_ref().unwrap())
-        .count();
-    assert_eq!(won, 1);
+    assert_eq!(claim_race(db, &orders, at(3), 8, held).await, 1);
 
     assert_eq!(db.prune_claims(at(2)).await.unwrap(), 2);
     assert!(
@@ -712,21 +722,7 @@ async fn a_lapsed_claim_is_taken_over_once(db: &TestRegistry) {
             .is_empty()
     );
     // Three agents race to take it over: one wins.
-    let racers = (0..3).map(|i| {
-        let registry = db.registry.clone();
-        let orders = orders.clone();
-        tokio::spawn(async move {
-            registry
-                .claim_scheduled_run(&orders, tick, &format!("agent-{i}"), held)
-                .await
-        })
-    });
-    let won = futures::future::join_all(racers)
-        .await
-        .into_iter()
-        .filter(|r| *r.as_ref().unwrap().as_ref().unwrap())
-        .count();
-    assert_eq!(won, 1);
+    assert_eq!(claim_race(db, &orders, tick, 3, held).await, 1);
     assert!(
         !db.renew_claim(&orders, tick, "agent-a", held)
             .await

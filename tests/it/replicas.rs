@@ -191,12 +191,25 @@ async fn three_agents_share_the_work_and_survive_a_kill() {
         .collect();
     assert_eq!(distinct.len(), claims.len());
 
+    // The victim died with runs in flight (its four slots were busy for
+    // seconds of pg_sleep): the survivors took them over.
+    let takeovers: usize = agents[1..]
+        .iter()
+        .map(|a| {
+            a.log()
+                .matches("taking over a run whose agent stopped renewing its lease")
+                .count()
+        })
+        .sum();
+    assert!(takeovers >= 1, "no run was taken over");
+
     // The work was shared: each process did between 20% and 50% of it.
     let mut share: BTreeMap<u16, usize> = BTreeMap::new();
     for r in &claims {
         *share.entry(port_of(r.get("claimed_by"))).or_default() += 1;
     }
     let total = claims.len() as f64;
+    eprintln!("runs per agent (by port): {share:?}; runs taken over: {takeovers}");
     for port in ports {
         let part = share.get(&port).copied().unwrap_or(0) as f64 / total;
         assert!(
