@@ -967,7 +967,7 @@ async fn a_typo_on_reload_keeps_the_file_in_force_and_says_so() {
 /// a clean stop and after `kill -9` the next agent starts.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_second_agent_on_a_sqlite_registry_refuses_to_start() {
-    let (db, project) = sqlite_shop().await;
+    let (_db, project) = sqlite_shop().await;
     project.write("checks/shop.yaml", &shop_checks("main", "main"));
     let config = project.config();
     let wait = Duration::from_secs(30);
