@@ -196,13 +196,10 @@ impl Agent {
 
         let router = crate::http::router(state.clone());
         let shutdown = state.shutdown().clone();
-        let server = tokio::spawn(async move {
-            let serve = axum::serve(listener, router)
-                .with_graceful_shutdown(async move { shutdown.cancelled().await });
-            if let Err(e) = serve.await {
-                tracing::error!(error = %e, "the HTTP server stopped");
-            }
-        });
+        let limits = crate::http::server::Limits::for_agent(&config.agent);
+        let server = tokio::spawn(crate::http::server::serve(
+            listener, router, limits, shutdown,
+        ));
         if options.run_on_start {
             let generation = state.generation();
             for i in 0..generation.config.datasets.len() {

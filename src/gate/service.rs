@@ -33,7 +33,7 @@ use crate::registry::{GateRecord, PartitionRecord, PublishedPartition, Registry,
 const RECORD_GRACE: Duration = Duration::from_secs(10);
 
 /// How much longer than a gate's deadline a caller waits for its decision.
-const DECISION_MARGIN: Duration = Duration::from_secs(5);
+pub const DECISION_MARGIN: Duration = Duration::from_secs(5);
 
 /// Gates kept on a partition page.
 const PARTITION_GATES: u32 = 20;
