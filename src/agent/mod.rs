@@ -12,6 +12,7 @@
 //! - [`evaluator`] evaluates, records, exports and hands the results to
 //!   the alert manager ([`crate::alert`]), whose timer and outbox workers
 //!   run beside the stages;
+//! - [`retention`] prunes old history hourly (`agent.retention`);
 //! - [`AppState`] ([`crate::app`]) is what all of them and the HTTP
 //!   handlers share.
 //!
@@ -24,6 +25,7 @@
 
 pub mod evaluator;
 pub mod lanes;
+pub mod retention;
 pub mod scheduler;
 
 use std::collections::BTreeMap;
@@ -188,6 +190,8 @@ impl Agent {
         let dispatcher = alerts.dispatcher();
         runs.spawn(alerts.run(state.shutdown().clone()));
         runs.spawn(dispatcher.run(state.shutdown().clone()));
+        // Old history goes hourly, in small batches (`agent.retention`).
+        runs.spawn(retention::run(state.clone()));
         // Gates a killed agent left undecided are denied before anything new
         // is admitted, so no partition stays `validating`.
         if let Err(e) = state.gates().recover_on_startup(&config).await {

@@ -168,9 +168,11 @@ fn agent(raw: Option<&RawAgent>, p: &mut Problems<'_>, base_dir: &Path) -> Agent
 /// process runs out of file descriptors before the cap means anything.
 const MAX_HTTP_CONNECTIONS: usize = 65_536;
 
-/// The shortest retention: less would prune results before a day's runs
-/// are compared with the day before.
+/// The shortest retention of anything.
 const MIN_RETENTION: Duration = Duration::from_secs(24 * 3600);
+/// The shortest retention of results: longer than the longest baseline a
+/// check compares with (`row_count_change` `vs: 7d`).
+const MIN_RESULTS_RETENTION: Duration = Duration::from_secs(8 * 24 * 3600);
 
 /// `agent.retention`: each key a duration of at least a day; a key left out
 /// keeps its default.
@@ -180,10 +182,23 @@ fn retention(raw: Option<&Spanned<RawRetention>>, p: &mut Problems<'_>) -> Reten
         return defaults;
     };
     let mut one = |value: &Option<Spanned<String>>, key: &str, default: Duration| {
+        let least = if key == "results" {
+            MIN_RESULTS_RETENTION
+        } else {
+            MIN_RETENTION
+        };
         p.parse_or(value, &format!("retention.{key}"), default, |s| {
             let d = parse_duration(s)?;
-            if d < MIN_RETENTION {
-                Err(format!("`{s}` is shorter than a day; keep history at least 1d"))
+            if d < least {
+                Err(format!(
+                    "`{s}` is too short; keep {key} at least {}{}",
+                    humantime::format_duration(least),
+                    if key == "results" {
+                        " (row_count_change compares with a week ago)"
+                    } else {
+                        ""
+                    }
+                ))
             } else {
                 Ok(d)
             }

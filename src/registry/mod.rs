@@ -16,7 +16,8 @@
 //! (scheduled runs shared by several agents), `gates.rs` (gate rows and the
 //! partition locks, [`GateRecord`]), `alerts.rs` (alert rows and the
 //! transactions that queue notifications, [`AlertRecord`]), `silences.rs`
-//! (silences created through the API, [`SilenceRecord`]), `sql.rs`
+//! (silences created through the API, [`SilenceRecord`]), `prune.rs`
+//! (retention: old history deleted in small batches, [`Prunable`]), `sql.rs`
 //! (statements on either engine, [`Tx`]) and `error.rs` ([`RegistryError`]).
 //!
 //! The registry stores; it does not decide. The partition state machine and
@@ -44,6 +45,7 @@ mod error;
 mod gates;
 mod outbox;
 mod partitions;
+mod prune;
 mod results;
 mod schema;
 mod silences;
@@ -59,6 +61,7 @@ pub use partitions::{
 };
 // The stored vocabulary, under the names callers have used so far.
 pub use crate::domain::{AlertKind, AlertState, GateBasis, GateStatus, PartitionState};
+pub use prune::Prunable;
 pub use results::{RunRecord, StoredResult};
 pub use schema::{SchemaBaseline, StoredColumn};
 pub use silences::SilenceRecord;
