@@ -48,12 +48,21 @@ td.msg{color:var(--muted);font-size:13px}.down{color:var(--fail);font-weight:600
 
 /// `GET /`: the page as last rendered, rendered again when it is older
 /// than [`STATUS_PAGE_MAX_AGE`](crate::app::STATUS_PAGE_MAX_AGE) (once,
-/// however many load it at the same time) or the configuration changed.
+/// however many load it at the same time) or the configuration (or how
+/// its last load went) changed.
 pub async fn page(State(state): State<AppState>) -> Response {
-    let generation = state.generation().number;
+    // A new configuration, or a new load report (a reload that failed),
+    // shows at once.
+    let key = {
+        use std::hash::{Hash, Hasher};
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        state.generation().number.hash(&mut h);
+        std::sync::Arc::as_ptr(&state.config_report()).hash(&mut h);
+        h.finish()
+    };
     let html = state
         .status_page()
-        .get(generation, || async { Bytes::from(render_now(&state).await) })
+        .get(key, || async { Bytes::from(render_now(&state).await) })
         .await;
     (
         [

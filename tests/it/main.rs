@@ -17,5 +17,7 @@ mod gate;
 mod history;
 mod init;
 mod registry;
+mod retention;
 mod secrets;
+mod server;
 mod warehouse_trust;
