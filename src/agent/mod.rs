@@ -286,6 +286,13 @@ impl Agent {
                 "agent.max_concurrent_checks changes only on restart"
             );
         }
+        if config.agent.max_http_connections != old.config.agent.max_http_connections {
+            tracing::warn!(
+                old = old.config.agent.max_http_connections,
+                new = config.agent.max_http_connections,
+                "agent.max_http_connections changes only on restart"
+            );
+        }
         let runner = Arc::new(runner(&config, Some(self.state.registry().clone())));
         let circuits = old
             .lanes
