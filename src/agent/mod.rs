@@ -12,6 +12,7 @@
 //! - [`evaluator`] evaluates, records, exports and hands the results to
 //!   the alert manager ([`crate::alert`]), whose timer and outbox workers
 //!   run beside the stages;
+//! - [`retention`] prunes old history hourly (`agent.retention`);
 //! - [`AppState`] ([`crate::app`]) is what all of them and the HTTP
 //!   handlers share.
 //!
@@ -25,6 +26,7 @@
 pub mod evaluator;
 pub mod lanes;
 pub mod lease;
+pub mod retention;
 pub mod scheduler;
 
 use std::collections::BTreeMap;
@@ -200,6 +202,8 @@ impl Agent {
         let dispatcher = alerts.dispatcher();
         runs.spawn(alerts.run(state.shutdown().clone()));
         runs.spawn(dispatcher.run(state.shutdown().clone()));
+        // Old history goes hourly, in small batches (`agent.retention`).
+        runs.spawn(retention::run(state.clone()));
         // Gates a killed agent left undecided are denied before anything new
         // is admitted, so no partition stays `validating`.
         if let Err(e) = state.gates().recover_on_startup(&config).await {
@@ -208,13 +212,10 @@ impl Agent {
 
         let router = crate::http::router(state.clone());
         let shutdown = state.shutdown().clone();
-        let server = tokio::spawn(async move {
-            let serve = axum::serve(listener, router)
-                .with_graceful_shutdown(async move { shutdown.cancelled().await });
-            if let Err(e) = serve.await {
-                tracing::error!(error = %e, "the HTTP server stopped");
-            }
-        });
+        let limits = crate::http::server::Limits::for_agent(&config.agent);
+        let server = tokio::spawn(crate::http::server::serve(
+            listener, router, limits, shutdown,
+        ));
         if options.run_on_start {
             let generation = state.generation();
             for i in 0..generation.config.datasets.len() {
@@ -296,6 +297,13 @@ impl Agent {
                 old = old.config.agent.max_concurrent_checks,
                 new = config.agent.max_concurrent_checks,
                 "agent.max_concurrent_checks changes only on restart"
+            );
+        }
+        if config.agent.max_http_connections != old.config.agent.max_http_connections {
+            tracing::warn!(
+                old = old.config.agent.max_http_connections,
+                new = config.agent.max_http_connections,
+                "agent.max_http_connections changes only on restart"
             );
         }
         let runner = Arc::new(runner(&config, Some(self.state.registry().clone())));

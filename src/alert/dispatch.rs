@@ -32,10 +32,6 @@ const LEASE_MARGIN: Duration = Duration::from_secs(5);
 const POLL_INTERVAL: Duration = Duration::from_millis(500);
 /// How long a worker waits after the registry failed before trying again.
 const REGISTRY_RETRY: Duration = Duration::from_secs(2);
-/// Delivered notifications are kept this long, then pruned.
-const KEEP_DELIVERED: Duration = Duration::from_secs(7 * 24 * 3600);
-/// How often delivered notifications are pruned.
-const PRUNE_INTERVAL: Duration = Duration::from_secs(3600);
 
 /// `warden_notifications_total` results.
 pub const DELIVERED: &str = "delivered";
@@ -78,7 +74,6 @@ impl Dispatcher {
         // when it is dropped rather than shut down.
         let mut tasks: JoinSet<()> = JoinSet::new();
         let mut workers: HashMap<String, watch::Sender<bool>> = HashMap::new();
-        let mut last_prune: Option<tokio::time::Instant> = None;
         loop {
             let routes = self.routes.borrow_and_update().clone();
             workers.retain(|name, stop| {
@@ -99,7 +94,7 @@ impl Dispatcher {
             }
             // Reap the workers of receivers that were removed.
             while tasks.try_join_next().is_some() {}
-            if let Err(e) = self.housekeeping(&routes, &mut last_prune).await {
+            if let Err(e) = self.housekeeping(&routes).await {
                 tracing::warn!(error = %e, "outbox housekeeping failed; trying again shortly");
             }
             tokio::select! {
@@ -131,11 +126,11 @@ impl Dispatcher {
     }
 
     /// Pending counts for `warden_outbox_pending`, notifications of
-    /// receivers no longer configured to the dead-letter list, and pruning.
+    /// receivers no longer configured to the dead-letter list (delivered
+    /// ones are pruned by the agent's retention task).
     async fn housekeeping(
         &self,
         routes: &Routes,
-        last_prune: &mut Option<tokio::time::Instant>,
     ) -> Result<(), RegistryError> {
         let pending = self.registry.pending_by_receiver().await?;
         for (name, _) in &pending {
@@ -155,11 +150,6 @@ impl Dispatcher {
             }
         }
         self.update_pending(routes).await?;
-        if last_prune.is_none_or(|t| t.elapsed() >= PRUNE_INTERVAL) {
-            let keep = chrono::Duration::from_std(KEEP_DELIVERED).unwrap_or_default();
-            self.registry.prune_delivered(Utc::now() - keep).await?;
-            *last_prune = Some(tokio::time::Instant::now());
-        }
         Ok(())
     }
 

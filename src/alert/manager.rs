@@ -286,6 +286,7 @@ impl AlertManager {
         let firing = self
             .inner
             .registry
+            .reads()
             .alerts_in_state(AlertState::Firing)
             .await?;
         let gone: Vec<&AlertRecord> = firing.iter().filter(|r| !known(r)).collect();
@@ -438,7 +439,7 @@ impl AlertManager {
             .filter(|s| s.ends_at > now)
             .cloned()
             .collect();
-        for record in self.inner.registry.silences(now).await? {
+        for record in self.inner.registry.reads().silences(now).await? {
             match Silence::from_record(&record) {
                 Some(s) => all.push(s),
                 None => {
@@ -532,7 +533,7 @@ impl AlertManager {
 
     /// The dead-letter list, newest first.
     pub async fn dead_letters(&self, limit: u32) -> Result<Vec<OutboxEntry>, RegistryError> {
-        self.inner.registry.dead_letters(limit).await
+        self.inner.registry.reads().dead_letters(limit).await
     }
 }
 

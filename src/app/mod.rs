@@ -13,6 +13,7 @@ pub mod circuit;
 mod connect;
 mod generation;
 pub mod schedule;
+pub mod snapshot;
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -33,6 +34,7 @@ use crate::gate::{GateOptions, GateService, LogQuarantine, Quarantine, Quarantin
 use crate::metrics::Metrics;
 use crate::registry::Registry;
 use circuit::Circuit;
+use snapshot::Snapshot;
 
 /// A cheap handle on the agent's shared state.
 #[derive(Clone)]
@@ -57,7 +59,12 @@ pub(crate) struct Shared {
     alerts: AlertManager,
     /// How the latest configuration load went (shown on the status page).
     config_report: RwLock<Arc<LoadReport>>,
+    /// The status page as last rendered.
+    status_page: Snapshot<axum::body::Bytes>,
 }
+
+/// How old the status page may be before a load renders it again.
+pub const STATUS_PAGE_MAX_AGE: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// Builds an [`AppState`]: the agent gives it everything; a test of the
 /// HTTP app gives a configuration and a registry and takes the defaults
@@ -201,6 +208,7 @@ impl AppState {
             gates,
             alerts,
             config_report: RwLock::default(),
+            status_page: Snapshot::new(STATUS_PAGE_MAX_AGE),
         }));
         // Quarantines raise an alert to the dataset's owner; a partition that
         // passes resolves it. Weak: the hook lives inside the state.
@@ -309,6 +317,12 @@ impl AppState {
     /// Base URL of the status page (`http://<listen>/`).
     pub fn public_url(&self) -> &str {
         &self.0.public_url
+    }
+
+    /// The status page as last rendered: rendered again at most every
+    /// [`STATUS_PAGE_MAX_AGE`], or when the configuration changes.
+    pub fn status_page(&self) -> &Snapshot<axum::body::Bytes> {
+        &self.0.status_page
     }
 
     /// The alert manager: alert state, silences and the outbox.

@@ -3,6 +3,7 @@
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
+use std::time::Duration;
 
 use chrono_tz::Tz;
 
@@ -63,6 +64,41 @@ pub struct AgentConfig {
     pub public_status_page: bool,
     /// How long a claimed scheduled run stays leased without a renewal.
     pub run_lease: std::time::Duration,
+    /// How many HTTP connections are open at once.
+    pub max_http_connections: usize,
+    /// How long the registry keeps history.
+    pub retention: Retention,
+}
+
+/// `agent.retention`: how long the agent keeps each kind of history before
+/// its hourly prune deletes it. What is still needed is never deleted: the
+/// newest result of each check, a partition's current row, open gates and
+/// the gates partitions point at, firing or unnotified alerts, undelivered
+/// notifications and the dead-letter list.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Retention {
+    /// Check results, by when they were recorded.
+    pub results: Duration,
+    /// Decided gates and partition transitions.
+    pub gates: Duration,
+    /// Delivered notifications, by when they were queued.
+    pub notifications: Duration,
+    /// Resolved alerts (once their resolve was notified) and silences
+    /// that ended.
+    pub resolved_alerts: Duration,
+}
+
+const DAY: u64 = 24 * 3600;
+
+impl Default for Retention {
+    fn default() -> Self {
+        Self {
+            results: Duration::from_secs(400 * DAY),
+            gates: Duration::from_secs(400 * DAY),
+            notifications: Duration::from_secs(30 * DAY),
+            resolved_alerts: Duration::from_secs(90 * DAY),
+        }
+    }
 }
 
 /// One entry of `agent.api_tokens`. The token itself is kept only as its

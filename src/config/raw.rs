@@ -60,6 +60,26 @@ pub struct RawAgent {
     /// renewal (renewed every third of it); another agent takes over a run
     /// whose lease lapsed unfinished. Default `30s`.
     pub run_lease: Option<Spanned<String>>,
+    /// How many HTTP connections are open at once; further ones wait to be
+    /// accepted until one closes; default 512.
+    pub max_http_connections: Option<Spanned<i64>>,
+    /// How long the registry keeps history, per kind of row.
+    pub retention: Option<Spanned<RawRetention>>,
+}
+
+/// `agent.retention`: how long each kind of history is kept, as durations
+/// (`400d`, `12w`); each key optional.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawRetention {
+    /// Check results (the newest of each check is always kept); default 400d.
+    pub results: Option<Spanned<String>>,
+    /// Decided gates and partition transitions; default 400d.
+    pub gates: Option<Spanned<String>>,
+    /// Delivered notifications; default 30d.
+    pub notifications: Option<Spanned<String>>,
+    /// Resolved alerts and expired silences; default 90d.
+    pub resolved_alerts: Option<Spanned<String>>,
 }
 
 /// One entry of `agent.api_tokens`.

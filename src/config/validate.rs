@@ -13,8 +13,8 @@ use std::time::Duration;
 use chrono_tz::Tz;
 use serde_saphyr::Spanned;
 
-use super::raw::{RawAgent, RawDataset, RawMain, RawPartition, RawWarehouse};
-use super::{AgentConfig, WarehouseConfig};
+use super::raw::{RawAgent, RawDataset, RawMain, RawPartition, RawRetention, RawWarehouse};
+use super::{AgentConfig, Retention, WarehouseConfig};
 use crate::check::{CheckSpec, Dataset, PartitionSpec, Severity};
 use crate::domain::{DatasetName, Granularity, Identifier};
 use crate::source::Problems;
@@ -29,6 +29,7 @@ pub use values::clean;
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:9464";
 pub const DEFAULT_REGISTRY: &str = "sqlite://warden.db";
 pub const DEFAULT_MAX_CONCURRENT_CHECKS: usize = 8;
+pub const DEFAULT_MAX_HTTP_CONNECTIONS: usize = 512;
 pub const DEFAULT_MAX_CONNECTIONS: u32 = 4;
 pub const DEFAULT_QUERY_TIMEOUT: Duration = Duration::from_secs(60);
 pub const DEFAULT_TIER: u8 = 2;
@@ -159,6 +160,20 @@ fn agent(raw: Option<&RawAgent>, p: &mut Problems<'_>, base_dir: &Path) -> Agent
             })
         })
         .unwrap_or(DEFAULT_RUN_LEASE);
+    let max_http_connections = raw
+        .and_then(|a| a.max_http_connections.as_ref())
+        .and_then(|m| {
+            p.parse(m, "max_http_connections", |&n| {
+                positive(n).and_then(|n| {
+                    usize::try_from(n)
+                        .ok()
+                        .filter(|&n| n <= MAX_HTTP_CONNECTIONS)
+                        .ok_or_else(|| format!("{n} is more than {MAX_HTTP_CONNECTIONS}"))
+                })
+            })
+        })
+        .unwrap_or(DEFAULT_MAX_HTTP_CONNECTIONS);
+    let retention = retention(raw.and_then(|a| a.retention.as_ref()), p);
     let flag = |value: Option<&Spanned<bool>>| value.is_some_and(|v| v.value);
     AgentConfig {
         listen,
@@ -169,6 +184,57 @@ fn agent(raw: Option<&RawAgent>, p: &mut Problems<'_>, base_dir: &Path) -> Agent
         allow_unauthenticated: flag(raw.and_then(|a| a.allow_unauthenticated.as_ref())),
         public_status_page: flag(raw.and_then(|a| a.public_status_page.as_ref())),
         run_lease,
+        max_http_connections,
+        retention,
+    }
+}
+
+/// The most connections `agent.max_http_connections` may allow: beyond it a
+/// process runs out of file descriptors before the cap means anything.
+const MAX_HTTP_CONNECTIONS: usize = 65_536;
+
+/// The shortest retention of anything.
+const MIN_RETENTION: Duration = Duration::from_secs(24 * 3600);
+/// The shortest retention of results: longer than the longest baseline a
+/// check compares with (`row_count_change` `vs: 7d`).
+const MIN_RESULTS_RETENTION: Duration = Duration::from_secs(8 * 24 * 3600);
+
+/// `agent.retention`: each key a duration of at least a day; a key left out
+/// keeps its default.
+fn retention(raw: Option<&Spanned<RawRetention>>, p: &mut Problems<'_>) -> Retention {
+    let defaults = Retention::default();
+    let Some(raw) = raw.map(|r| &r.value) else {
+        return defaults;
+    };
+    let mut one = |value: &Option<Spanned<String>>, key: &str, default: Duration| {
+        let least = if key == "results" {
+            MIN_RESULTS_RETENTION
+        } else {
+            MIN_RETENTION
+        };
+        p.parse_or(value, &format!("retention.{key}"), default, |s| {
+            let d = parse_duration(s)?;
+            if d < least {
+                Err(format!(
+                    "`{s}` is too short; keep {key} at least {}{}",
+                    humantime::format_duration(least),
+                    if key == "results" {
+                        " (row_count_change compares with a week ago)"
+                    } else {
+                        ""
+                    }
+                ))
+            } else {
+                Ok(d)
+            }
+        })
+        .unwrap_or(default)
+    };
+    Retention {
+        results: one(&raw.results, "results", defaults.results),
+        gates: one(&raw.gates, "gates", defaults.gates),
+        notifications: one(&raw.notifications, "notifications", defaults.notifications),
+        resolved_alerts: one(&raw.resolved_alerts, "resolved_alerts", defaults.resolved_alerts),
     }
 }
 

@@ -33,7 +33,7 @@ use crate::registry::{GateRecord, PartitionRecord, PublishedPartition, Registry,
 const RECORD_GRACE: Duration = Duration::from_secs(10);
 
 /// How much longer than a gate's deadline a caller waits for its decision.
-const DECISION_MARGIN: Duration = Duration::from_secs(5);
+pub const DECISION_MARGIN: Duration = Duration::from_secs(5);
 
 /// Gates kept on a partition page.
 const PARTITION_GATES: u32 = 20;
@@ -491,7 +491,8 @@ impl GateService {
     ) -> Result<PartitionView, GateError> {
         let ds = find_dataset(config, dataset)?;
         let (partition, _) = parse_partition(ds, partition)?;
-        let registry = &self.inner.registry;
+        // A read for the API: on the registry's read pool.
+        let registry = &self.inner.registry.reads();
         let Some(record) = registry.partition(&ds.name, &partition).await? else {
             return Err(GateError::UnknownPartition {
                 dataset: ds.name.to_string(),
@@ -516,6 +517,7 @@ impl GateService {
         let ds = find_dataset(config, dataset)?;
         self.inner
             .registry
+            .reads()
             .latest_published(&ds.name)
             .await?
             .ok_or_else(|| GateError::NothingPublished {
@@ -528,6 +530,7 @@ impl GateService {
         Ok(self
             .inner
             .registry
+            .reads()
             .recent_gates(limit)
             .await?
             .into_iter()

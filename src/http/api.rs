@@ -51,7 +51,7 @@ pub async fn dataset(
     let ds = config
         .dataset(&name)
         .ok_or_else(|| ApiError::not_found(format!("no dataset `{name}` is configured")))?;
-    let latest = state.registry().latest_results(&ds.name).await?;
+    let latest = state.registry().reads().latest_results(&ds.name).await?;
     let latest: Vec<_> = latest
         .into_iter()
         .filter(|s| ds.checks.iter().any(|c| c.id.as_str() == s.result.check))
@@ -99,7 +99,7 @@ pub async fn history(
         .any(|c| c.id.as_str() == id);
     let not_found = || ApiError::not_found(format!("no check `{id}` is configured or recorded"));
     let check_id = CheckId::parse(&id).map_err(|_| not_found())?;
-    let results = state.registry().history(&check_id, limit).await?;
+    let results = state.registry().reads().history(&check_id, limit).await?;
     // A check removed from the configuration keeps its recorded history.
     if results.is_empty() && !known {
         return Err(not_found());

@@ -19,7 +19,9 @@ use serde::de::DeserializeOwned;
 
 use super::error::ApiError;
 use crate::app::AppState;
-use crate::gate::{Gate, GateError, GateRequest, MAX_WAIT, MIN_WAIT, check_wait};
+use crate::gate::{
+    DECISION_MARGIN, Gate, GateError, GateRequest, MAX_WAIT, MIN_WAIT, check_wait,
+};
 
 /// The `Idempotency-Key` request header.
 pub const IDEMPOTENCY_KEY: &str = "idempotency-key";
@@ -35,18 +37,23 @@ impl WaitQuery {
         let Some(text) = self.wait.as_deref() else {
             return Ok(None);
         };
-        let parsed = humantime::parse_duration(text)
-            .ok()
-            .or_else(|| text.parse::<u64>().ok().map(Duration::from_secs));
-        match parsed.map(check_wait) {
-            Some(Ok(d)) => Ok(Some(d)),
-            _ => Err(ApiError::bad_request(format!(
+        match parse_wait(text) {
+            Some(d) => Ok(Some(d)),
+            None => Err(ApiError::bad_request(format!(
                 "wait: expected a duration like `300s` or `5m` from {} to {}, not `{text}`",
                 humantime::format_duration(MIN_WAIT),
                 humantime::format_duration(MAX_WAIT)
             ))),
         }
     }
+}
+
+/// A `?wait=` value (`300s`, `5m` or seconds) within 1 s to 5 min.
+pub(crate) fn parse_wait(text: &str) -> Option<Duration> {
+    humantime::parse_duration(text)
+        .ok()
+        .or_else(|| text.parse::<u64>().ok().map(Duration::from_secs))
+        .and_then(|d| check_wait(d).ok())
 }
 
 /// `POST /api/v1/gates`.
@@ -73,7 +80,12 @@ pub async fn submit(
     let (config, runner) = (state.config(), state.runner());
     let gate = match wait {
         None => gates.submit(config, runner, req, key).await?,
-        Some(wait) => gates.decide_within(config, runner, req, key, wait).await?,
+        Some(wait) => {
+            // The gate decides by its deadline; the margin lets the decision
+            // be recorded and reach us (as `GateService::decide_within`).
+            let gate = gates.submit_within(config, runner, req, key, wait).await?;
+            wait_for(&state, &gate.gate_id, wait + DECISION_MARGIN).await?
+        }
     };
     Ok(gate_response(gate))
 }
@@ -86,9 +98,19 @@ pub async fn get(
 ) -> Result<Response, ApiError> {
     let gate = match query.duration()? {
         None => state.gates().get(&gate_id).await?,
-        Some(wait) => state.gates().wait(&gate_id, wait).await?,
+        Some(wait) => wait_for(&state, &gate_id, wait).await?,
     };
     Ok(gate_response(gate))
+}
+
+/// A long-poll: waits up to `wait` for the gate's decision, and answers
+/// with the gate as it stands as soon as the agent begins to shut down, so
+/// that no caller holds the server open (the caller asks again elsewhere).
+async fn wait_for(state: &AppState, gate_id: &str, wait: Duration) -> Result<Gate, GateError> {
+    tokio::select! {
+        gate = state.gates().wait(gate_id, wait) => gate,
+        () = state.shutdown().cancelled() => state.gates().get(gate_id).await,
+    }
 }
 
 /// 200 with a decided gate, 202 with one still under way; `Location` names

@@ -11,6 +11,7 @@ pub mod auth;
 pub mod error;
 pub mod gates;
 pub mod partitions;
+pub mod server;
 pub mod silences;
 pub mod status;
 pub mod view;

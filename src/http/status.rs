@@ -9,7 +9,8 @@ use std::fmt::Write as _;
 
 use axum::extract::State;
 use axum::http::header;
-use axum::response::{Html, IntoResponse, Response};
+use axum::body::Bytes;
+use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Utc};
 
 use super::view::{self, CheckView, DatasetView};
@@ -45,18 +46,46 @@ td.msg{color:var(--muted);font-size:13px}.down{color:var(--fail);font-weight:600
 @media (max-width:640px){thead{display:none}table,tr,td{display:block;width:100%}tr{border-top:1px solid var(--line);padding:4px 0}td{border:0;padding:2px 0}td.msg{padding-bottom:6px}}
 "#;
 
-/// `GET /`.
+/// `GET /`: the page as last rendered, rendered again when it is older
+/// than [`STATUS_PAGE_MAX_AGE`](crate::app::STATUS_PAGE_MAX_AGE) (once,
+/// however many load it at the same time) or the configuration (or how
+/// its last load went) changed.
 pub async fn page(State(state): State<AppState>) -> Response {
+    // A new configuration, or a new load report (a reload that failed),
+    // shows at once.
+    let key = {
+        use std::hash::{Hash, Hasher};
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        state.generation().number.hash(&mut h);
+        std::sync::Arc::as_ptr(&state.config_report()).hash(&mut h);
+        h.finish()
+    };
+    let html = state
+        .status_page()
+        .get(key, || async { Bytes::from(render_now(&state).await) })
+        .await;
+    (
+        [
+            (header::CACHE_CONTROL, "no-store"),
+            (header::CONTENT_TYPE, "text/html; charset=utf-8"),
+        ],
+        Bytes::clone(&html),
+    )
+        .into_response()
+}
+
+/// Reads what the page shows (on the registry's read pool) and renders it.
+async fn render_now(state: &AppState) -> String {
     let config = state.config();
     let now = Utc::now();
-    let (mut latest, registry_error) = match view::latest_by_dataset(&state, &config).await {
+    let (mut latest, registry_error) = match view::latest_by_dataset(state, &config).await {
         Ok(l) => (l, None),
         Err(e) => (Default::default(), Some(e.to_string())),
     };
     let mut datasets = Vec::with_capacity(config.datasets.len());
     for ds in &config.datasets {
         let results = latest.remove(ds.name.as_str()).unwrap_or_default();
-        let v = view::dataset_view(&state, &config, ds, &results, now);
+        let v = view::dataset_view(state, &config, ds, &results, now);
         datasets.push((v, view::check_views(ds, results)));
     }
     let generation = state.generation();
@@ -74,7 +103,7 @@ pub async fn page(State(state): State<AppState>) -> Response {
     // The page still renders when the registry is down; the error above says so.
     let gates = state.gates().recent(RECENT_GATES).await.unwrap_or_default();
     let config_report = state.config_report();
-    let html = render(&Page {
+    render(&Page {
         now,
         config_report: &config_report,
         started_at: state.started_at(),
@@ -86,8 +115,7 @@ pub async fn page(State(state): State<AppState>) -> Response {
         firing: &firing,
         silences: &silences,
         gates: &gates,
-    });
-    ([(header::CACHE_CONTROL, "no-store")], Html(html)).into_response()
+    })
 }
 
 struct Page<'a> {

@@ -81,7 +81,7 @@ pub async fn latest_by_dataset(
 ) -> Result<HashMap<String, Vec<StoredResult>>, RegistryError> {
     let configured = config.check_ids();
     let mut by_dataset: HashMap<String, Vec<StoredResult>> = HashMap::new();
-    for s in state.registry().latest_results_all().await? {
+    for s in state.registry().reads().latest_results_all().await? {
         if configured.contains(s.result.check.as_str()) {
             by_dataset
                 .entry(s.result.dataset.clone())

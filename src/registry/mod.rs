@@ -16,7 +16,8 @@
 //! (scheduled runs shared by several agents), `gates.rs` (gate rows and the
 //! partition locks, [`GateRecord`]), `alerts.rs` (alert rows and the
 //! transactions that queue notifications, [`AlertRecord`]), `silences.rs`
-//! (silences created through the API, [`SilenceRecord`]), `sql.rs`
+//! (silences created through the API, [`SilenceRecord`]), `prune.rs`
+//! (retention: old history deleted in small batches, [`Prunable`]), `sql.rs`
 //! (statements on either engine, [`Tx`]) and `error.rs` ([`RegistryError`]).
 //!
 //! The registry stores; it does not decide. The partition state machine and
@@ -44,6 +45,7 @@ mod error;
 mod gates;
 mod outbox;
 mod partitions;
+mod prune;
 mod results;
 mod schema;
 mod silences;
@@ -59,6 +61,7 @@ pub use partitions::{
 };
 // The stored vocabulary, under the names callers have used so far.
 pub use crate::domain::{AlertKind, AlertState, GateBasis, GateStatus, PartitionState};
+pub use prune::Prunable;
 pub use results::{RunRecord, StoredResult};
 pub use schema::{SchemaBaseline, StoredColumn};
 pub use silences::SilenceRecord;
@@ -68,6 +71,8 @@ use error::describe;
 
 /// How long opening the registry may wait for the first connection.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// Connections of the read pool ([`Registry::reads`]).
+const READ_CONNECTIONS: u32 = 2;
 /// How long SQLite waits for another writer before giving up.
 const SQLITE_BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -90,6 +95,11 @@ enum Pool {
 #[derive(Debug, Clone)]
 pub struct Registry {
     pool: Pool,
+    /// A small pool of its own for what the API and the status page read,
+    /// so that readers never wait for the connections gates and runs write
+    /// with ([`Registry::reads`]); `None` for an in-memory SQLite registry,
+    /// which lives in its one pool.
+    reads: Option<Pool>,
     /// The URL it was opened with, password redacted.
     url: String,
     /// SQLite has one writer: this process's write transactions queue here
@@ -167,12 +177,23 @@ impl Registry {
                 .idle_timeout(None)
                 .max_lifetime(None);
         }
+        // Readers get connections of their own that cannot write; in WAL
+        // mode they read the last commit without waiting for the writer.
+        let reads = (!sqlite_in_memory(url)).then(|| {
+            Pool::Sqlite(
+                SqlitePoolOptions::new()
+                    .max_connections(READ_CONNECTIONS)
+                    .acquire_timeout(CONNECT_TIMEOUT)
+                    .connect_lazy_with(options.clone().pragma("query_only", "ON")),
+            )
+        });
         let pool = pool_options
             .connect_with(options)
             .await
             .map_err(|e| unreachable(&redacted, &e))?;
         Ok(Self {
             pool: Pool::Sqlite(pool),
+            reads,
             url: redacted,
             sqlite_writer: Default::default(),
         })
@@ -183,6 +204,12 @@ impl Registry {
         // One connection first: the pool retries refused connections until
         // its timeout and then reports only that it timed out.
         probe(options.connect(), &redacted).await?;
+        // Connected on first use: commands that read nothing for the API
+        // open no connection for it.
+        let reads = PgPoolOptions::new()
+            .max_connections(READ_CONNECTIONS)
+            .acquire_timeout(CONNECT_TIMEOUT)
+            .connect_lazy_with(options.clone());
         let pool = PgPoolOptions::new()
             .max_connections(10)
             .acquire_timeout(CONNECT_TIMEOUT)
@@ -191,6 +218,7 @@ impl Registry {
             .map_err(|e| unreachable(&redacted, &e))?;
         Ok(Self {
             pool: Pool::Postgres(pool),
+            reads: Some(Pool::Postgres(reads)),
             url: redacted,
             sqlite_writer: Default::default(),
         })
@@ -231,11 +259,26 @@ impl Registry {
         Ok(())
     }
 
+    /// The same registry on its read pool: for the API's reads and the
+    /// status page, which then never take a connection a gate or a run
+    /// needs. On SQLite its connections cannot write. An in-memory SQLite
+    /// registry has one pool, which this shares.
+    pub fn reads(&self) -> Registry {
+        Registry {
+            pool: self.reads.clone().unwrap_or_else(|| self.pool.clone()),
+            reads: None,
+            url: self.url.clone(),
+            sqlite_writer: self.sqlite_writer.clone(),
+        }
+    }
+
     /// Closes every connection; further calls fail as unavailable.
     pub async fn close(&self) {
-        match &self.pool {
-            Pool::Sqlite(pool) => pool.close().await,
-            Pool::Postgres(pool) => pool.close().await,
+        for pool in std::iter::once(&self.pool).chain(&self.reads) {
+            match pool {
+                Pool::Sqlite(pool) => pool.close().await,
+                Pool::Postgres(pool) => pool.close().await,
+            }
         }
     }
 }

@@ -268,15 +268,6 @@ impl Registry {
         rows.into_iter().map(OutboxRow::into_entry).collect()
     }
 
-    /// Deletes delivered notifications queued before `before`; the pending
-    /// ones and the dead-letter list stay. Returns how many were deleted.
-    pub async fn prune_delivered(&self, before: DateTime<Utc>) -> Result<u64, RegistryError> {
-        let deleted = query("DELETE FROM outbox WHERE status = 'delivered' AND created_at < $1")
-            .bind(stored(before))
-            .execute(self, "prune delivered notifications")
-            .await?;
-        Ok(deleted)
-    }
 
     /// The dead-letter list, newest first.
     pub async fn dead_letters(&self, limit: u32) -> Result<Vec<OutboxEntry>, RegistryError> {

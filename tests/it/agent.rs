@@ -834,7 +834,7 @@ async fn shutdown_lets_runs_under_way_finish() {
 /// the status page shows the problem until then.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_typo_on_reload_keeps_the_file_in_force_and_says_so() {
-    let (db, project) = sqlite_shop().await;
+    let (_db, project) = sqlite_shop().await;
     let shop = shop_checks("main", "main");
     let split = shop.find("  - name: events").unwrap();
     let orders = shop[..split].to_owned();

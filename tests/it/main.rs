@@ -18,5 +18,7 @@ mod history;
 mod init;
 mod registry;
 mod replicas;
+mod retention;
 mod secrets;
+mod server;
 mod warehouse_trust;

@@ -1,0 +1,283 @@
+//! `cargo bench --bench status`: the status page cannot starve gates.
+//!
+//! 50 gates run at once, on 50 partitions of a SQLite warehouse, through the
+//! agent's own state (`AppState`: the gate service, the registry, the
+//! status page's snapshot) while the agent's HTTP server runs on a local
+//! port. Each round gates every partition twice: once quiet, once while 64
+//! clients load the status page over HTTP as fast as it answers. It prints
+//! the gates' p50/p99 latency both ways, how many pages were served and how
+//! often the page was rendered, and whether the decisions were the same.
+//! Runs on a SQLite registry, and on a PostgreSQL one when
+//! `WARDEN_TEST_POSTGRES_URL` is set and reachable (otherwise it says it
+//! skipped it).
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use sqlx::Connection;
+use warden::app::AppState;
+use warden::config::Config;
+use warden::gate::GateRequest;
+use warden::http::server::{Limits, serve};
+use warden::registry::{GateStatus, Registry};
+
+const CALLERS: usize = 50;
+const PAGE_LOADERS: usize = 64;
+const ROUNDS: usize = 10;
+const WARMUP: usize = 1;
+const ROWS_PER_PARTITION: usize = 200;
+
+const CHECKS: &str = r#"datasets:
+  - name: orders
+    warehouse: main
+    table: orders
+    schedule: "0 0 1 1 *"
+    partition: { column: order_date, granularity: day }
+    gate: { table: orders_staging }
+    checks:
+      - row_count: { min: 1 }
+      - null_rate: { column: customer_id, max: 0 }
+      - unique: { columns: [order_id] }
+      - sql:
+          name: negative_amounts
+          query: "SELECT count(*) FROM {{ table }} WHERE amount < 0 AND {{ partition_filter }}"
+          max: 0
+"#;
+
+fn day(i: usize) -> String {
+    let start = chrono::NaiveDate::from_ymd_opt(2026, 9, 1).expect("valid date");
+    (start + chrono::Duration::days(i as i64))
+        .format("%Y-%m-%d")
+        .to_string()
+}
+
+/// The warehouse: a published table and its staging copy, 50 partitions.
+async fn build_warehouse(path: &std::path::Path) {
+    let url = format!("sqlite://{}?mode=rwc", path.display());
+    let mut conn = sqlx::SqliteConnection::connect(&url)
+        .await
+        .expect("open the bench warehouse");
+    let mut sql = String::from(
+        "CREATE TABLE orders (order_id BIGINT, customer_id BIGINT, amount REAL, order_date DATE);
+         CREATE TABLE orders_staging (order_id BIGINT, customer_id BIGINT, amount REAL, order_date DATE);
+         CREATE INDEX staging_by_day ON orders_staging (order_date);
+         BEGIN;",
+    );
+    for p in 0..CALLERS {
+        for r in 0..ROWS_PER_PARTITION {
+            let id = p * ROWS_PER_PARTITION + r;
+            sql.push_str(&format!(
+                "INSERT INTO orders_staging VALUES ({id}, {}, {}.5, '{}');",
+                id % 977,
+                id % 300,
+                day(p)
+            ));
+        }
+    }
+    sql.push_str("COMMIT;");
+    sqlx::raw_sql(&sql)
+        .execute(&mut conn)
+        .await
+        .expect("fill the bench warehouse");
+}
+
+fn write_config(dir: &std::path::Path, registry: &str) -> Config {
+    std::fs::write(
+        dir.join("warden.yaml"),
+        format!(
+            "agent:\n  registry: {registry}\nwarehouses:\n  main:\n    url: sqlite://{}\n    max_connections: 8\n\
+             checks: [checks.yaml]\n",
+            dir.join("warehouse.db").display()
+        ),
+    )
+    .expect("write warden.yaml");
+    std::fs::write(dir.join("checks.yaml"), CHECKS).expect("write checks.yaml");
+    warden::config::load(&dir.join("warden.yaml"))
+        .expect("bench config")
+        .config
+}
+
+/// One round through the gate: each caller gates its partition. The
+/// latencies, and each partition's decision.
+async fn gate_round(
+    run: &str,
+    state: &AppState,
+) -> (Vec<Duration>, Vec<(String, GateStatus)>) {
+    let calls = (0..CALLERS).map(|i| {
+        let state = state.clone();
+        let run = run.to_owned();
+        tokio::spawn(async move {
+            let req = GateRequest {
+                dataset: "orders".into(),
+                partition: day(i),
+                run_id: Some(run),
+            };
+            let gates = state.gates();
+            let started = Instant::now();
+            let gate = gates
+                .submit(state.config(), state.runner(), req, None)
+                .await
+                .expect("admitted");
+            let gate = gates
+                .wait(&gate.gate_id, Duration::from_secs(60))
+                .await
+                .expect("decided");
+            (started.elapsed(), (day(i), gate.status))
+        })
+    });
+    let mut latencies = Vec::new();
+    let mut outcomes = Vec::new();
+    for call in calls {
+        let (latency, outcome) = call.await.expect("caller");
+        latencies.push(latency);
+        outcomes.push(outcome);
+    }
+    (latencies, outcomes)
+}
+
+/// Clients loading the status page until `stop`; counts the pages.
+fn load_pages(url: String, stop: Arc<AtomicBool>, served: Arc<AtomicU64>) -> Vec<tokio::task::JoinHandle<()>> {
+    let client = reqwest::Client::new();
+    (0..PAGE_LOADERS)
+        .map(|_| {
+            let (client, url, stop, served) = (client.clone(), url.clone(), stop.clone(), served.clone());
+            tokio::spawn(async move {
+                while !stop.load(Ordering::Relaxed) {
+                    let page = client.get(&url).send().await.expect("the page answers");
+                    assert_eq!(page.status(), 200);
+                    page.bytes().await.expect("the page");
+                    served.fetch_add(1, Ordering::Relaxed);
+                }
+            })
+        })
+        .collect()
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    let rank = ((p / 100.0) * sorted.len() as f64).ceil() as usize;
+    sorted[rank.clamp(1, sorted.len()) - 1]
+}
+
+fn ms(d: Duration) -> String {
+    format!("{:.2} ms", d.as_secs_f64() * 1e3)
+}
+
+fn signed_ms(a: Duration, b: Duration) -> String {
+    format!("{:+.2} ms", (a.as_secs_f64() - b.as_secs_f64()) * 1e3)
+}
+
+async fn bench(label: &str, registry_url: &str, dir: &std::path::Path) {
+    let config = Arc::new(write_config(dir, registry_url));
+    let registry = Registry::open(&config.agent.registry)
+        .await
+        .expect("open the registry");
+    let state = AppState::builder(config.clone(), registry.clone())
+        .ready(true)
+        .build();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("a local port");
+    let url = format!("http://{}/", listener.local_addr().expect("bound"));
+    let server = tokio::spawn(serve(
+        listener,
+        warden::http::router(state.clone()),
+        Limits::default(),
+        state.shutdown().clone(),
+    ));
+
+    let (mut quiet, mut loaded) = (Vec::new(), Vec::new());
+    let mut same = true;
+    let served = Arc::new(AtomicU64::new(0));
+    let mut loaded_time = Duration::ZERO;
+    for round in 0..WARMUP + ROUNDS {
+        let (q, quiet_outcomes) = gate_round(&format!("quiet-{round}"), &state).await;
+        let stop = Arc::new(AtomicBool::new(false));
+        let loaders = load_pages(url.clone(), stop.clone(), served.clone());
+        // The loaders are at it before the gates start.
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let started = Instant::now();
+        let (l, loaded_outcomes) = gate_round(&format!("loaded-{round}"), &state).await;
+        loaded_time += started.elapsed();
+        stop.store(true, Ordering::Relaxed);
+        for loader in loaders {
+            loader.await.expect("loader");
+        }
+        same &= quiet_outcomes == loaded_outcomes;
+        same &= quiet_outcomes.iter().all(|(_, s)| *s == GateStatus::Allowed);
+        if round >= WARMUP {
+            quiet.extend(q);
+            loaded.extend(l);
+        }
+    }
+    quiet.sort();
+    loaded.sort();
+    let (q50, q99) = (percentile(&quiet, 50.0), percentile(&quiet, 99.0));
+    let (l50, l99) = (percentile(&loaded, 50.0), percentile(&loaded, 99.0));
+    println!(
+        "{label} registry, {CALLERS} concurrent gates, {} gates each way:",
+        quiet.len()
+    );
+    println!("  quiet                        p50 {:>10}   p99 {:>10}", ms(q50), ms(q99));
+    println!(
+        "  with {PAGE_LOADERS} status page loaders  p50 {:>10}   p99 {:>10}",
+        ms(l50),
+        ms(l99)
+    );
+    println!(
+        "  difference                   p50 {:>10}   p99 {:>10}",
+        signed_ms(l50, q50),
+        signed_ms(l99, q99)
+    );
+    let pages = served.load(Ordering::Relaxed);
+    println!(
+        "  status pages served {pages} ({:.0}/s while gating), rendered {} times",
+        pages as f64 / loaded_time.as_secs_f64().max(1e-9),
+        state.status_page().refreshes()
+    );
+    println!(
+        "  outcomes equal with and without page loads: {}",
+        if same { "yes" } else { "NO" }
+    );
+    state.shutdown().cancel();
+    let _ = server.await;
+    state.gates().shutdown().await;
+    registry.close().await;
+}
+
+fn main() {
+    let rt = tokio::runtime::Runtime::new().expect("tokio runtime");
+    rt.block_on(async {
+        let dir = tempfile::tempdir().expect("temporary directory");
+        build_warehouse(&dir.path().join("warehouse.db")).await;
+        bench(
+            "SQLite",
+            &format!("sqlite://{}", dir.path().join("registry.db").display()),
+            dir.path(),
+        )
+        .await;
+
+        let Ok(admin) = std::env::var("WARDEN_TEST_POSTGRES_URL") else {
+            println!("PostgreSQL registry skipped: WARDEN_TEST_POSTGRES_URL is not set");
+            return;
+        };
+        match sqlx::PgConnection::connect(&admin).await {
+            Ok(mut conn) => {
+                let database = format!("warden_status_bench_{}", std::process::id());
+                sqlx::raw_sql(&format!("CREATE DATABASE {database}"))
+                    .execute(&mut conn)
+                    .await
+                    .expect("create the bench registry database");
+                let url = match admin.rsplit_once('/') {
+                    Some((base, _)) => format!("{base}/{database}"),
+                    None => admin.clone(),
+                };
+                bench("PostgreSQL", &url, dir.path()).await;
+                let _ = sqlx::raw_sql(&format!("DROP DATABASE {database} WITH (FORCE)"))
+                    .execute(&mut conn)
+                    .await;
+            }
+            Err(e) => println!("PostgreSQL registry skipped: {admin} unreachable ({e})"),
+        }
+    });
+}
