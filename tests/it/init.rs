@@ -496,7 +496,7 @@ fn an_unreachable_warehouse_says_what_to_check_and_writes_nothing() {
     assert_eq!(
         run.errors(),
         [
-            "error: --warehouse: unsupported scheme `oracle` (expected postgres://, mysql:// or sqlite://)"
+            "error: --warehouse: unsupported scheme `oracle` (expected postgres://, mysql://, sqlite:// or clickhouse://)"
         ]
     );
 }
