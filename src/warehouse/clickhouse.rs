@@ -252,6 +252,15 @@ fn param_text(value: &Value) -> String {
     }
 }
 
+/// Whether `value` is one of the ClickHouse type `ty`: its own type, or
+/// NULL or its own type inside `Nullable(…)`.
+fn fits(value: &Value, ty: &str) -> bool {
+    match ty.strip_prefix("Nullable(").and_then(|t| t.strip_suffix(')')) {
+        Some(inner) => value.is_null() || param_type(value) == inner,
+        None => param_type(value) == ty,
+    }
+}
+
 /// `sql` with each `{pN:Type}` outside quotes and comments replaced by the
 /// typed literal of `params[N-1]`, when the type is the one the dialect
 /// gave that value. Anything else is left for the server to refuse.
@@ -281,7 +290,7 @@ pub(super) fn inline_params(sql: &str, params: &[Value]) -> String {
                     let (name, ty) = inner.split_once(':')?;
                     let index: usize = name.strip_prefix('p')?.parse().ok()?;
                     let value = params.get(index.checked_sub(1)?)?;
-                    (param_type(value) == ty).then(|| (close, literal(value)))
+                    fits(value, ty).then(|| (close, literal(value)))
                 });
                 match parsed {
                     Some((close, literal)) => {
