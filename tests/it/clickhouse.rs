@@ -358,3 +358,55 @@ fn a_hostile_partition_is_refused_before_any_statement() {
         db.cleanup().await;
     });
 }
+
+#[test]
+fn init_proposes_checks_that_pass() {
+    crate::support::cli::block_on(async {
+        let Some(db) = TestDb::new(Backend::ClickHouse).await else {
+            return;
+        };
+        db.exec(
+            "CREATE TABLE {s}.events (event_id BIGINT, user_id INTEGER, kind VARCHAR(10), day DATE, at {TIMESTAMPTZ});
+             INSERT INTO {s}.events VALUES
+                (1, 10, 'view', '2026-11-19', '2026-11-19 10:00:00'),
+                (2, NULL, 'cart', '2026-11-20', '2026-11-20 10:00:00'),
+                (3, 11, 'view', '2026-11-20', '2026-11-20 11:00:00');
+             CREATE TABLE {s}.users (user_id INTEGER, email VARCHAR(50));
+             INSERT INTO {s}.users VALUES (10, 'a@example.com'), (11, 'b@example.com');",
+        )
+        .await;
+        let project = Project::empty();
+        let run = project.warden(&["init", "--warehouse", db.url(), "--schema", &db.schema]);
+        run.assert_code(0);
+        assert!(
+            run.stdout.starts_with(&format!(
+                "Read the catalog of schema {} and profiled 2 tables (3 statements in all).\n",
+                db.schema
+            )),
+            "{}",
+            run.stdout
+        );
+        let checks = std::fs::read_to_string(project.path(&format!("checks/{}.yaml", db.schema)))
+            .expect("the check file");
+        for expected in [
+            "{ name: event_id, type: bigint }",
+            "{ name: user_id, type: integer }",
+            "{ name: kind, type: text }",
+            "{ name: day, type: date }",
+            "{ name: at, type: timestamptz }",
+            "- null_rate: { columns: [user_id, email], max: 0 }",
+        ] {
+            assert!(checks.contains(expected), "{expected} not in\n{checks}");
+        }
+        // The proposals hold on the data they were read from.
+        let run = project.warden(&["check", "--format", "json"]);
+        let doc = run.json();
+        let results = doc["results"].as_array().expect("results");
+        assert!(!results.is_empty());
+        for r in results {
+            assert_ne!(r["outcome"], "error", "{r:#}");
+            assert_ne!(r["outcome"], "fail", "{r:#}");
+        }
+        db.cleanup().await;
+    });
+}
