@@ -11,6 +11,7 @@
 //! bound [`Value`] (`toDate('2026-11-20')`), never from user text.
 
 use std::fmt::Write as _;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use chrono::{NaiveDate, NaiveDateTime, TimeZone};
@@ -362,6 +363,16 @@ pub(super) struct ClickHouse {
     max_connections: u32,
     /// Whether the server binds `{name:Type}` parameters, asked once.
     binds_parameters: OnceCell<bool>,
+    /// Statements go without settings: the user's profile is read-only.
+    settings_locked: AtomicBool,
+}
+
+/// Whether the server refused to change a setting because the user's
+/// profile is read-only (`Cannot override setting (…) in readonly mode`,
+/// `Cannot modify '…' setting in readonly mode`).
+fn settings_refused(error: &WarehouseError) -> bool {
+    matches!(error, WarehouseError::Query { message }
+        if message.ends_with("(code 164)") && message.contains("setting"))
 }
 
 impl std::fmt::Debug for ClickHouse {
@@ -401,24 +412,54 @@ pub(super) fn connect(settings: &Settings, _tz: Tz) -> Result<Box<dyn Backend>, 
         },
         max_connections: settings.max_connections.max(1),
         binds_parameters: OnceCell::new(),
+        settings_locked: AtomicBool::new(false),
     }))
 }
 
 impl ClickHouse {
     /// One POST of `sql` in a read-only session, at most until `deadline`.
+    ///
+    /// A user whose profile is read-only already may change no setting,
+    /// `max_execution_time` included: the server says so (code 164), and
+    /// from then on statements go without it, under the client's timeout
+    /// alone.
     async fn post(
         &self,
         sql: &str,
         params: &[(String, String)],
         deadline: Instant,
     ) -> Result<Response, Failure> {
+        let locked = self.settings_locked.load(Ordering::Relaxed);
+        match self.post_once(sql, params, deadline, !locked).await {
+            Err(Failure::Failed(e)) if !locked && settings_refused(&e) => {
+                self.settings_locked.store(true, Ordering::Relaxed);
+                tracing::warn!(
+                    warehouse = %self.origin.warehouse,
+                    "the ClickHouse user's profile is read-only and refuses max_execution_time; \
+                     statements are bounded by the client's query_timeout only"
+                );
+                self.post_once(sql, params, deadline, false).await
+            }
+            other => other,
+        }
+    }
+
+    async fn post_once(
+        &self,
+        sql: &str,
+        params: &[(String, String)],
+        deadline: Instant,
+        with_settings: bool,
+    ) -> Result<Response, Failure> {
         let mut url = self.target.base.clone();
         {
             let mut query = url.query_pairs_mut();
-            query.append_pair("readonly", "1");
-            // Whole seconds on every version; never 0, which is no limit.
-            let secs = self.origin.timeout.as_secs_f64().ceil().max(1.0) as u64;
-            query.append_pair("max_execution_time", &secs.to_string());
+            if with_settings {
+                query.append_pair("readonly", "1");
+                // Whole seconds on every version; never 0, which is no limit.
+                let secs = self.origin.timeout.as_secs_f64().ceil().max(1.0) as u64;
+                query.append_pair("max_execution_time", &secs.to_string());
+            }
             query.append_pair("default_format", "JSONCompact");
             if let Some(db) = &self.target.database {
                 query.append_pair("database", db);
@@ -438,10 +479,9 @@ impl ClickHouse {
         let status = response.status();
         let body = response.text().await.map_err(|e| self.failure(e))?;
         if status.is_success() && !body.starts_with("Code: ") {
-            Ok(Response { body })
-        } else {
-            Err(Failure::Failed(self.server_error(&body, status)))
+            return Ok(Response { body });
         }
+        Err(Failure::Failed(self.server_error(&body, status)))
     }
 
     /// Whether the server binds parameters: asked once, from its version.
@@ -463,6 +503,8 @@ impl ClickHouse {
     }
 
     fn failure(&self, e: reqwest::Error) -> Failure {
+        // The URL holds nothing secret, but the settings make it noise.
+        let e = e.without_url();
         if e.is_timeout() && !e.is_connect() {
             return Failure::TimedOut {
                 waited: Duration::ZERO,

@@ -275,6 +275,49 @@ async fn sessions_are_read_only() {
     db.cleanup().await;
 }
 
+/// A user whose profile is read-only already (`monitor`, see
+/// `tests/clickhouse/start`) may change no setting: statements still run,
+/// bounded by the client's timeout, and still cannot write.
+#[tokio::test]
+async fn a_user_with_a_read_only_profile_reads_and_cannot_write() {
+    let Some(db) = TestDb::new(Backend::ClickHouse).await else {
+        return;
+    };
+    db.exec("CREATE TABLE {s}.orders (order_id INTEGER, day DATE); INSERT INTO {s}.orders VALUES (1, '2026-11-20'), (2, '2026-11-21');")
+        .await;
+    let url = with_userinfo(db.url(), "monitor");
+    let wh = Warehouse::connect(&warehouse_config(&url, Duration::from_secs(10)), UTC)
+        .expect("warehouse");
+    let ds = dataset(
+        db.table("orders"),
+        Some(("day", Granularity::Day)),
+        vec![
+            row_count(),
+            sql_check("inserts", "INSERT INTO {{ table }} (order_id) VALUES (3)"),
+        ],
+    );
+    let day = warden::domain::PartitionKey::parse("2026-11-20", Granularity::Day).unwrap();
+    let ctx = EvalContext {
+        now: Utc::now(),
+        tz: UTC,
+    };
+    for _ in 0..2 {
+        let results = run_dataset(
+            &ds,
+            &wh,
+            &Scope::Partition(day),
+            &ctx,
+            &Baselines::default(),
+        )
+        .await;
+        let r = result(&results, "row_count");
+        assert_eq!((r.outcome, r.observed), (Outcome::Pass, Some(1.0)), "{r:#?}");
+        assert_error(&results, "inserts", "readonly mode");
+    }
+    assert_eq!(db.count("orders").await, 2, "the table is unchanged");
+    db.cleanup().await;
+}
+
 #[tokio::test]
 async fn the_server_stops_a_statement_at_the_query_timeout() {
     let Some(db) = TestDb::new(Backend::ClickHouse).await else {
