@@ -712,6 +712,24 @@ mod tests {
     }
 
     #[test]
+    fn whole_relation_clickhouse() {
+        insta::assert_snapshot!(render(&plan_for(
+            Engine::ClickHouse,
+            &Scope::Whole,
+            &catalog()
+        )));
+    }
+
+    #[test]
+    fn partition_clickhouse() {
+        insta::assert_snapshot!(render(&plan_for(
+            Engine::ClickHouse,
+            &Scope::Partition(day("2026-11-20")),
+            &catalog()
+        )));
+    }
+
+    #[test]
     fn scheduled_sqlite() {
         insta::assert_snapshot!(render(&plan_for(
             Engine::Sqlite,

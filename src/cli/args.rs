@@ -91,8 +91,8 @@ pub struct DemoArgs {
 
 #[derive(Debug, Args)]
 pub struct InitArgs {
-    /// The warehouse (else $WAREHOUSE_URL): postgres://…, mysql://… or
-    /// sqlite://…; its password is written as ${WAREHOUSE_PASSWORD}, never in clear.
+    /// The warehouse (else $WAREHOUSE_URL): postgres://…, mysql://…,
+    /// sqlite://… or clickhouse://…; its password is written as ${WAREHOUSE_PASSWORD}, never in clear.
     #[arg(
         long,
         value_name = "URL",
@@ -101,7 +101,7 @@ pub struct InitArgs {
     )]
     pub warehouse: String,
     /// The schema to read (default: the session's: current_schema() on
-    /// PostgreSQL, the URL's database on MySQL, main on SQLite).
+    /// PostgreSQL, the URL's database on MySQL and ClickHouse, main on SQLite).
     #[arg(long)]
     pub schema: Option<String>,
     /// Only the tables and views whose name matches this glob (e.g. 'fct_*').

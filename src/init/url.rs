@@ -31,7 +31,7 @@ pub fn for_config(url: &str, dir: &Path, cwd: &Path) -> Result<ConfigUrl, String
         }),
         Some(_) => without_password(url),
         None => Err(format!(
-            "--warehouse: {} (expected postgres://, mysql:// or sqlite://)",
+            "--warehouse: {} (expected postgres://, mysql://, sqlite:// or clickhouse://)",
             match url.split_once("://") {
                 Some((scheme, _)) => format!("unsupported scheme `{scheme}`"),
                 None => "not a URL".to_owned(),
@@ -191,7 +191,7 @@ mod tests {
         let e = for_config("oracle://u:pw@db/x", Path::new("."), Path::new("/")).unwrap_err();
         assert_eq!(
             e,
-            "--warehouse: unsupported scheme `oracle` (expected postgres://, mysql:// or sqlite://)"
+            "--warehouse: unsupported scheme `oracle` (expected postgres://, mysql://, sqlite:// or clickhouse://)"
         );
         let e =
             for_config("postgres://u:pw@db:port/x", Path::new("."), Path::new("/")).unwrap_err();

@@ -193,6 +193,14 @@ pub trait Dialect: Send + Sync {
     fn type_modifiers(&self) -> &'static [&'static str] {
         &[]
     }
+
+    /// The shared name of a type only this engine spells so, matched on
+    /// the spelling as the catalog gives it (before it is lowercased):
+    /// ClickHouse's `Int8` is a small integer, PostgreSQL's `int8` a big one.
+    /// `None` leaves the spelling to [`Dialect::type_names`].
+    fn own_type(&self, _spelling: &str) -> Option<String> {
+        None
+    }
 }
 
 /// `schema` as a catalog parameter: NULL for the default schema.

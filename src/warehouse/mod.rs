@@ -13,6 +13,7 @@
 
 mod backend;
 mod catalog;
+mod clickhouse;
 mod dialect;
 mod error;
 mod mysql;
@@ -48,11 +49,17 @@ pub enum Engine {
     Postgres,
     MySql,
     Sqlite,
+    ClickHouse,
 }
 
 impl Engine {
     /// Every engine, in the order their URL schemes are listed.
-    pub const ALL: [Engine; 3] = [Self::Postgres, Self::MySql, Self::Sqlite];
+    pub const ALL: [Engine; 4] = [
+        Self::Postgres,
+        Self::MySql,
+        Self::Sqlite,
+        Self::ClickHouse,
+    ];
 
     /// The engine a connection URL names, from its scheme.
     pub fn from_url(url: &str) -> Option<Self> {
@@ -61,6 +68,7 @@ impl Engine {
             "postgres" | "postgresql" => Some(Self::Postgres),
             "mysql" | "mariadb" => Some(Self::MySql),
             "sqlite" => Some(Self::Sqlite),
+            "clickhouse" | "clickhouses" => Some(Self::ClickHouse),
             _ => None,
         }
     }
@@ -71,6 +79,7 @@ impl Engine {
             Self::Postgres => &postgres::PostgresDialect,
             Self::MySql => &mysql::MySqlDialect,
             Self::Sqlite => &sqlite::SqliteDialect,
+            Self::ClickHouse => &clickhouse::ClickHouseDialect,
         }
     }
 
@@ -80,6 +89,7 @@ impl Engine {
             Self::Postgres => postgres::connect(settings, tz),
             Self::MySql => mysql::connect(settings, tz),
             Self::Sqlite => sqlite::connect(settings, tz),
+            Self::ClickHouse => clickhouse::connect(settings, tz),
         }
     }
 }
@@ -160,7 +170,10 @@ impl Warehouse {
             },
         };
         let engine = Engine::from_url(&settings.url).ok_or_else(|| {
-            invalid("expected a url starting with postgres://, mysql:// or sqlite://".to_owned())
+            invalid(
+                "expected a url starting with postgres://, mysql://, sqlite:// or clickhouse://"
+                    .to_owned(),
+            )
         })?;
         let backend = engine.connect(settings, tz).map_err(invalid)?;
         Ok(Self {

@@ -42,12 +42,15 @@ const STANDARD: &[(&str, &str)] = &[
 /// spellings are known, so a schema written for one engine reads the same on
 /// another.
 pub fn normalise(engine_type: &str) -> String {
+    let dialects = || Engine::ALL.into_iter().map(Engine::dialect);
+    if let Some(name) = dialects().find_map(|d| d.own_type(engine_type.trim())) {
+        return name;
+    }
     let t = engine_type
         .split_whitespace()
         .collect::<Vec<_>>()
         .join(" ")
         .to_lowercase();
-    let dialects = || Engine::ALL.into_iter().map(Engine::dialect);
     let lookup = |spelling: &str| {
         STANDARD
             .iter()

@@ -212,7 +212,7 @@ fn problems_in_warden_yaml_are_fatal_and_all_reported() {
             "tests/fixtures/config/main_invalid/warden.yaml:3:13: `timezone`: unknown time zone `Europe/Pari`; did you mean `Europe/Paris`?",
             "tests/fixtures/config/main_invalid/warden.yaml:4:26: `max_concurrent_checks`: must be at least 1 (got 0)",
             "tests/fixtures/config/main_invalid/warden.yaml:5:14: `run_lease`: `1s` is out of range: a run lease is from 3s to 10m",
-            "tests/fixtures/config/main_invalid/warden.yaml:8:10: `url`: unsupported scheme `postgress` (expected postgres://, mysql:// or sqlite://); did you mean `postgres`?",
+            "tests/fixtures/config/main_invalid/warden.yaml:8:10: `url`: unsupported scheme `postgress` (expected postgres://, mysql://, sqlite:// or clickhouse://); did you mean `postgres`?",
             "tests/fixtures/config/main_invalid/warden.yaml:9:22: `max_connections`: must be at least 1 (got 0)",
             "tests/fixtures/config/main_invalid/warden.yaml:10:20: `query_timeout`: `6 hourz` is not a duration like 60s, 6h or 7d",
             "tests/fixtures/config/main_invalid/warden.yaml:11:3: `url` is required",

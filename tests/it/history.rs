@@ -652,6 +652,7 @@ fn retype_amount(backend: Backend) -> &'static str {
              DROP TABLE {s}.items;
              ALTER TABLE {s}.items_new RENAME TO items;"
         }
+        Backend::ClickHouse => "ALTER TABLE {s}.items MODIFY COLUMN amount Nullable(String);",
     }
 }
 

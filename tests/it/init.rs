@@ -68,6 +68,7 @@ async fn shop(db: &TestDb) {
              (PARTITION p_old VALUES LESS THAN ('2000-01-01'), PARTITION p_now VALUES LESS THAN (MAXVALUE))"
         }
         Backend::Sqlite => "",
+        Backend::ClickHouse => unreachable!("runs on the SQL engines"),
     };
     db.exec(&format!(
         "CREATE TABLE {{s}}.customers (customer_id INTEGER PRIMARY KEY, email VARCHAR(200) NOT NULL,
@@ -211,6 +212,7 @@ async fn a_schema_becomes_checks_that_pass(backend: Backend) {
     let partition = line(sales, "partition: { column: sale_date, granularity: day }");
     let reason = match backend {
         Backend::Sqlite => "15 rows per day on average over 6 days",
+        Backend::ClickHouse => unreachable!("runs on the SQL engines"),
         _ => "the table is partitioned by sale_date",
     };
     assert_eq!(why(partition), reason);
@@ -242,7 +244,7 @@ async fn a_schema_becomes_checks_that_pass(backend: Backend) {
     db.cleanup().await;
 }
 
-on_every_engine!(a_schema_becomes_checks_that_pass);
+on_every_engine!(sql: a_schema_becomes_checks_that_pass);
 
 /// A project with the shop in its SQLite warehouse, `warehouse.db`.
 async fn sqlite_shop() -> (Project, TestDb) {
@@ -496,7 +498,7 @@ fn an_unreachable_warehouse_says_what_to_check_and_writes_nothing() {
     assert_eq!(
         run.errors(),
         [
-            "error: --warehouse: unsupported scheme `oracle` (expected postgres://, mysql:// or sqlite://)"
+            "error: --warehouse: unsupported scheme `oracle` (expected postgres://, mysql://, sqlite:// or clickhouse://)"
         ]
     );
 }

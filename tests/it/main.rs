@@ -8,6 +8,7 @@ mod agent;
 mod airflow;
 mod alerts;
 mod auth;
+mod clickhouse;
 mod cli;
 mod cli_habits;
 mod config;

@@ -74,7 +74,7 @@ async fn run(wh: &Warehouse, table: TableRef, checks: Vec<CheckSpec>) -> Vec<Che
 }
 
 on_every_engine!(
-    sql_checks_and_filters_cannot_write,
+    sql: sql_checks_and_filters_cannot_write,
     a_statement_cannot_make_the_next_one_writable,
 );
 
@@ -86,6 +86,7 @@ fn read_only_cause(backend: Backend) -> &'static str {
         Backend::Postgres => "in a read-only transaction",
         Backend::MySql => "READ ONLY transaction",
         Backend::Sqlite => "attempt to write a readonly database",
+        Backend::ClickHouse => "readonly mode",
     }
 }
 
@@ -137,7 +138,7 @@ async fn sql_checks_and_filters_cannot_write(backend: Backend) {
             .await;
             Some(cause)
         }
-        Backend::Sqlite => None,
+        Backend::Sqlite | Backend::ClickHouse => None,
     };
     if function_cause.is_some() {
         checks.push(filtered_count(
@@ -174,7 +175,7 @@ async fn sql_checks_and_filters_cannot_write(backend: Backend) {
     let appended = match backend {
         Backend::Postgres => "cannot insert multiple commands into a prepared statement",
         Backend::MySql => "SQL syntax",
-        Backend::Sqlite => cause,
+        Backend::Sqlite | Backend::ClickHouse => cause,
     };
     assert_error(&results, "filter_appends_a_delete", appended);
     if let Some(function_cause) = function_cause {
@@ -206,6 +207,7 @@ async fn a_statement_cannot_make_the_next_one_writable(backend: Backend) {
         Backend::Postgres => "SELECT set_config('default_transaction_read_only', 'off', false)",
         Backend::MySql => "SET SESSION TRANSACTION READ WRITE",
         Backend::Sqlite => "PRAGMA query_only = 0",
+        Backend::ClickHouse => "SET readonly = 0",
     };
     // The statement itself runs (it changes only the session's default)...
     let first = wh.fetch_all(escape, &[]).await;

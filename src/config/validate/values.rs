@@ -24,6 +24,9 @@ pub fn registry_url(s: &str, base_dir: &Path) -> Result<String, String> {
         Some(Engine::Sqlite) => Ok(resolve_sqlite(s.trim(), base_dir)),
         Some(Engine::Postgres) => Ok(s.trim().to_owned()),
         Some(Engine::MySql) => Err("the registry can be SQLite or PostgreSQL, not MySQL".into()),
+        Some(Engine::ClickHouse) => {
+            Err("the registry can be SQLite or PostgreSQL, not ClickHouse".into())
+        }
         None => Err(format!(
             "`{}` is not a URL like sqlite://warden.db or postgres://host/db",
             redact_url(s)
@@ -39,14 +42,22 @@ pub fn warehouse_url(s: &str, base_dir: &Path) -> Result<String, String> {
         Some(_) => Ok(s.to_owned()),
         None => match s.split_once("://") {
             Some((scheme, _)) => Err(format!(
-                "unsupported scheme `{scheme}` (expected postgres://, mysql:// or sqlite://){}",
+                "unsupported scheme `{scheme}` (expected postgres://, mysql://, sqlite:// or clickhouse://){}",
                 did_you_mean(
                     scheme,
-                    ["postgres", "postgresql", "mysql", "mariadb", "sqlite"]
+                    [
+                        "postgres",
+                        "postgresql",
+                        "mysql",
+                        "mariadb",
+                        "sqlite",
+                        "clickhouse",
+                        "clickhouses"
+                    ]
                 )
             )),
             None => Err(format!(
-                "`{}` is not a URL like postgres://host/db, mysql://host/db or sqlite://file.db",
+                "`{}` is not a URL like postgres://host/db, mysql://host/db, sqlite://file.db or clickhouse://host/db",
                 redact_url(s)
             )),
         },

@@ -3,11 +3,12 @@
 //! and look at it), small builders for typed config values, and lookups in
 //! a run's results.
 //!
-//! PostgreSQL and MariaDB cases read `WARDEN_TEST_POSTGRES_URL` and
-//! `WARDEN_TEST_MYSQL_URL`. When a URL is unset the case is skipped with a
-//! note on stderr; when it is set and the server cannot be reached, the case
-//! fails. Each case gets its own schema (PostgreSQL), database (MariaDB) or
-//! file (SQLite), so cases can run in parallel.
+//! PostgreSQL, MariaDB and ClickHouse cases read `WARDEN_TEST_POSTGRES_URL`,
+//! `WARDEN_TEST_MYSQL_URL` and `WARDEN_TEST_CLICKHOUSE_URL`. When a URL is
+//! unset the case is skipped with a note on stderr; when it is set and the
+//! server cannot be reached, the case fails. Each case gets its own schema
+//! (PostgreSQL), database (MariaDB, ClickHouse) or file (SQLite), so cases
+//! can run in parallel.
 
 use std::path::PathBuf;
 use std::str::FromStr;
@@ -32,12 +33,14 @@ pub enum Backend {
     Sqlite,
     Postgres,
     MySql,
+    ClickHouse,
 }
 
 enum Admin {
     Postgres(PgPool),
     MySql(MySqlPool),
     Sqlite(SqlitePool),
+    ClickHouse(ClickHouseAdmin),
 }
 
 /// A database of its own for one test.
@@ -144,6 +147,20 @@ impl TestDb {
                     _dir: None,
                 })
             }
+            Backend::ClickHouse => {
+                let url = env_url("WARDEN_TEST_CLICKHOUSE_URL")?;
+                let admin = ClickHouseAdmin::new(&url);
+                admin.ping().await;
+                let schema = unique_name("t");
+                admin.run(&format!("CREATE DATABASE `{schema}`")).await;
+                Some(Self {
+                    backend,
+                    schema,
+                    url,
+                    admin: Admin::ClickHouse(admin),
+                    _dir: None,
+                })
+            }
             Backend::MySql => {
                 let url = env_url("WARDEN_TEST_MYSQL_URL")?;
                 let opts = MySqlConnectOptions::from_str(&url).expect("WARDEN_TEST_MYSQL_URL");
@@ -181,6 +198,7 @@ impl TestDb {
             Backend::Sqlite => Engine::Sqlite,
             Backend::Postgres => Engine::Postgres,
             Backend::MySql => Engine::MySql,
+            Backend::ClickHouse => Engine::ClickHouse,
         }
     }
 
@@ -194,18 +212,26 @@ impl TestDb {
             Backend::Postgres => ("TIMESTAMP", "TIMESTAMPTZ"),
             Backend::MySql => ("DATETIME", "TIMESTAMP NULL DEFAULT NULL"),
             Backend::Sqlite => ("TIMESTAMP", "TIMESTAMPTZ"),
+            Backend::ClickHouse => ("DateTime", "DateTime('UTC')"),
         };
         let mut sql = sql
             .replace("{s}", &self.quoted_schema())
             .replace("{TIMESTAMPTZ}", tstz)
             .replace("{TIMESTAMP}", ts);
-        if self.backend == Backend::MySql {
+        if matches!(self.backend, Backend::MySql | Backend::ClickHouse) {
             sql = sql.replace("+00:00'", "'");
+        }
+        if let Admin::ClickHouse(admin) = &self.admin {
+            for statement in sql.split(';').map(str::trim).filter(|s| !s.is_empty()) {
+                admin.run(&clickhouse_ddl(statement)).await;
+            }
+            return;
         }
         let result = match &self.admin {
             Admin::Postgres(p) => sqlx::raw_sql(&sql).execute(p).await.map(drop),
             Admin::MySql(p) => sqlx::raw_sql(&sql).execute(p).await.map(drop),
             Admin::Sqlite(p) => sqlx::raw_sql(&sql).execute(p).await.map(drop),
+            Admin::ClickHouse(_) => unreachable!("ran above"),
         };
         result.unwrap_or_else(|e| panic!("fixture SQL failed on {:?}: {e}\n{sql}", self.backend));
     }
@@ -224,6 +250,10 @@ impl TestDb {
             Admin::Postgres(p) => sqlx::query_scalar(&sql).fetch_one(p).await,
             Admin::MySql(p) => sqlx::query_scalar(&sql).fetch_one(p).await,
             Admin::Sqlite(p) => sqlx::query_scalar(&sql).fetch_one(p).await,
+            Admin::ClickHouse(admin) => {
+                let text = admin.run(&format!("{sql} FORMAT TabSeparated")).await;
+                return text.trim().parse().expect("a count");
+            }
         }
         .unwrap_or_else(|e| panic!("count {table} on {:?}: {e}", self.backend))
     }
@@ -236,6 +266,7 @@ impl TestDb {
             Admin::Postgres(p) => p.close().await,
             Admin::MySql(p) => p.close().await,
             Admin::Sqlite(p) => p.close().await,
+            Admin::ClickHouse(_) => {}
         }
     }
 
@@ -278,9 +309,140 @@ impl TestDb {
                 let sql = format!("DROP DATABASE `{}`", self.schema);
                 sqlx::raw_sql(&sql).execute(p).await.expect("drop database");
             }
+            Admin::ClickHouse(admin) => {
+                admin
+                    .run(&format!("DROP DATABASE `{}`", self.schema))
+                    .await;
+            }
             Admin::Sqlite(_) => {}
         }
     }
+}
+
+/// The administrator of a ClickHouse server: statements POSTed to its HTTP
+/// interface as the URL's user, read-write.
+pub struct ClickHouseAdmin {
+    client: reqwest::Client,
+    /// `http://host:port/?database=…`
+    base: url::Url,
+    user: String,
+    password: Option<String>,
+}
+
+impl ClickHouseAdmin {
+    /// The administrator of the server `url` (`clickhouse://user@host:port/db`) names.
+    pub fn new(url: &str) -> Self {
+        let parsed = url::Url::parse(url).expect("a ClickHouse URL");
+        let mut base = url::Url::parse(&format!(
+            "http://{}:{}/",
+            parsed.host_str().expect("a host"),
+            parsed.port().unwrap_or(8123)
+        ))
+        .expect("an HTTP URL");
+        let database = parsed.path().trim_matches('/');
+        if !database.is_empty() {
+            base.query_pairs_mut().append_pair("database", database);
+        }
+        Self {
+            client: reqwest::Client::new(),
+            base,
+            user: match parsed.username() {
+                "" => "default".to_owned(),
+                user => user.to_owned(),
+            },
+            password: parsed.password().map(str::to_owned),
+        }
+    }
+
+    /// Fails the test unless the server answers.
+    pub async fn ping(&self) {
+        let mut url = self.base.clone();
+        url.set_path("/ping");
+        url.set_query(None);
+        let answer = self.client.get(url).send().await;
+        if let Err(e) = answer.and_then(|a| a.error_for_status()) {
+            panic!("WARDEN_TEST_CLICKHOUSE_URL is set but ClickHouse is unreachable: {e}");
+        }
+    }
+
+    /// Runs one statement; its output as text.
+    pub async fn run(&self, sql: &str) -> String {
+        let answer = self
+            .client
+            .post(self.base.clone())
+            .basic_auth(&self.user, self.password.as_deref())
+            .body(sql.to_owned())
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("ClickHouse is unreachable: {e}"));
+        let ok = answer.status().is_success();
+        let text = answer.text().await.expect("ClickHouse's answer");
+        assert!(ok, "fixture SQL failed on ClickHouse: {text}\n{sql}");
+        text
+    }
+}
+
+/// The portable fixture SQL in ClickHouse's words: every column of a
+/// `CREATE TABLE` or an added column `Nullable` of the matching type, and
+/// the table a `MergeTree` ordered by nothing. Other statements, and a
+/// table that names its engine, as written.
+pub fn clickhouse_ddl(statement: &str) -> String {
+    let upper = statement.to_ascii_uppercase();
+    if upper.contains(" ENGINE ") {
+        return statement.to_owned();
+    }
+    if upper.starts_with("ALTER TABLE")
+        && let Some(at) = upper.find(" ADD COLUMN ")
+    {
+        let (head, column) = statement.split_at(at + " ADD COLUMN ".len());
+        return format!("{head}{}", clickhouse_column(column));
+    }
+    if !upper.starts_with("CREATE TABLE") {
+        return statement.to_owned();
+    }
+    let (Some(open), Some(close)) = (statement.find('('), statement.rfind(')')) else {
+        return statement.to_owned();
+    };
+    let mut columns = Vec::new();
+    let (mut depth, mut start) = (0, open + 1);
+    for (i, c) in statement[..close].char_indices().skip(open + 1) {
+        match c {
+            '(' => depth += 1,
+            ')' => depth -= 1,
+            ',' if depth == 0 => {
+                columns.push(&statement[start..i]);
+                start = i + 1;
+            }
+            _ => {}
+        }
+    }
+    columns.push(&statement[start..close]);
+    let columns: Vec<String> = columns.into_iter().map(clickhouse_column).collect();
+    format!(
+        "{}({}){} ENGINE = MergeTree ORDER BY tuple()",
+        &statement[..open],
+        columns.join(", "),
+        &statement[close + 1..]
+    )
+}
+
+/// `name TYPE` as a nullable ClickHouse column.
+fn clickhouse_column(definition: &str) -> String {
+    let definition = definition.trim();
+    let (name, sql_type) = definition.split_once(' ').unwrap_or((definition, ""));
+    let sql_type = sql_type.trim();
+    let upper = sql_type.to_ascii_uppercase();
+    let base = upper.split('(').next().unwrap_or_default().trim();
+    let ch_type = match base {
+        "BIGINT" => "Int64".to_owned(),
+        "INTEGER" | "INT" => "Int32".to_owned(),
+        "SMALLINT" => "Int16".to_owned(),
+        "NUMERIC" | "DECIMAL" => format!("Decimal{}", &sql_type[base.len()..]),
+        "VARCHAR" | "TEXT" => "String".to_owned(),
+        "DATE" => "Date".to_owned(),
+        _ => sql_type.to_owned(),
+    };
+    format!("{name} Nullable({ch_type})")
 }
 
 /// A PostgreSQL database of its own on the server `WARDEN_TEST_POSTGRES_URL`
@@ -482,10 +644,12 @@ pub fn assert_error(results: &[CheckResult], name: &str, cause: &str) {
 }
 
 /// Runs `$case(Backend)` as one test per engine: `sqlite::case`,
-/// `postgres::case`, `mysql::case`.
+/// `postgres::case`, `mysql::case`, `clickhouse::case`; after `sql:`, on
+/// the three SQL engines only (cases whose fixture is built on keys,
+/// transactions or functions ClickHouse has not).
 #[macro_export]
 macro_rules! on_every_engine {
-    ($($case:ident),* $(,)?) => {
+    (sql: $($case:ident),* $(,)?) => {
         mod sqlite {
             $( #[tokio::test] async fn $case() { super::$case($crate::support::db::Backend::Sqlite).await } )*
         }
@@ -494,6 +658,12 @@ macro_rules! on_every_engine {
         }
         mod mysql {
             $( #[tokio::test] async fn $case() { super::$case($crate::support::db::Backend::MySql).await } )*
+        }
+    };
+    ($($case:ident),* $(,)?) => {
+        on_every_engine!(sql: $($case),*);
+        mod clickhouse {
+            $( #[tokio::test] async fn $case() { super::$case($crate::support::db::Backend::ClickHouse).await } )*
         }
     };
 }
