@@ -15,6 +15,7 @@ use chrono::{DateTime, Utc};
 
 use crate::app::schedule::{latest_tick, next_tick};
 use crate::app::{AppState, Enqueued, Generation, Job};
+use crate::metrics::SkipReason;
 
 /// The longest the scheduler sleeps before looking at the clock again, so a
 /// jump of the wall clock is noticed.
@@ -120,9 +121,15 @@ fn enqueue(
             tracing::debug!(dataset = %ds.name, scheduled_at = %tick, reason = why, "run queued");
         }
         Enqueued::AlreadyQueued => {
+            state
+                .metrics()
+                .record_skipped_tick(&ds.warehouse, SkipReason::StillRunning);
             tracing::info!(dataset = %ds.name, scheduled_at = %tick, "skipping this tick: the previous run of the dataset has not finished");
         }
         Enqueued::Full => {
+            state
+                .metrics()
+                .record_skipped_tick(&ds.warehouse, SkipReason::QueueFull);
             tracing::warn!(dataset = %ds.name, warehouse = %ds.warehouse, scheduled_at = %tick, "skipping this tick: the warehouse's run queue is full");
         }
         Enqueued::Closed => {}

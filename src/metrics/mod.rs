@@ -1,19 +1,25 @@
 //! Every metric warden exports, named once (DESIGN §5). Code records through
 //! the small typed helpers here; nothing else creates a metric.
 //!
-//! Series that describe a check (outcome, observed value, last run, runs)
-//! are removed when the check leaves the configuration, so a dashboard never
-//! shows a check that no longer exists ([`Metrics::retain`]).
+//! The series that describe a check or a dataset (outcome, observed value,
+//! last run, runs, row count, freshness lag, null ratios) are warden's own
+//! state, turned into metric families when `/metrics` is scraped
+//! ([`checks`]); series of checks that leave the configuration are removed,
+//! so a dashboard never shows a check that no longer exists
+//! ([`Metrics::retain`]). The few series per warehouse, stage, gate or
+//! receiver are the `prometheus` crate's own vectors.
 
-use std::collections::{BTreeSet, HashMap};
-use std::sync::Mutex;
+mod checks;
+
+use std::collections::BTreeSet;
 use std::time::Duration;
 
 use prometheus::{
-    Encoder, Gauge, GaugeVec, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec,
-    Opts, Registry, TextEncoder,
+    Encoder, Gauge, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts,
+    Registry, TextEncoder,
 };
 
+use self::checks::{CheckCollector, CheckState, DatasetState};
 use crate::check::CheckKind;
 use crate::check::kind::DatasetGauge;
 use crate::check::{CheckResult, Outcome};
@@ -27,69 +33,53 @@ const DURATION_BUCKETS: &[f64] = &[
 /// The pipeline stages whose queue depth is exported.
 pub const STAGES: [&str; 4] = ["run", "evaluate", "gate", "outbox"];
 
+/// Why the scheduler skipped a tick of a dataset, the `reason` label of
+/// `warden_ticks_skipped_total`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SkipReason {
+    /// The warehouse's run queue was full.
+    QueueFull,
+    /// The dataset's previous run was still queued or running.
+    StillRunning,
+}
+
+impl SkipReason {
+    pub const ALL: [SkipReason; 2] = [Self::QueueFull, Self::StillRunning];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::QueueFull => "queue_full",
+            Self::StillRunning => "still_running",
+        }
+    }
+}
+
 /// The agent's metrics and the registry they are rendered from.
 pub struct Metrics {
     registry: Registry,
-    pub check_outcome: IntGaugeVec,
-    pub check_observed_value: GaugeVec,
-    pub check_runs_total: IntCounterVec,
-    pub check_duration_seconds: HistogramVec,
-    pub dataset_row_count: GaugeVec,
-    pub dataset_freshness_lag_seconds: GaugeVec,
-    pub column_null_ratio: GaugeVec,
-    pub check_last_run_timestamp_seconds: GaugeVec,
-    pub gate_decisions_total: IntCounterVec,
-    pub gate_duration_seconds: HistogramVec,
-    pub notifications_total: IntCounterVec,
-    pub outbox_pending: IntGaugeVec,
-    pub queue_depth: IntGaugeVec,
-    pub warehouse_up: IntGaugeVec,
-    pub build_info: IntGaugeVec,
+    /// Every per-check and per-dataset series.
+    checks: CheckCollector,
+    check_duration_seconds: HistogramVec,
+    gate_decisions_total: IntCounterVec,
+    gate_duration_seconds: HistogramVec,
+    notifications_total: IntCounterVec,
+    outbox_pending: IntGaugeVec,
+    queue_depth: IntGaugeVec,
+    warehouse_up: IntGaugeVec,
+    ticks_skipped_total: IntCounterVec,
     /// 0 while the latest configuration load (start-up or reload) had
     /// problems, 1 when it was clean (Prometheus's convention).
-    pub config_last_reload_successful: IntGauge,
+    config_last_reload_successful: IntGauge,
     /// Unix time of the last clean configuration load; 0 before the first.
-    pub config_last_reload_success_timestamp_seconds: Gauge,
-    /// Label sets written per dataset, so that removed datasets and checks
-    /// can have their series deleted.
-    series: Mutex<HashMap<String, DatasetSeries>>,
+    config_last_reload_success_timestamp_seconds: Gauge,
     /// Size of the last rendering, to allocate the next one at once.
     last_size: std::sync::atomic::AtomicUsize,
-}
-
-/// The label values a dataset's series were written with.
-#[derive(Default)]
-struct DatasetSeries {
-    checks: BTreeSet<String>,
-    null_columns: BTreeSet<String>,
-    row_count: bool,
-    freshness: bool,
 }
 
 impl Metrics {
     pub fn new() -> Self {
         let registry = Registry::new();
-        let check_outcome = IntGaugeVec::new(
-            Opts::new(
-                "warden_check_outcome",
-                "The check's current outcome (one series per check, at 1).",
-            ),
-            &["dataset", "check", "outcome"],
-        )
-        .expect("valid metric");
-        let check_observed_value = GaugeVec::new(
-            Opts::new(
-                "warden_check_observed_value",
-                "The value the check observed on its last run.",
-            ),
-            &["dataset", "check"],
-        )
-        .expect("valid metric");
-        let check_runs_total = IntCounterVec::new(
-            Opts::new("warden_check_runs_total", "Check runs by outcome."),
-            &["dataset", "check", "outcome"],
-        )
-        .expect("valid metric");
+        let checks = CheckCollector::new();
         let check_duration_seconds = HistogramVec::new(
             HistogramOpts::new(
                 "warden_check_duration_seconds",
@@ -97,38 +87,6 @@ impl Metrics {
             )
             .buckets(DURATION_BUCKETS.to_vec()),
             &["warehouse"],
-        )
-        .expect("valid metric");
-        let dataset_row_count = GaugeVec::new(
-            Opts::new(
-                "warden_dataset_row_count",
-                "Rows the dataset's row_count check last counted.",
-            ),
-            &["dataset"],
-        )
-        .expect("valid metric");
-        let dataset_freshness_lag_seconds = GaugeVec::new(
-            Opts::new(
-                "warden_dataset_freshness_lag_seconds",
-                "Seconds since the newest row, from the dataset's freshness check.",
-            ),
-            &["dataset"],
-        )
-        .expect("valid metric");
-        let column_null_ratio = GaugeVec::new(
-            Opts::new(
-                "warden_column_null_ratio",
-                "Share of NULLs in the column on the last run, in [0, 1].",
-            ),
-            &["dataset", "column"],
-        )
-        .expect("valid metric");
-        let check_last_run_timestamp_seconds = GaugeVec::new(
-            Opts::new(
-                "warden_check_last_run_timestamp_seconds",
-                "Unix time of the check's last completed run.",
-            ),
-            &["dataset", "check"],
         )
         .expect("valid metric");
         let gate_decisions_total = IntCounterVec::new(
@@ -174,6 +132,14 @@ impl Metrics {
             &["warehouse"],
         )
         .expect("valid metric");
+        let ticks_skipped_total = IntCounterVec::new(
+            Opts::new(
+                "warden_ticks_skipped_total",
+                "Scheduled ticks of a dataset not run: its warehouse's run queue was full, or its previous run was still going.",
+            ),
+            &["warehouse", "reason"],
+        )
+        .expect("valid metric");
         let build_info = IntGaugeVec::new(
             Opts::new("warden_build_info", "Always 1; the version is a label."),
             &["version"],
@@ -191,20 +157,15 @@ impl Metrics {
         .expect("valid metric");
 
         for c in [
-            Box::new(check_outcome.clone()) as Box<dyn prometheus::core::Collector>,
-            Box::new(check_observed_value.clone()),
-            Box::new(check_runs_total.clone()),
+            Box::new(checks.clone()) as Box<dyn prometheus::core::Collector>,
             Box::new(check_duration_seconds.clone()),
-            Box::new(dataset_row_count.clone()),
-            Box::new(dataset_freshness_lag_seconds.clone()),
-            Box::new(column_null_ratio.clone()),
-            Box::new(check_last_run_timestamp_seconds.clone()),
             Box::new(gate_decisions_total.clone()),
             Box::new(gate_duration_seconds.clone()),
             Box::new(notifications_total.clone()),
             Box::new(outbox_pending.clone()),
             Box::new(queue_depth.clone()),
             Box::new(warehouse_up.clone()),
+            Box::new(ticks_skipped_total.clone()),
             Box::new(build_info.clone()),
             Box::new(config_last_reload_successful.clone()),
             Box::new(config_last_reload_success_timestamp_seconds.clone()),
@@ -220,24 +181,17 @@ impl Metrics {
 
         Self {
             registry,
-            check_outcome,
-            check_observed_value,
-            check_runs_total,
+            checks,
             check_duration_seconds,
-            dataset_row_count,
-            dataset_freshness_lag_seconds,
-            column_null_ratio,
-            check_last_run_timestamp_seconds,
             gate_decisions_total,
             gate_duration_seconds,
             notifications_total,
             outbox_pending,
             queue_depth,
             warehouse_up,
-            build_info,
+            ticks_skipped_total,
             config_last_reload_successful,
             config_last_reload_success_timestamp_seconds,
-            series: Mutex::new(HashMap::new()),
             last_size: std::sync::atomic::AtomicUsize::new(0),
         }
     }
@@ -296,158 +250,59 @@ impl Metrics {
         self.check_duration_seconds
             .with_label_values(&[warehouse])
             .observe(elapsed.as_secs_f64());
-        let mut series = self.series.lock().unwrap_or_else(|e| e.into_inner());
+        let mut state = self.checks.state();
         for r in results {
-            let ds = r.dataset.as_str();
-            let check = r.check.as_str();
-            let entry = series.entry(r.dataset.clone()).or_default();
-            entry.checks.insert(r.check.clone());
-            self.set_outcome(ds, check, r.outcome);
-            self.check_runs_total
-                .with_label_values(&[ds, check, r.outcome.as_str()])
-                .inc();
-            self.check_last_run_timestamp_seconds
-                .with_label_values(&[ds, check])
-                .set(finished_at);
-            let observed = self.check_observed_value.with_label_values(&[ds, check]);
-            match r.observed {
-                Some(v) => observed.set(v),
-                // An error has no value: NaN says so instead of keeping a stale one.
-                None => observed.set(f64::NAN),
-            }
-            let Some(v) = r.observed else { continue };
-            self.record_dataset_gauges(entry, r, v);
+            let check = record(&mut state, r, finished_at);
+            check.runs[outcome_index(r.outcome)] += 1;
         }
     }
 
     /// Sets the gauges (not the counters) from results recorded before a
     /// restart, each with the time it was recorded.
     pub fn restore(&self, results: &[(CheckResult, chrono::DateTime<chrono::Utc>)]) {
-        let mut series = self.series.lock().unwrap_or_else(|e| e.into_inner());
+        let mut state = self.checks.state();
         for (r, at) in results {
-            let ds = r.dataset.as_str();
-            let check = r.check.as_str();
-            let entry = series.entry(r.dataset.clone()).or_default();
-            entry.checks.insert(r.check.clone());
-            self.set_outcome(ds, check, r.outcome);
-            self.check_last_run_timestamp_seconds
-                .with_label_values(&[ds, check])
-                .set(at.timestamp_millis() as f64 / 1000.0);
-            self.check_observed_value
-                .with_label_values(&[ds, check])
-                .set(r.observed.unwrap_or(f64::NAN));
-            let Some(v) = r.observed else { continue };
-            self.record_dataset_gauges(entry, r, v);
-        }
-    }
-
-    /// One series per check: the current outcome at 1. The others are
-    /// removed rather than kept at 0, which would multiply the series by four.
-    fn set_outcome(&self, dataset: &str, check: &str, outcome: Outcome) {
-        for o in Outcome::ALL {
-            if o != outcome {
-                let _ = self
-                    .check_outcome
-                    .remove_label_values(&[dataset, check, o.as_str()]);
-            }
-        }
-        self.check_outcome
-            .with_label_values(&[dataset, check, outcome.as_str()])
-            .set(1);
-    }
-
-    fn record_dataset_gauges(&self, entry: &mut DatasetSeries, r: &CheckResult, v: f64) {
-        let ds = r.dataset.as_str();
-        match CheckKind::gauge_of(&r.kind) {
-            Some(DatasetGauge::RowCount) => {
-                self.dataset_row_count.with_label_values(&[ds]).set(v);
-                entry.row_count = true;
-            }
-            Some(DatasetGauge::FreshnessLag) => {
-                self.dataset_freshness_lag_seconds
-                    .with_label_values(&[ds])
-                    .set(v);
-                entry.freshness = true;
-            }
-            Some(DatasetGauge::NullRatio) => {
-                if let Some(col) = &r.column {
-                    self.column_null_ratio.with_label_values(&[ds, col]).set(v);
-                    entry.null_columns.insert(col.clone());
-                }
-            }
-            None => {}
+            record(&mut state, r, at.timestamp_millis() as f64 / 1000.0);
         }
     }
 
     /// Deletes the series of datasets, checks and columns that are no longer
     /// in `config` (after a reload).
     pub fn retain(&self, config: &Config) {
-        let mut series = self.series.lock().unwrap_or_else(|e| e.into_inner());
-        series.retain(|dataset, written| {
+        let mut state = self.checks.state();
+        state.retain(|dataset, written| {
             let Some(ds) = config.dataset(dataset) else {
-                for check in &written.checks {
-                    self.remove_check(dataset, check);
-                }
-                for col in &written.null_columns {
-                    let _ = self.column_null_ratio.remove_label_values(&[dataset, col]);
-                }
-                let _ = self.dataset_row_count.remove_label_values(&[dataset]);
-                let _ = self
-                    .dataset_freshness_lag_seconds
-                    .remove_label_values(&[dataset]);
                 return false;
             };
             let checks: BTreeSet<&str> = ds.checks.iter().map(|c| c.id.as_str()).collect();
-            written.checks.retain(|check| {
-                let keep = checks.contains(check.as_str());
-                if !keep {
-                    self.remove_check(dataset, check);
-                }
-                keep
-            });
+            written
+                .checks
+                .retain(|check, _| checks.contains(check.as_str()));
             let null_columns: BTreeSet<String> = ds
                 .checks
                 .iter()
                 .filter(|c| c.kind.gauge() == Some(DatasetGauge::NullRatio))
                 .filter_map(|c| c.kind.column().map(ToString::to_string))
                 .collect();
-            written.null_columns.retain(|col| {
-                let keep = null_columns.contains(col);
-                if !keep {
-                    let _ = self.column_null_ratio.remove_label_values(&[dataset, col]);
-                }
-                keep
-            });
+            written
+                .null_ratio
+                .retain(|col, _| null_columns.contains(col));
             let has = |gauge| ds.checks.iter().any(|c| c.kind.gauge() == Some(gauge));
-            if written.row_count && !has(DatasetGauge::RowCount) {
-                let _ = self.dataset_row_count.remove_label_values(&[dataset]);
-                written.row_count = false;
+            if !has(DatasetGauge::RowCount) {
+                written.row_count = None;
             }
-            if written.freshness && !has(DatasetGauge::FreshnessLag) {
-                let _ = self
-                    .dataset_freshness_lag_seconds
-                    .remove_label_values(&[dataset]);
-                written.freshness = false;
+            if !has(DatasetGauge::FreshnessLag) {
+                written.freshness_lag = None;
             }
             true
         });
     }
 
-    fn remove_check(&self, dataset: &str, check: &str) {
-        for o in Outcome::ALL {
-            let _ = self
-                .check_outcome
-                .remove_label_values(&[dataset, check, o.as_str()]);
-            let _ = self
-                .check_runs_total
-                .remove_label_values(&[dataset, check, o.as_str()]);
-        }
-        let _ = self
-            .check_observed_value
-            .remove_label_values(&[dataset, check]);
-        let _ = self
-            .check_last_run_timestamp_seconds
-            .remove_label_values(&[dataset, check]);
+    /// Counts a scheduled tick of a dataset on `warehouse` that was not run.
+    pub fn record_skipped_tick(&self, warehouse: &str, reason: SkipReason) {
+        self.ticks_skipped_total
+            .with_label_values(&[warehouse, reason.as_str()])
+            .inc();
     }
 
     /// Sets `warden_warehouse_up` for `warehouse`.
@@ -460,15 +315,34 @@ impl Metrics {
     /// Deletes `warden_warehouse_up` for warehouses no longer configured.
     pub fn retain_warehouses(&self, config: &Config) {
         use prometheus::core::Collector;
-        // Only this metric's series, not a gather of every metric.
-        for mf in self.warehouse_up.collect() {
-            for m in mf.get_metric() {
-                if let Some(label) = m.get_label().iter().find(|l| l.name() == "warehouse")
-                    && !config.warehouses.contains_key(label.value())
-                {
-                    let _ = self.warehouse_up.remove_label_values(&[label.value()]);
-                }
+        // Only these metrics' series, not a gather of every metric.
+        let gone = |vec: &dyn Collector| -> Vec<String> {
+            vec.collect()
+                .iter()
+                .flat_map(|mf| mf.get_metric())
+                .filter_map(|m| m.get_label().iter().find(|l| l.name() == "warehouse"))
+                .map(|l| l.value().to_owned())
+                .filter(|w| !config.warehouses.contains_key(w))
+                .collect()
+        };
+        for w in gone(&self.warehouse_up) {
+            let _ = self.warehouse_up.remove_label_values(&[&w]);
+        }
+        for w in gone(&self.ticks_skipped_total) {
+            for reason in SkipReason::ALL {
+                let _ = self
+                    .ticks_skipped_total
+                    .remove_label_values(&[&w, reason.as_str()]);
             }
+        }
+    }
+
+    /// Exports `warden_ticks_skipped_total` of `warehouse` at 0 for each
+    /// reason until a tick is skipped, so that its rate reads 0, not nothing.
+    pub fn declare_skipped_ticks(&self, warehouse: &str) {
+        for reason in SkipReason::ALL {
+            self.ticks_skipped_total
+                .with_label_values(&[warehouse, reason.as_str()]);
         }
     }
 
@@ -520,17 +394,98 @@ impl Default for Metrics {
     }
 }
 
+fn outcome_index(outcome: Outcome) -> usize {
+    Outcome::ALL
+        .iter()
+        .position(|o| *o == outcome)
+        .expect("every outcome is in Outcome::ALL")
+}
+
+/// Writes `r` into the state of its check and dataset, `at` being the Unix
+/// time of its run, and returns the check's state.
+fn record<'a>(
+    state: &'a mut std::collections::BTreeMap<String, DatasetState>,
+    r: &CheckResult,
+    at: f64,
+) -> &'a mut CheckState {
+    // Looked up by `&str` first: a key is allocated only for a new dataset.
+    if !state.contains_key(r.dataset.as_str()) {
+        state.insert(r.dataset.clone(), DatasetState::default());
+    }
+    let ds = state
+        .get_mut(r.dataset.as_str())
+        .expect("the dataset's state was just inserted");
+    if let Some(v) = r.observed {
+        match CheckKind::gauge_of(&r.kind) {
+            Some(DatasetGauge::RowCount) => ds.row_count = Some(v),
+            Some(DatasetGauge::FreshnessLag) => ds.freshness_lag = Some(v),
+            Some(DatasetGauge::NullRatio) => {
+                if let Some(col) = &r.column {
+                    match ds.null_ratio.get_mut(col.as_str()) {
+                        Some(ratio) => *ratio = v,
+                        None => {
+                            ds.null_ratio.insert(col.clone(), v);
+                        }
+                    }
+                }
+            }
+            None => {}
+        }
+    }
+    // An error has no value: NaN says so instead of keeping a stale one.
+    let observed = r.observed.unwrap_or(f64::NAN);
+    if !ds.checks.contains_key(r.check.as_str()) {
+        ds.checks.insert(
+            r.check.clone(),
+            CheckState {
+                outcome: r.outcome,
+                observed,
+                last_run: at,
+                runs: [0; 4],
+            },
+        );
+    }
+    let check = ds
+        .checks
+        .get_mut(r.check.as_str())
+        .expect("the check's state was just inserted");
+    check.outcome = r.outcome;
+    check.observed = observed;
+    check.last_run = at;
+    check
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    fn result(check: &str, kind: &str, observed: Option<f64>) -> CheckResult {
+        CheckResult {
+            check: check.to_owned(),
+            dataset: "orders".to_owned(),
+            kind: kind.to_owned(),
+            column: None,
+            partition: None,
+            outcome: Outcome::Pass,
+            observed,
+            threshold: Default::default(),
+            message: String::new(),
+            duration_ms: 1,
+        }
+    }
+
     #[test]
     fn the_row_count_gauge_is_exposed_untyped() {
         let m = Metrics::new();
-        m.dataset_row_count.with_label_values(&["orders"]).set(3.0);
-        m.dataset_freshness_lag_seconds
-            .with_label_values(&["orders"])
-            .set(60.0);
+        m.record_run(
+            "main",
+            Duration::from_millis(5),
+            &[
+                result("orders.row_count", "row_count", Some(3.0)),
+                result("orders.freshness_updated_at", "freshness", Some(60.0)),
+            ],
+            1.0,
+        );
         let text = m.render();
         assert!(
             text.contains("# TYPE warden_dataset_row_count untyped\n"),
@@ -541,5 +496,37 @@ mod tests {
             "{text}"
         );
         assert!(text.contains("# TYPE warden_dataset_freshness_lag_seconds gauge\n"));
+    }
+
+    #[test]
+    fn runs_count_per_outcome_and_a_restore_sets_no_counter() {
+        let m = Metrics::new();
+        m.restore(&[(
+            result("orders.row_count", "row_count", Some(3.0)),
+            chrono::DateTime::from_timestamp(1_000, 0).unwrap(),
+        )]);
+        let text = m.render();
+        assert!(!text.contains("warden_check_runs_total"), "{text}");
+        assert!(text.contains(
+            "warden_check_last_run_timestamp_seconds{check=\"orders.row_count\",dataset=\"orders\"} 1000\n"
+        ));
+        let mut failed = result("orders.row_count", "row_count", None);
+        failed.outcome = Outcome::Error;
+        for r in [result("orders.row_count", "row_count", Some(4.0)), failed] {
+            m.record_run("main", Duration::from_millis(5), &[r], 2_000.0);
+        }
+        let text = m.render();
+        for line in [
+            "warden_check_runs_total{check=\"orders.row_count\",dataset=\"orders\",outcome=\"pass\"} 1\n",
+            "warden_check_runs_total{check=\"orders.row_count\",dataset=\"orders\",outcome=\"error\"} 1\n",
+            "warden_check_outcome{check=\"orders.row_count\",dataset=\"orders\",outcome=\"error\"} 1\n",
+            "warden_check_observed_value{check=\"orders.row_count\",dataset=\"orders\"} NaN\n",
+            // The error had no value: the dataset gauge keeps the last one.
+            "warden_dataset_row_count{dataset=\"orders\"} 4\n",
+        ] {
+            assert!(text.contains(line), "no {line} in\n{text}");
+        }
+        assert!(!text.contains("outcome=\"pass\"} 1\nwarden_check_outcome"));
+        assert_eq!(text.matches("warden_check_outcome{").count(), 1, "{text}");
     }
 }
