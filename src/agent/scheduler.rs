@@ -64,21 +64,38 @@ pub async fn run(state: AppState) {
                 () = tokio::time::sleep(wait) => {}
             }
             let now = Utc::now();
-            for (i, ds) in datasets.iter().enumerate() {
-                let Some(due) = next[i].filter(|t| *t <= now) else {
-                    continue;
-                };
-                let Some(schedule) = &ds.schedule else {
-                    continue;
-                };
-                // Several ticks may have passed while asleep: run the latest once.
-                let tick = latest_tick(schedule, now, tz).unwrap_or(due).max(due);
-                enqueue(&state, &generation, i, tick, "schedule");
-                next[i] = next_tick(schedule, now, tz);
-            }
+            enqueue_due(&state, &generation, &mut next, now);
             looked_until = now;
         }
     }
+}
+
+/// One pass of the scheduler at `now`: every dataset of `generation` whose
+/// next tick (`next`, by index into its datasets) has come is handed to its
+/// warehouse's run queue (or counted as skipped), and its next tick is
+/// computed. Returns how many were due.
+pub fn enqueue_due(
+    state: &AppState,
+    generation: &Generation,
+    next: &mut [Option<DateTime<Utc>>],
+    now: DateTime<Utc>,
+) -> usize {
+    let tz = generation.config.agent.timezone;
+    let mut due_count = 0;
+    for (i, ds) in generation.config.datasets.iter().enumerate() {
+        let Some(due) = next[i].filter(|t| *t <= now) else {
+            continue;
+        };
+        let Some(schedule) = &ds.schedule else {
+            continue;
+        };
+        due_count += 1;
+        // Several ticks may have passed while asleep: run the latest once.
+        let tick = latest_tick(schedule, now, tz).unwrap_or(due).max(due);
+        enqueue(state, generation, i, tick, "schedule");
+        next[i] = next_tick(schedule, now, tz);
+    }
+    due_count
 }
 
 /// After downtime: a dataset that ran before, under any agent sharing this

@@ -284,7 +284,7 @@ async fn sqlite_agent_runs_its_schedule_reloads_and_drains() {
         r#"warden_check_last_run_timestamp_seconds{check="orders.freshness_updated_at",dataset="orders"}"#,
     )
     .expect("the last run restored");
-    let age = Utc::now().timestamp() as f64 - last_run;
+    let age = Utc::now().timestamp_millis() as f64 / 1000.0 - last_run;
     assert!((0.0..600.0).contains(&age), "{last_run}");
     assert!(!restored.contains("null_rate"), "{restored}");
     assert!(!restored.contains("dataset=\"events\""), "{restored}");
@@ -324,10 +324,11 @@ async fn postgres_agent_runs_its_schedule() {
 
 /// Ticks that cannot be run are counted by warehouse and reason. 1,030
 /// datasets share one warehouse of one connection whose statement sleeps
-/// past the next tick: the first tick fills the run queue (1,024 runs, one
-/// running, one taken by the worker waiting for its connection) and the
+/// past the next tick: the first tick fills the run queue (1,024 runs; the
+/// worker takes one to run and one more to wait for its connection) and the
 /// datasets left over are skipped as `queue_full`; the second tick finds
-/// every queued dataset `still_running` and the left-over ones skipped again.
+/// every queued dataset `still_running` and the left-over ones skipped again,
+/// but for those that found the room the worker made.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ticks_a_full_queue_or_a_run_still_going_skips_are_counted() {
     const DATASETS: usize = 1_030;
@@ -399,7 +400,13 @@ async fn ticks_a_full_queue_or_a_run_still_going_skips_are_counted() {
         Some(DATASETS as f64 - left_over),
         "every dataset queued or running"
     );
-    assert_eq!(skipped(&metrics, "queue_full"), Some(2.0 * left_over));
+    // The worker took at most two runs off the queue since: as many of the
+    // left-over datasets found room.
+    let second_left_over = skipped(&metrics, "queue_full").unwrap() - left_over;
+    assert!(
+        (left_over - 2.0..=left_over).contains(&second_left_over),
+        "{left_over} then {second_left_over}"
+    );
     if let Some(complaints) = promtool_check_metrics(&metrics) {
         assert_eq!(complaints, "", "promtool check metrics complained");
     }
