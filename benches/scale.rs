@@ -188,8 +188,8 @@ fn write_project(
 /// A schedule every five minutes whose next tick is the minute after `at`
 /// (at least 20 s away, so the agents are up by then); and that tick.
 fn five_minute_schedule(at: DateTime<Utc>) -> (String, DateTime<Utc>) {
-    let mut tick = at.with_second(0).unwrap().with_nanosecond(0).unwrap()
-        + chrono::Duration::minutes(1);
+    let mut tick =
+        at.with_second(0).unwrap().with_nanosecond(0).unwrap() + chrono::Duration::minutes(1);
     if tick - at < chrono::Duration::seconds(20) {
         tick += chrono::Duration::minutes(1);
     }
@@ -254,8 +254,7 @@ impl Running {
             .args(["-TERM", &self.0.id().to_string()])
             .status();
         let started = Instant::now();
-        while matches!(self.0.try_wait(), Ok(None)) && started.elapsed() < Duration::from_secs(60)
-        {
+        while matches!(self.0.try_wait(), Ok(None)) && started.elapsed() < Duration::from_secs(60) {
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }
@@ -383,14 +382,16 @@ async fn throughput(dir: &Path, db: &BenchDatabase, agents: usize) -> Throughput
             .fetch_one(&pool)
             .await
             .expect("the first claim");
-    let recorded: DateTime<Utc> = sqlx::query_scalar(
-        "SELECT max(recorded_at) FROM check_results WHERE scheduled_at = $1",
-    )
-    .bind(tick)
-    .fetch_one(&pool)
-    .await
-    .expect("the last result");
-    let span = (recorded - first).to_std().unwrap_or_default().max(Duration::from_millis(1));
+    let recorded: DateTime<Utc> =
+        sqlx::query_scalar("SELECT max(recorded_at) FROM check_results WHERE scheduled_at = $1")
+            .bind(tick)
+            .fetch_one(&pool)
+            .await
+            .expect("the last result");
+    let span = (recorded - first)
+        .to_std()
+        .unwrap_or_default()
+        .max(Duration::from_millis(1));
     let client = reqwest::Client::new();
     let mut skipped = Vec::new();
     for (i, port) in ports.iter().enumerate() {
@@ -402,12 +403,21 @@ async fn throughput(dir: &Path, db: &BenchDatabase, agents: usize) -> Throughput
             .text()
             .await
             .expect("read /metrics");
-        for line in body.lines().filter(|l| l.starts_with("warden_ticks_skipped_total{")) {
+        for line in body
+            .lines()
+            .filter(|l| l.starts_with("warden_ticks_skipped_total{"))
+        {
             let (series, value) = line.rsplit_once(' ').expect("a sample");
-            skipped.push((format!("agent {i}: {series}"), value.parse().unwrap_or(f64::NAN)));
+            skipped.push((
+                format!("agent {i}: {series}"),
+                value.parse().unwrap_or(f64::NAN),
+            ));
         }
     }
-    let rss_kb = running.iter().map(|a| proc_status_kb(a.pid(), "VmRSS")).collect();
+    let rss_kb = running
+        .iter()
+        .map(|a| proc_status_kb(a.pid(), "VmRSS"))
+        .collect();
     for agent in running {
         agent.stop().await;
     }
@@ -618,7 +628,11 @@ async fn bench(dir: &Path, db: &BenchDatabase) {
         DATASETS,
         SCALE_CHECKS,
     );
-    let config = Arc::new(warden::config::load(&config_path).expect("the config").config);
+    let config = Arc::new(
+        warden::config::load(&config_path)
+            .expect("the config")
+            .config,
+    );
     let (pass, due, skipped) = scheduler_pass(config).await;
     println!(
         "  scheduler, one tick     : {:>8.1} ms for {due} datasets due ({:.2} µs each); \
@@ -699,7 +713,9 @@ async fn bench(dir: &Path, db: &BenchDatabase) {
         IDLE_DATASETS,
         TEN_CHECKS,
     );
-    let config = warden::config::load(&config_path).expect("the config").config;
+    let config = warden::config::load(&config_path)
+        .expect("the config")
+        .config;
     let (rendered, series) = render(&config);
     println!(
         "  /metrics render         : {:>8.1} ms median, {series} series; target < {RENDER_TARGET_MS} ms: {}",

@@ -86,14 +86,63 @@ const NULL_RATIO: (&str, &str) = (
     "Share of NULLs in the column on the last run, in [0, 1].",
 );
 
-/// The collector over every dataset's state, registered once in the
-/// metrics registry; its clones share the state.
-#[derive(Clone)]
-pub(super) struct CheckCollector(Arc<Inner>);
+/// Every dataset's state, shared by the collectors of its families.
+#[derive(Clone, Default)]
+pub(super) struct CheckSeries(Arc<Mutex<BTreeMap<String, DatasetState>>>);
 
-struct Inner {
-    descs: Vec<Desc>,
-    state: Mutex<BTreeMap<String, DatasetState>>,
+impl CheckSeries {
+    /// The state, to read or change.
+    pub fn state(&self) -> MutexGuard<'_, BTreeMap<String, DatasetState>> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// A collector per family the state feeds, to register.
+    pub fn collectors(&self) -> Vec<CheckFamily> {
+        let mut families = vec![
+            (
+                Family::Outcome,
+                desc(OUTCOME, &["dataset", "check", "outcome"]),
+            ),
+            (Family::Runs, desc(RUNS, &["dataset", "check", "outcome"])),
+        ];
+        families.extend(CHECK_GAUGES.iter().enumerate().map(|(i, g)| {
+            (
+                Family::CheckGauge(i),
+                desc((g.name, g.help), &["dataset", "check"]),
+            )
+        }));
+        families.push((Family::RowCount, desc(ROW_COUNT, &["dataset"])));
+        families.push((Family::FreshnessLag, desc(FRESHNESS_LAG, &["dataset"])));
+        families.push((Family::NullRatio, desc(NULL_RATIO, &["dataset", "column"])));
+        families
+            .into_iter()
+            .map(|(family, desc)| CheckFamily {
+                family,
+                desc,
+                series: self.clone(),
+            })
+            .collect()
+    }
+}
+
+#[derive(Clone, Copy)]
+enum Family {
+    Outcome,
+    Runs,
+    /// An entry of [`CHECK_GAUGES`].
+    CheckGauge(usize),
+    RowCount,
+    FreshnessLag,
+    NullRatio,
+}
+
+/// The collector of one family, read from the state at scrape time: one
+/// family at a time is built, written out and dropped.
+#[derive(Clone)]
+pub(super) struct CheckFamily {
+    family: Family,
+    desc: Desc,
+    series: CheckSeries,
 }
 
 fn desc((name, help): (&str, &str), labels: &[&str]) -> Desc {
@@ -104,32 +153,6 @@ fn desc((name, help): (&str, &str), labels: &[&str]) -> Desc {
         std::collections::HashMap::new(),
     )
     .expect("valid metric")
-}
-
-impl CheckCollector {
-    pub fn new() -> Self {
-        let mut descs = vec![
-            desc(OUTCOME, &["dataset", "check", "outcome"]),
-            desc(RUNS, &["dataset", "check", "outcome"]),
-        ];
-        descs.extend(
-            CHECK_GAUGES
-                .iter()
-                .map(|g| desc((g.name, g.help), &["dataset", "check"])),
-        );
-        descs.push(desc(ROW_COUNT, &["dataset"]));
-        descs.push(desc(FRESHNESS_LAG, &["dataset"]));
-        descs.push(desc(NULL_RATIO, &["dataset", "column"]));
-        Self(Arc::new(Inner {
-            descs,
-            state: Mutex::new(BTreeMap::new()),
-        }))
-    }
-
-    /// The state, to read or change.
-    pub fn state(&self) -> MutexGuard<'_, BTreeMap<String, DatasetState>> {
-        self.0.state.lock().unwrap_or_else(|e| e.into_inner())
-    }
 }
 
 /// A label pair; the text encoder writes them in the order given, which
@@ -158,80 +181,96 @@ fn counter(labels: Vec<LabelPair>, value: f64) -> Metric {
     m
 }
 
-fn family((name, help): (&str, &str), kind: MetricType, metrics: Vec<Metric>) -> MetricFamily {
-    let mut mf = MetricFamily::default();
-    mf.set_name(name.to_owned());
-    mf.set_help(help.to_owned());
-    mf.set_field_type(kind);
-    mf.set_metric(metrics);
-    mf
+/// Orders a family's series by their label values, as the registry's
+/// `gather` does.
+pub(super) fn sort_series(metrics: &mut [Metric]) {
+    metrics.sort_by(|a, b| {
+        a.get_label()
+            .iter()
+            .map(LabelPair::value)
+            .cmp(b.get_label().iter().map(LabelPair::value))
+    });
 }
 
-impl Collector for CheckCollector {
+impl Collector for CheckFamily {
     fn desc(&self) -> Vec<&Desc> {
-        self.0.descs.iter().collect()
+        vec![&self.desc]
     }
 
     fn collect(&self) -> Vec<MetricFamily> {
-        let state = self.state();
-        let checks: usize = state.values().map(|d| d.checks.len()).sum();
-        let mut outcome = Vec::with_capacity(checks);
-        let mut runs = Vec::with_capacity(checks);
-        let mut per_check: Vec<Vec<Metric>> = CHECK_GAUGES
-            .iter()
-            .map(|_| Vec::with_capacity(checks))
-            .collect();
-        let mut row_count = Vec::new();
-        let mut freshness_lag = Vec::new();
-        let mut null_ratio = Vec::new();
+        let state = self.series.state();
+        let checks = || {
+            state.iter().flat_map(|(dataset, ds)| {
+                ds.checks.iter().map(move |(check, c)| (dataset, check, c))
+            })
+        };
         // Labels in name order: check, column, dataset, outcome.
-        for (dataset, ds) in state.iter() {
-            for (check, c) in &ds.checks {
-                let pairs = || vec![label("check", check), label("dataset", dataset)];
-                let with_outcome = |o: Outcome| {
-                    let mut labels = pairs();
-                    labels.push(label("outcome", o.as_str()));
-                    labels
-                };
-                outcome.push(gauge(with_outcome(c.outcome), 1.0));
-                for (o, n) in Outcome::ALL.into_iter().zip(c.runs) {
-                    if n > 0 {
-                        runs.push(counter(with_outcome(o), n as f64));
-                    }
-                }
-                for (g, series) in CHECK_GAUGES.iter().zip(per_check.iter_mut()) {
-                    if let Some(v) = (g.value)(c) {
-                        series.push(gauge(pairs(), v));
-                    }
-                }
-            }
-            if let Some(v) = ds.row_count {
-                row_count.push(gauge(vec![label("dataset", dataset)], v));
-            }
-            if let Some(v) = ds.freshness_lag {
-                freshness_lag.push(gauge(vec![label("dataset", dataset)], v));
-            }
-            for (column, v) in &ds.null_ratio {
-                null_ratio.push(gauge(
-                    vec![label("column", column), label("dataset", dataset)],
-                    *v,
-                ));
-            }
-        }
-        drop(state);
-        let mut families = vec![
-            family(OUTCOME, MetricType::GAUGE, outcome),
-            family(RUNS, MetricType::COUNTER, runs),
-        ];
-        families.extend(
-            CHECK_GAUGES
+        let pairs =
+            |dataset: &str, check: &str| vec![label("check", check), label("dataset", dataset)];
+        let with_outcome = |dataset: &str, check: &str, o: Outcome| {
+            let mut labels = pairs(dataset, check);
+            labels.push(label("outcome", o.as_str()));
+            labels
+        };
+        let per_dataset = |value: fn(&DatasetState) -> Option<f64>| -> Vec<Metric> {
+            state
                 .iter()
-                .zip(per_check)
-                .map(|(g, series)| family((g.name, g.help), MetricType::GAUGE, series)),
-        );
-        families.push(family(ROW_COUNT, MetricType::GAUGE, row_count));
-        families.push(family(FRESHNESS_LAG, MetricType::GAUGE, freshness_lag));
-        families.push(family(NULL_RATIO, MetricType::GAUGE, null_ratio));
-        families
+                .filter_map(|(dataset, ds)| {
+                    Some(gauge(vec![label("dataset", dataset)], value(ds)?))
+                })
+                .collect()
+        };
+        let (kind, mut metrics) = match self.family {
+            Family::Outcome => (
+                MetricType::GAUGE,
+                checks()
+                    .map(|(dataset, check, c)| gauge(with_outcome(dataset, check, c.outcome), 1.0))
+                    .collect::<Vec<_>>(),
+            ),
+            Family::Runs => (
+                MetricType::COUNTER,
+                checks()
+                    .flat_map(|(dataset, check, c)| {
+                        Outcome::ALL
+                            .into_iter()
+                            .zip(c.runs)
+                            .filter(|(_, n)| *n > 0)
+                            .map(move |(o, n)| counter(with_outcome(dataset, check, o), n as f64))
+                    })
+                    .collect(),
+            ),
+            Family::CheckGauge(i) => {
+                let value = CHECK_GAUGES[i].value;
+                (
+                    MetricType::GAUGE,
+                    checks()
+                        .filter_map(|(dataset, check, c)| {
+                            Some(gauge(pairs(dataset, check), value(c)?))
+                        })
+                        .collect(),
+                )
+            }
+            Family::RowCount => (MetricType::GAUGE, per_dataset(|ds| ds.row_count)),
+            Family::FreshnessLag => (MetricType::GAUGE, per_dataset(|ds| ds.freshness_lag)),
+            Family::NullRatio => (
+                MetricType::GAUGE,
+                state
+                    .iter()
+                    .flat_map(|(dataset, ds)| {
+                        ds.null_ratio.iter().map(move |(column, v)| {
+                            gauge(vec![label("column", column), label("dataset", dataset)], *v)
+                        })
+                    })
+                    .collect(),
+            ),
+        };
+        drop(state);
+        sort_series(&mut metrics);
+        let mut mf = MetricFamily::default();
+        mf.set_name(self.desc.fq_name.clone());
+        mf.set_help(self.desc.help.clone());
+        mf.set_field_type(kind);
+        mf.set_metric(metrics);
+        vec![mf]
     }
 }

@@ -14,12 +14,13 @@ mod checks;
 use std::collections::BTreeSet;
 use std::time::Duration;
 
+use prometheus::core::Collector;
 use prometheus::{
     Encoder, Gauge, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts,
-    Registry, TextEncoder,
+    TextEncoder,
 };
 
-use self::checks::{CheckCollector, CheckState, DatasetState};
+use self::checks::{CheckSeries, CheckState, DatasetState};
 use crate::check::CheckKind;
 use crate::check::kind::DatasetGauge;
 use crate::check::{CheckResult, Outcome};
@@ -54,11 +55,13 @@ impl SkipReason {
     }
 }
 
-/// The agent's metrics and the registry they are rendered from.
+/// The agent's metrics, rendered from their collectors.
 pub struct Metrics {
-    registry: Registry,
     /// Every per-check and per-dataset series.
-    checks: CheckCollector,
+    checks: CheckSeries,
+    /// Every metric's collector (each also registered), in name order:
+    /// rendered one family at a time.
+    collectors: Vec<Box<dyn Collector>>,
     check_duration_seconds: HistogramVec,
     gate_decisions_total: IntCounterVec,
     gate_duration_seconds: HistogramVec,
@@ -78,8 +81,7 @@ pub struct Metrics {
 
 impl Metrics {
     pub fn new() -> Self {
-        let registry = Registry::new();
-        let checks = CheckCollector::new();
+        let checks = CheckSeries::default();
         let check_duration_seconds = HistogramVec::new(
             HistogramOpts::new(
                 "warden_check_duration_seconds",
@@ -156,9 +158,13 @@ impl Metrics {
         ))
         .expect("valid metric");
 
-        for c in [
-            Box::new(checks.clone()) as Box<dyn prometheus::core::Collector>,
-            Box::new(check_duration_seconds.clone()),
+        let mut collectors: Vec<Box<dyn Collector>> = checks
+            .collectors()
+            .into_iter()
+            .map(|c| Box::new(c) as Box<dyn Collector>)
+            .collect();
+        collectors.extend([
+            Box::new(check_duration_seconds.clone()) as Box<dyn Collector>,
             Box::new(gate_decisions_total.clone()),
             Box::new(gate_duration_seconds.clone()),
             Box::new(notifications_total.clone()),
@@ -169,9 +175,14 @@ impl Metrics {
             Box::new(build_info.clone()),
             Box::new(config_last_reload_successful.clone()),
             Box::new(config_last_reload_success_timestamp_seconds.clone()),
-        ] {
-            registry.register(c).expect("metric names are unique");
-        }
+        ]);
+        collectors.sort_by(|a, b| a.desc()[0].fq_name.cmp(&b.desc()[0].fq_name));
+        assert!(
+            collectors
+                .windows(2)
+                .all(|w| w[0].desc()[0].fq_name != w[1].desc()[0].fq_name),
+            "metric names are unique"
+        );
         build_info
             .with_label_values(&[env!("CARGO_PKG_VERSION")])
             .set(1);
@@ -180,8 +191,8 @@ impl Metrics {
         }
 
         Self {
-            registry,
             checks,
+            collectors,
             check_duration_seconds,
             gate_decisions_total,
             gate_duration_seconds,
@@ -196,30 +207,37 @@ impl Metrics {
         }
     }
 
-    /// The Prometheus text exposition of every metric.
+    /// The Prometheus text exposition of every metric: each family
+    /// collected, written and dropped in turn, so a scrape never holds more
+    /// than one family's series besides the text.
     pub fn render(&self) -> String {
-        let families = self.registry.gather();
         let hint = self.last_size.load(std::sync::atomic::Ordering::Relaxed);
         let mut buf = Vec::with_capacity(hint.max(16 * 1024));
         let encoder = TextEncoder::new();
-        for family in &families {
-            let start = buf.len();
-            encoder
-                .encode(std::slice::from_ref(family), &mut buf)
-                .expect("text encoding of gathered metrics cannot fail");
-            // The interface names this gauge `warden_dataset_row_count`; a
-            // `_count` suffix is reserved for histograms and summaries, and
-            // `promtool check metrics` flags it on a gauge. Exposed untyped,
-            // it keeps its name and lints clean; PromQL treats it the same.
-            // (The text encoder cannot write untyped families itself.)
-            if family.name() == "warden_dataset_row_count" {
-                let encoded = String::from_utf8_lossy(&buf[start..]).replacen(
-                    "# TYPE warden_dataset_row_count gauge\n",
-                    "# TYPE warden_dataset_row_count untyped\n",
-                    1,
-                );
-                buf.truncate(start);
-                buf.extend_from_slice(encoded.as_bytes());
+        for collector in &self.collectors {
+            for mut family in collector.collect() {
+                if family.get_metric().is_empty() {
+                    continue;
+                }
+                checks::sort_series(family.mut_metric());
+                let start = buf.len();
+                encoder
+                    .encode(std::slice::from_ref(&family), &mut buf)
+                    .expect("text encoding of collected metrics cannot fail");
+                // The interface names this gauge `warden_dataset_row_count`; a
+                // `_count` suffix is reserved for histograms and summaries, and
+                // `promtool check metrics` flags it on a gauge. Exposed untyped,
+                // it keeps its name and lints clean; PromQL treats it the same.
+                // (The text encoder cannot write untyped families itself.)
+                if family.name() == checks::ROW_COUNT.0 {
+                    let encoded = String::from_utf8_lossy(&buf[start..]).replacen(
+                        "# TYPE warden_dataset_row_count gauge\n",
+                        "# TYPE warden_dataset_row_count untyped\n",
+                        1,
+                    );
+                    buf.truncate(start);
+                    buf.extend_from_slice(encoded.as_bytes());
+                }
             }
         }
         self.last_size
@@ -314,7 +332,6 @@ impl Metrics {
 
     /// Deletes `warden_warehouse_up` for warehouses no longer configured.
     pub fn retain_warehouses(&self, config: &Config) {
-        use prometheus::core::Collector;
         // Only these metrics' series, not a gather of every metric.
         let gone = |vec: &dyn Collector| -> Vec<String> {
             vec.collect()
