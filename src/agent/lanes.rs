@@ -63,6 +63,7 @@ pub fn start(
             state
                 .metrics()
                 .set_warehouse_up(&wh.name, !circuit.is_open());
+            state.metrics().declare_skipped_ticks(&wh.name);
             // Leave at least one slot per other warehouse.
             let share = (wh.max_connections as usize)
                 .min(global.saturating_sub(warehouses - 1))

@@ -15,6 +15,7 @@ use chrono::{DateTime, Utc};
 
 use crate::app::schedule::{latest_tick, next_tick};
 use crate::app::{AppState, Enqueued, Generation, Job};
+use crate::metrics::SkipReason;
 
 /// The longest the scheduler sleeps before looking at the clock again, so a
 /// jump of the wall clock is noticed.
@@ -24,6 +25,8 @@ const CLAIM_RETENTION: chrono::Duration = chrono::Duration::days(30);
 /// Runs whose lease lapsed are taken over if they were scheduled within
 /// this long; older ones are left (their datasets have run since).
 const TAKEOVER_HORIZON: chrono::Duration = chrono::Duration::days(1);
+/// Why a run is queued when it is taken over.
+const TAKEOVER: &str = "takeover";
 /// At most this many lapsed runs are taken over per look.
 const TAKEOVER_BATCH: u32 = 500;
 
@@ -77,21 +80,38 @@ pub async fn run(state: AppState) {
                 () = tokio::time::sleep(wait) => {}
             }
             let now = Utc::now();
-            for (i, ds) in datasets.iter().enumerate() {
-                let Some(due) = next[i].filter(|t| *t <= now) else {
-                    continue;
-                };
-                let Some(schedule) = &ds.schedule else {
-                    continue;
-                };
-                // Several ticks may have passed while asleep: run the latest once.
-                let tick = latest_tick(schedule, now, tz).unwrap_or(due).max(due);
-                enqueue(&state, &generation, i, tick, "schedule");
-                next[i] = next_tick(schedule, now, tz);
-            }
+            enqueue_due(&state, &generation, &mut next, now);
             looked_until = now;
         }
     }
+}
+
+/// One pass of the scheduler at `now`: every dataset of `generation` whose
+/// next tick (`next`, by index into its datasets) has come is handed to its
+/// warehouse's run queue (or counted as skipped), and its next tick is
+/// computed. Returns how many were due.
+pub fn enqueue_due(
+    state: &AppState,
+    generation: &Generation,
+    next: &mut [Option<DateTime<Utc>>],
+    now: DateTime<Utc>,
+) -> usize {
+    let tz = generation.config.agent.timezone;
+    let mut due_count = 0;
+    for (i, ds) in generation.config.datasets.iter().enumerate() {
+        let Some(due) = next[i].filter(|t| *t <= now) else {
+            continue;
+        };
+        let Some(schedule) = &ds.schedule else {
+            continue;
+        };
+        due_count += 1;
+        // Several ticks may have passed while asleep: run the latest once.
+        let tick = latest_tick(schedule, now, tz).unwrap_or(due).max(due);
+        enqueue(state, generation, i, tick, "schedule");
+        next[i] = next_tick(schedule, now, tz);
+    }
+    due_count
 }
 
 /// After downtime: a dataset that ran before, under any agent sharing this
@@ -133,10 +153,21 @@ fn enqueue(
         Enqueued::Queued => {
             tracing::debug!(dataset = %ds.name, scheduled_at = %tick, reason = why, "run queued");
         }
+        // A run taken over that cannot be queued now is no skipped tick:
+        // its claim stays lapsed and the next look queues it again.
+        Enqueued::AlreadyQueued | Enqueued::Full if why == TAKEOVER => {
+            tracing::debug!(dataset = %ds.name, scheduled_at = %tick, "the run to take over waits for room in the queue");
+        }
         Enqueued::AlreadyQueued => {
+            state
+                .metrics()
+                .record_skipped_tick(&ds.warehouse, SkipReason::StillRunning);
             tracing::info!(dataset = %ds.name, scheduled_at = %tick, "skipping this tick: the previous run of the dataset has not finished");
         }
         Enqueued::Full => {
+            state
+                .metrics()
+                .record_skipped_tick(&ds.warehouse, SkipReason::QueueFull);
             tracing::warn!(dataset = %ds.name, warehouse = %ds.warehouse, scheduled_at = %tick, "skipping this tick: the warehouse's run queue is full");
         }
         Enqueued::Closed => {}
@@ -170,7 +201,7 @@ async fn take_over_lapsed(state: &AppState, generation: &Generation, now: DateTi
             continue;
         };
         tracing::info!(dataset = %claim.dataset, scheduled_at = %claim.scheduled_at, claimed_by = %claim.claimed_by, "taking over a run whose agent stopped renewing its lease");
-        enqueue(state, generation, index, claim.scheduled_at, "takeover");
+        enqueue(state, generation, index, claim.scheduled_at, TAKEOVER);
     }
 }
 

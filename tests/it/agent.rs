@@ -226,12 +226,19 @@ async fn sqlite_agent_runs_its_schedule_reloads_and_drains() {
     let (_, body) = get_json(&format!("{base}/api/v1/datasets")).await;
     assert_eq!(body["datasets"].as_array().unwrap().len(), 2);
 
-    // A valid new config takes effect without a restart, and the removed
-    // dataset's series leave /metrics.
+    // A valid new config takes effect without a restart, and the series of
+    // the removed dataset, and of the check removed from `orders`, leave
+    // /metrics.
+    let (_, before) = get_text(&format!("{base}/metrics")).await;
+    assert!(
+        before.contains(r#"warden_column_null_ratio{column="customer_id",dataset="orders"}"#),
+        "{before}"
+    );
     project.write("warden.yaml", &good);
     let only_orders = shop_checks("main", "main");
-    let only_orders = &only_orders[..only_orders.find("  - name: events").unwrap()];
-    project.write("checks/shop.yaml", only_orders);
+    let only_orders = only_orders[..only_orders.find("  - name: events").unwrap()]
+        .replace("      - null_rate: { column: customer_id, max: 0 }\n", "");
+    project.write("checks/shop.yaml", &only_orders);
     agent.signal("HUP");
     eventually(Duration::from_secs(10), "configuration #2", || {
         let url = format!("{base}/readyz");
@@ -251,11 +258,52 @@ async fn sqlite_agent_runs_its_schedule_reloads_and_drains() {
     assert_eq!(names, ["orders"]);
     let (_, metrics) = get_text(&format!("{base}/metrics")).await;
     assert!(!metrics.contains("dataset=\"events\""), "{metrics}");
+    assert!(!metrics.contains("null_rate"), "{metrics}");
+    assert!(!metrics.contains("warden_column_null_ratio"), "{metrics}");
     assert!(metrics.contains("dataset=\"orders\""));
+    if let Some(complaints) = promtool_check_metrics(&metrics) {
+        assert_eq!(complaints, "", "promtool check metrics complained");
+    }
     let (status, _) = get_json(&format!("{base}/api/v1/datasets/events")).await;
     assert_eq!(status, 404);
 
     // SIGTERM: a clean exit 0.
+    let status = agent.terminate(Duration::from_secs(10)).await;
+    assert_eq!(status.code(), Some(0));
+
+    // Restarted, the agent shows the last recorded values of the configured
+    // checks, and nothing of the removed ones.
+    let mut agent = AgentProcess::start(&project.config(), &[]);
+    agent.wait_ready(Duration::from_secs(30)).await;
+    let (_, restored) = get_text(&format!("{}/metrics", agent.base)).await;
+    let series = |name: &str| sample(&restored, name);
+    assert_eq!(
+        series(r#"warden_check_outcome{check="orders.row_count",dataset="orders",outcome="pass"}"#),
+        Some(1.0),
+        "{restored}"
+    );
+    assert_eq!(
+        series(r#"warden_check_observed_value{check="orders.row_count",dataset="orders"}"#),
+        Some(3.0)
+    );
+    assert_eq!(
+        series(r#"warden_dataset_row_count{dataset="orders"}"#),
+        Some(3.0)
+    );
+    let lag = series(r#"warden_dataset_freshness_lag_seconds{dataset="orders"}"#)
+        .expect("the freshness lag restored");
+    assert!((0.0..3600.0).contains(&lag), "{lag}");
+    let last_run = series(
+        r#"warden_check_last_run_timestamp_seconds{check="orders.freshness_updated_at",dataset="orders"}"#,
+    )
+    .expect("the last run restored");
+    let age = Utc::now().timestamp_millis() as f64 / 1000.0 - last_run;
+    assert!((0.0..600.0).contains(&age), "{last_run}");
+    assert!(!restored.contains("null_rate"), "{restored}");
+    assert!(!restored.contains("dataset=\"events\""), "{restored}");
+    if let Some(complaints) = promtool_check_metrics(&restored) {
+        assert_eq!(complaints, "", "promtool check metrics complained");
+    }
     let status = agent.terminate(Duration::from_secs(10)).await;
     assert_eq!(status.code(), Some(0));
 }
@@ -284,6 +332,103 @@ async fn postgres_agent_runs_its_schedule() {
     assert_eq!(stored.len(), 3);
     let status = agent.terminate(Duration::from_secs(10)).await;
     assert_eq!(status.code(), Some(0));
+    db.cleanup().await;
+}
+
+/// Ticks that cannot be run are counted by warehouse and reason. 1,030
+/// datasets share one warehouse of one connection whose statement sleeps
+/// past the next tick: the first tick fills the run queue (1,024 runs; the
+/// worker takes one to run and one more to wait for its connection) and the
+/// datasets left over are skipped as `queue_full`; the second tick finds
+/// every queued dataset `still_running` and the left-over ones skipped again,
+/// but for those that found the room the worker made.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ticks_a_full_queue_or_a_run_still_going_skips_are_counted() {
+    const DATASETS: usize = 1_030;
+    let Some(db) = TestDb::new(Backend::Postgres).await else {
+        return;
+    };
+    db.exec("CREATE TABLE {s}.orders (order_id INTEGER)").await;
+    let project = Project::new();
+    project.write(
+        "warden.yaml",
+        &format!(
+            "agent:\n  listen: 127.0.0.1:9464\n  registry: sqlite://warden.db\n  timezone: UTC\n\
+             warehouses:\n  slow:\n    url: {}\n    max_connections: 1\n    query_timeout: 150s\n\
+             checks: [checks/*.yaml]\n",
+            db.url()
+        ),
+    );
+    let mut checks = String::from("datasets:\n");
+    for i in 0..DATASETS {
+        checks.push_str(&format!(
+            "  - name: slow_{i:04}\n    warehouse: slow\n    table: {}.orders\n    schedule: \"* * * * *\"\n    checks:\n      - sql: {{ name: sleepy, query: \"SELECT count(*) FROM pg_sleep(100)\", max: 1 }}\n",
+            db.schema
+        ));
+    }
+    project.write("checks/slow.yaml", &checks);
+    let mut agent = AgentProcess::start(&project.config(), &[]);
+    agent.wait_ready(Duration::from_secs(60)).await;
+    let base = agent.base.clone();
+    let skipped = |metrics: &str, reason: &str| {
+        sample(
+            metrics,
+            &format!(r#"warden_ticks_skipped_total{{reason="{reason}",warehouse="slow"}}"#),
+        )
+    };
+    // Declared at 0 before any tick.
+    let (_, metrics) = get_text(&format!("{base}/metrics")).await;
+    if sample(&metrics, r#"warden_queue_depth{stage="run"}"#) == Some(0.0) {
+        assert_eq!(skipped(&metrics, "queue_full"), Some(0.0), "{metrics}");
+        assert_eq!(skipped(&metrics, "still_running"), Some(0.0), "{metrics}");
+    }
+
+    eventually(TWO_TICKS, "a tick skipped for a full queue", || {
+        let url = format!("{base}/metrics");
+        async move {
+            let (_, metrics) = get_text(&url).await;
+            (skipped(&metrics, "queue_full").unwrap_or(0.0) > 0.0).then_some(())
+        }
+    })
+    .await;
+    // The scheduler enqueues a tick in one pass; let it finish.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let (_, first) = get_text(&format!("{base}/metrics")).await;
+    let left_over = skipped(&first, "queue_full").unwrap();
+    assert!((4.0..=6.0).contains(&left_over), "{left_over}");
+    assert_eq!(skipped(&first, "still_running"), Some(0.0));
+
+    eventually(TWO_TICKS, "a tick skipped for runs still going", || {
+        let url = format!("{base}/metrics");
+        async move {
+            let (_, metrics) = get_text(&url).await;
+            (skipped(&metrics, "still_running").unwrap_or(0.0) > 0.0).then_some(())
+        }
+    })
+    .await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let (_, metrics) = get_text(&format!("{base}/metrics")).await;
+    assert_eq!(
+        skipped(&metrics, "still_running"),
+        Some(DATASETS as f64 - left_over),
+        "every dataset queued or running"
+    );
+    // The worker took at most two runs off the queue since: as many of the
+    // left-over datasets found room.
+    let second_left_over = skipped(&metrics, "queue_full").unwrap() - left_over;
+    assert!(
+        (left_over - 2.0..=left_over).contains(&second_left_over),
+        "{left_over} then {second_left_over}"
+    );
+    if let Some(complaints) = promtool_check_metrics(&metrics) {
+        assert_eq!(complaints, "", "promtool check metrics complained");
+    }
+    let log = agent.log();
+    assert!(
+        log.contains("skipping this tick: the warehouse's run queue is full"),
+        "{log}"
+    );
+    drop(agent);
     db.cleanup().await;
 }
 
