@@ -283,8 +283,14 @@ struct ClickHouseHttp {
 impl ClickHouseHttp {
     fn new(url: &str) -> Self {
         let parsed = url::Url::parse(url).expect("a clickhouse:// URL");
-        let scheme = if parsed.scheme() == "clickhouses" { "https" } else { "http" };
-        let port = parsed.port().unwrap_or(if scheme == "https" { 8443 } else { 8123 });
+        let scheme = if parsed.scheme() == "clickhouses" {
+            "https"
+        } else {
+            "http"
+        };
+        let port = parsed
+            .port()
+            .unwrap_or(if scheme == "https" { 8443 } else { 8123 });
         let base = url::Url::parse(&format!(
             "{scheme}://{}:{port}/",
             parsed.host_str().expect("a host")
@@ -360,7 +366,12 @@ async fn clickhouse_bench(url: &str) {
     let handwritten = || async {
         let started = Instant::now();
         let text = http.run(CH_HANDWRITTEN).await;
-        let count: u64 = text.split('\t').next().unwrap_or_default().parse().expect("a count");
+        let count: u64 = text
+            .split('\t')
+            .next()
+            .unwrap_or_default()
+            .parse()
+            .expect("a count");
         assert_eq!(count, CH_ROWS);
         started.elapsed()
     };
@@ -379,8 +390,13 @@ async fn clickhouse_bench(url: &str) {
     }
     let (hand, ours) = (median(hand), median(ours));
     let ratio = ours.as_secs_f64() / hand.as_secs_f64();
-    println!("\nClickHouse scan benchmark: 1 table, {CH_ROWS} rows, {checks} checks, median of {ROUNDS} rounds");
-    println!("  hand-written SQL : {:>9.1} ms  1 statement", hand.as_secs_f64() * 1e3);
+    println!(
+        "\nClickHouse scan benchmark: 1 table, {CH_ROWS} rows, {checks} checks, median of {ROUNDS} rounds"
+    );
+    println!(
+        "  hand-written SQL : {:>9.1} ms  1 statement",
+        hand.as_secs_f64() * 1e3
+    );
     println!(
         "  warden check     : {:>9.1} ms  {our_statements} statements (1 scan + 1 catalog read)",
         ours.as_secs_f64() * 1e3

@@ -100,10 +100,7 @@ fn write_config(dir: &std::path::Path, registry: &str) -> Config {
 
 /// One round through the gate: each caller gates its partition. The
 /// latencies, and each partition's decision.
-async fn gate_round(
-    run: &str,
-    state: &AppState,
-) -> (Vec<Duration>, Vec<(String, GateStatus)>) {
+async fn gate_round(run: &str, state: &AppState) -> (Vec<Duration>, Vec<(String, GateStatus)>) {
     let calls = (0..CALLERS).map(|i| {
         let state = state.clone();
         let run = run.to_owned();
@@ -137,11 +134,16 @@ async fn gate_round(
 }
 
 /// Clients loading the status page until `stop`; counts the pages.
-fn load_pages(url: String, stop: Arc<AtomicBool>, served: Arc<AtomicU64>) -> Vec<tokio::task::JoinHandle<()>> {
+fn load_pages(
+    url: String,
+    stop: Arc<AtomicBool>,
+    served: Arc<AtomicU64>,
+) -> Vec<tokio::task::JoinHandle<()>> {
     let client = reqwest::Client::new();
     (0..PAGE_LOADERS)
         .map(|_| {
-            let (client, url, stop, served) = (client.clone(), url.clone(), stop.clone(), served.clone());
+            let (client, url, stop, served) =
+                (client.clone(), url.clone(), stop.clone(), served.clone());
             tokio::spawn(async move {
                 while !stop.load(Ordering::Relaxed) {
                     let page = client.get(&url).send().await.expect("the page answers");
@@ -204,7 +206,9 @@ async fn bench(label: &str, registry_url: &str, dir: &std::path::Path) {
             loader.await.expect("loader");
         }
         same &= quiet_outcomes == loaded_outcomes;
-        same &= quiet_outcomes.iter().all(|(_, s)| *s == GateStatus::Allowed);
+        same &= quiet_outcomes
+            .iter()
+            .all(|(_, s)| *s == GateStatus::Allowed);
         if round >= WARMUP {
             quiet.extend(q);
             loaded.extend(l);
@@ -218,7 +222,11 @@ async fn bench(label: &str, registry_url: &str, dir: &std::path::Path) {
         "{label} registry, {CALLERS} concurrent gates, {} gates each way:",
         quiet.len()
     );
-    println!("  quiet                        p50 {:>10}   p99 {:>10}", ms(q50), ms(q99));
+    println!(
+        "  quiet                        p50 {:>10}   p99 {:>10}",
+        ms(q50),
+        ms(q99)
+    );
     println!(
         "  with {PAGE_LOADERS} status page loaders  p50 {:>10}   p99 {:>10}",
         ms(l50),

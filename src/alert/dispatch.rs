@@ -128,10 +128,7 @@ impl Dispatcher {
     /// Pending counts for `warden_outbox_pending`, notifications of
     /// receivers no longer configured to the dead-letter list (delivered
     /// ones are pruned by the agent's retention task).
-    async fn housekeeping(
-        &self,
-        routes: &Routes,
-    ) -> Result<(), RegistryError> {
+    async fn housekeeping(&self, routes: &Routes) -> Result<(), RegistryError> {
         let pending = self.registry.pending_by_receiver().await?;
         for (name, _) in &pending {
             if routes.receivers.contains_key(name) {

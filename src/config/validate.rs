@@ -234,7 +234,11 @@ fn retention(raw: Option<&Spanned<RawRetention>>, p: &mut Problems<'_>) -> Reten
         results: one(&raw.results, "results", defaults.results),
         gates: one(&raw.gates, "gates", defaults.gates),
         notifications: one(&raw.notifications, "notifications", defaults.notifications),
-        resolved_alerts: one(&raw.resolved_alerts, "resolved_alerts", defaults.resolved_alerts),
+        resolved_alerts: one(
+            &raw.resolved_alerts,
+            "resolved_alerts",
+            defaults.resolved_alerts,
+        ),
     }
 }
 

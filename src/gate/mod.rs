@@ -40,7 +40,8 @@ pub use partition_state::StateChange;
 pub use quarantine::{LogQuarantine, Quarantine, QuarantineHook, Release};
 pub use request::{GateRequest, MAX_REQUEST_KEY, MAX_RUN_ID};
 pub use service::{
-    ABANDONED_AFTER, DECISION_MARGIN, GateOptions, GateService, OverrideRequest, PartitionView, PublishRequest,
+    ABANDONED_AFTER, DECISION_MARGIN, GateOptions, GateService, OverrideRequest, PartitionView,
+    PublishRequest,
 };
 pub use status::{ABANDONED, GATE_ACTOR, GateBasis, GateStatus};
 

@@ -19,9 +19,7 @@ use serde::de::DeserializeOwned;
 
 use super::error::ApiError;
 use crate::app::AppState;
-use crate::gate::{
-    DECISION_MARGIN, Gate, GateError, GateRequest, MAX_WAIT, MIN_WAIT, check_wait,
-};
+use crate::gate::{DECISION_MARGIN, Gate, GateError, GateRequest, MAX_WAIT, MIN_WAIT, check_wait};
 
 /// The `Idempotency-Key` request header.
 pub const IDEMPOTENCY_KEY: &str = "idempotency-key";

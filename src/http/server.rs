@@ -329,7 +329,10 @@ mod tests {
             let (status, ctype, body) = error_of(app(&limits).oneshot(req).await.unwrap()).await;
             assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE);
             assert_eq!(ctype, "application/json");
-            assert!(body["detail"].as_str().unwrap().contains("16 bytes"), "{body}");
+            assert!(
+                body["detail"].as_str().unwrap().contains("16 bytes"),
+                "{body}"
+            );
         }
         let req = Request::post("/echo").body(Body::from("small")).unwrap();
         let response = app(&limits).oneshot(req).await.unwrap();

@@ -7,9 +7,9 @@
 
 use std::fmt::Write as _;
 
+use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::header;
-use axum::body::Bytes;
 use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Utc};
 

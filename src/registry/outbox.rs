@@ -268,7 +268,6 @@ impl Registry {
         rows.into_iter().map(OutboxRow::into_entry).collect()
     }
 
-
     /// The dead-letter list, newest first.
     pub async fn dead_letters(&self, limit: u32) -> Result<Vec<OutboxEntry>, RegistryError> {
         let sql =

@@ -136,7 +136,10 @@ impl Dialect for ClickHouseDialect {
                 .join(", ")
         };
         let Some(limit) = sample else {
-            return format!("SELECT {} FROM {relation}", aliased([whole, counted].concat()));
+            return format!(
+                "SELECT {} FROM {relation}",
+                aliased([whole, counted].concat())
+            );
         };
         let names: Vec<Identifier> = columns.iter().map(|c| c.name.clone()).collect();
         let sampled = self.sample(table, &names, limit);
@@ -256,7 +259,10 @@ fn param_text(value: &Value) -> String {
 /// Whether `value` is one of the ClickHouse type `ty`: its own type, or
 /// NULL or its own type inside `Nullable(…)`.
 fn fits(value: &Value, ty: &str) -> bool {
-    match ty.strip_prefix("Nullable(").and_then(|t| t.strip_suffix(')')) {
+    match ty
+        .strip_prefix("Nullable(")
+        .and_then(|t| t.strip_suffix(')'))
+    {
         Some(inner) => value.is_null() || param_type(value) == inner,
         None => param_type(value) == ty,
     }
@@ -283,7 +289,9 @@ pub(super) fn inline_params(sql: &str, params: &[Value]) -> String {
                 i = sql[i..].find('\n').map_or(bytes.len(), |n| i + n);
             }
             b'/' if bytes.get(i + 1) == Some(&b'*') => {
-                i = sql[i + 2..].find("*/").map_or(bytes.len(), |n| i + 2 + n + 2);
+                i = sql[i + 2..]
+                    .find("*/")
+                    .map_or(bytes.len(), |n| i + 2 + n + 2);
             }
             b'{' => {
                 let parsed = sql[i + 1..].find('}').and_then(|close| {
@@ -633,9 +641,7 @@ fn classify(code: u32, message: &str, database: Option<&str>) -> ServerError {
 
 /// The word after `prefix` in `message`, without a final `.`.
 fn name_after(message: &str, prefix: &str) -> String {
-    let rest = message
-        .split_once(prefix)
-        .map_or(message, |(_, rest)| rest);
+    let rest = message.split_once(prefix).map_or(message, |(_, rest)| rest);
     let name = rest.split_whitespace().next().unwrap_or(rest);
     name.trim_end_matches('.').trim_matches('`').to_owned()
 }

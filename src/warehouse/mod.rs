@@ -54,12 +54,7 @@ pub enum Engine {
 
 impl Engine {
     /// Every engine, in the order their URL schemes are listed.
-    pub const ALL: [Engine; 4] = [
-        Self::Postgres,
-        Self::MySql,
-        Self::Sqlite,
-        Self::ClickHouse,
-    ];
+    pub const ALL: [Engine; 4] = [Self::Postgres, Self::MySql, Self::Sqlite, Self::ClickHouse];
 
     /// The engine a connection URL names, from its scheme.
     pub fn from_url(url: &str) -> Option<Self> {

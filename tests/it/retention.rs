@@ -179,7 +179,8 @@ async fn old_history_goes_and_what_is_needed_stays(db: &TestRegistry) {
         [
             raw.count("SELECT count(*) FROM check_results").await,
             raw.count("SELECT count(*) FROM gates").await,
-            raw.count("SELECT count(*) FROM partition_transitions").await,
+            raw.count("SELECT count(*) FROM partition_transitions")
+                .await,
             raw.count("SELECT count(*) FROM outbox").await,
             raw.count("SELECT count(*) FROM alerts").await,
             raw.count("SELECT count(*) FROM silences").await,
@@ -218,10 +219,7 @@ async fn old_history_goes_and_what_is_needed_stays(db: &TestRegistry) {
             .await,
         ["orders.firing", "orders.untold"]
     );
-    assert_eq!(
-        raw.strings("SELECT id FROM silences").await,
-        ["long"]
-    );
+    assert_eq!(raw.strings("SELECT id FROM silences").await, ["long"]);
     assert_eq!(counts().await, [6, 4, 3, 2, 2, 1, 1]);
 
     // 401 days on: results but the newest of each check (in batches of
@@ -241,14 +239,21 @@ async fn old_history_goes_and_what_is_needed_stays(db: &TestRegistry) {
         ]
     );
     assert_eq!(
-        raw.strings("SELECT gate_id FROM gates ORDER BY gate_id").await,
+        raw.strings("SELECT gate_id FROM gates ORDER BY gate_id")
+            .await,
         ["g-latest", "g-open", "g-published"]
     );
     assert_eq!(
-        raw.strings("SELECT to_state FROM partition_transitions").await,
+        raw.strings("SELECT to_state FROM partition_transitions")
+            .await,
         ["published"]
     );
-    let partition = registry.partition(&warden::domain::DatasetName::parse("orders").unwrap(), "2026-01-01").await;
+    let partition = registry
+        .partition(
+            &warden::domain::DatasetName::parse("orders").unwrap(),
+            "2026-01-01",
+        )
+        .await;
     assert_eq!(partition.unwrap().unwrap().state.as_str(), "published");
     // The newest result still answers the API and the baselines.
     let latest = registry.latest_results_all().await.unwrap();
@@ -283,7 +288,9 @@ fn retention_settings_are_checked_with_file_line_and_key() {
                 "{file}:4:14: `retention.results`: `2d` is too short; keep results at least 8days (row_count_change compares with a week ago)"
             ),
             format!("{file}:5:12: `retention.gates`: `soon` is not a duration like 60s, 6h or 7d"),
-            format!("{file}:6:20: `retention.notifications`: `1h` is too short; keep notifications at least 1day"),
+            format!(
+                "{file}:6:20: `retention.notifications`: `1h` is too short; keep notifications at least 1day"
+            ),
         ]
     );
 

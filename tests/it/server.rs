@@ -173,7 +173,10 @@ async fn stalled_clients_are_cut_off_and_every_rejection_is_json() {
             json!({"error": "payload too large", "detail": "the request body is larger than 65536 bytes"})
         );
     }
-    assert_eq!(agent.terminate(Duration::from_secs(30)).await.code(), Some(0));
+    assert_eq!(
+        agent.terminate(Duration::from_secs(30)).await.code(),
+        Some(0)
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -189,7 +192,9 @@ async fn connections_beyond_the_cap_wait_for_a_free_one() {
     let mut first = send(&agent, HEALTH).await;
     let mut second = send(&agent, HEALTH).await;
     for s in [&mut first, &mut second] {
-        let got = response(s, Duration::from_secs(5)).await.expect("an answer");
+        let got = response(s, Duration::from_secs(5))
+            .await
+            .expect("an answer");
         assert!(got.starts_with("HTTP/1.1 200"), "{got}");
     }
     // A third is not served while they are open...
@@ -202,7 +207,10 @@ async fn connections_beyond_the_cap_wait_for_a_free_one() {
         .expect("served once a slot is free");
     assert!(got.starts_with("HTTP/1.1 200"), "{got}");
     drop((second, third));
-    assert_eq!(agent.terminate(Duration::from_secs(30)).await.code(), Some(0));
+    assert_eq!(
+        agent.terminate(Duration::from_secs(30)).await.code(),
+        Some(0)
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -224,7 +232,11 @@ async fn a_long_poll_answers_promptly_at_shutdown() {
                 .await
                 .expect("an answer");
             let status = response.status().as_u16();
-            (status, response.json::<Value>().await.expect("JSON"), Instant::now())
+            (
+                status,
+                response.json::<Value>().await.expect("JSON"),
+                Instant::now(),
+            )
         }
     });
     let mut validating = false;
@@ -252,10 +264,16 @@ async fn a_long_poll_answers_promptly_at_shutdown() {
         .expect("the long-poll answers at shutdown")
         .unwrap();
     let took = answered_at.duration_since(stopped_at);
-    assert!(took < Duration::from_secs(3), "answered {took:?} after SIGTERM");
+    assert!(
+        took < Duration::from_secs(3),
+        "answered {took:?} after SIGTERM"
+    );
     // The gate as it stands: not decided yet, and where to ask again.
     assert_eq!(status, 202, "{gate:#}");
-    assert!(["queued", "running"].contains(&gate["status"].as_str().unwrap()), "{gate:#}");
+    assert!(
+        ["queued", "running"].contains(&gate["status"].as_str().unwrap()),
+        "{gate:#}"
+    );
     let status = agent.terminate(Duration::from_secs(60)).await;
     assert_eq!(status.code(), Some(0), "{}", agent.log());
     p.finish().await;
@@ -297,7 +315,12 @@ async fn the_status_page_is_rendered_from_a_snapshot(db: &TestRegistry) {
     assert_eq!(state.status_page().refreshes(), 1);
 
     // A new result shows on the next rendering, not before.
-    let mut recorded = result("orders.row_count", None, warden::check::Outcome::Pass, Some(7.0));
+    let mut recorded = result(
+        "orders.row_count",
+        None,
+        warden::check::Outcome::Pass,
+        Some(7.0),
+    );
     recorded.kind = "row_count".to_owned();
     recorded.message = "7 rows, a result recorded after the first rendering".to_owned();
     db.record_run(&[RunRecord::new(recorded, Utc::now())])
@@ -307,7 +330,10 @@ async fn the_status_page_is_rendered_from_a_snapshot(db: &TestRegistry) {
     assert_eq!(state.status_page().refreshes(), 1);
     tokio::time::sleep(warden::app::STATUS_PAGE_MAX_AGE + Duration::from_millis(200)).await;
     let page = load().await;
-    assert!(page.contains("a result recorded after the first rendering"), "{page}");
+    assert!(
+        page.contains("a result recorded after the first rendering"),
+        "{page}"
+    );
     assert_eq!(state.status_page().refreshes(), 2);
     state.registry().close().await;
 }

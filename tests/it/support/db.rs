@@ -310,9 +310,7 @@ impl TestDb {
                 sqlx::raw_sql(&sql).execute(p).await.expect("drop database");
             }
             Admin::ClickHouse(admin) => {
-                admin
-                    .run(&format!("DROP DATABASE `{}`", self.schema))
-                    .await;
+                admin.run(&format!("DROP DATABASE `{}`", self.schema)).await;
             }
             Admin::Sqlite(_) => {}
         }
