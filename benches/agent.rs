@@ -16,8 +16,12 @@
 //! SQLite registry holding one run of every check, `warden.yaml` and ten
 //! check files of 100 datasets each.
 
+#[path = "support/common.rs"]
+#[allow(dead_code)]
+mod common;
+
+use common::{free_port, mib, proc_status_kb, verdict};
 use std::collections::BTreeMap;
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -67,14 +71,6 @@ const CHECKS: &str = r#"
           query: "SELECT count(*) FROM {{ table }} WHERE amount < 0"
           max: 0
 "#;
-
-/// A free port on the loopback interface for `agent.listen`.
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("a free port")
-        .port()
-}
 
 /// Writes the project and returns the path of its `warden.yaml`.
 async fn write_project(dir: &Path, port: u16) -> PathBuf {
@@ -298,24 +294,6 @@ async fn bench_router(config_path: &Path) -> Timings {
     }
     agent.shutdown().await;
     Timings::of(samples)
-}
-
-/// Kilobytes of a `Vm…:` line of `/proc/<pid>/status`.
-fn proc_status_kb(pid: u32, key: &str) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("read /proc status");
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix(key)?.strip_prefix(':'))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .unwrap_or_else(|| panic!("no {key} in /proc/{pid}/status"))
-}
-
-fn verdict(met: bool) -> &'static str {
-    if met { "met" } else { "MISSED" }
-}
-
-fn mib(kb: u64) -> f64 {
-    kb as f64 / 1024.0
 }
 
 /// Ends the child if the bench panics before it could stop it.

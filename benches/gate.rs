@@ -12,11 +12,18 @@
 //! (default `postgres://postgres@127.0.0.1:5432/test`) is reachable.
 //! Target: p99 overhead under 5 ms.
 
+#[path = "support/common.rs"]
+#[allow(dead_code)]
+mod common;
+#[path = "support/orders.rs"]
+mod orders;
+
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use chrono::Utc;
-use sqlx::Connection;
+use common::BenchDatabase;
+use orders::{build_warehouse, day, ms, percentile, write_config};
 use warden::check::{Runner, Scope};
 use warden::config::Config;
 use warden::domain::{Granularity, PartitionKey};
@@ -27,78 +34,7 @@ use warden::registry::{GateStatus, Registry};
 const CALLERS: usize = 50;
 const ROUNDS: usize = 20;
 const WARMUP: usize = 2;
-const ROWS_PER_PARTITION: usize = 200;
 const TARGET_P99: Duration = Duration::from_millis(5);
-
-const CHECKS: &str = r#"datasets:
-  - name: orders
-    warehouse: main
-    table: orders
-    schedule: "0 0 1 1 *"
-    partition: { column: order_date, granularity: day }
-    gate: { table: orders_staging }
-    checks:
-      - row_count: { min: 1 }
-      - null_rate: { column: customer_id, max: 0 }
-      - unique: { columns: [order_id] }
-      - sql:
-          name: negative_amounts
-          query: "SELECT count(*) FROM {{ table }} WHERE amount < 0 AND {{ partition_filter }}"
-          max: 0
-"#;
-
-fn day(i: usize) -> String {
-    let start = chrono::NaiveDate::from_ymd_opt(2026, 9, 1).expect("valid date");
-    (start + chrono::Duration::days(i as i64))
-        .format("%Y-%m-%d")
-        .to_string()
-}
-
-/// The warehouse: a published table and its staging copy, 50 partitions.
-async fn build_warehouse(path: &std::path::Path) {
-    let url = format!("sqlite://{}?mode=rwc", path.display());
-    let mut conn = sqlx::SqliteConnection::connect(&url)
-        .await
-        .expect("open the bench warehouse");
-    let mut sql = String::from(
-        "CREATE TABLE orders (order_id BIGINT, customer_id BIGINT, amount REAL, order_date DATE);
-         CREATE TABLE orders_staging (order_id BIGINT, customer_id BIGINT, amount REAL, order_date DATE);
-         CREATE INDEX staging_by_day ON orders_staging (order_date);
-         BEGIN;",
-    );
-    for p in 0..CALLERS {
-        for r in 0..ROWS_PER_PARTITION {
-            let id = p * ROWS_PER_PARTITION + r;
-            sql.push_str(&format!(
-                "INSERT INTO orders_staging VALUES ({id}, {}, {}.5, '{}');",
-                id % 977,
-                id % 300,
-                day(p)
-            ));
-        }
-    }
-    sql.push_str("COMMIT;");
-    sqlx::raw_sql(&sql)
-        .execute(&mut conn)
-        .await
-        .expect("fill the bench warehouse");
-}
-
-fn write_config(dir: &std::path::Path, registry: &str) -> Config {
-    std::fs::write(
-        dir.join("warden.yaml"),
-        format!(
-            "agent:\n  registry: {registry}\nwarehouses:\n  main:\n    url: sqlite://{}\n    max_connections: 8\n\
-             checks: [checks.yaml]\n",
-            dir.join("warehouse.db").display()
-        ),
-    )
-    .expect("write warden.yaml");
-    std::fs::write(dir.join("checks.yaml"), CHECKS).expect("write checks.yaml");
-    warden::config::load(&dir.join("warden.yaml"))
-        .expect("bench config")
-        .config
-}
 
 /// One round of the SQL itself: each caller checks its partition.
 async fn direct_round(config: &Arc<Config>, runner: &Arc<Runner>) -> Vec<Duration> {
@@ -163,15 +99,6 @@ async fn collect(calls: impl Iterator<Item = tokio::task::JoinHandle<Duration>>)
     out
 }
 
-fn percentile(sorted: &[Duration], p: f64) -> Duration {
-    let rank = ((p / 100.0) * sorted.len() as f64).ceil() as usize;
-    sorted[rank.clamp(1, sorted.len()) - 1]
-}
-
-fn ms(d: Duration) -> String {
-    format!("{:.2} ms", d.as_secs_f64() * 1e3)
-}
-
 async fn bench(label: &str, registry_url: &str, dir: &std::path::Path) -> bool {
     let config = Arc::new(write_config(dir, registry_url));
     let registry = Registry::open(&config.agent.registry)
@@ -230,7 +157,7 @@ fn main() {
     let rt = tokio::runtime::Runtime::new().expect("tokio runtime");
     rt.block_on(async {
         let dir = tempfile::tempdir().expect("temporary directory");
-        build_warehouse(&dir.path().join("warehouse.db")).await;
+        build_warehouse(&dir.path().join("warehouse.db"), CALLERS).await;
         let mut met = bench(
             "SQLite",
             &format!("sqlite://{}", dir.path().join("registry.db").display()),
@@ -240,21 +167,10 @@ fn main() {
 
         let admin = std::env::var("WARDEN_BENCH_POSTGRES_URL")
             .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_owned());
-        match sqlx::PgConnection::connect(&admin).await {
-            Ok(mut conn) => {
-                let database = format!("warden_gate_bench_{}", std::process::id());
-                sqlx::raw_sql(&format!("CREATE DATABASE {database}"))
-                    .execute(&mut conn)
-                    .await
-                    .expect("create the bench registry database");
-                let url = match admin.rsplit_once('/') {
-                    Some((base, _)) => format!("{base}/{database}"),
-                    None => admin.clone(),
-                };
-                met &= bench("PostgreSQL", &url, dir.path()).await;
-                let _ = sqlx::raw_sql(&format!("DROP DATABASE {database} WITH (FORCE)"))
-                    .execute(&mut conn)
-                    .await;
+        match BenchDatabase::create(&admin, "warden_gate_bench").await {
+            Ok(db) => {
+                met &= bench("PostgreSQL", &db.url, dir.path()).await;
+                db.drop_it().await;
             }
             Err(e) => println!("PostgreSQL registry skipped: {admin} unreachable ({e})"),
         }

@@ -27,14 +27,17 @@
 //! A dataset's schedule fires every five minutes, at the minute after the
 //! agent starts (`M-59/5 * * * *`), so no phase waits more than a minute.
 
-use std::net::TcpListener;
+#[path = "support/common.rs"]
+#[allow(dead_code)]
+mod common;
+
+use common::{BenchDatabase, free_port, mib, proc_status_kb, verdict};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Timelike, Utc};
-use sqlx::postgres::PgConnectOptions;
 use sqlx::sqlite::SqliteConnectOptions;
 use sqlx::{ConnectOptions, Connection, Executor, Row};
 use warden::app::circuit::Circuit;
@@ -81,13 +84,6 @@ const TEN_CHECKS: &str = r#"    checks:
           max: 0
 "#;
 
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("a free port")
-        .port()
-}
-
 fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1e3
 }
@@ -95,24 +91,6 @@ fn ms(d: Duration) -> f64 {
 fn median(mut samples: Vec<Duration>) -> Duration {
     samples.sort();
     samples[samples.len() / 2]
-}
-
-fn verdict(met: bool) -> &'static str {
-    if met { "met" } else { "MISSED" }
-}
-
-/// Kilobytes of a `Vm…:` line of `/proc/<pid>/status`.
-fn proc_status_kb(pid: u32, key: &str) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("read /proc status");
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix(key)?.strip_prefix(':'))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .unwrap_or_else(|| panic!("no {key} in /proc/{pid}/status"))
-}
-
-fn mib(kb: u64) -> f64 {
-    kb as f64 / 1024.0
 }
 
 /// The SQLite warehouse: `TABLES` tables of five rows.
@@ -266,43 +244,6 @@ impl Drop for Running {
             let _ = self.0.kill();
             let _ = self.0.wait();
         }
-    }
-}
-
-/// The registry database this bench creates on the server, dropped at the end.
-struct BenchDatabase {
-    admin: PgConnectOptions,
-    name: String,
-    url: String,
-}
-
-impl BenchDatabase {
-    async fn create(admin_url: &str) -> Self {
-        let admin: PgConnectOptions = admin_url.parse().expect("WARDEN_TEST_POSTGRES_URL");
-        let name = format!("warden_bench_scale_{}", std::process::id());
-        let mut conn = admin.connect().await.expect("connect to PostgreSQL");
-        conn.execute(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)").as_str())
-            .await
-            .expect("drop a leftover database");
-        conn.execute(format!("CREATE DATABASE {name}").as_str())
-            .await
-            .expect("create the bench database");
-        conn.close().await.expect("close");
-        let mut url = url::Url::parse(admin_url).expect("a URL");
-        url.set_path(&name);
-        Self {
-            admin,
-            name,
-            url: url.to_string(),
-        }
-    }
-
-    async fn drop_it(&self) {
-        let mut conn = self.admin.connect().await.expect("connect to PostgreSQL");
-        conn.execute(format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name).as_str())
-            .await
-            .expect("drop the bench database");
-        conn.close().await.expect("close");
     }
 }
 
@@ -740,7 +681,9 @@ fn main() {
     let runtime = tokio::runtime::Runtime::new().expect("a runtime");
     runtime.block_on(async move {
         let dir = tempfile::tempdir().expect("a temporary directory");
-        let db = BenchDatabase::create(&admin_url).await;
+        let db = BenchDatabase::create(&admin_url, "warden_bench_scale")
+            .await
+            .expect("WARDEN_TEST_POSTGRES_URL reachable");
         let path = dir.path().to_owned();
         let db = Arc::new(db);
         let run = tokio::spawn({

@@ -11,13 +11,19 @@
 //! `WARDEN_TEST_POSTGRES_URL` is set and reachable (otherwise it says it
 //! skipped it).
 
+#[path = "support/common.rs"]
+#[allow(dead_code)]
+mod common;
+#[path = "support/orders.rs"]
+mod orders;
+
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use sqlx::Connection;
+use common::BenchDatabase;
+use orders::{build_warehouse, day, ms, percentile, write_config};
 use warden::app::AppState;
-use warden::config::Config;
 use warden::gate::GateRequest;
 use warden::http::server::{Limits, serve};
 use warden::registry::{GateStatus, Registry};
@@ -26,77 +32,6 @@ const CALLERS: usize = 50;
 const PAGE_LOADERS: usize = 64;
 const ROUNDS: usize = 10;
 const WARMUP: usize = 1;
-const ROWS_PER_PARTITION: usize = 200;
-
-const CHECKS: &str = r#"datasets:
-  - name: orders
-    warehouse: main
-    table: orders
-    schedule: "0 0 1 1 *"
-    partition: { column: order_date, granularity: day }
-    gate: { table: orders_staging }
-    checks:
-      - row_count: { min: 1 }
-      - null_rate: { column: customer_id, max: 0 }
-      - unique: { columns: [order_id] }
-      - sql:
-          name: negative_amounts
-          query: "SELECT count(*) FROM {{ table }} WHERE amount < 0 AND {{ partition_filter }}"
-          max: 0
-"#;
-
-fn day(i: usize) -> String {
-    let start = chrono::NaiveDate::from_ymd_opt(2026, 9, 1).expect("valid date");
-    (start + chrono::Duration::days(i as i64))
-        .format("%Y-%m-%d")
-        .to_string()
-}
-
-/// The warehouse: a published table and its staging copy, 50 partitions.
-async fn build_warehouse(path: &std::path::Path) {
-    let url = format!("sqlite://{}?mode=rwc", path.display());
-    let mut conn = sqlx::SqliteConnection::connect(&url)
-        .await
-        .expect("open the bench warehouse");
-    let mut sql = String::from(
-        "CREATE TABLE orders (order_id BIGINT, customer_id BIGINT, amount REAL, order_date DATE);
-         CREATE TABLE orders_staging (order_id BIGINT, customer_id BIGINT, amount REAL, order_date DATE);
-         CREATE INDEX staging_by_day ON orders_staging (order_date);
-         BEGIN;",
-    );
-    for p in 0..CALLERS {
-        for r in 0..ROWS_PER_PARTITION {
-            let id = p * ROWS_PER_PARTITION + r;
-            sql.push_str(&format!(
-                "INSERT INTO orders_staging VALUES ({id}, {}, {}.5, '{}');",
-                id % 977,
-                id % 300,
-                day(p)
-            ));
-        }
-    }
-    sql.push_str("COMMIT;");
-    sqlx::raw_sql(&sql)
-        .execute(&mut conn)
-        .await
-        .expect("fill the bench warehouse");
-}
-
-fn write_config(dir: &std::path::Path, registry: &str) -> Config {
-    std::fs::write(
-        dir.join("warden.yaml"),
-        format!(
-            "agent:\n  registry: {registry}\nwarehouses:\n  main:\n    url: sqlite://{}\n    max_connections: 8\n\
-             checks: [checks.yaml]\n",
-            dir.join("warehouse.db").display()
-        ),
-    )
-    .expect("write warden.yaml");
-    std::fs::write(dir.join("checks.yaml"), CHECKS).expect("write checks.yaml");
-    warden::config::load(&dir.join("warden.yaml"))
-        .expect("bench config")
-        .config
-}
 
 /// One round through the gate: each caller gates its partition. The
 /// latencies, and each partition's decision.
@@ -154,15 +89,6 @@ fn load_pages(
             })
         })
         .collect()
-}
-
-fn percentile(sorted: &[Duration], p: f64) -> Duration {
-    let rank = ((p / 100.0) * sorted.len() as f64).ceil() as usize;
-    sorted[rank.clamp(1, sorted.len()) - 1]
-}
-
-fn ms(d: Duration) -> String {
-    format!("{:.2} ms", d.as_secs_f64() * 1e3)
 }
 
 fn signed_ms(a: Duration, b: Duration) -> String {
@@ -257,7 +183,7 @@ fn main() {
     let rt = tokio::runtime::Runtime::new().expect("tokio runtime");
     rt.block_on(async {
         let dir = tempfile::tempdir().expect("temporary directory");
-        build_warehouse(&dir.path().join("warehouse.db")).await;
+        build_warehouse(&dir.path().join("warehouse.db"), CALLERS).await;
         bench(
             "SQLite",
             &format!("sqlite://{}", dir.path().join("registry.db").display()),
@@ -269,21 +195,10 @@ fn main() {
             println!("PostgreSQL registry skipped: WARDEN_TEST_POSTGRES_URL is not set");
             return;
         };
-        match sqlx::PgConnection::connect(&admin).await {
-            Ok(mut conn) => {
-                let database = format!("warden_status_bench_{}", std::process::id());
-                sqlx::raw_sql(&format!("CREATE DATABASE {database}"))
-                    .execute(&mut conn)
-                    .await
-                    .expect("create the bench registry database");
-                let url = match admin.rsplit_once('/') {
-                    Some((base, _)) => format!("{base}/{database}"),
-                    None => admin.clone(),
-                };
-                bench("PostgreSQL", &url, dir.path()).await;
-                let _ = sqlx::raw_sql(&format!("DROP DATABASE {database} WITH (FORCE)"))
-                    .execute(&mut conn)
-                    .await;
+        match BenchDatabase::create(&admin, "warden_status_bench").await {
+            Ok(db) => {
+                bench("PostgreSQL", &db.url, dir.path()).await;
+                db.drop_it().await;
             }
             Err(e) => println!("PostgreSQL registry skipped: {admin} unreachable ({e})"),
         }

@@ -25,8 +25,6 @@ const CLAIM_RETENTION: chrono::Duration = chrono::Duration::days(30);
 /// Runs whose lease lapsed are taken over if they were scheduled within
 /// this long; older ones are left (their datasets have run since).
 const TAKEOVER_HORIZON: chrono::Duration = chrono::Duration::days(1);
-/// Why a run is queued when it is taken over.
-const TAKEOVER: &str = "takeover";
 /// At most this many lapsed runs are taken over per look.
 const TAKEOVER_BATCH: u32 = 500;
 
@@ -108,7 +106,7 @@ pub fn enqueue_due(
         due_count += 1;
         // Several ticks may have passed while asleep: run the latest once.
         let tick = latest_tick(schedule, now, tz).unwrap_or(due).max(due);
-        enqueue(state, generation, i, tick, "schedule");
+        enqueue(state, generation, i, tick, Why::Tick);
         next[i] = next_tick(schedule, now, tz);
     }
     due_count
@@ -126,7 +124,7 @@ async fn catch_up(state: &AppState, now: DateTime<Utc>) {
         match state.registry().last_claim(&ds.name).await {
             Ok(Some(last)) if last < tick => {
                 tracing::info!(dataset = %ds.name, missed = %tick, last_run = %last, "a scheduled run was missed while the agent was down; running it once now");
-                enqueue(state, &generation, i, tick, "catch-up");
+                enqueue(state, &generation, i, tick, Why::CatchUp);
             }
             Ok(_) => {}
             Err(e) => {
@@ -136,13 +134,18 @@ async fn catch_up(state: &AppState, now: DateTime<Utc>) {
     }
 }
 
-fn enqueue(
-    state: &AppState,
-    generation: &Generation,
-    index: usize,
-    tick: DateTime<Utc>,
-    why: &'static str,
-) {
+/// Why the scheduler queues a run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Why {
+    /// Its tick came.
+    Tick,
+    /// Its latest tick was missed while no agent ran.
+    CatchUp,
+    /// Its agent stopped renewing its lease before it finished.
+    Takeover,
+}
+
+fn enqueue(state: &AppState, generation: &Generation, index: usize, tick: DateTime<Utc>, why: Why) {
     let ds = &generation.config.datasets[index];
     let Some(lane) = generation.lanes.get(&ds.warehouse) else {
         tracing::error!(dataset = %ds.name, warehouse = %ds.warehouse, "no run queue for this warehouse");
@@ -151,11 +154,11 @@ fn enqueue(
     let job = Job::scheduled(generation, index, tick);
     match lane.enqueue(job) {
         Enqueued::Queued => {
-            tracing::debug!(dataset = %ds.name, scheduled_at = %tick, reason = why, "run queued");
+            tracing::debug!(dataset = %ds.name, scheduled_at = %tick, reason = ?why, "run queued");
         }
         // A run taken over that cannot be queued now is no skipped tick:
         // its claim stays lapsed and the next look queues it again.
-        Enqueued::AlreadyQueued | Enqueued::Full if why == TAKEOVER => {
+        Enqueued::AlreadyQueued | Enqueued::Full if why == Why::Takeover => {
             tracing::debug!(dataset = %ds.name, scheduled_at = %tick, "the run to take over waits for room in the queue");
         }
         Enqueued::AlreadyQueued => {
@@ -201,7 +204,7 @@ async fn take_over_lapsed(state: &AppState, generation: &Generation, now: DateTi
             continue;
         };
         tracing::info!(dataset = %claim.dataset, scheduled_at = %claim.scheduled_at, claimed_by = %claim.claimed_by, "taking over a run whose agent stopped renewing its lease");
-        enqueue(state, generation, index, claim.scheduled_at, TAKEOVER);
+        enqueue(state, generation, index, claim.scheduled_at, Why::Takeover);
     }
 }
 

@@ -109,47 +109,22 @@ impl Dialect for ClickHouseDialect {
         )
     }
 
-    /// Unsampled, one pass as elsewhere; sampled, each aggregate a scalar
-    /// subquery of its own (ClickHouse 18 reads no `w.*` after a join).
-    fn profile_query(
+    /// Sampled, each aggregate is a scalar subquery of its own (ClickHouse
+    /// 18 reads no `w.*` after a join).
+    fn sampled_profile(
         &self,
-        table: &TableRef,
-        columns: &[super::ProfileColumn],
-        sample: Option<u64>,
+        relation: &str,
+        whole: &[String],
+        sampled: &str,
+        counted: &[String],
     ) -> String {
-        let whole: Vec<String> = std::iter::once(self.count_rows())
-            .chain(columns.iter().filter(|c| c.max).map(|c| self.max(&c.name)))
-            .collect();
-        let counted: Vec<String> = std::iter::once(self.count_rows())
-            .chain(columns.iter().flat_map(|c| {
-                let distinct = c.distinct.then(|| self.count_distinct(&c.name));
-                std::iter::once(self.count_non_null(&c.name)).chain(distinct)
-            }))
-            .collect();
-        let relation = self.table(table);
-        let aliased = |exprs: Vec<String>| {
-            exprs
-                .into_iter()
-                .enumerate()
-                .map(|(i, e)| format!("{e} AS p{i}"))
-                .collect::<Vec<_>>()
-                .join(", ")
-        };
-        let Some(limit) = sample else {
-            return format!(
-                "SELECT {} FROM {relation}",
-                aliased([whole, counted].concat())
-            );
-        };
-        let names: Vec<Identifier> = columns.iter().map(|c| c.name.clone()).collect();
-        let sampled = self.sample(table, &names, limit);
         let scalar = |expr: &String, from: &str| format!("(SELECT {expr} FROM {from})");
         let list: Vec<String> = whole
             .iter()
-            .map(|e| scalar(e, &relation))
-            .chain(counted.iter().map(|e| scalar(e, &sampled)))
+            .map(|e| scalar(e, relation))
+            .chain(counted.iter().map(|e| scalar(e, sampled)))
             .collect();
-        format!("SELECT {}", aliased(list))
+        format!("SELECT {}", super::dialect::aliased(&list, "p"))
     }
 
     /// ClickHouse spells types in CamelCase, case-sensitively; `Nullable`

@@ -154,14 +154,6 @@ pub trait Dialect: Send + Sync {
                 std::iter::once(self.count_non_null(&c.name)).chain(distinct)
             }))
             .collect();
-        let aliased = |exprs: &[String], prefix: &str| {
-            exprs
-                .iter()
-                .enumerate()
-                .map(|(i, e)| format!("{e} AS {prefix}{i}"))
-                .collect::<Vec<_>>()
-                .join(", ")
-        };
         let relation = self.table(table);
         match sample {
             None => {
@@ -170,15 +162,28 @@ pub trait Dialect: Send + Sync {
             }
             Some(limit) => {
                 let names: Vec<Identifier> = columns.iter().map(|c| c.name.clone()).collect();
-                format!(
-                    "SELECT w.*, s.* FROM (SELECT {} FROM {relation}) w \
-                     CROSS JOIN (SELECT {} FROM {} x) s",
-                    aliased(&whole, "w"),
-                    aliased(&counted, "s"),
-                    self.sample(table, &names, limit),
-                )
+                let sampled = self.sample(table, &names, limit);
+                self.sampled_profile(&relation, &whole, &sampled, &counted)
             }
         }
+    }
+
+    /// The sampled profile's one row: `whole` over `relation`, then
+    /// `counted` over `sampled` (a derived table from [`Dialect::sample`]).
+    /// By default the two sides of a cross join.
+    fn sampled_profile(
+        &self,
+        relation: &str,
+        whole: &[String],
+        sampled: &str,
+        counted: &[String],
+    ) -> String {
+        format!(
+            "SELECT w.*, s.* FROM (SELECT {} FROM {relation}) w \
+             CROSS JOIN (SELECT {} FROM {sampled} x) s",
+            aliased(whole, "w"),
+            aliased(counted, "s"),
+        )
     }
 
     /// The engine's own spellings of column types, mapped to the shared
@@ -214,6 +219,16 @@ pub(super) fn schema_and_name(table: &TableRef) -> (Value, Value) {
         schema_value(table.schema.as_ref()),
         Value::Text(table.name.as_str().to_owned()),
     )
+}
+
+/// `exprs` as a select list, each `AS <prefix><position>`.
+pub(super) fn aliased(exprs: &[String], prefix: &str) -> String {
+    exprs
+        .iter()
+        .enumerate()
+        .map(|(i, e)| format!("{e} AS {prefix}{i}"))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 #[cfg(test)]
