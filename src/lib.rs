@@ -16,6 +16,7 @@ pub mod format;
 pub mod gate;
 pub mod http;
 pub mod init;
+pub mod lineage;
 pub mod metrics;
 pub mod registry;
 pub mod source;

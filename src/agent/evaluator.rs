@@ -84,6 +84,24 @@ async fn evaluate(state: &AppState, finished: Finished) {
     if let Err(e) = state.alerts().observe(ds, &results, now).await {
         tracing::warn!(dataset = %ds.name, error = %e, "alert state could not be updated; the next run updates it");
     }
+    if job.config.agent.openlineage.is_some() {
+        let started_at = now - chrono::Duration::from_std(elapsed).unwrap_or_default();
+        match crate::lineage::record_run(
+            state.registry(),
+            &job.config,
+            ds,
+            &results,
+            started_at,
+            now,
+        )
+        .await
+        {
+            Ok(()) => state.alerts().wake(),
+            Err(e) => {
+                tracing::warn!(dataset = %ds.name, error = %e, "the run's OpenLineage events could not be queued");
+            }
+        }
+    }
     // Results that could not be recorded leave the lease to lapse, so the
     // run is taken over (by this agent or another) instead of lost.
     if let Some(lease) = lease.filter(|_| recorded) {

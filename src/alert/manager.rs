@@ -139,6 +139,12 @@ impl AlertManager {
         self.inner.routes.send_replace(routes);
     }
 
+    /// Wakes the dispatcher's workers: something was queued in the outbox
+    /// outside this manager (lineage events).
+    pub fn wake(&self) {
+        self.inner.wake.notify_waiters();
+    }
+
     /// The dispatcher that delivers what this manager queues; run it with
     /// [`Dispatcher::run`].
     pub fn dispatcher(&self) -> Dispatcher {

@@ -32,7 +32,7 @@ use crate::config::{Config, LoadReport};
 use crate::domain::Instance;
 use crate::gate::{GateOptions, GateService, LogQuarantine, Quarantine, QuarantineHook, Release};
 use crate::metrics::Metrics;
-use crate::registry::Registry;
+use crate::registry::{GateRecord, Registry};
 use circuit::Circuit;
 use snapshot::Snapshot;
 
@@ -363,6 +363,26 @@ impl QuarantineHook for AlertOnQuarantine {
             };
             if let Err(e) = state.alerts().released(ds, &r.partition, Utc::now()).await {
                 tracing::warn!(dataset = %r.dataset, partition = %r.partition, error = %e, "could not resolve the quarantine alert");
+            }
+        });
+    }
+
+    /// Every recorded decision goes to the OpenLineage endpoint, if any.
+    fn on_decided(&self, gate: &GateRecord) {
+        let Some(state) = self.0.upgrade().map(AppState) else {
+            return;
+        };
+        let config = state.config();
+        if config.agent.openlineage.is_none() {
+            return;
+        }
+        let gate = gate.clone();
+        tokio::spawn(async move {
+            match crate::lineage::record_gate(state.registry(), &config, &gate).await {
+                Ok(()) => state.alerts().wake(),
+                Err(e) => {
+                    tracing::warn!(gate_id = %gate.gate_id, dataset = %gate.dataset, error = %e, "could not queue the gate's OpenLineage events");
+                }
             }
         });
     }

@@ -238,6 +238,12 @@ fn run(path: &Path, env: EnvLookup<'_>, previous: Option<&Config>) -> Result<Out
         }
         _ => routes::Routes::empty(parts.agent.timezone),
     };
+    // OpenLineage events travel through the outbox under a receiver name
+    // that no route can name.
+    let routes = match &parts.agent.openlineage {
+        Some(ol) => routes.with_openlineage(ol.clone()),
+        None => routes,
+    };
 
     let (files, mut file_diags) = check_files(&parts, shown_dir);
     let mut datasets = Vec::new();

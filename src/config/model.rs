@@ -68,7 +68,11 @@ pub struct AgentConfig {
     pub max_http_connections: usize,
     /// How long the registry keeps history.
     pub retention: Retention,
+    /// Where OpenLineage events go; none are sent without it.
+    pub openlineage: Option<OpenLineageConfig>,
 }
+
+pub use super::routes::receiver::OpenLineageConfig;
 
 /// `agent.retention`: how long the agent keeps each kind of history before
 /// its hourly prune deletes it. What is still needed is never deleted: the

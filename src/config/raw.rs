@@ -65,6 +65,23 @@ pub struct RawAgent {
     pub max_http_connections: Option<Spanned<i64>>,
     /// How long the registry keeps history, per kind of row.
     pub retention: Option<Spanned<RawRetention>>,
+    /// Where OpenLineage run events go (Marquez, DataHub, …); none are sent
+    /// without it.
+    pub openlineage: Option<Spanned<RawOpenLineage>>,
+}
+
+/// `agent.openlineage`: the OpenLineage HTTP endpoint warden posts a
+/// `RunEvent` to for each dataset run and each gate decision.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawOpenLineage {
+    /// The endpoint that takes `POST`ed events, e.g.
+    /// `http://marquez:5000/api/v1/lineage` (required).
+    pub url: Option<Spanned<String>>,
+    /// Sent as `Authorization: Bearer <api_key>`; none when empty.
+    pub api_key: Option<Spanned<String>>,
+    /// The namespace of warden's jobs; default `warden`.
+    pub namespace: Option<Spanned<String>>,
 }
 
 /// `agent.retention`: how long each kind of history is kept, as durations

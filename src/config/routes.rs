@@ -78,6 +78,21 @@ pub struct Routes {
     pub timezone: Tz,
 }
 
+impl Routes {
+    /// These routes with the OpenLineage endpoint as the receiver
+    /// [`receiver::OPENLINEAGE_RECEIVER`], which the outbox delivers to.
+    pub fn with_openlineage(mut self, config: receiver::OpenLineageConfig) -> Self {
+        self.receivers.insert(
+            receiver::OPENLINEAGE_RECEIVER.to_owned(),
+            Receiver {
+                name: receiver::OPENLINEAGE_RECEIVER.to_owned(),
+                kind: ReceiverKind::OpenLineage(config),
+            },
+        );
+        self
+    }
+}
+
 /// One entry of `routes:`.
 #[derive(Debug, Clone)]
 pub struct Route {

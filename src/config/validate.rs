@@ -13,8 +13,10 @@ use std::time::Duration;
 use chrono_tz::Tz;
 use serde_saphyr::Spanned;
 
-use super::raw::{RawAgent, RawDataset, RawMain, RawPartition, RawRetention, RawWarehouse};
-use super::{AgentConfig, Retention, WarehouseConfig};
+use super::raw::{
+    RawAgent, RawDataset, RawMain, RawOpenLineage, RawPartition, RawRetention, RawWarehouse,
+};
+use super::{AgentConfig, OpenLineageConfig, Retention, WarehouseConfig};
 use crate::check::{CheckSpec, Dataset, PartitionSpec, Severity};
 use crate::domain::{DatasetName, Granularity, Identifier};
 use crate::source::Problems;
@@ -174,6 +176,9 @@ fn agent(raw: Option<&RawAgent>, p: &mut Problems<'_>, base_dir: &Path) -> Agent
         })
         .unwrap_or(DEFAULT_MAX_HTTP_CONNECTIONS);
     let retention = retention(raw.and_then(|a| a.retention.as_ref()), p);
+    let openlineage = raw
+        .and_then(|a| a.openlineage.as_ref())
+        .and_then(|o| openlineage(o, p));
     let flag = |value: Option<&Spanned<bool>>| value.is_some_and(|v| v.value);
     AgentConfig {
         listen,
@@ -186,7 +191,64 @@ fn agent(raw: Option<&RawAgent>, p: &mut Problems<'_>, base_dir: &Path) -> Agent
         run_lease,
         max_http_connections,
         retention,
+        openlineage,
     }
+}
+
+/// The namespace of warden's jobs when `agent.openlineage.namespace` is not set.
+pub const DEFAULT_OPENLINEAGE_NAMESPACE: &str = "warden";
+
+/// `agent.openlineage`: an http(s) `url` (required; never shown, as it may
+/// hold a token), an `api_key` (empty: none) and a `namespace`.
+fn openlineage(raw: &Spanned<RawOpenLineage>, p: &mut Problems<'_>) -> Option<OpenLineageConfig> {
+    let o = &raw.value;
+    let url = p
+        .required_in(&o.url, "openlineage.url", raw)
+        .and_then(|u| {
+            p.parse(u, "openlineage.url", |s| {
+                let s = s.trim();
+                match reqwest::Url::parse(s) {
+                    Ok(url) if matches!(url.scheme(), "http" | "https") && url.host().is_some() => {
+                        Ok(s.to_owned())
+                    }
+                    Ok(_) => Err("must be an http:// or https:// URL with a host, such as \
+                                  http://marquez:5000/api/v1/lineage (the value is not shown, as it may hold a token)"
+                        .to_owned()),
+                    Err(_) if s.is_empty() => Err("the URL cannot be empty".to_owned()),
+                    Err(e) => Err(format!(
+                        "not a URL: {e} (the value is not shown, as it may hold a token)"
+                    )),
+                }
+            })
+        });
+    let api_key = o
+        .api_key
+        .as_ref()
+        .map(|k| k.value.trim())
+        .filter(|k| !k.is_empty())
+        .map(crate::domain::Secret::new);
+    let namespace = p.parse_or(
+        &o.namespace,
+        "openlineage.namespace",
+        DEFAULT_OPENLINEAGE_NAMESPACE.to_owned(),
+        |s| {
+            let s = s.trim();
+            if s.is_empty() {
+                Err("a namespace cannot be empty".to_owned())
+            } else if s.chars().any(char::is_whitespace) {
+                Err(format!(
+                    "`{s}` holds white space; use a name such as `warden` or `warden-prod`"
+                ))
+            } else {
+                Ok(s.to_owned())
+            }
+        },
+    );
+    Some(OpenLineageConfig {
+        url: url?,
+        api_key,
+        namespace: namespace?,
+    })
 }
 
 /// The most connections `agent.max_http_connections` may allow: beyond it a

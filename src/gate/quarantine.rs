@@ -48,6 +48,10 @@ pub trait QuarantineHook: Send + Sync {
 
     /// A partition passed; a quarantine alert of it can resolve.
     fn on_release(&self, _release: &Release) {}
+
+    /// A gate's decision was recorded (allowed or denied, whatever the
+    /// basis); lineage events follow it.
+    fn on_decided(&self, _gate: &crate::registry::GateRecord) {}
 }
 
 /// The hook until alerting is wired in: a warning in the log.

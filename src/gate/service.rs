@@ -831,6 +831,7 @@ impl GateService {
                     "the gate decided"
                 );
                 self.tell_quarantine(config, &decided);
+                self.hook().on_decided(&decided.gate);
                 if decided.partition_state == Some(PartitionState::Passed)
                     && decided.gate.status == GateStatus::Allowed
                 {
@@ -894,6 +895,7 @@ impl GateService {
                 if let Ok(decided) = service.inner.registry.decide_gate(&record, &decision).await {
                     tracing::info!(gate_id, "the gate's denial is recorded after all");
                     service.tell_quarantine(&config, &decided);
+                    service.hook().on_decided(&decided.gate);
                     service.finish_live(&gate_id, Gate::from(decided.gate));
                     return;
                 }

@@ -114,6 +114,30 @@ impl Registry {
         Ok(id)
     }
 
+    /// Queues `payloads` for `receiver`, due at once and in this order, in
+    /// one transaction: all of them or none (a run's START and its end).
+    pub async fn enqueue_all(
+        &self,
+        receiver: &str,
+        payloads: &[serde_json::Value],
+    ) -> Result<(), RegistryError> {
+        const OP: &str = "enqueue events";
+        let at = now();
+        let mut tx = self.begin(OP).await?;
+        for payload in payloads {
+            query(
+                "INSERT INTO outbox (receiver, payload, dedup_key, attempts, next_attempt_at, created_at, status) \
+                 VALUES ($1, $2, NULL, 0, $3, $3, 'pending')",
+            )
+            .bind(receiver)
+            .bind(Arg::json(payload))
+            .bind(at)
+            .execute(&mut tx, OP)
+            .await?;
+        }
+        tx.commit(OP).await
+    }
+
     /// Up to `limit` pending notifications due at `now`, oldest due first.
     pub async fn due(
         &self,

@@ -15,6 +15,7 @@
 pub mod alertmanager;
 pub mod email;
 pub mod log;
+pub mod openlineage;
 pub mod pagerduty;
 pub mod slack;
 pub mod webhook;
@@ -123,6 +124,8 @@ impl Receiver {
                 dedup_key: None,
             }],
             ReceiverKind::Log(_) => log::render(n),
+            // Lineage events are queued by `crate::lineage`, never routed alerts.
+            ReceiverKind::OpenLineage(_) => Vec::new(),
         }
     }
 
@@ -142,6 +145,7 @@ impl Receiver {
                 log::deliver(&self.name, payload);
                 Ok(())
             }
+            ReceiverKind::OpenLineage(c) => openlineage::deliver(c, payload, cx).await,
         }
     }
 }

@@ -25,6 +25,10 @@ pub enum ReceiverKind {
     Email(EmailConfig),
     Alertmanager(AlertmanagerConfig),
     Log(LogConfig),
+    /// Not written in the routes file: `agent.openlineage`, added by the
+    /// loader under [`OPENLINEAGE_RECEIVER`] so that lineage events travel
+    /// through the outbox like notifications. No route sends alerts to it.
+    OpenLineage(OpenLineageConfig),
 }
 
 impl ReceiverKind {
@@ -37,6 +41,7 @@ impl ReceiverKind {
             Self::Email(_) => "email",
             Self::Alertmanager(_) => "alertmanager",
             Self::Log(_) => "log",
+            Self::OpenLineage(_) => "openlineage",
         }
     }
 
@@ -56,6 +61,21 @@ pub const KINDS: [&str; 6] = [
     "alertmanager",
     "log",
 ];
+
+/// The outbox's receiver name for OpenLineage events: not a name the
+/// routes file can use (receiver names hold letters, digits, `_` and `-`).
+pub const OPENLINEAGE_RECEIVER: &str = "@openlineage";
+
+/// `agent.openlineage` settings.
+#[derive(Debug, Clone)]
+pub struct OpenLineageConfig {
+    /// The endpoint events are `POST`ed to.
+    pub url: String,
+    /// Sent as `Authorization: Bearer <api_key>`.
+    pub api_key: Option<Secret>,
+    /// The namespace of warden's jobs.
+    pub namespace: String,
+}
 
 /// PagerDuty's endpoint for Events API v2.
 pub const PAGERDUTY_DEFAULT_URL: &str = "https://events.pagerduty.com/v2/enqueue";
