@@ -21,7 +21,7 @@ pub const PRODUCER: &str = concat!("urn:warden:", env!("CARGO_PKG_VERSION"));
 pub const RUN_EVENT_SCHEMA_URL: &str =
     "https://openlineage.io/spec/2-0-2/OpenLineage.json#/$defs/RunEvent";
 pub const ASSERTIONS_SCHEMA_URL: &str = "https://openlineage.io/spec/facets/1-0-1/DataQualityAssertionsDatasetFacet.json#/$defs/DataQualityAssertionsDatasetFacet";
-pub const METRICS_SCHEMA_URL: &str = "https://openlineage.io/spec/facets/1-0-2/DataQualityMetricsInputDatasetFacet.json#/$defs/DataQualityMetricsInputDatasetFacet";
+pub const METRICS_SCHEMA_URL: &str = "https://openlineage.io/spec/facets/1-0-3/DataQualityMetricsInputDatasetFacet.json#/$defs/DataQualityMetricsInputDatasetFacet";
 
 /// How a run ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

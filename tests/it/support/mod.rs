@@ -11,6 +11,7 @@ pub mod alerts;
 pub mod cli;
 #[macro_use]
 pub mod gate;
+pub mod lineage;
 pub mod receiver;
 pub mod smtp;
 pub mod tools;
