@@ -188,3 +188,159 @@ fn check_name(r: &CheckResult) -> &str {
         .and_then(|rest| rest.strip_prefix('.'))
         .unwrap_or(&r.check)
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+    use std::path::PathBuf;
+
+    use super::*;
+    use crate::check::kind::{CheckKind, NullRate, RowCount};
+    use crate::check::spec::{CheckSpec, Severity};
+    use crate::domain::{CheckId, DatasetName, Identifier, Ratio, TableRef};
+    use crate::source::SourcePos;
+
+    fn dataset(filters: &[(&str, Option<&str>)]) -> Dataset {
+        let name = DatasetName::parse("orders").unwrap();
+        let pos = SourcePos {
+            file: PathBuf::from("checks/orders.yaml"),
+            line: 1,
+            column: 1,
+        };
+        let kind = |n: &str| {
+            if n == "row_count" {
+                CheckKind::RowCount(RowCount {
+                    min: Some(1),
+                    max: None,
+                })
+            } else {
+                CheckKind::NullRate(NullRate {
+                    column: Identifier::parse("customer_id").unwrap(),
+                    max: Ratio::from_f64(0.5, true).unwrap(),
+                })
+            }
+        };
+        Dataset {
+            table: TableRef::parse("shop.orders").unwrap(),
+            warehouse: "main".into(),
+            tier: 1,
+            owner: None,
+            runbook: None,
+            schedule: None,
+            partition: None,
+            gate_table: TableRef::parse("shop.orders").unwrap(),
+            gate_allow_empty: false,
+            checks: filters
+                .iter()
+                .map(|(n, filter)| CheckSpec {
+                    id: CheckId::new(&name, n).unwrap(),
+                    name: (*n).into(),
+                    kind: kind(n),
+                    severity: Severity::Fail,
+                    blocking: true,
+                    filter: filter.map(str::to_owned),
+                    pos: pos.clone(),
+                })
+                .collect(),
+            name,
+            pos,
+        }
+    }
+
+    fn result(check: &str, kind: &str, outcome: Outcome, observed: f64) -> CheckResult {
+        CheckResult {
+            check: format!("orders.{check}"),
+            dataset: "orders".into(),
+            kind: kind.into(),
+            column: (kind == "null_rate").then(|| "customer_id".to_owned()),
+            partition: None,
+            outcome,
+            observed: Some(observed),
+            threshold: BTreeMap::new(),
+            message: String::new(),
+            duration_ms: 1,
+        }
+    }
+
+    fn events(ds: &Dataset, results: &[CheckResult]) -> [Value; 2] {
+        let at: DateTime<Utc> = "2026-11-30T07:00:00Z".parse().unwrap();
+        Run {
+            run_id: Uuid::nil(),
+            namespace: "warden",
+            job: run_job("orders"),
+            input: DatasetId {
+                namespace: "postgres://db:5432".into(),
+                name: "shop.shop.orders".into(),
+            },
+            started_at: at,
+            ended_at: at + chrono::Duration::seconds(2),
+            ending: Ending::of_run(results),
+            results,
+            dataset: Some(ds),
+        }
+        .events()
+    }
+
+    #[test]
+    fn a_warning_completes_the_run_and_a_failure_or_an_error_fails_it() {
+        let ok = [result("row_count", "row_count", Outcome::Pass, 3.0)];
+        let warned = [result("row_count", "row_count", Outcome::Warn, 0.0)];
+        let failed = [result("row_count", "row_count", Outcome::Fail, 0.0)];
+        let errored = [result("row_count", "row_count", Outcome::Error, 0.0)];
+        assert_eq!(Ending::of_run(&ok), Ending::Complete);
+        assert_eq!(Ending::of_run(&warned), Ending::Complete);
+        assert_eq!(Ending::of_run(&failed), Ending::Fail);
+        assert_eq!(Ending::of_run(&errored), Ending::Fail);
+        let ds = dataset(&[("row_count", None)]);
+        let [start, end] = events(&ds, &warned);
+        assert_eq!(start["eventType"], "START");
+        assert_eq!(start["eventTime"], "2026-11-30T07:00:00.000Z");
+        assert!(start["inputs"][0].get("inputFacets").is_none());
+        assert_eq!(end["eventType"], "COMPLETE");
+        assert_eq!(end["eventTime"], "2026-11-30T07:00:02.000Z");
+        assert_eq!(
+            end["inputs"][0]["inputFacets"]["dataQualityAssertions"]["assertions"],
+            json!([{"assertion": "row_count", "success": false}])
+        );
+    }
+
+    #[test]
+    fn null_counts_come_from_the_rows_of_the_same_scan_only() {
+        let results = [
+            result("row_count", "row_count", Outcome::Pass, 40.0),
+            result("null_rate_customer_id", "null_rate", Outcome::Pass, 0.25),
+        ];
+        let whole = dataset(&[("row_count", None), ("null_rate_customer_id", None)]);
+        let [_, end] = events(&whole, &results);
+        let metrics = &end["inputs"][0]["inputFacets"]["dataQualityMetrics"];
+        assert_eq!(metrics["rowCount"], 40);
+        assert_eq!(
+            metrics["columnMetrics"],
+            json!({"customer_id": {"nullCount": 10}})
+        );
+
+        // A `where` on the NULL check: its rate is of other rows.
+        let filtered = dataset(&[
+            ("row_count", None),
+            ("null_rate_customer_id", Some("status = 'paid'")),
+        ]);
+        let [_, end] = events(&filtered, &results);
+        let metrics = &end["inputs"][0]["inputFacets"]["dataQualityMetrics"];
+        assert_eq!(metrics["rowCount"], 40);
+        assert_eq!(metrics["columnMetrics"], json!({}));
+
+        // No row count observed: no metrics facet at all.
+        let [_, end] = events(&whole, &results[1..]);
+        assert!(
+            end["inputs"][0]["inputFacets"]
+                .get("dataQualityMetrics")
+                .is_none()
+        );
+    }
+
+    #[test]
+    fn jobs_are_named_after_the_dataset() {
+        assert_eq!(run_job("orders"), "warden.orders");
+        assert_eq!(gate_job("orders"), "warden.gate.orders");
+    }
+}
