@@ -16,6 +16,7 @@ use crate::support::agent::{
 };
 use crate::support::db::{Backend, TestDb};
 use crate::support::lineage::{LineageEndpoint, problems};
+use crate::support::registry::TestRegistry;
 
 const KEY: &str = "ol-key-7c1f2e9a";
 
@@ -386,4 +387,39 @@ fn openlineage_settings_errors_name_file_line_and_key() {
         .to_string();
     assert!(error.contains("warden.yaml:2:"), "{error}");
     assert!(error.contains("openlineage.url"), "{error}");
+}
+
+on_both_engines!(a_run_s_events_are_queued_together_and_leave_in_order);
+
+async fn a_run_s_events_are_queued_together_and_leave_in_order(db: &TestRegistry) {
+    let registry = &db.registry;
+    let start = json!({"eventType": "START", "run": {"runId": "r1"}});
+    let end = json!({"eventType": "COMPLETE", "run": {"runId": "r1"}, "inputs": [{"n": 3}]});
+    registry
+        .enqueue_all("@openlineage", &[start.clone(), end.clone()])
+        .await
+        .unwrap();
+    let now = Utc::now() + chrono::Duration::seconds(1);
+    let lease = now + chrono::Duration::seconds(30);
+    let first = registry
+        .claim_next("@openlineage", now, lease, false)
+        .await
+        .unwrap()
+        .expect("the START is due");
+    assert_eq!(first.payload, start);
+    // The end waits while its START is out for delivery.
+    assert!(
+        registry
+            .claim_next("@openlineage", now, lease, false)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    registry.mark_delivered(first.id).await.unwrap();
+    let second = registry
+        .claim_next("@openlineage", now, lease, false)
+        .await
+        .unwrap()
+        .expect("then the end");
+    assert_eq!(second.payload, end);
 }
