@@ -2373,9 +2373,12 @@ async fn a_notification_in_flight_at_a_crash_is_delivered_by_another_agent(db: &
         first[0].header(receiver::NOTIFICATION_ID)
     );
     assert_eq!(retry.body, first[0].body);
-    assert_eq!(
-        b.metric("warden_notifications_total{receiver=\"chat\",result=\"delivered\"}"),
-        Some(1.0)
-    );
+    // The receiver sees the request before the agent records its answer.
+    let delivered = "warden_notifications_total{receiver=\"chat\",result=\"delivered\"}";
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while b.metric(delivered).is_none() && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(b.metric(delivered), Some(1.0));
     b.stop().await;
 }
