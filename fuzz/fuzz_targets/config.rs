@@ -59,7 +59,10 @@ fuzz_target!(|data: &[u8]| {
             .iter()
             .filter(|d| d.to_string().starts_with(&path.display().to_string()))
             .count();
-        assert_eq!(main_problems, 0, "loaded, yet validate reports: {problems:?}");
+        assert_eq!(
+            main_problems, 0,
+            "loaded, yet validate reports: {problems:?}"
+        );
     }
     for d in &problems {
         // Every problem says where it is.

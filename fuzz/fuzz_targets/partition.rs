@@ -16,7 +16,10 @@ fuzz_target!(|data: &[u8]| {
             continue;
         };
         assert_eq!(key.to_string(), text, "a partition prints as written");
-        assert_eq!(PartitionKey::parse(&key.to_string(), granularity).as_ref(), Ok(&key));
+        assert_eq!(
+            PartitionKey::parse(&key.to_string(), granularity).as_ref(),
+            Ok(&key)
+        );
         assert_eq!(key.granularity(), granularity);
         assert!(key.start() < key.end());
         assert_eq!(key.next().prev(), key);

@@ -18,7 +18,9 @@ fuzz_target!(|data: &[u8]| {
     let Ok(input) = std::str::from_utf8(data) else {
         return;
     };
-    let (first, text) = input.split_once('\n').unwrap_or(("analytics.orders", input));
+    let (first, text) = input
+        .split_once('\n')
+        .unwrap_or(("analytics.orders", input));
     let table = TableRef::parse(first)
         .unwrap_or_else(|_| TableRef::parse("analytics.orders").expect("a valid table"));
     let _ = check_filter(text);
@@ -48,7 +50,14 @@ fuzz_target!(|data: &[u8]| {
     for engine in Engine::ALL {
         for partition in [Some(&bounds), None] {
             let mut out = SqlBuilder::new(engine);
-            let expanded = expand(text, TemplateContext { table: &table, partition }, &mut out);
+            let expanded = expand(
+                text,
+                TemplateContext {
+                    table: &table,
+                    partition,
+                },
+                &mut out,
+            );
             match (&checked, expanded) {
                 (Err(e), Ok(())) => panic!("refused at load time ({e}) but expanded"),
                 (Ok(()), Err(TemplateError::Unknown { .. } | TemplateError::Unclosed)) => {
@@ -59,7 +68,10 @@ fuzz_target!(|data: &[u8]| {
                     let (sql, params) = out.finish();
                     let expected = if partition.is_some() { values } else { 0 };
                     assert_eq!(params.len(), expected, "{engine:?}: {sql}");
-                    assert!(!sql.contains("2026-11-2"), "a partition value in the text: {sql}");
+                    assert!(
+                        !sql.contains("2026-11-2"),
+                        "a partition value in the text: {sql}"
+                    );
                 }
             }
         }
