@@ -71,7 +71,7 @@ pub enum SilenceError {
 }
 
 /// A firing alert as the status page and the API show it.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct FiringAlert {
     #[serde(flatten)]
     pub alert: Alert,

@@ -14,7 +14,7 @@ use crate::format;
 use crate::registry::{AlertKind, AlertRecord};
 
 /// What messages show about an alert.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Annotations {
     /// One line saying what is wrong (or that it is fixed).
     pub summary: String,
@@ -58,7 +58,8 @@ impl AlertDetails {
 }
 
 /// Whether a notification says an alert fires or has resolved.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
+#[schema(as = AlertStatus)]
 #[serde(rename_all = "lowercase")]
 pub enum Status {
     Firing,
@@ -75,7 +76,7 @@ impl Status {
 }
 
 /// One alert as a notification presents it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Alert {
     /// The check id, `warehouse:<name>` or `quarantine:<dataset>`.
     pub key: String,

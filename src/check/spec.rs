@@ -71,7 +71,8 @@ impl CheckSpec {
 }
 
 /// What a breach of a check's limits is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
+#[schema(as = CheckSeverity)]
 #[serde(rename_all = "lowercase")]
 pub enum Severity {
     Fail,

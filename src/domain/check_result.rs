@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use super::Outcome;
 
 /// One evaluated check, in the shape of DESIGN §3.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct CheckResult {
     /// `<dataset>.<name>`.
     pub check: String,
@@ -28,7 +28,7 @@ pub struct CheckResult {
 }
 
 /// Counts per outcome, as printed in the JSON `summary`.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Summary {
     pub pass: usize,
     pub warn: usize,

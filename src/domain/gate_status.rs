@@ -4,7 +4,7 @@
 use serde::Serialize;
 
 /// Where a gate stands.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum GateStatus {
     /// Recorded, waiting for its turn on the partition.
@@ -41,7 +41,7 @@ impl GateStatus {
 
 /// What a decision rests on, so a pipeline can tell a breach (do not retry)
 /// from an error (retrying may help).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum GateBasis {
     /// The checks' outcomes: an allow, or a denial for a breach.

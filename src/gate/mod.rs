@@ -76,7 +76,7 @@ pub fn check_wait(wait: Duration) -> Result<Duration, String> {
 }
 
 /// A gate as callers see it (`GET /api/v1/gates/{id}`).
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct Gate {
     pub gate_id: String,
     pub dataset: String,

@@ -15,7 +15,7 @@ use crate::config::Config;
 use crate::domain::PartitionKey;
 
 /// The body of `POST /api/v1/gates`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct GateRequest {
     /// The dataset whose checks decide.

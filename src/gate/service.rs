@@ -81,7 +81,7 @@ impl Default for GateOptions {
 }
 
 /// The body of `POST .../partitions/{p}/publish`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PublishRequest {
     /// The gate that allowed the partition.
@@ -94,7 +94,7 @@ pub struct PublishRequest {
 }
 
 /// The body of `POST .../partitions/{p}/override`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct OverrideRequest {
     /// `allow`: the quarantined partition passes and may be published.
@@ -109,7 +109,7 @@ pub struct OverrideRequest {
 
 /// A partition's registry state, its history and its latest gates
 /// (`GET /api/v1/datasets/{d}/partitions/{p}`).
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct PartitionView {
     #[serde(flatten)]
     pub record: PartitionRecord,

@@ -1,11 +1,12 @@
 //! Read-only API over datasets, checks and their history (`/api/v1`).
 
 use axum::Json;
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
 use chrono::Utc;
 use serde::{Deserialize, Serialize};
 
 use super::error::ApiError;
+use super::extract::{Path, Query};
 use super::view::{self, CheckView, DatasetView, ResultView};
 use crate::app::AppState;
 use crate::domain::CheckId;
@@ -14,12 +15,24 @@ use crate::domain::CheckId;
 const DEFAULT_LIMIT: u32 = 100;
 const MAX_LIMIT: u32 = 1000;
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct DatasetsBody {
     pub datasets: Vec<DatasetView>,
 }
 
 /// `GET /api/v1/datasets`: every dataset with its current status.
+#[utoipa::path(
+    get,
+    path = "/api/v1/datasets",
+    tag = "datasets",
+    description = "Every configured dataset with its current status. Scope: `read`.",
+    responses(
+        (status = 200, description = "The datasets", body = DatasetsBody),
+        (status = 401, description = "No known token", body = ApiError),
+        (status = 403, description = "The token lacks `read`", body = ApiError),
+        (status = 503, description = "The registry is unavailable", body = ApiError),
+    )
+)]
 pub async fn datasets(State(state): State<AppState>) -> Result<Json<DatasetsBody>, ApiError> {
     let config = state.config();
     let mut latest = view::latest_by_dataset(&state, &config).await?;
@@ -35,7 +48,7 @@ pub async fn datasets(State(state): State<AppState>) -> Result<Json<DatasetsBody
     Ok(Json(DatasetsBody { datasets }))
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct DatasetBody {
     #[serde(flatten)]
     pub dataset: DatasetView,
@@ -43,6 +56,23 @@ pub struct DatasetBody {
 }
 
 /// `GET /api/v1/datasets/{d}`: the dataset and its checks with their last results.
+#[utoipa::path(
+    get,
+    path = "/api/v1/datasets/{dataset}",
+    tag = "datasets",
+    description = "A dataset and its checks with their latest results. Scope: `read`.",
+    params(
+        ("dataset" = String, Path, description = "A configured dataset"),
+    ),
+    responses(
+        (status = 200, description = "The dataset", body = DatasetBody),
+        (status = 400, description = "A malformed request; `detail` names the field", body = ApiError),
+        (status = 401, description = "No known token", body = ApiError),
+        (status = 403, description = "The token lacks `read`", body = ApiError),
+        (status = 404, description = "No such dataset", body = ApiError),
+        (status = 503, description = "The registry is unavailable", body = ApiError),
+    )
+)]
 pub async fn dataset(
     State(state): State<AppState>,
     Path(name): Path<String>,
@@ -68,13 +98,31 @@ pub struct HistoryQuery {
     limit: Option<String>,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct HistoryBody {
     pub check: String,
     pub results: Vec<ResultView>,
 }
 
 /// `GET /api/v1/checks/{id}/history?limit=N`: past results, newest first.
+#[utoipa::path(
+    get,
+    path = "/api/v1/checks/{id}/history",
+    tag = "datasets",
+    description = "A check's recorded results, newest first. Scope: `read`.",
+    params(
+        ("id" = String, Path, description = "A check id, `<dataset>.<name>`"),
+        ("limit" = Option<u32>, Query, minimum = 1, maximum = 1000, description = "At most this many, newest first (default 100)"),
+    ),
+    responses(
+        (status = 200, description = "The results", body = HistoryBody),
+        (status = 400, description = "A malformed request; `detail` names the field", body = ApiError),
+        (status = 401, description = "No known token", body = ApiError),
+        (status = 403, description = "The token lacks `read`", body = ApiError),
+        (status = 404, description = "No such check configured or recorded", body = ApiError),
+        (status = 503, description = "The registry is unavailable", body = ApiError),
+    )
+)]
 pub async fn history(
     State(state): State<AppState>,
     Path(id): Path<String>,

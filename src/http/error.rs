@@ -10,7 +10,7 @@ use crate::registry::RegistryError;
 
 /// An error answer: a status, a short class (`error`) and what went wrong
 /// (`detail`, naming the request field when there is one).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct ApiError {
     #[serde(skip)]
     pub status: StatusCode,

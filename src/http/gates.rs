@@ -10,14 +10,15 @@
 use std::time::Duration;
 
 use axum::Json;
+use axum::extract::State;
 use axum::extract::rejection::JsonRejection;
-use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 
 use super::error::ApiError;
+use super::extract::{Path, Query};
 use crate::app::AppState;
 use crate::gate::{DECISION_MARGIN, Gate, GateError, GateRequest, MAX_WAIT, MIN_WAIT, check_wait};
 
@@ -55,6 +56,28 @@ pub(crate) fn parse_wait(text: &str) -> Option<Duration> {
 }
 
 /// `POST /api/v1/gates`.
+#[utoipa::path(
+    post,
+    path = "/api/v1/gates",
+    tag = "gates",
+    description = "Asks whether a staged partition may be published. Answers 202 with the queued gate, or with `?wait=` 200 with the decision once there is one (202 with the gate as it stands if the wait ran out). A repeat with the same `run_id` or `Idempotency-Key` answers the recorded gate. Scope: `gate`.",
+    params(
+        ("wait" = Option<String>, Query, description = "Wait up to this long (`300s`, `5m`; 1 s to 5 min) for the decision"),
+        ("Idempotency-Key" = Option<String>, Header, description = "Makes a retried request find its first gate"),
+    ),
+    request_body = GateRequest,
+    responses(
+        (status = 200, description = "The decided gate", body = Gate),
+        (status = 202, description = "The gate, not decided yet", body = Gate),
+        (status = 400, description = "A malformed request; `detail` names the field", body = ApiError),
+        (status = 401, description = "No known token", body = ApiError),
+        (status = 403, description = "The token lacks `gate`", body = ApiError),
+        (status = 404, description = "No such dataset", body = ApiError),
+        (status = 413, description = "The body is larger than 64 KiB", body = ApiError),
+        (status = 422, description = "The idempotency key was used with another body", body = ApiError),
+        (status = 503, description = "The registry is unavailable: the gate denies (fail closed)", body = ApiError),
+    )
+)]
 pub async fn submit(
     State(state): State<AppState>,
     Query(query): Query<WaitQuery>,
@@ -89,6 +112,25 @@ pub async fn submit(
 }
 
 /// `GET /api/v1/gates/{gate_id}`.
+#[utoipa::path(
+    get,
+    path = "/api/v1/gates/{gate_id}",
+    tag = "gates",
+    description = "A gate, decided or not; with `?wait=`, once decided or when the wait runs out. Scope: `gate` or `read`.",
+    params(
+        ("gate_id" = String, Path, description = "The gate's id"),
+        ("wait" = Option<String>, Query, description = "Wait up to this long (`300s`, `5m`; 1 s to 5 min) for the decision"),
+    ),
+    responses(
+        (status = 200, description = "The decided gate", body = Gate),
+        (status = 202, description = "The gate, not decided yet", body = Gate),
+        (status = 400, description = "A malformed request; `detail` names the field", body = ApiError),
+        (status = 401, description = "No known token", body = ApiError),
+        (status = 403, description = "The token lacks `gate` and `read`", body = ApiError),
+        (status = 404, description = "No such gate", body = ApiError),
+        (status = 503, description = "The registry is unavailable", body = ApiError),
+    )
+)]
 pub async fn get(
     State(state): State<AppState>,
     Path(gate_id): Path<String>,

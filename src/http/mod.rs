@@ -9,7 +9,9 @@
 pub mod api;
 pub mod auth;
 pub mod error;
+pub mod extract;
 pub mod gates;
+pub mod openapi;
 pub mod partitions;
 pub mod server;
 pub mod silences;
@@ -19,9 +21,10 @@ pub mod view;
 use std::time::Duration;
 
 use axum::extract::{DefaultBodyLimit, State};
-use axum::http::{StatusCode, header};
+use axum::handler::Handler;
+use axum::http::{Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{MethodRouter, delete, get, post};
+use axum::routing::{MethodFilter, MethodRouter, get, on};
 use axum::{Json, Router, middleware};
 use serde_json::json;
 use tower_http::trace::TraceLayer;
@@ -39,57 +42,130 @@ const READY_TIMEOUT: Duration = Duration::from_secs(2);
 /// The whole HTTP app. Each guarded route says which scopes open it (see
 /// `auth.rs`); `/metrics`, `/healthz` and `/readyz` are open.
 pub fn router(state: AppState) -> Router {
-    use crate::domain::Scope::{Admin, Gate, Publish, Read};
-    let need = |need: Need, route: MethodRouter<AppState>| {
-        route.route_layer(middleware::from_fn_with_state(
-            (state.clone(), need),
-            auth::require,
-        ))
-    };
-    let read = |route| need(Need::api(Read), route);
-    let api = Router::new()
-        .route("/datasets", read(get(api::datasets)))
-        .route("/datasets/{dataset}", read(get(api::dataset)))
-        .route("/checks/{id}/history", read(get(api::history)))
-        .route("/gates", need(Need::api(Gate), post(gates::submit)))
-        .route(
-            "/gates/{gate_id}",
-            need(Need::api_any(&[Gate, Read]), get(gates::get)),
-        )
-        .route(
-            "/datasets/{dataset}/published",
-            read(get(partitions::published)),
-        )
-        .route(
-            "/datasets/{dataset}/partitions/{partition}",
-            read(get(partitions::partition)),
-        )
-        .route(
-            "/datasets/{dataset}/partitions/{partition}/publish",
-            need(Need::api(Publish), post(partitions::publish)),
-        )
-        .route(
-            "/datasets/{dataset}/partitions/{partition}/override",
-            need(Need::api(Admin), post(partitions::override_)),
-        )
-        .route("/silences", read(get(silences::list)))
-        .route("/silences", need(Need::api(Admin), post(silences::create)))
-        .route(
-            "/silences/{id}",
-            need(Need::api(Admin), delete(silences::expire)),
-        )
-        .route("/alerts", read(get(silences::firing)))
-        .route("/notifications/dead", read(get(silences::dead)));
+    let (api, _) = api_routes(state.clone());
     Router::new()
-        .route("/", need(Need::page(), get(status::page)))
+        .route("/", guard(&state, Need::page(), get(status::page)))
         .route("/metrics", get(metrics))
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
-        .nest("/api/v1", api)
+        .nest(API_PREFIX, api)
         .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(TraceLayer::new_for_http())
         .with_state(state)
+}
+
+/// Where the JSON API is mounted.
+pub const API_PREFIX: &str = "/api/v1";
+
+/// One route of `/api/v1`, as registered: its method and its path below
+/// [`API_PREFIX`], with parameters as `{name}`.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct ApiRoute {
+    pub method: Method,
+    pub path: &'static str,
+}
+
+impl ApiRoute {
+    /// The method, lowercase, as OpenAPI names operations.
+    pub fn method_name(&self) -> String {
+        self.method.as_str().to_ascii_lowercase()
+    }
+}
+
+/// The routes of `/api/v1` and the record of what was registered: every
+/// route goes through [`ApiRoutes::add`], so the record is the router's.
+struct ApiRoutes {
+    state: AppState,
+    router: Router<AppState>,
+    routes: Vec<ApiRoute>,
+}
+
+impl ApiRoutes {
+    fn add<H, T>(mut self, method: Method, path: &'static str, need: Need, handler: H) -> Self
+    where
+        H: Handler<T, AppState>,
+        T: 'static,
+    {
+        let filter = MethodFilter::try_from(method.clone()).expect("a method axum routes");
+        self.router = self
+            .router
+            .route(path, guard(&self.state, need, on(filter, handler)));
+        self.routes.push(ApiRoute { method, path });
+        self
+    }
+}
+
+/// The `/api/v1` router (to be nested at [`API_PREFIX`]) and every route
+/// it has. The OpenAPI document (`openapi.rs`) must list exactly these.
+pub fn api_routes(state: AppState) -> (Router<AppState>, Vec<ApiRoute>) {
+    use crate::domain::Scope::{Admin, Gate, Publish, Read};
+    let read = Need::api(Read);
+    let api = ApiRoutes {
+        state,
+        router: Router::new(),
+        routes: Vec::new(),
+    }
+    .add(Method::GET, "/openapi.json", read, openapi::document)
+    .add(Method::GET, "/datasets", read, api::datasets)
+    .add(Method::GET, "/datasets/{dataset}", read, api::dataset)
+    .add(Method::GET, "/checks/{id}/history", read, api::history)
+    .add(Method::POST, "/gates", Need::api(Gate), gates::submit)
+    .add(
+        Method::GET,
+        "/gates/{gate_id}",
+        Need::api_any(&[Gate, Read]),
+        gates::get,
+    )
+    .add(
+        Method::GET,
+        "/datasets/{dataset}/published",
+        read,
+        partitions::published,
+    )
+    .add(
+        Method::GET,
+        "/datasets/{dataset}/partitions/{partition}",
+        read,
+        partitions::partition,
+    )
+    .add(
+        Method::POST,
+        "/datasets/{dataset}/partitions/{partition}/publish",
+        Need::api(Publish),
+        partitions::publish,
+    )
+    .add(
+        Method::POST,
+        "/datasets/{dataset}/partitions/{partition}/override",
+        Need::api(Admin),
+        partitions::override_,
+    )
+    .add(Method::GET, "/silences", read, silences::list)
+    .add(
+        Method::POST,
+        "/silences",
+        Need::api(Admin),
+        silences::create,
+    )
+    .add(
+        Method::DELETE,
+        "/silences/{id}",
+        Need::api(Admin),
+        silences::expire,
+    )
+    .add(Method::GET, "/alerts", read, silences::firing)
+    .add(Method::GET, "/notifications/dead", read, silences::dead);
+    (api.router, api.routes)
+}
+
+/// `route` behind the guard that lets `need` through.
+fn guard(state: &AppState, need: Need, route: MethodRouter<AppState>) -> MethodRouter<AppState> {
+    route.route_layer(middleware::from_fn_with_state(
+        (state.clone(), need),
+        auth::require,
+    ))
 }
 
 /// `GET /metrics`: the Prometheus text exposition.
@@ -133,6 +209,15 @@ async fn readyz(State(state): State<AppState>) -> Response {
         ))
         .into_response(),
     }
+}
+
+/// A method the path has no route for: the JSON error (axum adds `Allow`).
+async fn method_not_allowed(method: Method, uri: axum::http::Uri) -> ApiError {
+    ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method not allowed",
+        format!("{} does not answer {method}", uri.path()),
+    )
 }
 
 async fn not_found(uri: axum::http::Uri) -> ApiError {

@@ -11,12 +11,13 @@
 
 use axum::Json;
 use axum::body::Bytes;
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use super::error::ApiError;
+use super::extract::{Path, Query};
 use crate::alert::{FiringAlert, SilenceError};
 use crate::app::AppState;
 use crate::config::routes::Silence;
@@ -37,11 +38,23 @@ impl From<SilenceError> for ApiError {
     }
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct SilencesBody {
     pub silences: Vec<Silence>,
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/silences",
+    tag = "alerts",
+    description = "Silences active now or still to come, those of the routes file first. Scope: `read`.",
+    responses(
+        (status = 200, description = "The silences", body = SilencesBody),
+        (status = 401, description = "No known token", body = ApiError),
+        (status = 403, description = "The token lacks `read`", body = ApiError),
+        (status = 503, description = "The registry is unavailable", body = ApiError),
+    )
+)]
 /// `GET /api/v1/silences`: silences active now or still to come, those of
 /// the routes file first.
 pub async fn list(State(state): State<AppState>) -> Result<Json<SilencesBody>, ApiError> {
@@ -50,6 +63,21 @@ pub async fn list(State(state): State<AppState>) -> Result<Json<SilencesBody>, A
 }
 
 /// `POST /api/v1/silences`: 201 with the new silence.
+#[utoipa::path(
+    post,
+    path = "/api/v1/silences",
+    tag = "alerts",
+    description = "Creates a silence. Its creator is the token's name; the request's `created_by` is kept as a note. Scope: `admin`.",
+    request_body = SilenceRequest,
+    responses(
+        (status = 201, description = "The new silence", body = Silence),
+        (status = 400, description = "A malformed request; `detail` names the field", body = ApiError),
+        (status = 401, description = "No known token", body = ApiError),
+        (status = 403, description = "The token lacks `admin`", body = ApiError),
+        (status = 413, description = "The body is larger than 64 KiB", body = ApiError),
+        (status = 503, description = "The registry is unavailable", body = ApiError),
+    )
+)]
 pub async fn create(
     State(state): State<AppState>,
     caller: Caller,
@@ -65,6 +93,24 @@ pub async fn create(
 }
 
 /// `DELETE /api/v1/silences/{id}`: ends the silence now and answers it.
+#[utoipa::path(
+    delete,
+    path = "/api/v1/silences/{id}",
+    tag = "alerts",
+    description = "Ends a silence made through the API now. Scope: `admin`.",
+    params(
+        ("id" = String, Path, description = "The silence's id"),
+    ),
+    responses(
+        (status = 200, description = "The silence, ended", body = Silence),
+        (status = 400, description = "A malformed request; `detail` names the field", body = ApiError),
+        (status = 401, description = "No known token", body = ApiError),
+        (status = 403, description = "The token lacks `admin`", body = ApiError),
+        (status = 404, description = "No such silence", body = ApiError),
+        (status = 409, description = "The silence is in the routes file", body = ApiError),
+        (status = 503, description = "The registry is unavailable", body = ApiError),
+    )
+)]
 pub async fn expire(
     State(state): State<AppState>,
     caller: Caller,
@@ -78,12 +124,24 @@ pub async fn expire(
     ))
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct AlertsBody {
     pub alerts: Vec<FiringAlert>,
 }
 
 /// `GET /api/v1/alerts`: every firing alert, silenced or not.
+#[utoipa::path(
+    get,
+    path = "/api/v1/alerts",
+    tag = "alerts",
+    description = "Every firing alert, silenced or not. Scope: `read`.",
+    responses(
+        (status = 200, description = "The firing alerts", body = AlertsBody),
+        (status = 401, description = "No known token", body = ApiError),
+        (status = 403, description = "The token lacks `read`", body = ApiError),
+        (status = 503, description = "The registry is unavailable", body = ApiError),
+    )
+)]
 pub async fn firing(State(state): State<AppState>) -> Result<Json<AlertsBody>, ApiError> {
     let alerts = state.alerts().firing(Utc::now()).await?;
     Ok(Json(AlertsBody { alerts }))
@@ -95,7 +153,7 @@ pub struct LimitQuery {
 }
 
 /// One notification given up on.
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct DeadLetter {
     pub id: i64,
     pub receiver: String,
@@ -105,13 +163,29 @@ pub struct DeadLetter {
     pub payload: serde_json::Value,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct DeadLettersBody {
     pub notifications: Vec<DeadLetter>,
 }
 
 /// `GET /api/v1/notifications/dead?limit=N`: the dead-letter list, newest
 /// first.
+#[utoipa::path(
+    get,
+    path = "/api/v1/notifications/dead",
+    tag = "alerts",
+    description = "Notifications given up on (the dead-letter list), newest first. Scope: `read`.",
+    params(
+        ("limit" = Option<u32>, Query, minimum = 1, maximum = 1000, description = "At most this many, newest first (default 100)"),
+    ),
+    responses(
+        (status = 200, description = "The dead letters", body = DeadLettersBody),
+        (status = 400, description = "A malformed request; `detail` names the field", body = ApiError),
+        (status = 401, description = "No known token", body = ApiError),
+        (status = 403, description = "The token lacks `read`", body = ApiError),
+        (status = 503, description = "The registry is unavailable", body = ApiError),
+    )
+)]
 pub async fn dead(
     State(state): State<AppState>,
     Query(q): Query<LimitQuery>,
@@ -143,4 +217,24 @@ pub async fn dead(
         })
         .collect();
     Ok(Json(DeadLettersBody { notifications }))
+}
+
+/// The body of `POST /api/v1/silences` (read field by field, so that each
+/// problem names its field).
+#[derive(utoipa::ToSchema)]
+pub struct SilenceRequest {
+    /// Labels to match, each a value or a list of accepted values: `tier`,
+    /// `owner`, `dataset`, `severity`, `kind`, `check`, `partition`,
+    /// `warehouse`.
+    #[schema(value_type = Object)]
+    pub matchers: serde_json::Value,
+    /// When it starts (RFC 3339); default now.
+    pub starts_at: Option<DateTime<Utc>>,
+    /// When it ends (RFC 3339); or give `duration`.
+    pub ends_at: Option<DateTime<Utc>>,
+    /// How long it lasts from `starts_at` (`2h`, `1d`); or give `ends_at`.
+    pub duration: Option<String>,
+    /// Who asks; kept as a note beside the token's name.
+    pub created_by: Option<String>,
+    pub comment: Option<String>,
 }

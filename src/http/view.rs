@@ -15,7 +15,7 @@ use crate::config::Config;
 use crate::registry::{RegistryError, StoredResult};
 
 /// A dataset with its current status (`GET /api/v1/datasets`).
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct DatasetView {
     pub name: String,
     pub warehouse: String,
@@ -37,14 +37,15 @@ pub struct DatasetView {
     pub warehouse_up: bool,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[schema(as = Partitioning)]
 pub struct PartitionView {
     pub column: String,
     pub granularity: String,
 }
 
 /// One check and its latest result (`GET /api/v1/datasets/{d}`).
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct CheckView {
     pub check: String,
     pub name: String,
@@ -56,7 +57,7 @@ pub struct CheckView {
 }
 
 /// A recorded result: the JSON of `warden check` plus when it ran.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct ResultView {
     #[serde(flatten)]
     pub result: CheckResult,

@@ -12,7 +12,7 @@ use crate::domain::{DatasetName, PartitionState};
 use crate::warehouse::Engine;
 
 /// One entry of a partition's transition log.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct Transition {
     /// `None` for the partition's first state.
     pub from: Option<PartitionState>,
@@ -28,7 +28,7 @@ pub struct Transition {
 }
 
 /// A partition's state, its last publication, and its history oldest first.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct PartitionRecord {
     pub dataset: String,
     pub partition: String,
@@ -44,7 +44,7 @@ pub struct PartitionRecord {
 }
 
 /// The newest partition of a dataset that consumers may read.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct PublishedPartition {
     pub dataset: String,
     pub partition: String,

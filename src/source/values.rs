@@ -113,7 +113,12 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
 /// `HH:MM`, 24-hour clock.
 pub fn parse_time_of_day(s: &str) -> Result<NaiveTime, String> {
     let s = s.trim();
-    let well_formed = s.len() == 5 && s.as_bytes()[2] == b':';
+    // chrono skips spaces before a number (`08: 5` would read as 08:05):
+    // only the exact `HH:MM` spelling is a time of day.
+    let well_formed = matches!(
+        s.as_bytes(),
+        [h1, h2, b':', m1, m2] if [h1, h2, m1, m2].iter().all(|b| b.is_ascii_digit())
+    );
     match NaiveTime::parse_from_str(s, "%H:%M") {
         Ok(t) if well_formed => Ok(t),
         _ => Err(format!("`{s}` is not a time of day like \"08:00\"")),
@@ -166,6 +171,22 @@ mod tests {
         );
         assert!(parse_time_of_day("8:00").is_err());
         assert!(parse_time_of_day("25:00").is_err());
+    }
+
+    /// Found by fuzzing: chrono skips spaces before a number, so `08: 5`
+    /// and `08:+5`-like spellings read as 08:05.
+    #[test]
+    fn a_time_of_day_is_exactly_hh_mm() {
+        for text in ["08: 5", "0 :05", " 8:05x", "08:+5", "+8:05", "08:5 "] {
+            assert!(
+                parse_time_of_day(text).is_err(),
+                "`{text}` read as a time of day"
+            );
+        }
+        assert_eq!(
+            parse_time_of_day(" 08:05 ").unwrap(),
+            NaiveTime::from_hms_opt(8, 5, 0).unwrap()
+        );
     }
 
     #[test]

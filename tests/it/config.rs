@@ -809,3 +809,28 @@ fn a_reload_keeps_the_previous_version_of_a_broken_check_file() {
     assert!(fresh.kept.is_empty());
     assert!(fresh.config.dataset("orders").is_none());
 }
+
+/// Found by fuzzing: chrono skips spaces before a number, so a freshness
+/// deadline `by: "08: 5"` was read as 08:05. Only `HH:MM` is a time of day.
+#[test]
+fn a_deadline_is_read_only_as_hh_mm() {
+    let check = |by: &str| {
+        project(&[(
+            "a.yaml",
+            &format!(
+                "datasets:\n  - name: orders\n    warehouse: main\n    table: orders\n    checks:\n      \
+                 - freshness: {{ column: order_date, by: \"{by}\", expect: yesterday }}\n"
+            ),
+        )])
+    };
+    for by in ["08: 5", "8:05", "08:5 x"] {
+        let problems = problems_in(&check(by));
+        assert_eq!(problems.len(), 1, "{by}: {problems:?}");
+        assert!(
+            problems[0].starts_with("a.yaml:6:")
+                && problems[0].contains(&format!("`{by}` is not a time of day like \"08:00\"")),
+            "{by}: {problems:?}"
+        );
+    }
+    assert_eq!(problems_in(&check("08:05")), Vec::<String>::new());
+}

@@ -12,6 +12,7 @@ mod cli;
 mod cli_habits;
 mod clickhouse;
 mod config;
+mod contract;
 mod deploy;
 mod engine;
 mod gate;

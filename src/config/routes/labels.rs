@@ -7,7 +7,20 @@ use serde::{Deserialize, Serialize};
 use crate::domain::Outcome;
 
 /// How urgent an alert is, in PagerDuty's words.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    PartialOrd,
+    Ord,
+    Serialize,
+    Deserialize,
+    utoipa::ToSchema,
+)]
+#[schema(as = AlertSeverity)]
 #[serde(rename_all = "lowercase")]
 pub enum Severity {
     /// A fail-severity check fails, or a partition is quarantined.
@@ -58,7 +71,7 @@ pub const WAREHOUSE_KIND: &str = "warehouse";
 pub const QUARANTINE_KIND: &str = "quarantine";
 
 /// What routes and silences match on.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Labels {
     /// The check kind (`row_count`, `freshness`, …), `warehouse` or `quarantine`.
     pub kind: String,

@@ -37,7 +37,7 @@ pub const KINDS: [&str; CheckKind::NAMES.len() + 2] = {
 };
 
 /// Accepted values per label; an empty list does not constrain that label.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Matcher {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]

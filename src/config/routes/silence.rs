@@ -10,7 +10,7 @@ use super::matcher::Matcher;
 use crate::registry::SilenceRecord;
 
 /// Where a silence was written.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum SilenceSource {
     /// In the routes file; changed by editing it.
@@ -20,7 +20,7 @@ pub enum SilenceSource {
 }
 
 /// One silence.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct Silence {
     pub id: String,
     #[serde(rename = "matchers")]
