@@ -23,6 +23,7 @@
 //! [`Agent::shutdown`] stops scheduling, lets in-flight runs finish within a
 //! grace period, and stops the server (SIGTERM/SIGINT).
 
+pub mod discover;
 pub mod evaluator;
 pub mod lanes;
 pub mod lease;
@@ -204,6 +205,8 @@ impl Agent {
         runs.spawn(dispatcher.run(state.shutdown().clone()));
         // Old history goes hourly, in small batches (`agent.retention`).
         runs.spawn(retention::run(state.clone()));
+        // `discover:` entries read their schemas' catalogs on their schedules.
+        runs.spawn(discover::run(state.clone()));
         // Gates a killed agent left undecided are denied before anything new
         // is admitted, so no partition stays `validating`.
         if let Err(e) = state.gates().recover_on_startup(&config).await {

@@ -21,6 +21,8 @@ pub struct Config {
     pub warehouses: BTreeMap<String, WarehouseConfig>,
     /// Datasets from every check file that loaded, in file order.
     pub datasets: Vec<Dataset>,
+    /// `discover:` entries from every check file that loaded.
+    pub discover: Vec<crate::discover::Discover>,
     /// Path of the alert routes file, resolved against `base_dir`.
     pub alerts: Option<PathBuf>,
     /// The alert routes read from that file; empty (no receivers, nothing

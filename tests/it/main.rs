@@ -13,6 +13,7 @@ mod cli_habits;
 mod clickhouse;
 mod config;
 mod deploy;
+mod discover;
 mod engine;
 mod gate;
 mod history;
