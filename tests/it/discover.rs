@@ -470,7 +470,7 @@ fn discover_errors_name_the_file_line_and_key() {
     assert_eq!(
         problems,
         [
-            "checks.yaml:2:18: `warehouse`: unknown warehouse `mian`; did you mean `main`?",
+            "checks.yaml:2:16: `warehouse`: unknown warehouse `mian`; did you mean `main`?",
             "checks.yaml:4:15: `include`: `[` is not a valid glob: invalid range pattern",
             "checks.yaml:5:16: `monitors`: unknown monitor `freshnes`; did you mean `freshness`?",
         ]
@@ -506,4 +506,131 @@ fn discover_errors_name_the_file_line_and_key() {
         problems[0].starts_with("checks.yaml:5:5: duplicate discover entry for schema `a`"),
         "{problems:#?}"
     );
+}
+
+// ---- the agent's run, the API and metrics ----
+
+async fn call(state: &warden::app::AppState, path: &str) -> (u16, String) {
+    use tower::ServiceExt;
+    let request = axum::http::Request::get(path)
+        .body(axum::body::Body::empty())
+        .unwrap();
+    let response = warden::http::router(state.clone())
+        .oneshot(request)
+        .await
+        .unwrap();
+    let status = response.status().as_u16();
+    let body = axum::body::to_bytes(response.into_body(), 1 << 22)
+        .await
+        .unwrap();
+    (status, String::from_utf8(body.to_vec()).unwrap())
+}
+
+/// A scheduled discover run of the agent records the tables as datasets
+/// the API lists with their group, exports their monitors as metrics and
+/// raises the dropped table's alert; a hand-written dataset on a table of
+/// the schema stays the hand-written one.
+async fn discovered_datasets_appear_in_the_api_metrics_and_alerts(backend: Backend) {
+    let Some(db) = TestDb::new(backend).await else {
+        return;
+    };
+    write(&db, "CREATE TABLE {s}.orders (id BIGINT, amount INTEGER)").await;
+    write(&db, "CREATE TABLE {s}.events (id BIGINT)").await;
+    write(
+        &db,
+        "INSERT INTO {s}.orders (id, amount) VALUES (1, 10), (2, 20)",
+    )
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("warden.yaml"),
+        format!(
+            "agent:\n  registry: sqlite://warden.db\nwarehouses:\n  main:\n    url: {}\n\
+             checks: [checks.yaml]\n",
+            db.url()
+        ),
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("checks.yaml"),
+        format!(
+            "datasets:\n  - name: orders\n    warehouse: main\n    table: {s}.orders\n    \
+             checks:\n      - row_count: {{ min: 1 }}\n\
+             discover:\n  - warehouse: main\n    schema: {s}\n    tier: 1\n    \
+             schedule: \"*/30 * * * *\"\n    freshness: {{ max_lag: 26h }}\n",
+            s = db.schema
+        ),
+    )
+    .unwrap();
+    let config = Arc::new(
+        warden::config::load(&dir.path().join("warden.yaml"))
+            .unwrap()
+            .config,
+    );
+    let registry = warden::registry::Registry::open(&config.agent.registry)
+        .await
+        .unwrap();
+    let state = warden::app::AppState::builder(config.clone(), registry)
+        .ready(true)
+        .build();
+    let spec = &config.discover[0];
+    let t0 = Utc::now();
+    warden::agent::discover::run_once(&state, spec, t0).await;
+
+    let events = format!("main.{}.events", db.schema);
+    let (status, body) = call(&state, "/api/v1/datasets").await;
+    assert_eq!(status, 200, "{body}");
+    let json: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let datasets = json["datasets"].as_array().unwrap();
+    let names: Vec<&str> = datasets
+        .iter()
+        .map(|d| d["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        names,
+        ["orders", events.as_str()],
+        "the hand-written one wins `orders`"
+    );
+    let group = format!("main.{}", db.schema);
+    assert_eq!(datasets[0]["discovered"], serde_json::Value::Null);
+    assert_eq!(datasets[1]["discovered"], group.as_str());
+    assert_eq!(datasets[1]["tier"], 1);
+    assert_eq!(datasets[1]["status"], "pass");
+
+    let (status, body) = call(&state, &format!("/api/v1/datasets/{events}")).await;
+    assert_eq!(status, 200, "{body}");
+    let json: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let kinds: Vec<&str> = json["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["kind"].as_str().unwrap())
+        .collect();
+    let expected: &[&str] = if keeps_figures(&db) {
+        &["freshness", "schema", "volume"]
+    } else {
+        &["schema"]
+    };
+    assert_eq!(kinds, expected, "{body}");
+
+    let (_, metrics) = call(&state, "/metrics").await;
+    let series = format!(
+        "warden_check_outcome{{check=\"{events}.schema\",dataset=\"{events}\",outcome=\"pass\"}} 1"
+    );
+    assert!(metrics.contains(&series), "no `{series}` in\n{metrics}");
+
+    // The table goes: its schema monitor fails and its alert fires (tier 1).
+    write(&db, "DROP TABLE {s}.events").await;
+    warden::agent::discover::run_once(&state, spec, t0 + HOUR).await;
+    let (_, body) = call(&state, &format!("/api/v1/datasets/{events}")).await;
+    assert!(body.contains("table dropped"), "{body}");
+    let (status, body) = call(&state, "/api/v1/alerts").await;
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains(&format!("{events}.schema")), "{body}");
+    db.cleanup().await;
+}
+
+mod agent {
+    on_every_engine!(discovered_datasets_appear_in_the_api_metrics_and_alerts);
+    use super::discovered_datasets_appear_in_the_api_metrics_and_alerts;
 }
