@@ -55,7 +55,7 @@ pub fn judge_present(
     };
     let changed_at = table
         .changed_at
-        .or_else(|| if moved { Some(now) } else { None })
+        .or(moved.then_some(now))
         .or(record.and_then(|r| r.changed_at));
     let mut results = Vec::new();
     let mut row_estimate = table.rows.map(|r| r as i64);
@@ -313,4 +313,106 @@ pub fn all_error(spec: &Discover, record: &DiscoveredRecord, message: &str) -> V
             )
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::discover::Monitors;
+    use crate::domain::Identifier;
+    use crate::source::SourcePos;
+
+    const HOUR: Duration = Duration::from_secs(3600);
+
+    fn spec() -> Discover {
+        Discover {
+            warehouse: "main".into(),
+            schema: Identifier::parse("analytics").unwrap(),
+            include: vec![glob::Pattern::new("*").unwrap()],
+            exclude: vec![glob::Pattern::new("tmp_*").unwrap()],
+            tier: 3,
+            owner: None,
+            schedule: None,
+            monitors: Monitors::ALL,
+            max_lag: Some(26 * HOUR),
+            max_drop: 0.5,
+            forget_after: 7 * 24 * HOUR,
+            pos: SourcePos {
+                file: "checks.yaml".into(),
+                line: 1,
+                column: 1,
+            },
+        }
+    }
+
+    fn table(rows: u64, counter: u64) -> SchemaTable {
+        SchemaTable {
+            name: "orders".into(),
+            columns: vec![crate::warehouse::CatalogColumn::new("id", "bigint")],
+            rows: Some(rows),
+            changed_at: None,
+            counter: Some(counter),
+        }
+    }
+
+    fn outcome(j: &Judged, kind: &str) -> Outcome {
+        j.results.iter().find(|r| r.kind == kind).unwrap().outcome
+    }
+
+    #[test]
+    fn volume_fails_past_max_drop_and_stays_failing_at_zero() {
+        let spec = spec();
+        let name = DatasetName::discovered("main", "analytics", "orders").unwrap();
+        let now = Utc::now();
+        let first = judge_present(&spec, &name, &table(1000, 1), None, None, now);
+        assert_eq!(outcome(&first, VOLUME), Outcome::Pass);
+        let rec = first.record.unwrap();
+        // 30% down passes, and becomes the baseline.
+        let j = judge_present(&spec, &name, &table(700, 2), Some(&rec), None, now);
+        assert_eq!(outcome(&j, VOLUME), Outcome::Pass);
+        let rec = j.record.unwrap();
+        assert_eq!(rec.row_estimate, Some(700));
+        // 60% down fails.
+        let j = judge_present(&spec, &name, &table(280, 3), Some(&rec), None, now);
+        assert_eq!(outcome(&j, VOLUME), Outcome::Fail);
+        // To 0 fails, and the baseline stays at the rows it had.
+        let j = judge_present(&spec, &name, &table(0, 4), Some(&rec), None, now);
+        assert_eq!(outcome(&j, VOLUME), Outcome::Fail);
+        assert_eq!(j.record.unwrap().row_estimate, Some(700));
+    }
+
+    #[test]
+    fn a_moving_counter_is_a_change_seen_at_the_run() {
+        let spec = spec();
+        let name = DatasetName::discovered("main", "analytics", "orders").unwrap();
+        let t0 = Utc::now();
+        let rec = judge_present(&spec, &name, &table(10, 1), None, None, t0)
+            .record
+            .unwrap();
+        assert_eq!(rec.changed_at, None);
+        let later = t0 + chrono::Duration::hours(30);
+        let stale = judge_present(&spec, &name, &table(10, 1), Some(&rec), None, later);
+        assert_eq!(outcome(&stale, FRESHNESS), Outcome::Fail);
+        let moved = judge_present(&spec, &name, &table(10, 2), Some(&rec), None, later);
+        assert_eq!(outcome(&moved, FRESHNESS), Outcome::Pass);
+        assert_eq!(moved.record.unwrap().changed_at, Some(later));
+    }
+
+    #[test]
+    fn a_dropped_table_fails_once_then_is_forgotten() {
+        let spec = spec();
+        let name = DatasetName::discovered("main", "analytics", "orders").unwrap();
+        let t0 = Utc::now();
+        let rec = judge_present(&spec, &name, &table(10, 1), None, None, t0)
+            .record
+            .unwrap();
+        let gone = judge_missing(&spec, &rec, t0);
+        assert_eq!(outcome(&gone, SCHEMA), Outcome::Fail);
+        let rec = gone.record.unwrap();
+        let quiet = judge_missing(&spec, &rec, t0 + chrono::Duration::days(1));
+        assert!(quiet.results.is_empty());
+        assert!(quiet.record.is_some());
+        let forgotten = judge_missing(&spec, &rec, t0 + chrono::Duration::days(7));
+        assert!(forgotten.record.is_none());
+    }
 }
