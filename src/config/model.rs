@@ -35,6 +35,17 @@ impl Config {
         self.datasets.iter().find(|d| d.name.as_str() == name)
     }
 
+    /// The `discover:` entry a dataset named `dataset` was found by, if it
+    /// is a discovered one (`<warehouse>.<schema>.<table>` of an entry).
+    pub fn discovered_by(&self, dataset: &str) -> Option<&crate::discover::Discover> {
+        self.discover.iter().find(|d| {
+            dataset
+                .strip_prefix(&d.group())
+                .and_then(|rest| rest.strip_prefix('.'))
+                .is_some_and(|table| !table.is_empty() && !table.contains('.'))
+        })
+    }
+
     /// The id of every configured check, to tell stored results of checks
     /// still configured from those of removed ones in one pass.
     pub fn check_ids(&self) -> std::collections::HashSet<&str> {

@@ -634,3 +634,62 @@ mod agent {
     on_every_engine!(discovered_datasets_appear_in_the_api_metrics_and_alerts);
     use super::discovered_datasets_appear_in_the_api_metrics_and_alerts;
 }
+
+/// `warden check` runs the `discover:` entries with the datasets: their
+/// results are printed, recorded, and count in the exit status.
+#[test]
+fn warden_check_runs_the_discover_entries() {
+    use crate::support::cli::warden_in;
+    let dir = tempfile::tempdir().unwrap();
+    let warehouse = dir.path().join("warehouse.db");
+    crate::support::cli::block_on(async {
+        use sqlx::{ConnectOptions, Executor};
+        let mut conn = sqlx::sqlite::SqliteConnectOptions::new()
+            .filename(&warehouse)
+            .create_if_missing(true)
+            .connect()
+            .await
+            .unwrap();
+        conn.execute(
+            "CREATE TABLE orders (id INTEGER, amount NUMERIC); CREATE TABLE tmp_x (id INTEGER)",
+        )
+        .await
+        .unwrap();
+    });
+    std::fs::write(
+        dir.path().join("warden.yaml"),
+        "warehouses:\n  main:\n    url: sqlite://warehouse.db\nchecks: [checks.yaml]\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("checks.yaml"),
+        "discover:\n  - warehouse: main\n    schema: main\n    exclude: [\"tmp_*\"]\n    \
+         monitors: [schema]\n",
+    )
+    .unwrap();
+    let run = warden_in(dir.path(), &["check", "--format", "json"], &[]);
+    run.assert_code(0);
+    let json = run.json();
+    let checks: Vec<&str> = json["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["check"].as_str().unwrap())
+        .collect();
+    assert_eq!(checks, ["main.main.orders.schema"]);
+
+    // A dropped table fails the next check, once.
+    crate::support::cli::block_on(async {
+        use sqlx::{ConnectOptions, Executor};
+        let mut conn = sqlx::sqlite::SqliteConnectOptions::new()
+            .filename(&warehouse)
+            .connect()
+            .await
+            .unwrap();
+        conn.execute("DROP TABLE orders").await.unwrap();
+    });
+    let run = warden_in(dir.path(), &["check", "--format", "json"], &[]);
+    run.assert_code(1);
+    assert!(run.stdout.contains("table dropped"), "{}", run.stdout);
+    warden_in(dir.path(), &["check", "--format", "json"], &[]).assert_code(0);
+}
