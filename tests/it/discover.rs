@@ -693,3 +693,28 @@ fn warden_check_runs_the_discover_entries() {
     assert!(run.stdout.contains("table dropped"), "{}", run.stdout);
     warden_in(dir.path(), &["check", "--format", "json"], &[]).assert_code(0);
 }
+
+/// A partitioned PostgreSQL table is one dataset whose figures add up its
+/// partitions' (which are not datasets of their own).
+#[tokio::test]
+async fn a_partitioned_postgres_table_counts_its_partitions() {
+    let Some(db) = TestDb::new(Backend::Postgres).await else {
+        return;
+    };
+    let registry = TestRegistry::sqlite().await;
+    write(
+        &db,
+        "CREATE TABLE {s}.sales (d DATE, id BIGINT) PARTITION BY RANGE (d); \
+         CREATE TABLE {s}.sales_h1 PARTITION OF {s}.sales FOR VALUES FROM ('2026-01-01') TO ('2026-07-01'); \
+         CREATE TABLE {s}.sales_h2 PARTITION OF {s}.sales FOR VALUES FROM ('2026-07-01') TO ('2027-01-01'); \
+         INSERT INTO {s}.sales VALUES ('2026-02-01', 1), ('2026-08-01', 2), ('2026-09-01', 3)",
+    )
+    .await;
+    let runner = runner(&db, &registry);
+    let spec = spec(&db, &["*"], &[]);
+    let run = discover(&runner, &spec, &[], Utc::now(), true).await;
+    assert_eq!(tables_of(&db, &run.results), ["sales"]);
+    let volume = monitor(&db, &run.results, "sales", "volume");
+    assert_eq!(volume.observed, Some(3.0), "{volume:#?}");
+    db.cleanup().await;
+}
