@@ -96,7 +96,8 @@ pub fn check_exposure(agent: &config::AgentConfig, addr: SocketAddr) -> Result<(
 pub struct Options {
     /// How long in-flight runs may take to finish on shutdown.
     pub grace: Duration,
-    /// Run every dataset once at start-up (the demo), besides the schedule.
+    /// Run every dataset and `discover:` entry once at start-up (the demo),
+    /// besides the schedule.
     pub run_on_start: bool,
     /// Listen here instead of `agent.listen` (tests, the demo).
     pub listen: Option<String>,
@@ -226,6 +227,10 @@ impl Agent {
                 if let Some(lane) = generation.lanes.get(&ds.warehouse) {
                     lane.enqueue(Job::scheduled(&generation, i, Utc::now()));
                 }
+            }
+            for spec in generation.config.discover.clone() {
+                let state = state.clone();
+                runs.spawn(async move { discover::run_once(&state, &spec, Utc::now()).await });
             }
         }
         let scheduler = tokio::spawn(scheduler::run(state.clone()));
