@@ -62,14 +62,13 @@ impl Discover {
     }
 
     /// The name a run of the entry is claimed under by the agents sharing
-    /// a registry (a dataset name no hand-written dataset can take).
+    /// a registry: `discover.<warehouse>.<schema>`, a name no hand-written
+    /// dataset can take (a `$` of the schema written `_`).
     pub fn run_name(&self) -> DatasetName {
-        DatasetName::discovered("discover", &self.warehouse, self.schema.as_str())
-            .unwrap_or_else(|_| self.fallback_run_name())
-    }
-
-    fn fallback_run_name(&self) -> DatasetName {
-        DatasetName::parse("discover").expect("a valid name")
+        let schema = self.schema.as_str().replace('$', "_");
+        DatasetName::discovered("discover", &self.warehouse, &schema)
+            .or_else(|_| DatasetName::parse(&format!("discover-{}", self.warehouse)))
+            .unwrap_or_else(|_| DatasetName::parse("discover").expect("a valid name"))
     }
 
     /// Whether the table called `name` is watched by this entry.
