@@ -23,6 +23,7 @@
 //! [`Agent::shutdown`] stops scheduling, lets in-flight runs finish within a
 //! grace period, and stops the server (SIGTERM/SIGINT).
 
+pub mod discover;
 pub mod evaluator;
 pub mod lanes;
 pub mod lease;
@@ -95,7 +96,8 @@ pub fn check_exposure(agent: &config::AgentConfig, addr: SocketAddr) -> Result<(
 pub struct Options {
     /// How long in-flight runs may take to finish on shutdown.
     pub grace: Duration,
-    /// Run every dataset once at start-up (the demo), besides the schedule.
+    /// Run every dataset and `discover:` entry once at start-up (the demo),
+    /// besides the schedule.
     pub run_on_start: bool,
     /// Listen here instead of `agent.listen` (tests, the demo).
     pub listen: Option<String>,
@@ -204,6 +206,8 @@ impl Agent {
         runs.spawn(dispatcher.run(state.shutdown().clone()));
         // Old history goes hourly, in small batches (`agent.retention`).
         runs.spawn(retention::run(state.clone()));
+        // `discover:` entries read their schemas' catalogs on their schedules.
+        runs.spawn(discover::run(state.clone()));
         // Gates a killed agent left undecided are denied before anything new
         // is admitted, so no partition stays `validating`.
         if let Err(e) = state.gates().recover_on_startup(&config).await {
@@ -223,6 +227,10 @@ impl Agent {
                 if let Some(lane) = generation.lanes.get(&ds.warehouse) {
                     lane.enqueue(Job::scheduled(&generation, i, Utc::now()));
                 }
+            }
+            for spec in generation.config.discover.clone() {
+                let state = state.clone();
+                runs.spawn(async move { discover::run_once(&state, &spec, Utc::now()).await });
             }
         }
         let scheduler = tokio::spawn(scheduler::run(state.clone()));

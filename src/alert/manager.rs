@@ -280,9 +280,13 @@ impl AlertManager {
     /// forgets those receivers never heard of. For a reload.
     pub async fn retain(&self, config: &Config, now: DateTime<Utc>) -> Result<(), AlertError> {
         let known = |r: &AlertRecord| match r.kind {
-            AlertKind::Check => config
-                .dataset(r.dataset.as_deref().unwrap_or(""))
-                .is_some_and(|ds| ds.checks.iter().any(|c| c.id.as_str() == r.key)),
+            AlertKind::Check => {
+                let dataset = r.dataset.as_deref().unwrap_or("");
+                config
+                    .dataset(dataset)
+                    .is_some_and(|ds| ds.checks.iter().any(|c| c.id.as_str() == r.key))
+                    || config.discovered_by(dataset).is_some()
+            }
             AlertKind::Warehouse => config.warehouses.keys().any(|w| warehouse_key(w) == r.key),
             AlertKind::Quarantine => r
                 .dataset

@@ -184,6 +184,7 @@ mod tests {
             partition: None,
             gate_table: TableRef::parse("orders").unwrap(),
             gate_allow_empty: false,
+            discovered: None,
             checks: Vec::new(),
             pos: SourcePos {
                 file: PathBuf::from("x.yaml"),

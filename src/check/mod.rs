@@ -22,6 +22,7 @@ use crate::warehouse::Warehouse;
 
 pub use crate::domain::{CheckResult, Outcome, Summary};
 pub use evaluate::{Baselines, EvalContext, evaluate, evaluate_all};
+pub(crate) use evaluate::{Status, Verdict};
 pub use executor::{observe, observe_table};
 pub use kind::{CheckKind, latest_instant};
 pub use observation::{DatasetObservations, Observation, ObserveError, Observed};

@@ -542,6 +542,7 @@ mod tests {
             }),
             gate_table: TableRef::parse("staging.orders").unwrap(),
             gate_allow_empty: false,
+            discovered: None,
             checks: checks
                 .into_iter()
                 .map(|(n, kind, filter)| CheckSpec {

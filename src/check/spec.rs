@@ -28,6 +28,9 @@ pub struct Dataset {
     /// Whether the gate allows a partition with no rows in `gate_table`
     /// (`gate.allow_empty`); otherwise an empty partition is a breach.
     pub gate_allow_empty: bool,
+    /// For a dataset found by `discover:`, the group it belongs to:
+    /// `<warehouse>.<schema>`; `None` for one written by hand.
+    pub discovered: Option<String>,
     pub checks: Vec<CheckSpec>,
     pub pos: SourcePos,
 }

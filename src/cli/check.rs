@@ -22,7 +22,11 @@ pub async fn run(config_path: &Path, args: CheckArgs) -> anyhow::Result<u8> {
         Some(open_registry(config).await?)
     };
     let runner = warden::app::runner(config, registry);
-    let outcome = run_datasets(config, &runner, &datasets, !args.no_record).await;
+    let mut outcome = run_datasets(config, &runner, &datasets, !args.no_record).await;
+    // `discover:` entries run with the whole configuration, not for one dataset.
+    if args.dataset.is_none() {
+        run_discover(config, &runner, !args.no_record, &mut outcome).await;
+    }
     print(&outcome.results, args.format)?;
     Ok(exit_code(&outcome, !loaded.diagnostics.is_empty()))
 }
@@ -112,6 +116,31 @@ pub async fn run_datasets(
         }
     }
     outcome
+}
+
+/// Runs every `discover:` entry once: one catalog statement each.
+pub async fn run_discover(
+    config: &Config,
+    runner: &Runner,
+    record: bool,
+    outcome: &mut RunOutcome,
+) {
+    for spec in &config.discover {
+        let run =
+            warden::discover::discover(runner, spec, &config.datasets, Utc::now(), record).await;
+        if let Some(message) = &run.catalog_error {
+            eprintln!("error: discover {}: {message}", spec.group());
+        }
+        if let Some(e) = &run.record_error {
+            eprintln!(
+                "error: discover {}: {}",
+                spec.group(),
+                warden::format::error_chain(e)
+            );
+            outcome.unrecorded.push(spec.group());
+        }
+        outcome.results.extend(run.results);
+    }
 }
 
 pub fn print(results: &[CheckResult], format: Format) -> anyhow::Result<()> {

@@ -19,6 +19,7 @@ use std::path::{Path, PathBuf};
 pub use model::*;
 
 use crate::check::Dataset;
+use crate::discover::Discover;
 use crate::source::{Diagnostic, EnvLookup, ReadError, SourceFile, SourcePos};
 use raw::RawMain;
 use validate::{DatasetContext, MainParts};
@@ -247,13 +248,39 @@ fn run(path: &Path, env: EnvLookup<'_>, previous: Option<&Config>) -> Result<Out
 
     let (files, mut file_diags) = check_files(&parts, shown_dir);
     let mut datasets = Vec::new();
+    let mut discover: Vec<Discover> = Vec::new();
     let mut names: HashMap<String, SourcePos> = HashMap::new();
     let mut kept = Vec::new();
     for file in files {
         let mut diags = Vec::new();
         let names_before = names.clone();
         let mut loaded = Vec::new();
-        load_check_file(&file, env, &parts, &mut names, &mut loaded, &mut diags);
+        let mut found = Vec::new();
+        load_check_file(
+            &file,
+            env,
+            &parts,
+            &mut names,
+            (&mut loaded, &mut found),
+            &mut diags,
+        );
+        let mut unique: Vec<Discover> = Vec::new();
+        for d in found {
+            let first = discover
+                .iter()
+                .chain(&unique)
+                .find(|e| e.warehouse == d.warehouse && e.schema == d.schema);
+            match first {
+                Some(first) => diags.push(Diagnostic::at(
+                    &d.pos,
+                    format!(
+                        "duplicate discover entry for schema `{}` of warehouse `{}` (first at {})",
+                        d.schema, d.warehouse, first.pos
+                    ),
+                )),
+                None => unique.push(d),
+            }
+        }
         sort(&mut diags);
         match previous {
             Some(previous) if !diags.is_empty() => {
@@ -266,9 +293,21 @@ fn run(path: &Path, env: EnvLookup<'_>, previous: Option<&Config>) -> Result<Out
                     &mut datasets,
                     &mut diags,
                 );
+                discover.extend(
+                    previous
+                        .discover
+                        .iter()
+                        .filter(|d| {
+                            d.pos.file == file && parts.warehouses.contains_key(&d.warehouse)
+                        })
+                        .cloned(),
+                );
                 kept.push(file);
             }
-            _ => datasets.extend(loaded),
+            _ => {
+                datasets.extend(loaded);
+                discover.extend(unique);
+            }
         }
         file_diags.extend(diags);
     }
@@ -285,6 +324,7 @@ fn run(path: &Path, env: EnvLookup<'_>, previous: Option<&Config>) -> Result<Out
         agent,
         warehouses,
         datasets,
+        discover,
         alerts,
         routes: std::sync::Arc::new(routes),
     };
@@ -383,7 +423,7 @@ fn load_check_file(
     env: EnvLookup<'_>,
     parts: &MainParts,
     names: &mut HashMap<String, SourcePos>,
-    datasets: &mut Vec<Dataset>,
+    (datasets, discover): (&mut Vec<Dataset>, &mut Vec<Discover>),
     diags: &mut Vec<Diagnostic>,
 ) {
     let src = match SourceFile::read(file, env) {
@@ -403,6 +443,12 @@ fn load_check_file(
         src: &src,
         warehouses: &parts.warehouse_names,
     };
+    for raw in &read.discover {
+        match validate::discover(raw, &cx) {
+            Ok(entry) => discover.push(entry),
+            Err(problems) => diags.extend(problems),
+        }
+    }
     // A dataset that did not parse never loads, but its other problems are
     // reported too; a key taken out to read it is not also "required".
     for (raw, taken_out) in &read.partial {

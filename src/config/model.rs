@@ -21,6 +21,8 @@ pub struct Config {
     pub warehouses: BTreeMap<String, WarehouseConfig>,
     /// Datasets from every check file that loaded, in file order.
     pub datasets: Vec<Dataset>,
+    /// `discover:` entries from every check file that loaded.
+    pub discover: Vec<crate::discover::Discover>,
     /// Path of the alert routes file, resolved against `base_dir`.
     pub alerts: Option<PathBuf>,
     /// The alert routes read from that file; empty (no receivers, nothing
@@ -31,6 +33,17 @@ pub struct Config {
 impl Config {
     pub fn dataset(&self, name: &str) -> Option<&Dataset> {
         self.datasets.iter().find(|d| d.name.as_str() == name)
+    }
+
+    /// The `discover:` entry a dataset named `dataset` was found by, if it
+    /// is a discovered one (`<warehouse>.<schema>.<table>` of an entry).
+    pub fn discovered_by(&self, dataset: &str) -> Option<&crate::discover::Discover> {
+        self.discover.iter().find(|d| {
+            dataset
+                .strip_prefix(&d.group())
+                .and_then(|rest| rest.strip_prefix('.'))
+                .is_some_and(|table| !table.is_empty() && !table.contains('.'))
+        })
     }
 
     /// The id of every configured check, to tell stored results of checks

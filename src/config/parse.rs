@@ -6,7 +6,7 @@ use serde_saphyr::{Location, Spanned};
 
 use crate::source::{Diagnostic, SourceFile, Vocabulary};
 
-use super::raw::{RawCheckFile, RawCheckFileOutline, RawDataset};
+use super::raw::{RawCheckFile, RawCheckFileOutline, RawDataset, RawDiscover};
 use crate::check::kind::CheckKind;
 
 /// The check kinds, as messages name them.
@@ -38,6 +38,8 @@ pub fn datasets(src: &SourceFile) -> (Vec<Spanned<RawDataset>>, Vec<Diagnostic>)
 pub struct CheckFileRead {
     /// The datasets that parsed.
     pub datasets: Vec<Spanned<RawDataset>>,
+    /// The `discover:` entries, when the whole file parsed.
+    pub discover: Vec<Spanned<RawDiscover>>,
     /// Datasets that did not parse, read again without the keys serde
     /// refused (named beside each), so that their other problems are found
     /// too; they never load.
@@ -56,6 +58,7 @@ pub fn read(src: &SourceFile) -> CheckFileRead {
         Ok(file) => {
             return CheckFileRead {
                 datasets: file.datasets,
+                discover: file.discover,
                 ..CheckFileRead::default()
             };
         }

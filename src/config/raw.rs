@@ -193,6 +193,9 @@ pub struct RawCheckFile {
     /// The datasets declared in this file.
     #[serde(default)]
     pub datasets: Vec<Spanned<RawDataset>>,
+    /// Schemas whose every table is watched from the catalog.
+    #[serde(default)]
+    pub discover: Vec<Spanned<RawDiscover>>,
 }
 
 /// A check file read only far enough to find where each dataset starts, so
@@ -203,6 +206,57 @@ pub struct RawCheckFileOutline {
     /// Each dataset, unread.
     #[serde(default)]
     pub datasets: Vec<Spanned<IgnoredAny>>,
+    /// The `discover:` entries, unread: accepted here, read with the whole file.
+    #[serde(default)]
+    #[allow(dead_code)]
+    pub discover: Option<IgnoredAny>,
+}
+
+/// One entry of `discover:`: every table of a schema watched from the catalog.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawDiscover {
+    /// Name of a warehouse declared in `warden.yaml` (required).
+    pub warehouse: Option<Spanned<String>>,
+    /// The schema (PostgreSQL schema, MySQL or ClickHouse database, SQLite
+    /// `main`) whose tables are watched (required).
+    pub schema: Option<Spanned<String>>,
+    /// Globs of table names watched; default `["*"]`.
+    pub include: Option<Spanned<Vec<Spanned<String>>>>,
+    /// Globs of table names left out, even when included.
+    pub exclude: Option<Spanned<Vec<Spanned<String>>>>,
+    /// Tier of every discovered dataset: 1 pages, 2 chat, 3 digest; default 3.
+    pub tier: Option<Spanned<i64>>,
+    /// Team or person responsible, shown in alerts.
+    pub owner: Option<Spanned<String>>,
+    /// Cron expression for reading the catalog; without it, on demand only.
+    pub schedule: Option<Spanned<String>>,
+    /// Which monitors each table gets: `freshness`, `volume`, `schema`;
+    /// default all three.
+    pub monitors: Option<Spanned<Vec<Spanned<String>>>>,
+    /// The freshness monitor's limit.
+    pub freshness: Option<Spanned<RawDiscoverFreshness>>,
+    /// The volume monitor's limit.
+    pub volume: Option<Spanned<RawDiscoverVolume>>,
+    /// How long a dropped table is remembered after its alert; default `7d`.
+    pub forget_after: Option<Spanned<String>>,
+}
+
+/// `freshness:` of a `discover:` entry.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawDiscoverFreshness {
+    /// Longest time a table may go without a change, like `26h`.
+    pub max_lag: Option<Spanned<String>>,
+}
+
+/// `volume:` of a `discover:` entry.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawDiscoverVolume {
+    /// Largest drop of the row estimate between two runs that passes, as
+    /// `50%` or `0.5`; default 50%. A drop to 0 always fails.
+    pub max_drop: Option<Spanned<String>>,
 }
 
 /// One entry of `datasets:`.

@@ -3,6 +3,7 @@
 //! problem is collected, not only the first, so a user fixes a file in one go.
 
 mod checks;
+mod discover;
 mod tokens;
 pub(crate) mod values;
 
@@ -26,6 +27,7 @@ use crate::source::values::{
 use crate::source::{Diagnostic, SourceFile, SourcePos, did_you_mean, one_of};
 use values::{parse_cron, registry_url, warehouse_url};
 
+pub use discover::discover;
 pub use values::clean;
 
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:9464";
@@ -362,28 +364,9 @@ pub fn dataset(
             DatasetName::parse(s.trim()).map_err(|e| e.to_string())
         })
     });
-    let warehouse = p.required(&r.warehouse, "warehouse", &pos).and_then(|w| {
-        p.parse(w, "warehouse", |s| {
-            let s = s.trim();
-            if cx.warehouses.iter().any(|w| w == s) {
-                return Ok(s.to_owned());
-            }
-            let hint = did_you_mean(s, cx.warehouses.iter().map(String::as_str));
-            if !hint.is_empty() {
-                Err(format!("unknown warehouse `{s}`{hint}"))
-            } else if cx.warehouses.is_empty() {
-                Err(format!(
-                    "unknown warehouse `{s}` (warden.yaml declares none)"
-                ))
-            } else {
-                let names: Vec<&str> = cx.warehouses.iter().map(String::as_str).collect();
-                Err(format!(
-                    "unknown warehouse `{s}` (warden.yaml declares {})",
-                    one_of(&names)
-                ))
-            }
-        })
-    });
+    let warehouse = p
+        .required(&r.warehouse, "warehouse", &pos)
+        .and_then(|w| p.parse(w, "warehouse", |s| known_warehouse(s, cx.warehouses)));
     let table = p
         .required(&r.table, "table", &pos)
         .and_then(|t| p.parse(t, "table", |s| parse_table(s)));
@@ -460,6 +443,7 @@ pub fn dataset(
         warehouse,
         gate_table: gate_table.unwrap_or_else(|| table.clone()),
         gate_allow_empty,
+        discovered: None,
         table,
         tier,
         owner,
@@ -469,6 +453,28 @@ pub fn dataset(
         checks,
         pos,
     })
+}
+
+/// `s` if it names a warehouse of `warehouses`, else why not.
+pub(super) fn known_warehouse(s: &str, warehouses: &[String]) -> Result<String, String> {
+    let s = s.trim();
+    if warehouses.iter().any(|w| w == s) {
+        return Ok(s.to_owned());
+    }
+    let hint = did_you_mean(s, warehouses.iter().map(String::as_str));
+    if !hint.is_empty() {
+        Err(format!("unknown warehouse `{s}`{hint}"))
+    } else if warehouses.is_empty() {
+        Err(format!(
+            "unknown warehouse `{s}` (warden.yaml declares none)"
+        ))
+    } else {
+        let names: Vec<&str> = warehouses.iter().map(String::as_str).collect();
+        Err(format!(
+            "unknown warehouse `{s}` (warden.yaml declares {})",
+            one_of(&names)
+        ))
+    }
 }
 
 /// Whether some check can deny a gate: blocking, fail severity, and looking

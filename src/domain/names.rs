@@ -39,6 +39,22 @@ impl DatasetName {
         check_name("dataset", s)?;
         Ok(Self(s.to_owned()))
     }
+
+    /// The name of a table found by `discover:`: `<warehouse>.<schema>.<table>`,
+    /// each part a valid name on its own (the dots cannot appear in a name
+    /// written by hand, so the two never meet).
+    pub fn discovered(warehouse: &str, schema: &str, table: &str) -> Result<Self, NameError> {
+        for part in [warehouse, schema, table] {
+            check_name("dataset", part)?;
+        }
+        let name = format!("{warehouse}.{schema}.{table}");
+        if name.len() > 128 {
+            return Err(NameError(format!(
+                "dataset name `{name}` is longer than 128 characters"
+            )));
+        }
+        Ok(Self(name))
+    }
     pub fn as_str(&self) -> &str {
         &self.0
     }

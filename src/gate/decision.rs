@@ -187,6 +187,7 @@ mod tests {
             warehouse: "main".into(),
             gate_table: table.clone(),
             gate_allow_empty: false,
+            discovered: None,
             table,
             tier: 1,
             owner: None,

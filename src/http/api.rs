@@ -37,8 +37,8 @@ pub async fn datasets(State(state): State<AppState>) -> Result<Json<DatasetsBody
     let config = state.config();
     let mut latest = view::latest_by_dataset(&state, &config).await?;
     let now = Utc::now();
-    let datasets = config
-        .datasets
+    let all = view::all_datasets(&state, &config).await?;
+    let datasets = all
         .iter()
         .map(|ds| {
             let results = latest.remove(ds.name.as_str()).unwrap_or_default();
@@ -78,18 +78,23 @@ pub async fn dataset(
     Path(name): Path<String>,
 ) -> Result<Json<DatasetBody>, ApiError> {
     let config = state.config();
-    let ds = config
-        .dataset(&name)
-        .ok_or_else(|| ApiError::not_found(format!("no dataset `{name}` is configured")))?;
+    let ds = match config.dataset(&name) {
+        Some(ds) => ds.clone(),
+        None => view::discovered_datasets(&state, &config)
+            .await?
+            .into_iter()
+            .find(|d| d.name.as_str() == name)
+            .ok_or_else(|| ApiError::not_found(format!("no dataset `{name}` is configured")))?,
+    };
     let latest = state.registry().reads().latest_results(&ds.name).await?;
     let latest: Vec<_> = latest
         .into_iter()
-        .filter(|s| ds.checks.iter().any(|c| c.id.as_str() == s.result.check))
+        .filter(|s| view::reports(&ds, &s.result))
         .collect();
-    let dataset = view::dataset_view(&state, &config, ds, &latest, Utc::now());
+    let dataset = view::dataset_view(&state, &config, &ds, &latest, Utc::now());
     Ok(Json(DatasetBody {
         dataset,
-        checks: view::check_views(ds, latest),
+        checks: view::check_views(&ds, latest),
     }))
 }
 

@@ -35,6 +35,9 @@ pub struct DatasetView {
     /// From the dataset's freshness check, in seconds.
     pub freshness_lag_seconds: Option<f64>,
     pub warehouse_up: bool,
+    /// For a dataset found by `discover:`, the group it belongs to:
+    /// `<warehouse>.<schema>`; `null` for one written by hand.
+    pub discovered: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
@@ -75,15 +78,71 @@ impl From<StoredResult> for ResultView {
     }
 }
 
-/// The latest result of each check still configured, by dataset.
+/// The datasets `discover:` entries of `config` found, as the registry
+/// recorded them at their last runs (a dropped table until it is
+/// forgotten), grouped by entry and in name order.
+pub async fn discovered_datasets(
+    state: &AppState,
+    config: &Config,
+) -> Result<Vec<Dataset>, RegistryError> {
+    if config.discover.is_empty() {
+        return Ok(Vec::new());
+    }
+    let records = state.registry().reads().discovered_all().await?;
+    let mut out = Vec::new();
+    for spec in &config.discover {
+        out.extend(
+            records
+                .iter()
+                .filter(|r| r.warehouse == spec.warehouse && r.schema_name == spec.schema.as_str())
+                .filter(|r| spec.matches(&r.table_name))
+                .filter(|r| {
+                    !config
+                        .datasets
+                        .iter()
+                        .any(|ds| spec.written_by_hand(ds, &r.table_name))
+                })
+                .filter_map(|r| spec.dataset(&r.table_name)),
+        );
+    }
+    Ok(out)
+}
+
+/// Every dataset: those written by hand, then the discovered ones.
+pub async fn all_datasets(
+    state: &AppState,
+    config: &Config,
+) -> Result<Vec<Dataset>, RegistryError> {
+    let mut all = config.datasets.clone();
+    all.extend(discovered_datasets(state, config).await?);
+    Ok(all)
+}
+
+/// Whether `result` is one that dataset `ds` reports: one of its
+/// configured checks, or any monitor of a discovered dataset.
+pub fn reports(ds: &Dataset, result: &CheckResult) -> bool {
+    if ds.discovered.is_some() {
+        result.dataset == ds.name.as_str()
+    } else {
+        ds.checks.iter().any(|c| c.id.as_str() == result.check)
+    }
+}
+
+/// The latest result of each check still configured (or of a discovered
+/// dataset's monitors), by dataset.
 pub async fn latest_by_dataset(
     state: &AppState,
     config: &Config,
 ) -> Result<HashMap<String, Vec<StoredResult>>, RegistryError> {
     let configured = config.check_ids();
+    let discovered: std::collections::HashSet<String> = discovered_datasets(state, config)
+        .await?
+        .into_iter()
+        .map(|d| d.name.to_string())
+        .collect();
     let mut by_dataset: HashMap<String, Vec<StoredResult>> = HashMap::new();
     for s in state.registry().reads().latest_results_all().await? {
-        if configured.contains(s.result.check.as_str()) {
+        if configured.contains(s.result.check.as_str()) || discovered.contains(&s.result.dataset) {
             by_dataset
                 .entry(s.result.dataset.clone())
                 .or_default()
@@ -133,6 +192,7 @@ pub fn dataset_view(
             .and_then(|s| next_tick(s, now, config.agent.timezone)),
         freshness_lag_seconds,
         warehouse_up: state.circuit(&ds.warehouse).is_none_or(|c| !c.is_open()),
+        discovered: ds.discovered.clone(),
     }
 }
 
@@ -148,6 +208,24 @@ pub fn severity_rank(o: Outcome) -> u8 {
 }
 
 pub fn check_views(ds: &Dataset, latest: Vec<StoredResult>) -> Vec<CheckView> {
+    if ds.discovered.is_some() {
+        // A discovered dataset's monitors are what its last runs reported.
+        let mut views: Vec<CheckView> = latest
+            .into_iter()
+            .filter(|s| s.result.dataset == ds.name.as_str())
+            .map(|s| CheckView {
+                check: s.result.check.clone(),
+                name: s.result.kind.clone(),
+                kind: s.result.kind.clone(),
+                column: None,
+                severity: Severity::Fail,
+                blocking: false,
+                last_result: Some(ResultView::from(s)),
+            })
+            .collect();
+        views.sort_by(|a, b| a.check.cmp(&b.check));
+        return views;
+    }
     let mut latest: HashMap<String, StoredResult> = latest
         .into_iter()
         .map(|s| (s.result.check.clone(), s))

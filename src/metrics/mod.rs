@@ -289,6 +289,11 @@ impl Metrics {
     pub fn retain(&self, config: &Config) {
         let mut state = self.checks.state();
         state.retain(|dataset, written| {
+            // A discovered dataset's series stay while its entry does; its
+            // next run writes them again.
+            if config.discovered_by(dataset).is_some() {
+                return true;
+            }
             let Some(ds) = config.dataset(dataset) else {
                 return false;
             };

@@ -41,6 +41,7 @@ use crate::warehouse::Engine;
 
 mod alerts;
 mod claims;
+mod discovered;
 mod error;
 mod gates;
 mod outbox;
@@ -52,6 +53,7 @@ mod silences;
 mod sql;
 
 pub use alerts::{AlertFlush, AlertRecord, DigestPlan, NewNotification, NotifiedMark};
+pub use discovered::DiscoveredRecord;
 pub use error::RegistryError;
 pub use gates::{GateRecord, idempotency_key};
 pub use outbox::{OutboxEntry, OutboxStatus};

@@ -95,4 +95,55 @@ impl Registry {
         .map(drop)?;
         Ok(())
     }
+
+    /// The accepted columns of every dataset whose name starts with
+    /// `prefix`, by dataset: one statement for all of a discovered schema.
+    pub async fn schema_baselines_with_prefix(
+        &self,
+        prefix: &str,
+    ) -> Result<std::collections::HashMap<String, Vec<StoredColumn>>, RegistryError> {
+        #[derive(sqlx::FromRow)]
+        struct Row {
+            dataset: String,
+            columns: Json<Vec<StoredColumn>>,
+        }
+        // `substr` rather than LIKE: `_` in a name is no wildcard.
+        let rows: Vec<Row> = query(
+            "SELECT dataset, columns FROM schema_baselines \
+             WHERE substr(dataset, 1, CAST($2 AS INTEGER)) = $1",
+        )
+        .bind(prefix)
+        .bind(prefix.len() as i64)
+        .fetch_all(self, "schema baselines")
+        .await?;
+        Ok(rows.into_iter().map(|r| (r.dataset, r.columns.0)).collect())
+    }
+
+    /// Stores each `(dataset, columns)` as its baseline, in one transaction.
+    pub async fn set_schema_baselines(
+        &self,
+        baselines: &[(String, Vec<StoredColumn>)],
+        accepted_by: &str,
+    ) -> Result<(), RegistryError> {
+        if baselines.is_empty() {
+            return Ok(());
+        }
+        let at = now();
+        let mut tx = self.begin("set schema baselines").await?;
+        for (dataset, columns) in baselines {
+            query(
+                "INSERT INTO schema_baselines (dataset, columns, accepted_at, accepted_by) \
+                 VALUES ($1, $2, $3, $4) \
+                 ON CONFLICT (dataset) DO UPDATE SET columns = excluded.columns, \
+                 accepted_at = excluded.accepted_at, accepted_by = excluded.accepted_by",
+            )
+            .bind(dataset.as_str())
+            .bind(Arg::json(columns))
+            .bind(at)
+            .bind(accepted_by)
+            .execute(&mut tx, "set schema baseline")
+            .await?;
+        }
+        tx.commit("set schema baselines").await
+    }
 }

@@ -98,6 +98,33 @@ impl Dialect for ClickHouseDialect {
     /// them unique, so no column is reported in one; the partition key
     /// from `is_in_partition_key`. `system.columns` lists each table's
     /// columns in declaration order.
+    /// The columns from `system.columns` and, in the same statement, each
+    /// table's active parts from `system.parts`: `sum(rows)`,
+    /// `max(modification_time)` and how many parts (which moves on every
+    /// insert and merge); a `MergeTree` table without active parts holds 0
+    /// rows. Other engines (`Distributed`, `View`, `Memory`) have no figures.
+    fn discover_query(&self, schema: &Identifier) -> (String, Vec<Value>) {
+        (
+            "SELECT table, name, type, CAST(NULL AS Nullable(UInt64)) AS estimate, \
+             CAST(NULL AS Nullable(UInt64)) AS changed, CAST(NULL AS Nullable(UInt64)) AS counter \
+             FROM system.columns WHERE database = {p1:String} \
+             UNION ALL \
+             SELECT table, '', '', toNullable(sum(rows)), \
+             toNullable(toUInt64(toUnixTimestamp(max(modification_time)))), toNullable(count()) \
+             FROM system.parts WHERE active AND database = {p2:String} GROUP BY table \
+             UNION ALL \
+             SELECT name, '', '', toNullable(toUInt64(0)), CAST(NULL AS Nullable(UInt64)), \
+             toNullable(toUInt64(0)) \
+             FROM system.tables WHERE database = {p3:String} AND engine LIKE '%MergeTree'"
+                .to_owned(),
+            vec![
+                Value::Text(schema.as_str().to_owned()),
+                Value::Text(schema.as_str().to_owned()),
+                Value::Text(schema.as_str().to_owned()),
+            ],
+        )
+    }
+
     fn schema_catalog_query(&self, schema: Option<&Identifier>) -> (String, Vec<Value>) {
         (
             "SELECT database, table, name, type, toInt64(0), toInt64(is_in_partition_key) \

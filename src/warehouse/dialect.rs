@@ -122,6 +122,14 @@ pub trait Dialect: Send + Sync {
     /// 0); ordered by relation, then declaration order.
     fn schema_catalog_query(&self, schema: Option<&Identifier>) -> (String, Vec<Value>);
 
+    /// The one statement `discover:` reads a whole schema with, and its
+    /// parameters: rows of six cells, (relation, column, type as in
+    /// [`Dialect::catalog_query`], row estimate, last change as Unix
+    /// seconds, change counter). A row whose column is empty carries only
+    /// the relation's figures; the figures are NULL where the engine keeps
+    /// none. Base tables only, never views.
+    fn discover_query(&self, schema: &Identifier) -> (String, Vec<Value>);
+
     /// The rows a profile counts columns over when it samples: at most
     /// `limit` rows of `table`, any of them, as a derived table.
     fn sample(&self, table: &TableRef, columns: &[Identifier], limit: u64) -> String {

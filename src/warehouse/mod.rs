@@ -15,6 +15,7 @@ mod backend;
 mod catalog;
 mod clickhouse;
 mod dialect;
+mod discover;
 mod error;
 mod mysql;
 mod pooled;
@@ -36,6 +37,7 @@ use crate::domain::{ENCODE_USERINFO, Scrubber, redact_url, userinfo_needs_encodi
 
 pub use catalog::CatalogColumn;
 pub use dialect::Dialect;
+pub use discover::SchemaTable;
 pub use error::WarehouseError;
 pub use profile::{CatalogTable, ColumnProfile, ProfileColumn, TableProfile};
 pub use value::Value;

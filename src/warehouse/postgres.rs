@@ -65,6 +65,36 @@ impl Dialect for PostgresDialect {
     /// `pg_index` and the partition key from `pg_partitioned_table` (the
     /// catalog tables every user may read, unlike `information_schema`'s
     /// constraints); the partitions of a partitioned table are left out.
+    /// The row estimate is `pg_class.reltuples`, or `n_live_tup` once the
+    /// statistics have counted writes (reltuples lags until an ANALYZE);
+    /// the counter adds up inserts, updates and deletes, so a counter that
+    /// moves is a change whose time warden records. A partitioned table
+    /// adds up its partitions' figures (it keeps none of its own).
+    fn discover_query(&self, schema: &Identifier) -> (String, Vec<Value>) {
+        (
+            "SELECT c.table_name::text, c.column_name::text, \
+             (CASE WHEN c.data_type IN ('USER-DEFINED', 'ARRAY') THEN c.udt_name ELSE c.data_type END)::text, \
+             (CASE WHEN COALESCE(tree.writes, s.n_tup_ins + s.n_tup_upd + s.n_tup_del, 0) > 0 \
+                     OR cl.reltuples < 0 \
+                   THEN COALESCE(tree.live, s.n_live_tup, 0) ELSE cl.reltuples END)::int8, \
+             NULL::int8, \
+             COALESCE(tree.writes, s.n_tup_ins + s.n_tup_upd + s.n_tup_del, 0)::int8 \
+             FROM information_schema.columns c \
+             JOIN pg_catalog.pg_namespace n ON n.nspname = c.table_schema \
+             JOIN pg_catalog.pg_class cl ON cl.relnamespace = n.oid AND cl.relname = c.table_name \
+             LEFT JOIN pg_catalog.pg_stat_user_tables s ON s.relid = cl.oid \
+             LEFT JOIN LATERAL (SELECT sum(ps.n_live_tup) AS live, \
+                 sum(ps.n_tup_ins + ps.n_tup_upd + ps.n_tup_del) AS writes \
+               FROM pg_catalog.pg_partition_tree(cl.oid) t \
+               JOIN pg_catalog.pg_stat_user_tables ps ON ps.relid = t.relid \
+               WHERE cl.relkind = 'p') tree ON true \
+             WHERE c.table_schema = $1 AND cl.relkind IN ('r', 'p') AND NOT cl.relispartition \
+             ORDER BY c.table_name, c.ordinal_position"
+                .to_owned(),
+            vec![Value::Text(schema.as_str().to_owned())],
+        )
+    }
+
     fn schema_catalog_query(&self, schema: Option<&Identifier>) -> (String, Vec<Value>) {
         (
             "SELECT c.table_schema::text, c.table_name::text, c.column_name::text, \

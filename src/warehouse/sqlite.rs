@@ -65,6 +65,21 @@ impl Dialect for SqliteDialect {
 
     /// The schema names an attached database (`main` by default); SQLite
     /// partitions nothing. Its own tables (`sqlite_sequence`…) are left out.
+    /// SQLite keeps no row estimate or change time that one statement
+    /// could read without counting each table: the schema only.
+    fn discover_query(&self, schema: &Identifier) -> (String, Vec<Value>) {
+        let schema = schema.as_str();
+        (
+            format!(
+                "SELECT m.name, p.name, p.type, NULL, NULL, NULL \
+                 FROM \"{schema}\".sqlite_master m JOIN pragma_table_info(m.name, ?) p \
+                 WHERE m.type = 'table' AND m.name NOT LIKE 'sqlite\\_%' ESCAPE '\\' \
+                 ORDER BY m.name, p.cid"
+            ),
+            vec![Value::Text(schema.to_owned())],
+        )
+    }
+
     fn schema_catalog_query(&self, schema: Option<&Identifier>) -> (String, Vec<Value>) {
         let schema = schema.map_or("main", Identifier::as_str);
         (

@@ -14,6 +14,7 @@ mod clickhouse;
 mod config;
 mod contract;
 mod deploy;
+mod discover;
 mod engine;
 mod gate;
 mod history;

@@ -34,6 +34,7 @@ pub use freshness::{Expect, Freshness, FreshnessRule, latest_instant};
 pub use null_rate::NullRate;
 pub use row_count::RowCount;
 pub use row_count_change::{ChangeBaseline, RowCountChange};
+pub(crate) use schema::drift_from_baseline;
 pub use schema::{DriftAction, ExpectedColumn, Schema};
 pub use sql::Sql;
 pub use unique::Unique;
@@ -122,6 +123,8 @@ impl CheckKind {
     pub fn gauge_of(kind: &str) -> Option<DatasetGauge> {
         match kind {
             RowCount::NAME => RowCount::GAUGE,
+            // A discovered table's row estimate.
+            "volume" => Some(DatasetGauge::RowCount),
             Freshness::NAME => Freshness::GAUGE,
             NullRate::NAME => NullRate::GAUGE,
             _ => None,

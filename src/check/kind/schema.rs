@@ -325,6 +325,22 @@ impl Kind for Schema {
     }
 }
 
+/// Drift of `actual` from a stored baseline under the default actions
+/// (an added column warns, a removed or retyped one fails): what a
+/// discovered table's schema monitor reports.
+pub(crate) fn drift_from_baseline(stored: &[StoredColumn], actual: &[CatalogColumn]) -> Verdict {
+    let expected: Vec<(String, Option<String>)> = stored
+        .iter()
+        .map(|c| (c.name.clone(), Some(c.data_type.clone())))
+        .collect();
+    let actions = DriftActions {
+        added: DriftAction::Warn,
+        removed: DriftAction::Fail,
+        type_changed: DriftAction::Fail,
+    };
+    schema(&expected, actual, actions, "the baseline")
+}
+
 #[derive(Debug, Clone, Copy)]
 struct DriftActions {
     added: DriftAction,

@@ -600,6 +600,7 @@ pub fn dataset(
         warehouse: "main".into(),
         gate_table: table.clone(),
         gate_allow_empty: false,
+        discovered: None,
         table,
         tier: 1,
         owner: None,
