@@ -11,6 +11,7 @@ pub mod app;
 pub mod check;
 pub mod config;
 pub mod demo;
+pub mod detect;
 pub mod domain;
 pub mod format;
 pub mod gate;

@@ -79,6 +79,11 @@ pub enum Read {
         keyed_rows: usize,
         distinct: usize,
     },
+    /// One number (an `anomaly` metric), NULL when there are no rows.
+    Number {
+        statement: usize,
+        column: usize,
+    },
     /// The catalog read that preceded planning.
     Catalog,
     /// Every row of a custom SQL statement.
@@ -95,6 +100,9 @@ pub(crate) enum Expr {
     CountRows,
     CountNonNull(Identifier),
     Max(Identifier),
+    Min(Identifier),
+    Avg(Identifier),
+    Sum(Identifier),
     CountDistinct(Identifier),
     /// Rows where none of the columns is NULL.
     KeyedRows(Vec<Identifier>),
@@ -108,6 +116,9 @@ impl Expr {
             Self::CountRows => dialect.count_rows(),
             Self::CountNonNull(c) => dialect.count_non_null(c),
             Self::Max(c) => dialect.max(c),
+            Self::Min(c) => dialect.aggregate("min", c),
+            Self::Avg(c) => dialect.aggregate("avg", c),
+            Self::Sum(c) => dialect.aggregate("sum", c),
             Self::CountDistinct(c) => dialect.count_distinct(c),
             Self::KeyedRows(cs) => dialect.keyed_rows(cs),
             Self::DistinctKeys(cs) => dialect.distinct_keys(cs),

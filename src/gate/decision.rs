@@ -221,6 +221,8 @@ mod tests {
             threshold: BTreeMap::new(),
             message: format!("{check} said {outcome}"),
             duration_ms: 1,
+            expected: None,
+            score: None,
         }
     }
 

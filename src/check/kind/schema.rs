@@ -399,6 +399,8 @@ fn schema(
         status,
         observed: Some(count as f64),
         message: format!("{count} {noun} from {against}: {list}"),
+        expected: None,
+        score: None,
     }
 }
 
