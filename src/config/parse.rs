@@ -340,7 +340,7 @@ datasets:
     colour: blue
   - name: d
     checks:
-      - anomaly: {}
+      - anomaly: {metrc: row_count}
 ";
         let (_, diags) = read_names(text);
         assert_eq!(
@@ -349,7 +349,7 @@ datasets:
                 "c.yaml:4:9: unknown check kind `row_cont`; did you mean `row_count`?",
                 "c.yaml:7:21: unknown key `max_lag`; did you mean `max`?",
                 "c.yaml:9:5: unknown key `colour` (expected one of: name, warehouse, table, tier, owner, runbook, schedule, partition, gate, checks)",
-                "c.yaml:12:9: `metric` is required",
+                "c.yaml:12:19: unknown key `metrc`; did you mean `metric`?",
             ]
         );
     }

@@ -614,9 +614,9 @@ struct Fit {
     slope_se: f64,
     t_mid: f64,
     sigma: f64,
-    /// Per hour of the day (hourly patterns only), the spread of that
-    /// hour's residuals: a quiet night hour is noisier, relatively, than
-    /// a busy one.
+    /// Per hour of the day (hourly patterns) or day of the week, the
+    /// spread of that bucket's residuals: a quiet night hour or a small
+    /// weekend partition is noisier, relatively, than a busy one.
     hour_sigma: Vec<f64>,
     /// Mean absolute residual.
     fit_error: f64,
@@ -631,10 +631,12 @@ impl Fit {
     /// standard normal deviations would with the spread known.
     fn predict(&self, t: f64, b: usize, k: f64) -> (f64, f64) {
         let off = self.offsets.get(b).copied().unwrap_or(0.0);
-        let sigma = match self.hour_sigma.get(b % 24) {
-            Some(&h) if self.offsets.len() >= 24 => self.sigma.max(h),
-            _ => self.sigma,
+        let own = match self.offsets.len() {
+            24 | 168 => self.hour_sigma.get(b % 24),
+            7 => self.hour_sigma.get(b),
+            _ => None,
         };
+        let sigma = own.map_or(self.sigma, |&h| self.sigma.max(h));
         let c = self.level + self.slope * (t - self.t_mid) + off;
         // The variance of a median is π/2 that of a mean.
         let half_pi = std::f64::consts::FRAC_PI_2;
@@ -723,12 +725,23 @@ fn fit(obs: &[Obs], season: Seasonality, keep: impl Fn(&Obs) -> bool) -> Fit {
         .zip(&buckets)
         .map(|(o, &b)| o.y - offsets[b] - slope * (o.t - t_mid) - level)
         .collect();
-    let sigma = if n >= 3 {
+    let raw_sigma = if n >= 3 {
         1.4826 / std::f64::consts::SQRT_2
             * median_of(resid.windows(2).map(|w| (w[1] - w[0]).abs()), &mut scratch)
     } else {
         1.4826 * median_of(resid.iter().map(|r| r.abs()), &mut scratch)
     };
+    // A residual from a bucket fitted to n points holds 1 − 1/n of the
+    // noise's variance (two points: half): scale back up.
+    let kept_share = buckets
+        .iter()
+        .map(|&b| 1.0 - inv_counts.get(b).copied().unwrap_or(0.0).min(1.0))
+        .sum::<f64>()
+        / n.max(1) as f64;
+    // Differences understate noise that drifts from point to point
+    // (autocorrelated loads); the residuals' own MAD does not: the larger.
+    let resid_sigma = 1.4826 * median_of(resid.iter().map(|r| r.abs()), &mut scratch);
+    let sigma = raw_sigma.max(resid_sigma) / kept_share.max(0.25).sqrt();
     let hour_sigma = if matches!(season, Seasonality::HourOfDay | Seasonality::HourOfWeek) {
         let mut by_hour: Vec<Vec<f64>> = vec![Vec::new(); 24];
         for (o, r) in kept.iter().zip(&resid) {
@@ -742,6 +755,24 @@ fn fit(obs: &[Obs], season: Seasonality, keep: impl Fn(&Obs) -> bool) -> Fit {
                 } else {
                     1.4826 / std::f64::consts::SQRT_2
                         * median_of(rs.windows(2).map(|w| (w[1] - w[0]).abs()), &mut scratch)
+                        / kept_share.max(0.25).sqrt()
+                }
+            })
+            .collect()
+    } else if season == Seasonality::DayOfWeek {
+        // A weekday's own spread: a small weekend partition is noisier.
+        let mut by_day: Vec<Vec<f64>> = vec![Vec::new(); 7];
+        for (&b, r) in buckets.iter().zip(&resid) {
+            by_day[b].push(r.abs());
+        }
+        by_day
+            .iter_mut()
+            .map(|rs| {
+                let n = rs.len();
+                if n < 4 {
+                    0.0
+                } else {
+                    1.4826 * median(rs) / (1.0 - 1.0 / n as f64).sqrt()
                 }
             })
             .collect()
