@@ -713,13 +713,25 @@ mod tests {
         let mut ds = orders();
         let extra = dataset(vec![
             ("a_rows", anomaly(Metric::RowCount, None), None),
-            ("a_nulls", anomaly(Metric::NullRate, Some("customer_id")), None),
-            ("a_distinct", anomaly(Metric::DistinctCount, Some("customer_id")), None),
+            (
+                "a_nulls",
+                anomaly(Metric::NullRate, Some("customer_id")),
+                None,
+            ),
+            (
+                "a_distinct",
+                anomaly(Metric::DistinctCount, Some("customer_id")),
+                None,
+            ),
             ("a_avg", anomaly(Metric::Avg, Some("amount")), None),
             ("a_sum", anomaly(Metric::Sum, Some("amount")), None),
             ("a_min", anomaly(Metric::Min, Some("amount")), None),
             ("a_max", anomaly(Metric::Max, Some("amount")), None),
-            ("a_lag", anomaly(Metric::FreshnessLag, Some("updated_at")), None),
+            (
+                "a_lag",
+                anomaly(Metric::FreshnessLag, Some("updated_at")),
+                None,
+            ),
         ]);
         ds.checks.extend(extra.checks);
         let scope = Scope::Partition(day("2026-11-20"));
@@ -750,7 +762,10 @@ mod tests {
         assert_eq!(scan.matches("count(\"customer_id\")").count(), 1, "{scan}");
         // Freshness describes the whole relation: not in a partition's run.
         assert!(
-            !with.checks.iter().any(|c| ds.checks[c.check].name == "a_lag"),
+            !with
+                .checks
+                .iter()
+                .any(|c| ds.checks[c.check].name == "a_lag"),
             "{:?}",
             with.checks
         );
