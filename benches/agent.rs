@@ -143,6 +143,10 @@ fn results(ds: &Dataset, index: usize) -> Vec<CheckResult> {
                 }
                 CheckKind::Schema { .. } => (0.0, json!({})),
                 CheckKind::Unique { .. } | CheckKind::Sql { .. } => (0.0, json!({"max": 0})),
+                CheckKind::Anomaly { .. } => (
+                    10_000.0 + index as f64 * 7.0,
+                    json!({"sensitivity": 3.0, "min_change": 0.05}),
+                ),
             };
             let outcome = if n.is_multiple_of(97) {
                 Outcome::Error
@@ -169,6 +173,8 @@ fn results(ds: &Dataset, index: usize) -> Vec<CheckResult> {
                     _ => format!("observed {observed}"),
                 },
                 duration_ms: 5 + (n % 40) as u64,
+                expected: None,
+                score: None,
             }
         })
         .collect()

@@ -448,6 +448,8 @@ fn results(config: &Config, datasets: usize) -> Vec<Vec<CheckResult>> {
                         threshold: Default::default(),
                         message: String::new(),
                         duration_ms: 5,
+                        expected: None,
+                        score: None,
                     }
                 })
                 .collect()

@@ -12,6 +12,7 @@ pub mod check;
 pub mod config;
 pub mod demo;
 pub mod discover;
+pub mod detect;
 pub mod domain;
 pub mod format;
 pub mod gate;

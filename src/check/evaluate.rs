@@ -31,6 +31,8 @@ pub struct Baselines {
     pub row_counts: HashMap<CheckId, f64>,
     /// Per `schema` check without `columns`: the stored schema.
     pub schemas: HashMap<CheckId, Vec<CatalogColumn>>,
+    /// Per `anomaly` check: its history and where the value judged stands.
+    pub anomaly: HashMap<CheckId, crate::check::kind::AnomalyHistory>,
 }
 
 /// Evaluates every observation of a dataset.
@@ -93,6 +95,8 @@ pub fn evaluate(
         threshold,
         message: verdict.message,
         duration_ms: u64::try_from(obs.duration.as_millis()).unwrap_or(u64::MAX),
+        expected: verdict.expected.filter(|_| outcome != Outcome::Error),
+        score: verdict.score.filter(|_| outcome != Outcome::Error),
     }
 }
 
@@ -102,6 +106,9 @@ pub(crate) struct Verdict {
     pub status: Status,
     pub observed: Option<f64>,
     pub message: String,
+    /// The band an `anomaly` check judged against.
+    pub expected: Option<crate::domain::Expected>,
+    pub score: Option<f64>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -120,6 +127,8 @@ impl Verdict {
             status: if breach { Status::Breach } else { Status::Pass },
             observed,
             message,
+            expected: None,
+            score: None,
         }
     }
 
@@ -128,6 +137,8 @@ impl Verdict {
             status: Status::Error,
             observed: None,
             message,
+            expected: None,
+            score: None,
         }
     }
 }

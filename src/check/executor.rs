@@ -136,6 +136,7 @@ fn read(
         | Read::NullCount { statement, .. }
         | Read::Latest { statement, .. }
         | Read::Keys { statement, .. }
+        | Read::Number { statement, .. }
         | Read::Sql { statement } => *statement,
         Read::Catalog => {
             return (
@@ -177,6 +178,11 @@ fn read(
                 keyed_rows,
                 distinct,
             }),
+        Read::Number { column, .. } => cell(rows, *column).and_then(|v| {
+            crate::check::kind::number_of(v)
+                .map(|value| Observed::Number { value })
+                .map_err(|message| WarehouseError::Query { message }.into())
+        }),
         Read::Catalog | Read::Failed(_) => unreachable!("handled above"),
     };
     (*duration, value)

@@ -46,6 +46,8 @@ pub enum Observed {
     Keys { keyed_rows: u64, distinct: u64 },
     /// The relation's columns (schema).
     Columns { columns: Vec<CatalogColumn> },
+    /// One aggregate number, `None` when there were no rows (anomaly).
+    Number { value: Option<f64> },
     /// Every row a custom SQL statement returned (sql).
     Rows { rows: Vec<Vec<Value>> },
 }

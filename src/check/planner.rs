@@ -79,6 +79,11 @@ pub enum Read {
         keyed_rows: usize,
         distinct: usize,
     },
+    /// One number (an `anomaly` metric), NULL when there are no rows.
+    Number {
+        statement: usize,
+        column: usize,
+    },
     /// The catalog read that preceded planning.
     Catalog,
     /// Every row of a custom SQL statement.
@@ -95,6 +100,9 @@ pub(crate) enum Expr {
     CountRows,
     CountNonNull(Identifier),
     Max(Identifier),
+    Min(Identifier),
+    Avg(Identifier),
+    Sum(Identifier),
     CountDistinct(Identifier),
     /// Rows where none of the columns is NULL.
     KeyedRows(Vec<Identifier>),
@@ -108,6 +116,9 @@ impl Expr {
             Self::CountRows => dialect.count_rows(),
             Self::CountNonNull(c) => dialect.count_non_null(c),
             Self::Max(c) => dialect.max(c),
+            Self::Min(c) => dialect.aggregate("min", c),
+            Self::Avg(c) => dialect.aggregate("avg", c),
+            Self::Sum(c) => dialect.aggregate("sum", c),
             Self::CountDistinct(c) => dialect.count_distinct(c),
             Self::KeyedRows(cs) => dialect.keyed_rows(cs),
             Self::DistinctKeys(cs) => dialect.distinct_keys(cs),
@@ -682,6 +693,100 @@ mod tests {
 
     fn day(s: &str) -> PartitionKey {
         PartitionKey::parse(s, Granularity::Day).unwrap()
+    }
+
+    #[test]
+    fn anomaly_metrics_join_the_scan_without_a_statement_of_their_own() {
+        use crate::check::kind::{Anomaly, Metric};
+        let anomaly = |metric, column: Option<&str>| {
+            CheckKind::Anomaly(Anomaly {
+                metric,
+                column: column.map(id),
+                sensitivity: 3.0,
+                direction: crate::detect::Direction::Both,
+                seasonality: crate::detect::Seasonality::Auto,
+                training: std::time::Duration::from_secs(8 * 7 * 86_400),
+                min_training: 14,
+                min_change: 0.05,
+                adapt_after: 7,
+            })
+        };
+        let mut ds = orders();
+        let extra = dataset(vec![
+            ("a_rows", anomaly(Metric::RowCount, None), None),
+            (
+                "a_nulls",
+                anomaly(Metric::NullRate, Some("customer_id")),
+                None,
+            ),
+            (
+                "a_distinct",
+                anomaly(Metric::DistinctCount, Some("customer_id")),
+                None,
+            ),
+            ("a_avg", anomaly(Metric::Avg, Some("amount")), None),
+            ("a_sum", anomaly(Metric::Sum, Some("amount")), None),
+            ("a_min", anomaly(Metric::Min, Some("amount")), None),
+            ("a_max", anomaly(Metric::Max, Some("amount")), None),
+            (
+                "a_lag",
+                anomaly(Metric::FreshnessLag, Some("updated_at")),
+                None,
+            ),
+        ]);
+        ds.checks.extend(extra.checks);
+        let scope = Scope::Partition(day("2026-11-20"));
+        let with = plan(
+            &ds,
+            PlanInput {
+                table: &ds.table,
+                engine: Engine::Postgres,
+                scope: &scope,
+                catalog: &catalog(),
+                tz: chrono_tz::Europe::Paris,
+            },
+        );
+        let without = plan_for(Engine::Postgres, &scope, &catalog());
+        assert_eq!(with.statements.len(), without.statements.len());
+        let scan = &with.statements[0].sql;
+        for expr in [
+            "avg(\"amount\")",
+            "sum(\"amount\")",
+            "min(\"amount\")",
+            "max(\"amount\")",
+            "count(DISTINCT \"customer_id\")",
+        ] {
+            assert!(scan.contains(expr), "{expr} in {scan}");
+        }
+        // count(*) and count(customer_id) are shared with the other checks.
+        assert_eq!(scan.matches("count(*), ").count(), 1, "{scan}");
+        assert_eq!(scan.matches("count(\"customer_id\")").count(), 1, "{scan}");
+        // Freshness describes the whole relation: not in a partition's run.
+        assert!(
+            !with
+                .checks
+                .iter()
+                .any(|c| ds.checks[c.check].name == "a_lag"),
+            "{:?}",
+            with.checks
+        );
+        let clickhouse = plan(
+            &ds,
+            PlanInput {
+                table: &ds.table,
+                engine: Engine::ClickHouse,
+                scope: &scope,
+                catalog: &catalog(),
+                tz: chrono_tz::Europe::Paris,
+            },
+        );
+        assert!(
+            clickhouse.statements[0]
+                .sql
+                .contains("if(count(`amount`) = 0, NULL, avg(`amount`))"),
+            "{}",
+            clickhouse.statements[0].sql
+        );
     }
 
     #[test]

@@ -9,13 +9,15 @@ use chrono::{DateTime, Timelike, Utc};
 use chrono_tz::Tz;
 
 use super::kind::BaselineCx;
+use super::kind::{Anomaly, AnomalyHistory, CheckKind};
 use super::spec::{CheckSpec, Dataset};
 use super::{
     Baselines, DatasetObservations, EvalContext, Observation, Scope, evaluate_all, observe,
     observe_table,
 };
 use crate::check::{CheckResult, Outcome};
-use crate::domain::TableRef;
+use crate::detect::{Cadence, Point, PointOutcome};
+use crate::domain::{Granularity, PartitionKey, TableRef};
 use crate::registry::{Registry, RegistryError, RunRecord, StoredColumn};
 use crate::warehouse::{CatalogColumn, Warehouse, WarehouseError};
 
@@ -261,6 +263,16 @@ impl Runner {
         let Some(registry) = &self.registry else {
             return (baselines, errors);
         };
+        if let Err(message) = self
+            .anomaly_histories(registry, ds, observations, scheduled_at, &mut baselines)
+            .await
+        {
+            for (spec, _) in observations.iter(ds) {
+                if matches!(spec.kind, CheckKind::Anomaly(_)) {
+                    errors.insert(spec.id.to_string(), message.clone());
+                }
+            }
+        }
         for (spec, obs) in observations.iter(ds) {
             if obs.value.is_err() {
                 continue;
@@ -274,6 +286,85 @@ impl Runner {
             }
         }
         (baselines, errors)
+    }
+
+    /// The history of every `anomaly` check observed, read in one registry
+    /// statement for the dataset: one point per partition (its latest
+    /// result) on a partitioned dataset, one per run otherwise, in local
+    /// time.
+    async fn anomaly_histories(
+        &self,
+        registry: &Registry,
+        ds: &Dataset,
+        observations: &DatasetObservations,
+        scheduled_at: DateTime<Utc>,
+        out: &mut Baselines,
+    ) -> Result<(), String> {
+        let checks: Vec<(&CheckSpec, &Observation, &Anomaly)> = observations
+            .iter(ds)
+            .filter(|(_, obs)| obs.value.is_ok())
+            .filter_map(|(spec, obs)| match &spec.kind {
+                CheckKind::Anomaly(a) => Some((spec, obs, a)),
+                _ => None,
+            })
+            .collect();
+        if checks.is_empty() {
+            return Ok(());
+        }
+        let local_now = scheduled_at.with_timezone(&self.tz).naive_local();
+        let at_of = |obs: &Observation| obs.partition.map_or(local_now, |p| p.start());
+        // The earliest point any check may learn from, a day early for
+        // partitions recorded after their end.
+        let since = checks
+            .iter()
+            .map(|(_, obs, a)| {
+                let from = at_of(obs) - chrono::Duration::from_std(a.training).unwrap_or_default();
+                super::local_to_utc(from, self.tz) - chrono::Duration::days(1)
+            })
+            .min()
+            .unwrap_or(scheduled_at);
+        let rows = registry
+            .anomaly_history(&ds.name, since)
+            .await
+            .map_err(|e| format!("history unavailable: {e}"))?;
+        for (spec, obs, _) in checks {
+            let id = spec.id.as_str();
+            let mut by_time: BTreeMap<chrono::NaiveDateTime, Point> = BTreeMap::new();
+            for r in rows.iter().filter(|r| r.check_id == id) {
+                let Some(value) = r.observed else { continue };
+                let at = match (&r.partition, ds.partition.as_ref()) {
+                    (Some(p), Some(spec)) => match PartitionKey::parse(p, spec.granularity) {
+                        Ok(key) => key.start(),
+                        Err(_) => continue,
+                    },
+                    (None, _) => r.scheduled_at.with_timezone(&self.tz).naive_local(),
+                    (Some(_), None) => continue,
+                };
+                let outcome = match r.outcome {
+                    Outcome::Pass => PointOutcome::Normal,
+                    Outcome::Warn | Outcome::Fail => PointOutcome::Anomalous,
+                    Outcome::Error => PointOutcome::Failed,
+                };
+                // Rows come oldest first: a later run of a partition wins.
+                by_time.insert(at, Point { at, value, outcome });
+            }
+            let cadence = match (obs.partition, ds.partition.as_ref()) {
+                (Some(_), Some(p)) => Some(match p.granularity {
+                    Granularity::Day => Cadence::Daily,
+                    Granularity::Hour => Cadence::Hourly,
+                }),
+                _ => None,
+            };
+            out.anomaly.insert(
+                spec.id.clone(),
+                AnomalyHistory {
+                    points: by_time.into_values().collect(),
+                    at: Some(at_of(obs)),
+                    cadence,
+                },
+            );
+        }
+        Ok(())
     }
 
     /// Stores the first baseline a check of the dataset keeps when there is
@@ -335,6 +426,8 @@ fn all_error(ds: &Dataset, scope: &Scope, message: &str) -> Vec<CheckResult> {
                 threshold: BTreeMap::new(),
                 message: message.to_owned(),
                 duration_ms: 0,
+                expected: None,
+                score: None,
             })
         })
         .collect()

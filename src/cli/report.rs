@@ -110,6 +110,8 @@ mod tests {
             threshold: BTreeMap::from([("max".to_owned(), serde_json::json!(0.0))]),
             message: "1.2% of 50000 rows are NULL (max 0%)".into(),
             duration_ms: 41,
+            expected: None,
+            score: None,
         }
     }
 

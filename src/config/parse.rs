@@ -13,7 +13,7 @@ use crate::check::kind::CheckKind;
 pub(crate) const KINDS: Vocabulary<'static> = Vocabulary {
     what: "check kind",
     variants: &CheckKind::NAMES,
-    later: &["anomaly"],
+    later: &[],
 };
 
 /// Parses a check file, reading each dataset on its own when the file as a
@@ -343,7 +343,7 @@ datasets:
     colour: blue
   - name: d
     checks:
-      - anomaly: {}
+      - anomaly: {metrc: row_count}
 ";
         let (_, diags) = read_names(text);
         assert_eq!(
@@ -352,7 +352,7 @@ datasets:
                 "c.yaml:4:9: unknown check kind `row_cont`; did you mean `row_count`?",
                 "c.yaml:7:21: unknown key `max_lag`; did you mean `max`?",
                 "c.yaml:9:5: unknown key `colour` (expected one of: name, warehouse, table, tier, owner, runbook, schedule, partition, gate, checks)",
-                "c.yaml:12:9: check kind `anomaly` is not available yet",
+                "c.yaml:12:19: unknown key `metrc`; did you mean `metric`?",
             ]
         );
     }

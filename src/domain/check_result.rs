@@ -25,6 +25,22 @@ pub struct CheckResult {
     pub threshold: BTreeMap<String, serde_json::Value>,
     pub message: String,
     pub duration_ms: u64,
+    /// The range an `anomaly` check expected, learned from its history;
+    /// absent for other kinds and while learning.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expected: Option<Expected>,
+    /// How unusual the value was, in robust standard deviations (signed),
+    /// with `expected`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub score: Option<f64>,
+}
+
+/// The expected range of a value: `{"lower", "center", "upper"}`.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Expected {
+    pub lower: f64,
+    pub center: f64,
+    pub upper: f64,
 }
 
 /// Counts per outcome, as printed in the JSON `summary`.

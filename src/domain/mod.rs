@@ -20,7 +20,7 @@ mod threshold;
 pub use access::{ANONYMOUS, Actor, Caller, Scope, Scopes, TokenDigest};
 pub use alert_state::{AlertKind, AlertState};
 pub use backoff::Backoff;
-pub use check_result::{CheckResult, Summary};
+pub use check_result::{CheckResult, Expected, Summary};
 pub use gate_status::{GateBasis, GateStatus};
 pub use identifier::{Identifier, TableRef};
 pub use instance::{Instance, hostname};

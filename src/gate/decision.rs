@@ -222,6 +222,8 @@ mod tests {
             threshold: BTreeMap::new(),
             message: format!("{check} said {outcome}"),
             duration_ms: 1,
+            expected: None,
+            score: None,
         }
     }
 

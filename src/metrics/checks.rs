@@ -32,6 +32,9 @@ pub(super) struct CheckState {
     /// `warden_check_runs_total` per outcome, in [`Outcome::ALL`] order,
     /// since this agent started; an outcome never seen has no series.
     pub runs: [u64; 4],
+    /// `warden_check_expected_lower` and `_upper`: the band an `anomaly`
+    /// check judged its last value against; no series without one.
+    pub expected: Option<(f64, f64)>,
 }
 
 /// What is exported of one dataset: its checks and the gauges its kinds feed.
@@ -65,6 +68,16 @@ const CHECK_GAUGES: &[CheckGauge] = &[
         name: "warden_check_last_run_timestamp_seconds",
         help: "Unix time of the check's last completed run.",
         value: |c| Some(c.last_run),
+    },
+    CheckGauge {
+        name: "warden_check_expected_lower",
+        help: "Lower end of the range an anomaly check expected on its last run.",
+        value: |c| c.expected.map(|(lower, _)| lower),
+    },
+    CheckGauge {
+        name: "warden_check_expected_upper",
+        help: "Upper end of the range an anomaly check expected on its last run.",
+        value: |c| c.expected.map(|(_, upper)| upper),
     },
 ];
 

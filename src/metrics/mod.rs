@@ -464,6 +464,7 @@ fn record<'a>(
                 observed,
                 last_run: at,
                 runs: [0; 4],
+                expected: None,
             },
         );
     }
@@ -474,6 +475,8 @@ fn record<'a>(
     check.outcome = r.outcome;
     check.observed = observed;
     check.last_run = at;
+    // A run without a band (learning, an error) drops the band's series.
+    check.expected = r.expected.map(|e| (e.lower, e.upper));
     check
 }
 
@@ -493,6 +496,8 @@ mod tests {
             threshold: Default::default(),
             message: String::new(),
             duration_ms: 1,
+            expected: None,
+            score: None,
         }
     }
 

@@ -64,7 +64,7 @@ pub use partitions::{
 // The stored vocabulary, under the names callers have used so far.
 pub use crate::domain::{AlertKind, AlertState, GateBasis, GateStatus, PartitionState};
 pub use prune::Prunable;
-pub use results::{RunRecord, StoredResult};
+pub use results::{AnomalyPoint, RunRecord, StoredResult};
 pub use schema::{SchemaBaseline, StoredColumn};
 pub use silences::SilenceRecord;
 pub use sql::Tx;

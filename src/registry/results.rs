@@ -9,7 +9,7 @@ use sqlx::types::Json;
 
 use super::sql::{Arg, query};
 use super::{Registry, RegistryError, now, stored};
-use crate::domain::{CheckId, CheckResult, DatasetName, Outcome};
+use crate::domain::{CheckId, CheckResult, DatasetName, Expected, Outcome};
 
 /// One result of a run, with the scheduled time that (with the check and
 /// partition) identifies the run.
@@ -58,6 +58,10 @@ struct ResultRow {
     message: String,
     duration_ms: i64,
     recorded_at: DateTime<Utc>,
+    expected_lower: Option<f64>,
+    expected_center: Option<f64>,
+    expected_upper: Option<f64>,
+    score: Option<f64>,
 }
 
 impl ResultRow {
@@ -77,11 +81,49 @@ impl ResultRow {
                 threshold: self.threshold.0,
                 message: self.message,
                 duration_ms: u64::try_from(self.duration_ms).unwrap_or(0),
+                expected: match (
+                    self.expected_lower,
+                    self.expected_center,
+                    self.expected_upper,
+                ) {
+                    (Some(lower), Some(center), Some(upper)) => Some(Expected {
+                        lower,
+                        center,
+                        upper,
+                    }),
+                    _ => None,
+                },
+                score: self.score,
             },
             scheduled_at: self.scheduled_at,
             recorded_at: self.recorded_at,
         })
     }
+}
+
+/// A number both engines store as written: NaN and infinities as NULL.
+fn finite(v: Option<f64>) -> Option<f64> {
+    v.filter(|x| x.is_finite())
+}
+
+/// One past value of an `anomaly` check, for its detector.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AnomalyPoint {
+    pub check_id: String,
+    /// The partition, `None` for the whole relation.
+    pub partition: Option<String>,
+    pub scheduled_at: DateTime<Utc>,
+    pub outcome: Outcome,
+    pub observed: Option<f64>,
+}
+
+#[derive(sqlx::FromRow)]
+struct AnomalyRow {
+    check_id: String,
+    partition_key: String,
+    scheduled_at: DateTime<Utc>,
+    outcome: String,
+    observed: Option<f64>,
 }
 
 fn into_stored(rows: Vec<ResultRow>) -> Result<Vec<StoredResult>, RegistryError> {
@@ -99,16 +141,20 @@ fn partition_from_db(partition: String) -> Option<String> {
 }
 
 const COLUMNS: &str = "check_id, dataset, kind, column_name, partition_key, scheduled_at, outcome, \
-                       observed, threshold, message, duration_ms, recorded_at";
+                       observed, threshold, message, duration_ms, recorded_at, expected_lower, \
+                       expected_center, expected_upper, score";
 
 const UPSERT: &str = "INSERT INTO check_results (check_id, dataset, kind, column_name, partition_key, \
-     scheduled_at, outcome, observed, threshold, message, duration_ms, recorded_at, row_count) \
-     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) \
+     scheduled_at, outcome, observed, threshold, message, duration_ms, recorded_at, row_count, \
+     expected_lower, expected_center, expected_upper, score) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17) \
      ON CONFLICT (check_id, partition_key, scheduled_at) DO UPDATE SET \
      dataset = excluded.dataset, kind = excluded.kind, column_name = excluded.column_name, \
      outcome = excluded.outcome, observed = excluded.observed, threshold = excluded.threshold, \
      message = excluded.message, duration_ms = excluded.duration_ms, recorded_at = excluded.recorded_at, \
-     row_count = excluded.row_count";
+     row_count = excluded.row_count, expected_lower = excluded.expected_lower, \
+     expected_center = excluded.expected_center, expected_upper = excluded.expected_upper, \
+     score = excluded.score";
 
 /// The value a later run compares with: the row count where one was
 /// recorded (`row_count_change`), else the observed value.
@@ -152,11 +198,48 @@ impl Registry {
                 .bind(i64::try_from(r.duration_ms).unwrap_or(i64::MAX))
                 .bind(recorded_at)
                 .bind(record.row_count.and_then(|n| i64::try_from(n).ok()))
+                .bind(finite(r.expected.map(|e| e.lower)))
+                .bind(finite(r.expected.map(|e| e.center)))
+                .bind(finite(r.expected.map(|e| e.upper)))
+                .bind(finite(r.score))
                 .execute(&mut tx, OP)
                 .await?;
         }
         tx.commit(OP).await?;
         Ok(())
+    }
+
+    /// Every result of the `anomaly` checks of a dataset scheduled at or
+    /// after `since`, oldest first: the history their detector learns from,
+    /// in one statement per dataset and run.
+    pub async fn anomaly_history(
+        &self,
+        dataset: &DatasetName,
+        since: DateTime<Utc>,
+    ) -> Result<Vec<AnomalyPoint>, RegistryError> {
+        let rows: Vec<AnomalyRow> = query(
+            "SELECT check_id, partition_key, scheduled_at, outcome, observed FROM check_results \
+             WHERE dataset = $1 AND kind = 'anomaly' AND scheduled_at >= $2 \
+             ORDER BY check_id, scheduled_at",
+        )
+        .bind(dataset.as_str())
+        .bind(stored(since))
+        .fetch_all(self, "anomaly history")
+        .await?;
+        rows.into_iter()
+            .map(|r| {
+                let outcome = Outcome::parse(&r.outcome).ok_or_else(|| RegistryError::Corrupt {
+                    what: format!("outcome `{}` of check {}", r.outcome, r.check_id),
+                })?;
+                Ok(AnomalyPoint {
+                    check_id: r.check_id,
+                    partition: partition_from_db(r.partition_key),
+                    scheduled_at: r.scheduled_at,
+                    outcome,
+                    observed: r.observed,
+                })
+            })
+            .collect()
     }
 
     /// The last `limit` results of a check over all its partitions, newest

@@ -61,6 +61,11 @@ impl Dialect for ClickHouseDialect {
         format!("if(count({c}) = 0, NULL, max({c}))")
     }
 
+    fn aggregate(&self, func: &str, column: &Identifier) -> String {
+        let c = self.quote(column);
+        format!("if(count({c}) = 0, NULL, {func}({c}))")
+    }
+
     fn count_distinct(&self, column: &Identifier) -> String {
         format!("uniqExact({})", self.quote(column))
     }

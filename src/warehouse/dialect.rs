@@ -54,6 +54,12 @@ pub trait Dialect: Send + Sync {
         format!("max({})", self.quote(column))
     }
 
+    /// `func` (`min`, `avg`, `sum`) over `column`, NULL when no value is
+    /// counted.
+    fn aggregate(&self, func: &str, column: &Identifier) -> String {
+        format!("{func}({})", self.quote(column))
+    }
+
     /// Distinct non-NULL values of `column`.
     fn count_distinct(&self, column: &Identifier) -> String {
         format!("count(DISTINCT {})", self.quote(column))

@@ -725,6 +725,8 @@ async fn the_status_page_shows_a_row_count_change_as_a_percent(db: &TestRegistry
         threshold: [("max_drop".to_owned(), serde_json::json!(0.3))].into(),
         message: "70 rows, -30% vs 100 the previous run: dropped more than 30%".to_owned(),
         duration_ms: 3,
+        expected: None,
+        score: None,
     };
     db.record_run(&[warden::registry::RunRecord::new(result, Utc::now())])
         .await

@@ -834,3 +834,70 @@ fn a_deadline_is_read_only_as_hh_mm() {
     }
     assert_eq!(problems_in(&check("08:05")), Vec::<String>::new());
 }
+
+#[test]
+fn anomaly_settings_are_checked_with_their_positions() {
+    let dir = project(&[(
+        "a.yaml",
+        "\
+datasets:
+  - name: orders
+    warehouse: main
+    table: orders
+    checks:
+      - anomaly: { metric: row_count }
+      - anomaly: { metric: null_rate, column: email, direction: spike, sensitivity: 4 }
+      - anomaly: { metric: freshness_lag, column: updated_at, seasonality: hour_of_week, training: 4w, min_training: 20, min_change: 10%, adapt_after: 3 }
+  - name: broken
+    warehouse: main
+    table: t
+    checks:
+      - anomaly: { column: email }
+      - anomaly: { metric: avg }
+      - anomaly: { metric: median, column: amount }
+      - anomaly: { metric: row_count, column: id }
+      - anomaly: { metric: sum, column: amount, direction: up, seasonality: monthly }
+      - anomaly: { metric: max, column: amount, sensitivity: -1, min_training: 1, min_change: lots, training: soon }
+",
+    )]);
+    assert_eq!(
+        problems_in(&dir),
+        [
+            "a.yaml:13:9: `metric` is required",
+            "a.yaml:14:9: `column` is required with `metric: avg`",
+            "a.yaml:15:28: `metric`: `median` is not a metric; expected one of: row_count, null_rate, distinct_count, avg, sum, min, max, freshness_lag",
+            "a.yaml:16:47: `column` does not apply to `metric: row_count`",
+            "a.yaml:17:60: `direction`: `up` is not a direction; expected `both`, `spike` or `drop`",
+            "a.yaml:17:77: `seasonality`: `monthly` is not a seasonality; expected `auto`, `none`, `hour_of_day`, `day_of_week` or `hour_of_week`",
+            "a.yaml:18:62: `sensitivity`: `-1` is not a number of deviations between 0 and 100, like 3",
+            "a.yaml:18:80: `min_training`: 1 is not between 3 and 100000 points",
+            "a.yaml:18:95: `min_change`: `lots` is not a number or a percentage like \"5%\"",
+            "a.yaml:18:111: `training`: `soon` is not a duration like 60s, 6h or 7d",
+        ]
+    );
+    let loaded = load_with_env(&dir.path().join("warden.yaml"), &env(&[])).unwrap();
+    let orders = loaded.config.dataset("orders").expect("loaded");
+    let names: Vec<&str> = orders.checks.iter().map(|c| c.name.as_str()).collect();
+    assert_eq!(
+        names,
+        [
+            "anomaly_row_count",
+            "anomaly_null_rate_email",
+            "anomaly_freshness_lag_updated_at"
+        ]
+    );
+    let warden::check::CheckKind::Anomaly(a) = &orders.checks[2].kind else {
+        panic!("an anomaly check: {:?}", orders.checks[2].kind);
+    };
+    assert_eq!(a.seasonality, warden::detect::Seasonality::HourOfWeek);
+    assert_eq!(a.training, std::time::Duration::from_secs(28 * 86_400));
+    assert_eq!((a.min_training, a.min_change, a.adapt_after), (20, 0.1, 3));
+    let warden::check::CheckKind::Anomaly(a) = &orders.checks[1].kind else {
+        panic!("an anomaly check");
+    };
+    assert_eq!(
+        (a.sensitivity, a.direction),
+        (4.0, warden::detect::Direction::Spike)
+    );
+    assert!(!orders.checks[2].kind.is_partition_scoped());
+}

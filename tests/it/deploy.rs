@@ -34,6 +34,8 @@ const METRICS: &[(&str, &str)] = &[
     ("warden_dataset_freshness_lag_seconds", "gauge"),
     ("warden_column_null_ratio", "gauge"),
     ("warden_check_last_run_timestamp_seconds", "gauge"),
+    ("warden_check_expected_lower", "gauge"),
+    ("warden_check_expected_upper", "gauge"),
     ("warden_gate_decisions_total", "counter"),
     ("warden_notifications_total", "counter"),
     ("warden_outbox_pending", "gauge"),
@@ -295,6 +297,8 @@ fn result(check: &str, kind: &str, column: Option<&str>, observed: f64) -> Check
         threshold: BTreeMap::new(),
         message: String::new(),
         duration_ms: 3,
+        expected: None,
+        score: None,
     }
 }
 
@@ -313,6 +317,15 @@ fn the_interface_metric_names_are_what_warden_exports() {
                 Some("customer_id"),
                 0.0,
             ),
+            CheckResult {
+                expected: Some(warden::domain::Expected {
+                    lower: 870.0,
+                    center: 1000.0,
+                    upper: 1130.0,
+                }),
+                score: Some(-6.2),
+                ..result("anomaly_row_count", "anomaly", None, 412.0)
+            },
         ],
         1_800_000_000.0,
     );

@@ -7,6 +7,7 @@ mod support;
 mod agent;
 mod airflow;
 mod alerts;
+mod anomaly;
 mod auth;
 mod cli;
 mod cli_habits;

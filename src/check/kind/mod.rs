@@ -8,6 +8,7 @@
 //! [`CheckKind`] and [`RawCheck`] name the kinds; everything else reaches a
 //! kind through the [`Kind`] and [`Settings`] traits, dispatched once here.
 
+mod anomaly;
 mod freshness;
 mod null_rate;
 mod row_count;
@@ -30,6 +31,8 @@ use crate::domain::{CheckId, DatasetName, Identifier, PartitionKey};
 use crate::registry::Registry;
 use crate::source::{Problems, SourcePos};
 
+pub(crate) use anomaly::number_of;
+pub use anomaly::{Anomaly, AnomalyHistory, Metric};
 pub use freshness::{Expect, Freshness, FreshnessRule, latest_instant};
 pub use null_rate::NullRate;
 pub use row_count::RowCount;
@@ -50,6 +53,7 @@ pub enum CheckKind {
     Schema(Schema),
     Unique(Unique),
     Sql(Sql),
+    Anomaly(Anomaly),
 }
 
 /// One check as written: the map's single key is the kind.
@@ -70,12 +74,14 @@ pub enum RawCheck {
     Unique(unique::Raw),
     /// A custom query returning one number.
     Sql(sql::Raw),
+    /// A metric judged against its own history.
+    Anomaly(Box<anomaly::Raw>),
 }
 
 impl CheckKind {
     /// Every kind as written in YAML and shown in JSON, metrics and alerts,
     /// in the order of [`RawCheck`].
-    pub const NAMES: [&'static str; 7] = [
+    pub const NAMES: [&'static str; 8] = [
         RowCount::NAME,
         RowCountChange::NAME,
         NullRate::NAME,
@@ -83,6 +89,7 @@ impl CheckKind {
         Schema::NAME,
         Unique::NAME,
         Sql::NAME,
+        Anomaly::NAME,
     ];
 
     /// The kind's settings, behind the trait every kind implements.
@@ -95,6 +102,7 @@ impl CheckKind {
             Self::Schema(k) => k,
             Self::Unique(k) => k,
             Self::Sql(k) => k,
+            Self::Anomaly(k) => k,
         }
     }
 
@@ -164,6 +172,7 @@ impl RawCheck {
             Self::Schema(s) => s,
             Self::Unique(s) => s,
             Self::Sql(s) => s,
+            Self::Anomaly(s) => &**s,
         }
     }
 }

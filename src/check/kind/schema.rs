@@ -415,6 +415,8 @@ fn schema(
         status,
         observed: Some(count as f64),
         message: format!("{count} {noun} from {against}: {list}"),
+        expected: None,
+        score: None,
     }
 }
 

@@ -242,6 +242,8 @@ pub fn result(
         threshold,
         message: message.to_owned(),
         duration_ms: 10,
+        expected: None,
+        score: None,
     }
 }
 

@@ -111,6 +111,8 @@ pub fn result(
         threshold: BTreeMap::from([("min".to_owned(), serde_json::json!(1.0))]),
         message: format!("{check} observed {observed:?}"),
         duration_ms: 12,
+        expected: None,
+        score: None,
     }
 }
 
