@@ -290,6 +290,8 @@ fn result_named(
         threshold,
         message: verdict.message,
         duration_ms: 0,
+        expected: None,
+        score: None,
     }
 }
 

@@ -36,7 +36,7 @@ pub struct CheckResult {
 }
 
 /// The expected range of a value: `{"lower", "center", "upper"}`.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Expected {
     pub lower: f64,
     pub center: f64,

@@ -230,6 +230,7 @@ mod tests {
             partition: None,
             gate_table: TableRef::parse("shop.orders").unwrap(),
             gate_allow_empty: false,
+            discovered: None,
             checks: filters
                 .iter()
                 .map(|(n, filter)| CheckSpec {
@@ -259,6 +260,8 @@ mod tests {
             threshold: BTreeMap::new(),
             message: String::new(),
             duration_ms: 1,
+            expected: None,
+            score: None,
         }
     }
 
