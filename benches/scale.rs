@@ -627,6 +627,7 @@ async fn idle_agent(dir: &Path) -> Idle {
 
 async fn bench(dir: &Path, db: &BenchDatabase) {
     write_warehouse(dir).await;
+    println!("load average at start: {}", common::load_average());
     println!(
         "scale: {DATASETS} datasets of 3 checks on a five-minute schedule, a SQLite warehouse of \
          {TABLES} tables, a PostgreSQL registry"
@@ -716,6 +717,7 @@ async fn bench(dir: &Path, db: &BenchDatabase) {
 
     // 3. Idle memory at 10,000 checks, and /metrics.
     let idle = idle_agent(dir).await;
+    println!("load average: {}", common::load_average());
     let rss = mib(idle.rss_kb);
     println!(
         "idle: {IDLE_DATASETS} datasets × 10 checks on `* * * * *`, a SQLite registry, \
