@@ -8,15 +8,17 @@
 //!
 //! It prints:
 //! 1. the scheduler's overhead per tick: one pass over 10,000 datasets due
-//!    at once, handing each to its warehouse's run queue or counting it as
-//!    skipped;
+//!    at once, handing each to its warehouse's run queue (a place per
+//!    dataset) or counting it as skipped;
 //! 2. the runs per second one `warden run` sustains, then two on the same
 //!    registry sharing the tick's runs through their claims, with the ticks
 //!    the run queue could not take (`warden_ticks_skipped_total`);
 //! 3. the registry's growth per day of results, from
 //!    `pg_total_relation_size` before and after the runs;
-//! 4. the time a retention prune of results takes (n/a: no retention of
-//!    results in this build);
+//! 4. the time retention pruning takes: an hour of results of every dataset
+//!    (12 ticks), recorded more than 400 days ago, pruned with the default
+//!    `agent.retention` in batches as the agent does, and how long one batch
+//!    holds the registry;
 //! 5. the resident set (VmRSS) of the agent after its runs;
 //! 6. the resident set of an agent with 1,000 datasets of 10 checks each
 //!    (10,000 checks) on `* * * * *`, idle after its first tick recorded
@@ -377,7 +379,7 @@ async fn throughput(dir: &Path, db: &BenchDatabase, agents: usize) -> Throughput
 async fn scheduler_pass(config: Arc<Config>) -> (Duration, usize, f64) {
     let registry = Registry::open("sqlite::memory:").await.expect("a registry");
     let state = AppState::builder(config.clone(), registry).build();
-    let (lane, mut rx) = Lane::new(Arc::new(Circuit::new("main")));
+    let (lane, mut rx) = Lane::new(Arc::new(Circuit::new("main")), config.datasets.len());
     let generation = Generation {
         number: 1,
         config: config.clone(),
@@ -416,6 +418,76 @@ async fn scheduler_pass(config: Arc<Config>) -> (Duration, usize, f64) {
         .filter_map(|l| l.rsplit_once(' ')?.1.parse::<f64>().ok())
         .sum();
     (median(samples), due, skipped / PASSES as f64)
+}
+
+/// Ticks of old results the retention phase prunes: an hour's worth.
+const OLD_TICKS: i32 = 12;
+
+struct Prune {
+    took: Duration,
+    deleted: u64,
+    kept: i64,
+    /// How long each batch took.
+    batches: Vec<Duration>,
+}
+
+/// Copies the results of the registry `OLD_TICKS` times, each copy 401 days
+/// and a few five-minute ticks older, then prunes them with the default
+/// retention as the agent's hourly task does: batches of
+/// [`warden::agent::retention::BATCH`] rows with a pause between.
+async fn retention_prune(url: &str, pool: &sqlx::PgPool) -> Prune {
+    sqlx::query(
+        "INSERT INTO check_results (check_id, dataset, kind, column_name, partition_key, \
+         scheduled_at, outcome, observed, row_count, threshold, message, duration_ms, recorded_at) \
+         SELECT check_id, dataset, kind, column_name, partition_key, \
+         scheduled_at - make_interval(days => 401, mins => 5 * g), outcome, observed, row_count, \
+         threshold, message, duration_ms, recorded_at - make_interval(days => 401, mins => 5 * g) \
+         FROM check_results, generate_series(1, $1) g",
+    )
+    .bind(OLD_TICKS)
+    .execute(pool)
+    .await
+    .expect("age copies of the results");
+    sqlx::query("ANALYZE check_results")
+        .execute(pool)
+        .await
+        .expect("analyze");
+    let registry = Registry::open(url).await.expect("open the registry");
+    let retention = warden::config::Retention::default();
+    let cutoff = Utc::now() - chrono::Duration::from_std(retention.results).unwrap();
+    let batch = warden::agent::retention::BATCH;
+    let started = Instant::now();
+    let mut batches = Vec::new();
+    let mut deleted = 0;
+    loop {
+        let one = Instant::now();
+        let n = registry
+            .prune(warden::registry::Prunable::Results, cutoff, batch)
+            .await
+            .expect("prune a batch");
+        batches.push(one.elapsed());
+        deleted += n;
+        if n < u64::from(batch) {
+            break;
+        }
+        tokio::time::sleep(warden::agent::retention::PAUSE).await;
+    }
+    let took = started.elapsed();
+    // The rest of a prune: every other kind, nothing of which is old here.
+    warden::agent::retention::prune(&registry, &retention, Utc::now(), batch)
+        .await
+        .expect("prune");
+    registry.close().await;
+    let kept = sqlx::query_scalar("SELECT count(*) FROM check_results")
+        .fetch_one(pool)
+        .await
+        .expect("count results");
+    Prune {
+        took,
+        deleted,
+        kept,
+        batches,
+    }
 }
 
 /// A plausible result for every check of the first `datasets` datasets.
@@ -557,6 +629,7 @@ async fn idle_agent(dir: &Path) -> Idle {
 
 async fn bench(dir: &Path, db: &BenchDatabase) {
     write_warehouse(dir).await;
+    println!("load average at start: {}", common::load_average());
     println!(
         "scale: {DATASETS} datasets of 3 checks on a five-minute schedule, a SQLite warehouse of \
          {TABLES} tables, a PostgreSQL registry"
@@ -579,10 +652,9 @@ async fn bench(dir: &Path, db: &BenchDatabase) {
     let (pass, due, skipped) = scheduler_pass(config).await;
     println!(
         "  scheduler, one tick     : {:>8.1} ms for {due} datasets due ({:.2} µs each); \
-         {skipped:.0} of them skipped, the run queue full ({} places)",
+         {skipped:.0} of them skipped (a place per dataset in the run queue)",
         ms(pass),
         pass.as_secs_f64() * 1e6 / due.max(1) as f64,
-        warden::app::QUEUE_CAPACITY,
     );
 
     // 2. Runs per second, registry growth and RSS.
@@ -620,9 +692,19 @@ async fn bench(dir: &Path, db: &BenchDatabase) {
         after - before,
         per_result * per_day / f64::from(1u32 << 30),
     );
+    let prune = retention_prune(&db.url, &registry_pool).await;
     println!(
-        "  retention prune         :      n/a (this build keeps every result: no retention of \
-         results exists to time)"
+        "  retention prune         : {:>8.1} s for {} results ({:.0} rows/s, {} batches of {} \
+         with the agent's pauses); one batch holds the registry p50 {:.1} ms, max {:.1} ms \
+         ({} results kept)",
+        prune.took.as_secs_f64(),
+        prune.deleted,
+        prune.deleted as f64 / prune.took.as_secs_f64().max(1e-9),
+        prune.batches.len(),
+        warden::agent::retention::BATCH,
+        ms(median(prune.batches.clone())),
+        ms(prune.batches.iter().copied().max().unwrap_or_default()),
+        prune.kept,
     );
     println!(
         "  RSS after the tick      : {:>8.1} MiB (one agent); {} (two agents)",
@@ -637,6 +719,7 @@ async fn bench(dir: &Path, db: &BenchDatabase) {
 
     // 3. Idle memory at 10,000 checks, and /metrics.
     let idle = idle_agent(dir).await;
+    println!("load average: {}", common::load_average());
     let rss = mib(idle.rss_kb);
     println!(
         "idle: {IDLE_DATASETS} datasets × 10 checks on `* * * * *`, a SQLite registry, \

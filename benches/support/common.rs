@@ -71,3 +71,15 @@ impl BenchDatabase {
         conn.close().await.expect("close");
     }
 }
+
+/// The machine's load averages (1, 5 and 15 minutes), to print beside
+/// figures that depend on what else runs.
+pub fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .ok()
+        .and_then(|l| {
+            let v: Vec<&str> = l.split_whitespace().take(3).collect();
+            (v.len() == 3).then(|| v.join(" "))
+        })
+        .unwrap_or_else(|| "unknown".to_owned())
+}

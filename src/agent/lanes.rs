@@ -68,7 +68,12 @@ pub fn start(
             let share = (wh.max_connections as usize)
                 .min(global.saturating_sub(warehouses - 1))
                 .max(1);
-            let (lane, rx) = Lane::new(circuit.clone());
+            let datasets = config
+                .datasets
+                .iter()
+                .filter(|ds| ds.warehouse == wh.name)
+                .count();
+            let (lane, rx) = Lane::new(circuit.clone(), datasets);
             let worker = Worker {
                 state: state.clone(),
                 warehouse: wh.name.clone(),

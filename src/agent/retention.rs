@@ -19,7 +19,7 @@ pub const FIRST_AFTER: Duration = Duration::from_secs(60);
 /// Rows deleted per statement.
 pub const BATCH: u32 = 500;
 /// The pause between batches.
-const PAUSE: Duration = Duration::from_millis(20);
+pub const PAUSE: Duration = Duration::from_millis(20);
 
 /// How many rows of each kind one prune deleted.
 pub type Pruned = Vec<(Prunable, u64)>;

@@ -9,6 +9,7 @@
 //! recomputed from the last instant the scheduler looked at. A dataset
 //! without a `schedule` runs only on demand: the scheduler never runs it.
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -87,7 +88,8 @@ pub async fn run(state: AppState) {
 /// One pass of the scheduler at `now`: every dataset of `generation` whose
 /// next tick (`next`, by index into its datasets) has come is handed to its
 /// warehouse's run queue (or counted as skipped), and its next tick is
-/// computed. Returns how many were due.
+/// computed. The ticks skipped are logged in one line per warehouse and
+/// reason, not one per dataset. Returns how many were due.
 pub fn enqueue_due(
     state: &AppState,
     generation: &Generation,
@@ -96,6 +98,7 @@ pub fn enqueue_due(
 ) -> usize {
     let tz = generation.config.agent.timezone;
     let mut due_count = 0;
+    let mut skipped = Skipped::default();
     for (i, ds) in generation.config.datasets.iter().enumerate() {
         let Some(due) = next[i].filter(|t| *t <= now) else {
             continue;
@@ -106,31 +109,91 @@ pub fn enqueue_due(
         due_count += 1;
         // Several ticks may have passed while asleep: run the latest once.
         let tick = latest_tick(schedule, now, tz).unwrap_or(due).max(due);
-        enqueue(state, generation, i, tick, Why::Tick);
+        if let Some(reason) = enqueue(state, generation, i, tick, Why::Tick) {
+            skipped.add(&ds.warehouse, reason, ds.name.as_str());
+        }
         next[i] = next_tick(schedule, now, tz);
     }
+    skipped.log();
+    state.metrics().set_queue_depth("run", generation.queued());
     due_count
 }
 
+/// The ticks one pass skipped, by warehouse and reason: how many, and the
+/// first dataset of each, for the one log line they get.
+#[derive(Default)]
+struct Skipped(BTreeMap<(String, SkipReason), (usize, String)>);
+
+impl Skipped {
+    fn add(&mut self, warehouse: &str, reason: SkipReason, dataset: &str) {
+        self.0
+            .entry((warehouse.to_owned(), reason))
+            .or_insert_with(|| (0, dataset.to_owned()))
+            .0 += 1;
+    }
+
+    fn log(&self) {
+        for ((warehouse, reason), (count, first)) in &self.0 {
+            let others = others(*count);
+            match reason {
+                SkipReason::StillRunning => tracing::info!(
+                    %warehouse,
+                    skipped = count,
+                    "skipping this tick of {first}{others}: the previous run has not finished"
+                ),
+                SkipReason::QueueFull => tracing::warn!(
+                    %warehouse,
+                    skipped = count,
+                    "skipping this tick of {first}{others}: the warehouse's run queue is full"
+                ),
+            }
+        }
+    }
+}
+
 /// After downtime: a dataset that ran before, under any agent sharing this
-/// registry, and whose latest tick has no claim, runs once now.
+/// registry, and whose latest tick has no claim, runs once now. One line
+/// tells how many.
 async fn catch_up(state: &AppState, now: DateTime<Utc>) {
     let generation = state.generation();
     let tz = generation.config.agent.timezone;
+    let mut missed: Vec<&str> = Vec::new();
+    let mut skipped = Skipped::default();
     for (i, ds) in generation.config.datasets.iter().enumerate() {
         let Some(tick) = ds.schedule.as_ref().and_then(|s| latest_tick(s, now, tz)) else {
             continue;
         };
         match state.registry().last_claim(&ds.name).await {
             Ok(Some(last)) if last < tick => {
-                tracing::info!(dataset = %ds.name, missed = %tick, last_run = %last, "a scheduled run was missed while the agent was down; running it once now");
-                enqueue(state, &generation, i, tick, Why::CatchUp);
+                tracing::debug!(dataset = %ds.name, missed = %tick, last_run = %last, "a scheduled run was missed while the agent was down");
+                missed.push(ds.name.as_str());
+                if let Some(reason) = enqueue(state, &generation, i, tick, Why::CatchUp) {
+                    skipped.add(&ds.warehouse, reason, ds.name.as_str());
+                }
             }
             Ok(_) => {}
             Err(e) => {
                 tracing::warn!(dataset = %ds.name, error = %e, "cannot tell whether a run was missed while the agent was down");
             }
         }
+    }
+    if let Some(first) = missed.first() {
+        tracing::info!(
+            datasets = missed.len(),
+            "the scheduled runs of {first}{} were missed while no agent ran; running each once now",
+            others(missed.len())
+        );
+    }
+    skipped.log();
+    state.metrics().set_queue_depth("run", generation.queued());
+}
+
+/// " and N others" after the first of `count` names.
+fn others(count: usize) -> String {
+    match count.saturating_sub(1) {
+        0 => String::new(),
+        1 => " and 1 other".to_owned(),
+        n => format!(" and {} others", crate::format::count(n as u64)),
     }
 }
 
@@ -145,37 +208,39 @@ enum Why {
     Takeover,
 }
 
-fn enqueue(state: &AppState, generation: &Generation, index: usize, tick: DateTime<Utc>, why: Why) {
+/// Hands the run of dataset `index` for `tick` to its warehouse's queue.
+/// A tick skipped is counted here and its reason returned, for the caller
+/// to log.
+fn enqueue(
+    state: &AppState,
+    generation: &Generation,
+    index: usize,
+    tick: DateTime<Utc>,
+    why: Why,
+) -> Option<SkipReason> {
     let ds = &generation.config.datasets[index];
     let Some(lane) = generation.lanes.get(&ds.warehouse) else {
         tracing::error!(dataset = %ds.name, warehouse = %ds.warehouse, "no run queue for this warehouse");
-        return;
+        return None;
     };
     let job = Job::scheduled(generation, index, tick);
-    match lane.enqueue(job) {
+    let reason = match lane.enqueue(job) {
         Enqueued::Queued => {
             tracing::debug!(dataset = %ds.name, scheduled_at = %tick, reason = ?why, "run queued");
+            return None;
         }
         // A run taken over that cannot be queued now is no skipped tick:
         // its claim stays lapsed and the next look queues it again.
         Enqueued::AlreadyQueued | Enqueued::Full if why == Why::Takeover => {
-            tracing::debug!(dataset = %ds.name, scheduled_at = %tick, "the run to take over waits for room in the queue");
+            tracing::debug!(dataset = %ds.name, scheduled_at = %tick, "the run to take over waits for its dataset's run to end");
+            return None;
         }
-        Enqueued::AlreadyQueued => {
-            state
-                .metrics()
-                .record_skipped_tick(&ds.warehouse, SkipReason::StillRunning);
-            tracing::info!(dataset = %ds.name, scheduled_at = %tick, "skipping this tick: the previous run of the dataset has not finished");
-        }
-        Enqueued::Full => {
-            state
-                .metrics()
-                .record_skipped_tick(&ds.warehouse, SkipReason::QueueFull);
-            tracing::warn!(dataset = %ds.name, warehouse = %ds.warehouse, scheduled_at = %tick, "skipping this tick: the warehouse's run queue is full");
-        }
-        Enqueued::Closed => {}
-    }
-    state.metrics().set_queue_depth("run", generation.queued());
+        Enqueued::AlreadyQueued => SkipReason::StillRunning,
+        Enqueued::Full => SkipReason::QueueFull,
+        Enqueued::Closed => return None,
+    };
+    state.metrics().record_skipped_tick(&ds.warehouse, reason);
+    Some(reason)
 }
 
 /// Runs claimed by an agent that stopped renewing their lease before they
@@ -206,6 +271,7 @@ async fn take_over_lapsed(state: &AppState, generation: &Generation, now: DateTi
         tracing::info!(dataset = %claim.dataset, scheduled_at = %claim.scheduled_at, claimed_by = %claim.claimed_by, "taking over a run whose agent stopped renewing its lease");
         enqueue(state, generation, index, claim.scheduled_at, Why::Takeover);
     }
+    state.metrics().set_queue_depth("run", generation.queued());
 }
 
 async fn prune_claims(state: &AppState, now: DateTime<Utc>) {

@@ -521,9 +521,12 @@ impl AlertManager {
     /// Every firing alert, by dataset and check, for the status page.
     pub async fn firing(&self, now: DateTime<Utc>) -> Result<Vec<FiringAlert>, RegistryError> {
         let silences = self.silences(now).await?;
+        // A read for the API and the status page: on the read pool, so
+        // that it never waits for the connections gates and runs write on.
         let records = self
             .inner
             .registry
+            .reads()
             .alerts_in_state(AlertState::Firing)
             .await?;
         Ok(records

@@ -15,7 +15,8 @@ use crate::check::Dataset;
 use crate::check::{Runner, Scope};
 use crate::config::Config;
 
-/// Runs that may wait in one warehouse's queue.
+/// Runs that may wait in one warehouse's queue, at the least: a lane holds
+/// a place for each of its datasets (see [`Lane::new`]).
 pub const QUEUE_CAPACITY: usize = 1024;
 
 /// One loaded configuration and everything built from it. A reload builds
@@ -95,10 +96,13 @@ pub struct Lane {
 }
 
 impl Lane {
-    /// A lane of [`QUEUE_CAPACITY`] runs behind `circuit`, and the receiving
-    /// end its worker takes the runs from.
-    pub fn new(circuit: Arc<Circuit>) -> (Self, mpsc::Receiver<Job>) {
-        let (tx, rx) = mpsc::channel(QUEUE_CAPACITY);
+    /// A lane for `datasets` datasets behind `circuit`, and the receiving
+    /// end its worker takes the runs from. A dataset is queued at most once
+    /// (queued or running), so a place per dataset means a tick is never
+    /// skipped for want of room, however many datasets share a warehouse;
+    /// places are taken as runs are queued, not held in advance.
+    pub fn new(circuit: Arc<Circuit>, datasets: usize) -> (Self, mpsc::Receiver<Job>) {
+        let (tx, rx) = mpsc::channel(datasets.max(QUEUE_CAPACITY));
         let lane = Self {
             tx,
             circuit,

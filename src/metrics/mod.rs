@@ -36,7 +36,7 @@ pub const STAGES: [&str; 4] = ["run", "evaluate", "gate", "outbox"];
 
 /// Why the scheduler skipped a tick of a dataset, the `reason` label of
 /// `warden_ticks_skipped_total`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum SkipReason {
     /// The warehouse's run queue was full.
     QueueFull,

@@ -101,6 +101,15 @@ impl Dialect for SqliteDialect {
     }
 }
 
+/// Prepared statements each connection keeps. Each dataset's scan is a
+/// statement of its own, so with many datasets a large cache only holds
+/// statements that will be evicted before their next tick.
+const STATEMENT_CACHE: usize = 16;
+/// Each connection's page cache, in KiB (SQLite's default is 2,000): the
+/// operating system caches the file too, and a warehouse of many tables
+/// otherwise fills a cache per connection.
+const PAGE_CACHE_KIB: u32 = 512;
+
 /// A pool over the database file, opened read-only (whatever the URL's
 /// `mode=` says): no statement can write to it, and whoever fills it does
 /// so through a connection of their own. A statement still running at the
@@ -108,7 +117,9 @@ impl Dialect for SqliteDialect {
 pub(super) fn connect(settings: &Settings, _tz: Tz) -> Result<Box<dyn Backend>, String> {
     let opts = SqliteConnectOptions::from_str(&settings.url)
         .map_err(|e| e.to_string())?
-        .read_only(true);
+        .read_only(true)
+        .statement_cache_capacity(STATEMENT_CACHE)
+        .pragma("cache_size", format!("-{PAGE_CACHE_KIB}"));
     let endpoint = Endpoint::File(opts.get_filename().to_owned());
     let pool = pooled::options::<Sqlite>(settings).connect_lazy_with(opts);
     Ok(Box::new(Pooled::new(
