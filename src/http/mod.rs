@@ -10,6 +10,7 @@ pub mod api;
 pub mod auth;
 pub mod error;
 pub mod gates;
+pub mod page;
 pub mod partitions;
 pub mod server;
 pub mod silences;
@@ -48,6 +49,7 @@ pub fn router(state: AppState) -> Router {
     };
     let read = |route| need(Need::api(Read), route);
     let api = Router::new()
+        .route("/status", read(get(status::summary)))
         .route("/datasets", read(get(api::datasets)))
         .route("/datasets/{dataset}", read(get(api::dataset)))
         .route("/checks/{id}/history", read(get(api::history)))
@@ -82,6 +84,11 @@ pub fn router(state: AppState) -> Router {
         .route("/notifications/dead", read(get(silences::dead)));
     Router::new()
         .route("/", need(Need::page(), get(status::page)))
+        .route(
+            "/datasets/{dataset}",
+            need(Need::page(), get(status::dataset_page)),
+        )
+        .route("/checks/{id}", need(Need::page(), get(status::check_page)))
         .route("/metrics", get(metrics))
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))

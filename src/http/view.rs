@@ -35,6 +35,10 @@ pub struct DatasetView {
     /// From the dataset's freshness check, in seconds.
     pub freshness_lag_seconds: Option<f64>,
     pub warehouse_up: bool,
+    /// The group the status page lists it under (a discovered table's
+    /// `<warehouse>.<schema>`); `None` for a dataset written by hand.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub group: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -132,6 +136,7 @@ pub fn dataset_view(
             .and_then(|s| next_tick(s, now, config.agent.timezone)),
         freshness_lag_seconds,
         warehouse_up: state.circuit(&ds.warehouse).is_none_or(|c| !c.is_open()),
+        group: None,
     }
 }
 

@@ -17,6 +17,7 @@ mod engine;
 mod gate;
 mod history;
 mod init;
+mod pages;
 mod registry;
 mod replicas;
 mod retention;
