@@ -8,7 +8,8 @@
 //! console read from chromium's log on stderr (`--enable-logging=stderr`
 //! writes every console message as a `CONSOLE` line). Without chromium the
 //! browser cases are skipped with a note; `WARDEN_TEST_CHROMIUM=1` makes
-//! them fail instead.
+//! them fail instead. `WARDEN_SCREENSHOT=docs/status-page.png` keeps the
+//! screenshot of `/` the README shows.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -306,12 +307,17 @@ async fn pages_in_a_real_browser() {
         &format!("{base}/"),
         &[
             &format!("--screenshot={}", png.display()),
-            "--window-size=1280,1800",
+            "--window-size=1100,1500",
             "--hide-scrollbars",
         ],
     );
     assert!(shot.console.is_empty(), "{:?}", shot.console);
     let bytes = std::fs::read(&png).expect("screenshot written");
+    // `WARDEN_SCREENSHOT=docs/status-page.png` keeps it (the README's picture).
+    if let Some(keep) = std::env::var_os("WARDEN_SCREENSHOT") {
+        let keep = Path::new(env!("CARGO_MANIFEST_DIR")).join(keep);
+        std::fs::write(&keep, &bytes).expect("keep the screenshot");
+    }
     assert!(bytes.starts_with(b"\x89PNG"), "a PNG");
     assert!(
         bytes.len() > 20_000,
