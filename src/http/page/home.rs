@@ -460,3 +460,114 @@ pub(crate) fn checks_table(h: &mut String, checks: &[CheckEntry]) {
     }
     h.push_str("</tbody></table>");
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::check::Summary;
+    use chrono::TimeZone;
+
+    fn entry(name: &str, group: Option<&str>, status: &str) -> DatasetEntry {
+        DatasetEntry {
+            dataset: DatasetView {
+                name: name.to_owned(),
+                warehouse: "main".into(),
+                table: format!("analytics.{name}"),
+                tier: 3,
+                owner: None,
+                runbook: None,
+                schedule: None,
+                partition: None,
+                status: status.to_owned(),
+                summary: Summary::default(),
+                last_run_at: None,
+                next_run_at: None,
+                freshness_lag_seconds: None,
+                warehouse_up: true,
+                group: group.map(str::to_owned),
+            },
+            checks: Vec::new(),
+        }
+    }
+
+    fn snapshot(datasets: Vec<DatasetEntry>) -> StatusSnapshot {
+        let now = Utc.with_ymd_and_hms(2026, 11, 30, 12, 0, 0).unwrap();
+        StatusSnapshot {
+            taken_at: now,
+            started_at: now,
+            generation: 1,
+            registry: "sqlite://warden.db".into(),
+            registry_error: None,
+            config_report: Default::default(),
+            warehouses: Vec::new(),
+            datasets,
+            firing: Vec::new(),
+            silences: Vec::new(),
+            gates: Vec::new(),
+        }
+    }
+
+    /// The dataset names of a rendered page, in order.
+    fn listed(html: &str) -> Vec<String> {
+        html.split("<section class=\"ds ")
+            .skip(1)
+            .filter_map(|s| {
+                let id = s.split("id=\"").nth(1)?;
+                Some(id[..id.find('"')?].to_owned())
+            })
+            .filter(|id| id != "alerts")
+            .collect()
+    }
+
+    #[test]
+    fn hand_written_first_then_the_worst_group_each_worst_first() {
+        let s = snapshot(vec![
+            entry("main.b.t1", Some("main.b"), "pass"),
+            entry("main.a.t1", Some("main.a"), "pass"),
+            entry("orders", None, "pass"),
+            entry("main.b.t2", Some("main.b"), "fail"),
+            entry("events", None, "warn"),
+        ]);
+        let html = render(&s, &HomeQuery::default());
+        assert_eq!(
+            listed(&html),
+            ["events", "orders", "main.b.t2", "main.b.t1", "main.a.t1"]
+        );
+        let b = html.find("id=\"group-main.b\"").expect("group heading");
+        let a = html.find("id=\"group-main.a\"").expect("group heading");
+        assert!(b < a);
+        assert!(html.contains("main.b <span class=\"badge tier\">2 datasets</span> <span class=\"badge fail\">1 failing</span>"));
+        assert!(!html.contains("class=\"pager\""), "one page needs no pager");
+    }
+
+    #[test]
+    fn long_lists_are_paged() {
+        let datasets = (0..250)
+            .map(|i| entry(&format!("main.s.t{i:03}"), Some("main.s"), "pass"))
+            .collect();
+        let s = snapshot(datasets);
+        let first = render(&s, &HomeQuery::default());
+        assert_eq!(listed(&first).len(), PAGE_SIZE);
+        assert_eq!(listed(&first)[0], "main.s.t000");
+        assert!(first.contains("datasets 1–100 of 250"));
+        assert!(first.contains("<a href=\"/?page=2\" rel=\"next\">next</a>"));
+        let last = render(&s, &HomeQuery { page: 3 });
+        assert_eq!(listed(&last).len(), 50);
+        assert_eq!(listed(&last)[0], "main.s.t200");
+        assert!(last.contains("<strong aria-current=\"page\">3</strong>"));
+        assert!(
+            last.contains("id=\"group-main.s\""),
+            "the group is named on every page"
+        );
+        assert_eq!(
+            render(&s, &HomeQuery { page: 9 }),
+            last,
+            "past the end: the last page"
+        );
+        assert_eq!(
+            HomeQuery::parse(Some("0")).unwrap_err(),
+            "`page` must be a whole number from 1, not `0`"
+        );
+        assert_eq!(HomeQuery::parse(Some("2")), Ok(HomeQuery { page: 2 }));
+    }
+}
