@@ -8,8 +8,8 @@
 //! console read from chromium's log on stderr (`--enable-logging=stderr`
 //! writes every console message as a `CONSOLE` line). Without chromium the
 //! browser cases are skipped with a note; `WARDEN_TEST_CHROMIUM=1` makes
-//! them fail instead. `WARDEN_SCREENSHOT=docs/status-page.png` keeps the
-//! screenshot of `/` the README shows.
+//! them fail instead. `WARDEN_SCREENSHOTS=docs` writes the README's
+//! pictures there: `/`, a check page and a dataset page.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -313,10 +313,29 @@ async fn pages_in_a_real_browser() {
     );
     assert!(shot.console.is_empty(), "{:?}", shot.console);
     let bytes = std::fs::read(&png).expect("screenshot written");
-    // `WARDEN_SCREENSHOT=docs/status-page.png` keeps it (the README's picture).
-    if let Some(keep) = std::env::var_os("WARDEN_SCREENSHOT") {
-        let keep = Path::new(env!("CARGO_MANIFEST_DIR")).join(keep);
-        std::fs::write(&keep, &bytes).expect("keep the screenshot");
+    if let Some(dir) = std::env::var_os("WARDEN_SCREENSHOTS") {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join(dir);
+        std::fs::write(dir.join("status-page.png"), &bytes).expect("keep the screenshot");
+        for (name, path, height) in [
+            (
+                "check-page.png",
+                "/checks/orders.null_rate_customer_id?range=7d",
+                "1250",
+            ),
+            ("dataset-page.png", "/datasets/daily_sales", "1000"),
+        ] {
+            let png = dir.join(name);
+            let shot = browse(
+                &chromium,
+                &format!("{base}{path}"),
+                &[
+                    &format!("--screenshot={}", png.display()),
+                    &format!("--window-size=1100,{height}"),
+                    "--hide-scrollbars",
+                ],
+            );
+            assert!(shot.console.is_empty(), "{:?}", shot.console);
+        }
     }
     assert!(bytes.starts_with(b"\x89PNG"), "a PNG");
     assert!(

@@ -114,7 +114,9 @@ fn value_range(points: &[Point], lines: &[(String, f64)]) -> (f64, f64) {
     } else {
         lo.abs().max(1.0) * 0.1
     };
-    (lo - margin, hi + margin)
+    // Counts, ratios and lags are never negative: no axis below zero for them.
+    let floor = if lo >= 0.0 { 0.0 } else { f64::NEG_INFINITY };
+    ((lo - margin).max(floor), hi + margin)
 }
 
 fn frame_for(
