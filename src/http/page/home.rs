@@ -25,7 +25,7 @@ use crate::http::view::{self, DatasetView};
 use crate::registry::GateStatus;
 
 /// Datasets on one page of `/`.
-pub const PAGE_SIZE: usize = 100;
+pub const PAGE_SIZE: usize = 50;
 
 /// What the query string of `/` asks for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -542,18 +542,19 @@ mod tests {
 
     #[test]
     fn long_lists_are_paged() {
-        let datasets = (0..250)
+        let total = PAGE_SIZE * 2 + PAGE_SIZE / 2;
+        let datasets = (0..total)
             .map(|i| entry(&format!("main.s.t{i:03}"), Some("main.s"), "pass"))
             .collect();
         let s = snapshot(datasets);
         let first = render(&s, &HomeQuery::default());
         assert_eq!(listed(&first).len(), PAGE_SIZE);
         assert_eq!(listed(&first)[0], "main.s.t000");
-        assert!(first.contains("datasets 1–100 of 250"));
+        assert!(first.contains(&format!("datasets 1–{PAGE_SIZE} of {total}")));
         assert!(first.contains("<a href=\"/?page=2\" rel=\"next\">next</a>"));
         let last = render(&s, &HomeQuery { page: 3 });
-        assert_eq!(listed(&last).len(), 50);
-        assert_eq!(listed(&last)[0], "main.s.t200");
+        assert_eq!(listed(&last).len(), PAGE_SIZE / 2);
+        assert_eq!(listed(&last)[0], format!("main.s.t{:03}", 2 * PAGE_SIZE));
         assert!(last.contains("<strong aria-current=\"page\">3</strong>"));
         assert!(
             last.contains("id=\"group-main.s\""),
