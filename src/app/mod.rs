@@ -59,9 +59,13 @@ pub(crate) struct Shared {
     alerts: AlertManager,
     /// How the latest configuration load went (shown on the status page).
     config_report: RwLock<Arc<LoadReport>>,
-    /// The status page as last rendered.
-    status_page: Snapshot<axum::body::Bytes>,
+    /// What the status page shows, as last read (the HTTP app's
+    /// `StatusSnapshot`, kept here without naming it: `http` sits below `app`).
+    status_page: Snapshot<StatusData>,
 }
+
+/// The status page's snapshot, of a type the HTTP app owns.
+pub type StatusData = Box<dyn std::any::Any + Send + Sync>;
 
 /// How old the status page may be before a load renders it again.
 pub const STATUS_PAGE_MAX_AGE: std::time::Duration = std::time::Duration::from_secs(5);
@@ -319,9 +323,9 @@ impl AppState {
         &self.0.public_url
     }
 
-    /// The status page as last rendered: rendered again at most every
+    /// What the status page shows, as last read: read again at most every
     /// [`STATUS_PAGE_MAX_AGE`], or when the configuration changes.
-    pub fn status_page(&self) -> &Snapshot<axum::body::Bytes> {
+    pub fn status_page(&self) -> &Snapshot<StatusData> {
         &self.0.status_page
     }
 

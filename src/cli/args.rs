@@ -59,6 +59,8 @@ pub enum Command {
     Gate(GateArgs),
     /// Record that the pipeline published a partition the gate allowed.
     Publish(PublishArgs),
+    /// Print what the status page shows, from the running agent.
+    Status(StatusArgs),
     /// Manage schema baselines.
     Baseline {
         #[command(subcommand)]
@@ -226,4 +228,18 @@ pub struct PublishArgs {
     /// Bearer token of the API (one of agent.api_tokens).
     #[arg(long, env = "WARDEN_API_TOKEN", hide_env_values = true)]
     pub token: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    /// The agent's URL (default: `agent.listen` of the configuration, else
+    /// http://127.0.0.1:9464).
+    #[arg(long, env = "WARDEN_SERVER", value_name = "URL")]
+    pub server: Option<String>,
+    /// Bearer token of the API (one of agent.api_tokens).
+    #[arg(long, env = "WARDEN_API_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
+    /// Output format: a summary, or the status as the API returns it.
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    pub format: Format,
 }

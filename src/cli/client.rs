@@ -1,6 +1,7 @@
-//! The HTTP client of `warden gate` and `warden publish`: where the agent
-//! is, the bearer token, and requests that are retried when the agent
-//! cannot be reached (both requests are idempotent, so a retry is safe).
+//! The HTTP client of `warden gate`, `warden publish` and `warden status`:
+//! where the agent is, the bearer token, and requests that are retried when
+//! the agent cannot be reached (every request is idempotent, so a retry is
+//! safe).
 
 use std::path::Path;
 use std::time::Duration;
@@ -140,6 +141,21 @@ pub async fn post(
     body: &serde_json::Value,
     patience: Patience,
 ) -> anyhow::Result<Answer> {
+    send(url, token, Some(body), patience).await
+}
+
+/// GETs `url` with the bearer `token`, retried as [`post`] is.
+pub async fn get(url: &Url, token: Option<&str>, patience: Patience) -> anyhow::Result<Answer> {
+    send(url, token, None, patience).await
+}
+
+/// POSTs `body`, or GETs without one.
+async fn send(
+    url: &Url,
+    token: Option<&str>,
+    body: Option<&serde_json::Value>,
+    patience: Patience,
+) -> anyhow::Result<Answer> {
     let started = tokio::time::Instant::now();
     let deadline = started + patience.retry_within;
     let client = reqwest::Client::builder()
@@ -151,7 +167,10 @@ pub async fn post(
     let mut pause = FIRST_PAUSE;
     let mut attempt = 1;
     loop {
-        let mut request = client.post(url.clone()).json(body);
+        let mut request = match body {
+            Some(body) => client.post(url.clone()).json(body),
+            None => client.get(url.clone()),
+        };
         if let Some(token) = token {
             request = request.bearer_auth(token);
         }

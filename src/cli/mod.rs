@@ -15,6 +15,7 @@ mod publish;
 mod report;
 mod run;
 mod shell;
+mod status;
 mod validate;
 
 use std::path::Path;
@@ -48,6 +49,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<u8> {
         Command::Backfill(args) => backfill::run(&config_path, args).await,
         Command::Gate(args) => gate::run(&config_path, args).await,
         Command::Publish(args) => publish::run(&config_path, args).await,
+        Command::Status(args) => status::run(&config_path, args).await,
         Command::Baseline { action } => baseline::run(&config_path, action).await,
         Command::Completions { shell } => shell::completions(shell),
         Command::Man { out } => shell::write_man_pages(&out),

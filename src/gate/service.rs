@@ -525,6 +525,19 @@ impl GateService {
             })
     }
 
+    /// The newest gates of `dataset`, newest first.
+    pub async fn recent_of(&self, dataset: &str, limit: u32) -> Result<Vec<Gate>, GateError> {
+        Ok(self
+            .inner
+            .registry
+            .reads()
+            .dataset_gates(dataset, limit)
+            .await?
+            .into_iter()
+            .map(|r| self.view(r))
+            .collect())
+    }
+
     /// The newest gates of every dataset, newest first.
     pub async fn recent(&self, limit: u32) -> Result<Vec<Gate>, GateError> {
         Ok(self

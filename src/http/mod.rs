@@ -12,6 +12,7 @@ pub mod error;
 pub mod extract;
 pub mod gates;
 pub mod openapi;
+pub mod page;
 pub mod partitions;
 pub mod server;
 pub mod silences;
@@ -45,6 +46,14 @@ pub fn router(state: AppState) -> Router {
     let (api, _) = api_routes(state.clone());
     Router::new()
         .route("/", guard(&state, Need::page(), get(status::page)))
+        .route(
+            "/datasets/{dataset}",
+            guard(&state, Need::page(), get(status::dataset_page)),
+        )
+        .route(
+            "/checks/{id}",
+            guard(&state, Need::page(), get(status::check_page)),
+        )
         .route("/metrics", get(metrics))
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
@@ -108,6 +117,7 @@ pub fn api_routes(state: AppState) -> (Router<AppState>, Vec<ApiRoute>) {
         routes: Vec::new(),
     }
     .add(Method::GET, "/openapi.json", read, openapi::document)
+    .add(Method::GET, "/status", read, status::summary)
     .add(Method::GET, "/datasets", read, api::datasets)
     .add(Method::GET, "/datasets/{dataset}", read, api::dataset)
     .add(Method::GET, "/checks/{id}/history", read, api::history)

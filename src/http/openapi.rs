@@ -15,7 +15,7 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
 use super::error::ApiError;
-use super::{api, gates, partitions, silences};
+use super::{api, gates, partitions, silences, status};
 use crate::app::AppState;
 
 /// The name of the bearer scheme in the document.
@@ -33,6 +33,7 @@ pub const BEARER: &str = "bearer";
             `{\"error\": \"...\", \"detail\": \"...\"}`."
     ),
     paths(
+        status::summary,
         api::datasets,
         api::dataset,
         api::history,

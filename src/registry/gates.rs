@@ -157,6 +157,24 @@ impl Registry {
         rows.into_iter().map(GateRow::into_record).collect()
     }
 
+    /// The newest gates of a dataset, newest first (its page).
+    pub async fn dataset_gates(
+        &self,
+        dataset: &str,
+        limit: u32,
+    ) -> Result<Vec<GateRecord>, RegistryError> {
+        let sql = format!(
+            "SELECT {GATE_COLUMNS} FROM gates WHERE dataset = $1 \
+             ORDER BY created_at DESC, gate_id LIMIT $2"
+        );
+        let rows: Vec<GateRow> = query(&sql)
+            .bind(dataset)
+            .bind(i64::from(limit))
+            .fetch_all(self, "dataset gates")
+            .await?;
+        rows.into_iter().map(GateRow::into_record).collect()
+    }
+
     /// The newest gates of every dataset, newest first (the status page).
     pub async fn recent_gates(&self, limit: u32) -> Result<Vec<GateRecord>, RegistryError> {
         let sql =

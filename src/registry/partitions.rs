@@ -431,6 +431,64 @@ impl Registry {
         }))
     }
 
+    /// The newest `limit` partitions (by key) of a dataset, newest first,
+    /// each with its history oldest first: two statements.
+    pub async fn dataset_partitions(
+        &self,
+        dataset: &str,
+        limit: u32,
+    ) -> Result<Vec<PartitionRecord>, RegistryError> {
+        const OP: &str = "dataset partitions";
+        let sql = format!(
+            "SELECT {PARTITION_COLUMNS} FROM partitions WHERE dataset = $1 \
+             ORDER BY partition_key DESC LIMIT $2"
+        );
+        let rows: Vec<PartitionRow> = query(&sql)
+            .bind(dataset)
+            .bind(i64::from(limit))
+            .fetch_all(self, OP)
+            .await?;
+        let Some(oldest) = rows.last().map(|r| r.partition_key.clone()) else {
+            return Ok(Vec::new());
+        };
+        #[derive(sqlx::FromRow)]
+        struct Row {
+            partition_key: String,
+            #[sqlx(flatten)]
+            transition: TransitionRow,
+        }
+        let history: Vec<Row> = query(
+            "SELECT partition_key, from_state, to_state, at, actor, gate_id, reason, note \
+             FROM partition_transitions WHERE dataset = $1 AND partition_key >= $2 ORDER BY id",
+        )
+        .bind(dataset)
+        .bind(&oldest)
+        .fetch_all(self, OP)
+        .await?;
+        let mut by_partition: std::collections::HashMap<String, Vec<Transition>> =
+            std::collections::HashMap::new();
+        for row in history {
+            by_partition
+                .entry(row.partition_key)
+                .or_default()
+                .push(row.transition.into_transition()?);
+        }
+        rows.into_iter()
+            .map(|row| {
+                Ok(PartitionRecord {
+                    state: parse_state(&row.state)?,
+                    history: by_partition.remove(&row.partition_key).unwrap_or_default(),
+                    dataset: row.dataset,
+                    partition: row.partition_key,
+                    gate_id: row.gate_id,
+                    published_gate_id: row.published_gate_id,
+                    published_at: row.published_at,
+                    updated_at: row.updated_at,
+                })
+            })
+            .collect()
+    }
+
     /// The newest partition (by key) of a dataset with a publication, even if
     /// it is being re-gated: what consumers read.
     pub async fn latest_published(

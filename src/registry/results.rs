@@ -291,6 +291,47 @@ impl Registry {
         into_stored(rows)
     }
 
+    /// The last `per_check` results with an observed value of every check,
+    /// by check id, oldest first: the sparklines of the status page, in one
+    /// statement.
+    pub async fn recent_results_all(
+        &self,
+        per_check: u32,
+    ) -> Result<Vec<StoredResult>, RegistryError> {
+        let sql = format!(
+            "SELECT {COLUMNS} FROM (SELECT {COLUMNS}, ROW_NUMBER() OVER (PARTITION BY check_id \
+             ORDER BY scheduled_at DESC, partition_key DESC) AS newest \
+             FROM check_results WHERE observed IS NOT NULL) recent WHERE newest <= $1 \
+             ORDER BY check_id, scheduled_at, partition_key"
+        );
+        let rows: Vec<ResultRow> = query(&sql)
+            .bind(i64::from(per_check))
+            .fetch_all(self, "recent results")
+            .await?;
+        into_stored(rows)
+    }
+
+    /// The results of a check scheduled at or after `since`, newest first,
+    /// at most `limit`: a check page's chart, timeline and table.
+    pub async fn results_since(
+        &self,
+        check_id: &CheckId,
+        since: DateTime<Utc>,
+        limit: u32,
+    ) -> Result<Vec<StoredResult>, RegistryError> {
+        let sql = format!(
+            "SELECT {COLUMNS} FROM check_results WHERE check_id = $1 AND scheduled_at >= $2 \
+             ORDER BY scheduled_at DESC, partition_key DESC LIMIT $3"
+        );
+        let rows: Vec<ResultRow> = query(&sql)
+            .bind(check_id.as_str())
+            .bind(stored(since))
+            .bind(i64::from(limit))
+            .fetch_all(self, "results since")
+            .await?;
+        into_stored(rows)
+    }
+
     /// Every stored run of a check on one partition (`None`: the whole
     /// relation), newest scheduled time first.
     pub async fn results_for(

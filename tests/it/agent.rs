@@ -854,6 +854,92 @@ async fn the_status_page_shows_each_dataset_and_check() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dataset_and_check_pages_answer_and_refuse_what_they_cannot_show() {
+    let (state, _project, _db) = api_state("").await;
+    let (status, headers, html) = call(&state, get("/datasets/orders", None)).await;
+    assert_eq!(status, 200, "{html}");
+    assert!(
+        headers[header::CONTENT_TYPE]
+            .to_str()
+            .unwrap()
+            .starts_with("text/html")
+    );
+    assert!(
+        html.contains("<svg class=\"spark\""),
+        "its checks' sparklines"
+    );
+    assert!(html.contains("No gate has seen a partition."));
+    assert!(
+        html.contains("owner &lt;b&gt;revenue&lt;/b&gt; &amp; co"),
+        "escaped"
+    );
+    let (status, _, html) = call(
+        &state,
+        get("/checks/orders.null_rate_customer_id?range=30d", None),
+    )
+    .await;
+    assert_eq!(status, 200, "{html}");
+    assert!(html.contains("<strong aria-current=\"true\">30d</strong>"));
+    assert!(html.contains("<tr class=\"result fail\">"), "{html}");
+    assert!(html.contains("33.33%"));
+    // Wrong input is a JSON error naming it; unknown names are 404s.
+    for (path, code, detail) in [
+        (
+            "/checks/orders.row_count?range=1y",
+            400,
+            "`range` must be 7d, 30d or 90d, not `1y`",
+        ),
+        (
+            "/?page=0",
+            400,
+            "`page` must be a whole number from 1, not `0`",
+        ),
+        (
+            "/checks/orders.nothing",
+            404,
+            "no check `orders.nothing` is configured or recorded",
+        ),
+        (
+            "/datasets/nothing",
+            404,
+            "no dataset `nothing` is configured",
+        ),
+    ] {
+        let (status, _, body) = call(&state, get(path, None)).await;
+        assert_eq!(status.as_u16(), code, "{path}: {body}");
+        let body: serde_json::Value = serde_json::from_str(&body).unwrap();
+        assert_eq!(body["detail"], detail, "{path}");
+    }
+    // `/api/v1/status`: the page's summary.
+    let (status, _, body) = call(&state, get("/api/v1/status", None)).await;
+    assert_eq!(status, 200);
+    let body: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(body["datasets"][0]["name"], "orders", "worst first");
+    assert_eq!(body["datasets"].as_array().unwrap().len(), 2);
+    state.registry().close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_pages_need_the_read_scope() {
+    let tokens = "  api_tokens:\n    - { name: viewer, token: view-secret, scopes: [read] }\n    - { name: publisher, token: pub-secret, scopes: [publish] }\n";
+    let (state, _project, _db) = api_state(tokens).await;
+    for path in [
+        "/datasets/orders",
+        "/checks/orders.row_count",
+        "/api/v1/status",
+    ] {
+        let (status, _, _) = call(&state, get(path, Some("view-secret"))).await;
+        assert_eq!(status, 200, "{path}");
+        let (status, _, _) = call(&state, get(path, None)).await;
+        assert_eq!(status, 401, "{path}");
+        let (status, _, body) = call(&state, get(path, Some("pub-secret"))).await;
+        assert_eq!(status, 403, "{path}");
+        assert!(body.contains("lacks the `read` scope"), "{path}: {body}");
+    }
+    state.registry().close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_slow_warehouse_does_not_starve_the_others() {
     let Some(pg) = TestDb::new(Backend::Postgres).await else {
         return;

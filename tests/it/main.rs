@@ -21,6 +21,7 @@ mod gate;
 mod history;
 mod init;
 mod lineage;
+mod pages;
 mod registry;
 mod replicas;
 mod retention;

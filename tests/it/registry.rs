@@ -42,6 +42,8 @@ on_both_engines!(
     outbox_enqueue_due_and_mark,
     outbox_claims_are_leased,
     reopening_keeps_data_and_schema,
+    chart_reads_take_the_last_values_and_a_range,
+    a_datasets_partitions_come_with_their_history,
 );
 
 async fn rerunning_a_run_overwrites_it(db: &TestRegistry) {
@@ -982,4 +984,124 @@ async fn an_in_memory_registry_creates_no_file() {
         registry.close().await;
         assert_eq!(stray(), Vec::<String>::new(), "{url}");
     }
+}
+
+/// The status page's reads: the last N values of every check in one
+/// statement (errors, which have no value, left out), and one check's
+/// results since a time, newest first.
+async fn chart_reads_take_the_last_values_and_a_range(db: &TestRegistry) {
+    for h in 0..40 {
+        let mut runs = vec![record("orders.row_count", None, f64::from(h), at(h.into()))];
+        if h % 2 == 0 {
+            runs.push(record(
+                "events.row_count",
+                Some("2026-11-19"),
+                1.0,
+                at(h.into()),
+            ));
+        }
+        if h == 39 {
+            runs.push(RunRecord::new(
+                result("orders.nulls", None, Outcome::Error, None),
+                at(h.into()),
+            ));
+        }
+        db.record_run(&runs).await.unwrap();
+    }
+    let recent = db.recent_results_all(30).await.unwrap();
+    let of = |id: &str| -> Vec<f64> {
+        recent
+            .iter()
+            .filter(|r| r.result.check == id)
+            .map(|r| r.result.observed.unwrap())
+            .collect()
+    };
+    let orders = of("orders.row_count");
+    assert_eq!(orders.len(), 30);
+    assert_eq!(orders.first(), Some(&10.0), "oldest first");
+    assert_eq!(orders.last(), Some(&39.0));
+    assert_eq!(of("events.row_count").len(), 20);
+    assert!(
+        of("orders.nulls").is_empty(),
+        "an error has no value to draw"
+    );
+
+    let since = db
+        .results_since(&check("orders.row_count"), at(35), 100)
+        .await
+        .unwrap();
+    let values: Vec<f64> = since.iter().map(|r| r.result.observed.unwrap()).collect();
+    assert_eq!(values, [39.0, 38.0, 37.0, 36.0, 35.0]);
+    let capped = db
+        .results_since(&check("orders.row_count"), at(0), 3)
+        .await
+        .unwrap();
+    assert_eq!(capped.len(), 3);
+    assert_eq!(capped[0].scheduled_at, at(39), "the newest kept");
+}
+
+async fn a_datasets_partitions_come_with_their_history(db: &TestRegistry) {
+    use PartitionState::*;
+    let orders = dataset("orders");
+    for (i, p) in ["2026-11-17", "2026-11-18", "2026-11-19"]
+        .iter()
+        .enumerate()
+    {
+        let gate = format!("g{i}");
+        db.transition(&orders, p, StateChange::new(Validating, "gate").gate(&gate))
+            .await
+            .unwrap();
+        db.transition(
+            &orders,
+            p,
+            StateChange::new(Quarantined, "gate")
+                .gate(&gate)
+                .reason("row_count failed"),
+        )
+        .await
+        .unwrap();
+    }
+    db.transition(
+        &orders,
+        "2026-11-19",
+        StateChange::new(Passed, "ana").reason("late rows are expected"),
+    )
+    .await
+    .unwrap();
+    db.transition(
+        &dataset("events"),
+        "2026-11-19",
+        StateChange::new(Validating, "gate"),
+    )
+    .await
+    .unwrap();
+
+    let parts = db.dataset_partitions("orders", 2).await.unwrap();
+    let keys: Vec<&str> = parts.iter().map(|p| p.partition.as_str()).collect();
+    assert_eq!(
+        keys,
+        ["2026-11-19", "2026-11-18"],
+        "newest first, at most 2"
+    );
+    assert_eq!(parts[0].state, Passed);
+    let moves: Vec<(PartitionState, &str, Option<&str>)> = parts[0]
+        .history
+        .iter()
+        .map(|t| (t.to, t.actor.as_str(), t.reason.as_deref()))
+        .collect();
+    assert_eq!(
+        moves,
+        [
+            (Validating, "gate", None),
+            (Quarantined, "gate", Some("row_count failed")),
+            (Passed, "ana", Some("late rows are expected")),
+        ]
+    );
+    assert_eq!(parts[1].history.len(), 2, "each partition its own history");
+    assert!(
+        db.dataset_partitions("nothing", 5)
+            .await
+            .unwrap()
+            .is_empty()
+    );
 }

@@ -1,5 +1,5 @@
 //! External programs some cases use (promtool, Alertmanager with amtool, the
-//! sqlite3 shell, python3). When one is missing, the case (or the part of it that
+//! sqlite3 shell, python3, chromium). When one is missing, the case (or the part of it that
 //! needs the program) is skipped with a note, as the PostgreSQL and MariaDB
 //! cases are without their URLs; when the variable that requires it is set
 //! to `1`, a missing program fails the case instead.
@@ -44,6 +44,12 @@ pub const PYTHON3: Tool = Tool {
     names: &["python3"],
     required_by: "WARDEN_TEST_PYTHON3",
     install: "Debian's `python3` package (apt-get install python3)",
+};
+
+pub const CHROMIUM: Tool = Tool {
+    names: &["chromium", "chromium-browser"],
+    required_by: "WARDEN_TEST_CHROMIUM",
+    install: "Debian's `chromium` package (apt-get install chromium)",
 };
 
 impl Tool {
