@@ -11,6 +11,7 @@ use serde_json::json;
 use super::Discover;
 use crate::check::kind::drift_from_baseline;
 use crate::check::{CheckResult, Outcome, Status, Verdict};
+use crate::detect::{self, Band, Direction, Point, PointOutcome, Seasonality};
 use crate::domain::DatasetName;
 use crate::format;
 use crate::registry::{DiscoveredRecord, StoredColumn};
@@ -31,11 +32,83 @@ pub struct Judged {
     pub new_baseline: Option<Vec<StoredColumn>>,
 }
 
-/// The freshness limit of a table: `freshness.max_lag` when it is set.
-/// This is where a limit learned from the table's own rhythm plugs in;
-/// until then `max_lag` is required whenever the freshness monitor is on.
-pub fn freshness_limit(spec: &Discover, _record: Option<&DiscoveredRecord>) -> Option<Duration> {
-    spec.max_lag
+/// How many change times a table keeps: 60 intervals between them.
+pub const KEPT_CHANGES: usize = 61;
+/// Intervals between changes needed before a learned limit is used.
+pub const LEARN_FROM: usize = 14;
+/// A change later than usual by less than this share of the usual interval
+/// never fails, however regular the table.
+pub const MIN_LATE: f64 = 0.2;
+
+/// The freshness limit of a table.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Limit {
+    /// `freshness.max_lag`, when it is set.
+    Fixed(Duration),
+    /// Learned from the table's rhythm: the expected interval between its
+    /// changes; the limit is the band's upper bound, in seconds.
+    Learned { band: Band, intervals: usize },
+    /// Too few intervals seen yet: `have` of `need`.
+    Learning { have: usize, need: usize },
+}
+
+/// The detector's settings for the intervals between a table's changes:
+/// only a longer one alerts, no seasonality (60 intervals are too few to
+/// tell one), the whole kept list trains it.
+pub fn rhythm_settings() -> detect::Settings {
+    detect::Settings {
+        direction: Direction::Spike,
+        seasonality: Seasonality::None,
+        training: chrono::Duration::weeks(52 * 20),
+        min_training: LEARN_FROM,
+        min_change: MIN_LATE,
+        ..detect::Settings::default()
+    }
+}
+
+/// The freshness limit of a table whose last changes were at `changes`
+/// (oldest first), judged at `now`: `freshness.max_lag` when it is set,
+/// else the upper bound of the band the anomaly detector draws around the
+/// intervals between those changes.
+pub fn freshness_limit(spec: &Discover, changes: &[DateTime<Utc>], now: DateTime<Utc>) -> Limit {
+    if let Some(max) = spec.max_lag {
+        return Limit::Fixed(max);
+    }
+    let points: Vec<Point> = changes
+        .windows(2)
+        .filter(|w| w[1] > w[0])
+        .map(|w| Point {
+            at: w[1].naive_utc(),
+            value: seconds(w[1] - w[0]),
+            outcome: PointOutcome::Normal,
+        })
+        .collect();
+    let lag = changes.last().map_or(0.0, |last| seconds(now - *last));
+    match detect::detect(&points, now.naive_utc(), lag, &rhythm_settings()) {
+        detect::Verdict::Learning { have, need } => Limit::Learning { have, need },
+        detect::Verdict::Judged(j) => Limit::Learned {
+            band: j.expected,
+            intervals: j.trained_on,
+        },
+    }
+}
+
+fn seconds(d: chrono::Duration) -> f64 {
+    d.num_milliseconds().max(0) as f64 / 1000.0
+}
+
+/// `times` with `at` appended when it is a change after the last one kept,
+/// the oldest dropped past [`KEPT_CHANGES`].
+fn with_change(times: &[DateTime<Utc>], at: Option<DateTime<Utc>>) -> Vec<DateTime<Utc>> {
+    let mut out = times.to_vec();
+    if let Some(at) = at
+        && out.last().is_none_or(|last| at > *last)
+    {
+        out.push(at);
+    }
+    let extra = out.len().saturating_sub(KEPT_CHANGES);
+    out.drain(..extra);
+    out
 }
 
 /// Judges a table the catalog lists.
@@ -57,11 +130,12 @@ pub fn judge_present(
         .changed_at
         .or(moved.then_some(now))
         .or(record.and_then(|r| r.changed_at));
+    let change_times = with_change(record.map_or(&[][..], |r| &r.change_times), changed_at);
     let mut results = Vec::new();
     let mut row_estimate = table.rows.map(|r| r as i64);
 
     if spec.monitors.freshness && mark.is_some() {
-        let limit = freshness_limit(spec, record);
+        let limit = freshness_limit(spec, &change_times, now);
         results.push(freshness(dataset, changed_at, record, limit, now));
     }
     if spec.monitors.volume
@@ -115,6 +189,7 @@ pub fn judge_present(
         change_mark: mark,
         row_estimate,
         dropped_at: None,
+        change_times,
     };
     Judged {
         results,
@@ -165,7 +240,7 @@ fn freshness(
     dataset: &DatasetName,
     changed_at: Option<DateTime<Utc>>,
     record: Option<&DiscoveredRecord>,
-    limit: Option<Duration>,
+    limit: Limit,
     now: DateTime<Utc>,
 ) -> CheckResult {
     let (since, what) = match (changed_at, record) {
@@ -174,23 +249,42 @@ fn freshness(
         (None, None) => (now, "no change seen since warden began watching"),
     };
     let lag = (now - since).num_milliseconds().max(0) as f64 / 1000.0;
+    let ago = format::duration(lag);
     let mut t = BTreeMap::new();
     let verdict = match limit {
-        Some(limit) => {
+        Limit::Fixed(limit) => {
             let max = limit.as_secs_f64();
             t.insert("max_lag_seconds".into(), json!(max));
             Verdict::new(
                 lag > max,
                 Some(lag),
-                format!(
-                    "{what} {} ago (max {})",
-                    format::duration(lag),
-                    format::duration(max)
-                ),
+                format!("{what} {ago} ago (max {})", format::duration(max)),
             )
         }
-        None => Verdict::error(
-            "no freshness limit: set `freshness.max_lag` on the discover entry".to_owned(),
+        Limit::Learned { band, intervals } => {
+            let max = band.upper;
+            t.insert("max_lag_seconds".into(), json!(max));
+            t.insert("learned".into(), json!(true));
+            let mut v = Verdict::new(
+                lag > max,
+                Some(lag),
+                format!(
+                    "{what} {ago} ago (max {}, learned from {intervals} changes about {} apart)",
+                    format::duration(max),
+                    format::duration(band.center)
+                ),
+            );
+            v.expected = Some(crate::domain::Expected {
+                lower: band.lower,
+                center: band.center,
+                upper: band.upper,
+            });
+            v
+        }
+        Limit::Learning { have, need } => Verdict::new(
+            false,
+            Some(lag),
+            format!("{what} {ago} ago; learning: {have} of {need} changes"),
         ),
     };
     result(dataset, FRESHNESS, verdict, t)
@@ -290,8 +384,8 @@ fn result_named(
         threshold,
         message: verdict.message,
         duration_ms: 0,
-        expected: None,
-        score: None,
+        expected: verdict.expected,
+        score: verdict.score,
     }
 }
 
@@ -416,5 +510,145 @@ mod tests {
         assert!(quiet.record.is_some());
         let forgotten = judge_missing(&spec, &rec, t0 + chrono::Duration::days(7));
         assert!(forgotten.record.is_none());
+    }
+
+    /// Change times `every` apart, the `i`th shifted by `jitter(i)` seconds.
+    fn rhythm(n: usize, every: i64, jitter: impl Fn(usize) -> i64) -> Vec<DateTime<Utc>> {
+        let t0 = DateTime::parse_from_rfc3339("2026-11-02T00:00:00Z")
+            .unwrap()
+            .with_timezone(&Utc);
+        (0..n)
+            .map(|i| t0 + chrono::Duration::seconds(every * i as i64 + jitter(i)))
+            .collect()
+    }
+
+    #[test]
+    fn max_lag_is_the_limit_when_set() {
+        let changes = rhythm(30, 600, |_| 0);
+        let now = *changes.last().unwrap();
+        assert_eq!(
+            freshness_limit(&spec(), &changes, now),
+            Limit::Fixed(26 * HOUR)
+        );
+    }
+
+    #[test]
+    fn the_limit_is_learning_until_enough_intervals() {
+        let spec = Discover {
+            max_lag: None,
+            ..spec()
+        };
+        assert_eq!(
+            freshness_limit(&spec, &[], Utc::now()),
+            Limit::Learning {
+                have: 0,
+                need: LEARN_FROM
+            }
+        );
+        // 10 changes: 9 intervals, judged after the last.
+        let changes = rhythm(10, 3600, |_| 0);
+        let now = *changes.last().unwrap() + chrono::Duration::minutes(5);
+        assert_eq!(
+            freshness_limit(&spec, &changes, now),
+            Limit::Learning {
+                have: 9,
+                need: LEARN_FROM
+            }
+        );
+    }
+
+    #[test]
+    fn the_learned_limit_is_the_upper_bound_of_the_intervals() {
+        let spec = Discover {
+            max_lag: None,
+            ..spec()
+        };
+        // Hourly, a minute or two early or late.
+        let changes = rhythm(40, 3600, |i| [0, 60, -60, 120, -30][i % 5]);
+        let now = *changes.last().unwrap() + chrono::Duration::minutes(1);
+        let Limit::Learned { band, intervals } = freshness_limit(&spec, &changes, now) else {
+            panic!("learned");
+        };
+        assert_eq!(intervals, 39);
+        assert!((3300.0..3900.0).contains(&band.center), "{band:?}");
+        assert!(band.upper >= 3600.0 * (1.0 + MIN_LATE) - 1.0, "{band:?}");
+        assert!(band.upper < 2.0 * 3600.0, "{band:?}");
+        // A steadier table gets a tighter limit: the floor of `MIN_LATE`.
+        let steady = rhythm(40, 3600, |_| 0);
+        let now = *steady.last().unwrap();
+        let Limit::Learned { band: tight, .. } = freshness_limit(&spec, &steady, now) else {
+            panic!("learned");
+        };
+        assert!(
+            (tight.upper - 3600.0 * (1.0 + MIN_LATE)).abs() < 1.0,
+            "{tight:?}"
+        );
+        assert!(tight.upper <= band.upper, "{tight:?} {band:?}");
+    }
+
+    #[test]
+    fn a_table_learns_its_rhythm_then_fails_a_late_change() {
+        let spec = Discover {
+            max_lag: None,
+            ..spec()
+        };
+        let name = DatasetName::discovered("main", "analytics", "orders").unwrap();
+        let changes = rhythm(20, 600, |_| 0);
+        let mut rec = judge_present(&spec, &name, &table(10, 0), None, None, changes[0])
+            .record
+            .unwrap();
+        for (i, at) in changes.iter().enumerate() {
+            let j = judge_present(
+                &spec,
+                &name,
+                &table(10, i as u64 + 1),
+                Some(&rec),
+                None,
+                *at,
+            );
+            assert_eq!(outcome(&j, FRESHNESS), Outcome::Pass, "{j:#?}");
+            rec = j.record.unwrap();
+        }
+        assert_eq!(rec.change_times, changes);
+        let last = *changes.last().unwrap();
+        let still = table(10, changes.len() as u64);
+        let on_time = judge_present(
+            &spec,
+            &name,
+            &still,
+            Some(&rec),
+            None,
+            last + chrono::Duration::minutes(11),
+        );
+        assert_eq!(outcome(&on_time, FRESHNESS), Outcome::Pass, "{on_time:#?}");
+        let late = judge_present(
+            &spec,
+            &name,
+            &still,
+            Some(&rec),
+            None,
+            last + chrono::Duration::minutes(30),
+        );
+        let result = late.results.iter().find(|r| r.kind == FRESHNESS).unwrap();
+        assert_eq!(result.outcome, Outcome::Fail, "{result:#?}");
+        assert!(
+            result.message.contains("learned from 19 changes"),
+            "{}",
+            result.message
+        );
+    }
+
+    #[test]
+    fn the_kept_changes_are_bounded() {
+        let changes = rhythm(KEPT_CHANGES, 60, |_| 0);
+        let next = *changes.last().unwrap() + chrono::Duration::minutes(1);
+        let kept = with_change(&changes, Some(next));
+        assert_eq!(kept.len(), KEPT_CHANGES);
+        assert_eq!(kept[0], changes[1]);
+        assert_eq!(*kept.last().unwrap(), next);
+        // The same change seen again, or an older one, is not a new one.
+        assert_eq!(with_change(&kept, Some(next)), kept);
+        assert_eq!(with_change(&kept, Some(changes[0])), kept);
+        assert_eq!(with_change(&kept, None), kept);
     }
 }

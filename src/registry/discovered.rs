@@ -5,7 +5,7 @@
 
 use chrono::{DateTime, Utc};
 
-use super::sql::query;
+use super::sql::{Arg, query};
 use super::{Registry, RegistryError, stored};
 
 /// One discovered table as the registry keeps it.
@@ -27,10 +27,14 @@ pub struct DiscoveredRecord {
     pub row_estimate: Option<i64>,
     /// When a run first missed it; `None` while it exists.
     pub dropped_at: Option<DateTime<Utc>>,
+    /// The times of its last changes, oldest first (bounded by
+    /// `discover::monitor::KEPT_CHANGES`): its rhythm.
+    #[sqlx(json)]
+    pub change_times: Vec<DateTime<Utc>>,
 }
 
 const COLUMNS: &str = "warehouse, schema_name, table_name, dataset, first_seen, last_seen, \
-                       changed_at, change_mark, row_estimate, dropped_at";
+                       changed_at, change_mark, row_estimate, dropped_at, change_times";
 
 impl Registry {
     /// The tables recorded for `schema` of `warehouse`, in name order.
@@ -67,13 +71,14 @@ impl Registry {
         for r in keep {
             query(
                 "INSERT INTO discovered_tables (warehouse, schema_name, table_name, dataset, \
-                 first_seen, last_seen, changed_at, change_mark, row_estimate, dropped_at) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) \
+                 first_seen, last_seen, changed_at, change_mark, row_estimate, dropped_at, \
+                 change_times) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) \
                  ON CONFLICT (warehouse, schema_name, table_name) DO UPDATE SET \
                  dataset = excluded.dataset, first_seen = excluded.first_seen, \
                  last_seen = excluded.last_seen, changed_at = excluded.changed_at, \
                  change_mark = excluded.change_mark, row_estimate = excluded.row_estimate, \
-                 dropped_at = excluded.dropped_at",
+                 dropped_at = excluded.dropped_at, change_times = excluded.change_times",
             )
             .bind(r.warehouse.as_str())
             .bind(r.schema_name.as_str())
@@ -85,6 +90,7 @@ impl Registry {
             .bind(r.change_mark.as_deref())
             .bind(r.row_estimate)
             .bind(r.dropped_at.map(stored))
+            .bind(Arg::json(&r.change_times))
             .execute(&mut tx, "save discovered table")
             .await?;
         }

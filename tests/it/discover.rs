@@ -413,6 +413,104 @@ on_every_engine!(
     an_unreachable_catalog_errors_the_known_tables,
 );
 
+// ---- a freshness limit learned from the table's rhythm ----
+
+const MINUTE: Duration = Duration::from_secs(60);
+
+/// A table written every 10 minutes: its freshness passes while its rhythm
+/// is learned (14 intervals), then fails once a change is later than the
+/// learned band allows; `max_lag`, when set, is the limit instead.
+/// PostgreSQL keeps no change time, so the runs' times (given here) are
+/// the changes' and the rhythm can be played faster than the clock.
+async fn a_learned_rhythm_fails_a_late_change(registry: TestRegistry) {
+    let Some(db) = TestDb::new(Backend::Postgres).await else {
+        return;
+    };
+    write(&db, "CREATE TABLE {s}.ticks (id BIGINT)").await;
+    let runner = runner(&db, &registry);
+    let mut learned = spec(&db, &["ticks"], &[]);
+    learned.max_lag = None;
+    let fixed = spec(&db, &["ticks"], &[]);
+    let t0 = Utc::now();
+    let every = 10 * MINUTE;
+    let mut at = t0;
+    // The first run sees the table; each later one sees it changed, 10
+    // minutes after the last change. The change seen by a run trains the
+    // runs after it: 14 intervals are learned by the 16th run.
+    for k in 0..16u32 {
+        write(&db, &format!("INSERT INTO {{s}}.ticks (id) VALUES ({k})")).await;
+        at = t0 + every * k;
+        let run = discover(&runner, &learned, &[], at, true).await;
+        assert!(run.record_error.is_none(), "{:?}", run.record_error);
+        let fresh = monitor(&db, &run.results, "ticks", "freshness");
+        assert_eq!(fresh.outcome, Outcome::Pass, "run {k}: {fresh:#?}");
+        let have = k.saturating_sub(2);
+        assert!(
+            fresh
+                .message
+                .ends_with(&format!("learning: {have} of 14 changes")),
+            "run {k}: {}",
+            fresh.message
+        );
+    }
+    let kept = registry
+        .discovered_tables("main", &db.schema)
+        .await
+        .expect("records");
+    assert_eq!(kept[0].change_times.len(), 15, "{kept:#?}");
+
+    // One more change on time: judged against the learned band.
+    write(&db, "INSERT INTO {s}.ticks (id) VALUES (16)").await;
+    at += every;
+    let run = discover(&runner, &learned, &[], at, true).await;
+    let fresh = monitor(&db, &run.results, "ticks", "freshness");
+    assert_eq!(fresh.outcome, Outcome::Pass, "{fresh:#?}");
+    assert!(
+        fresh
+            .message
+            .contains("learned from 14 changes about 10m apart"),
+        "{}",
+        fresh.message
+    );
+    let expected = fresh.expected.expect("the learned band");
+    assert!(
+        expected.upper >= 600.0 && expected.upper < 900.0,
+        "{expected:?}"
+    );
+    assert_eq!(fresh.threshold["max_lag_seconds"], expected.upper);
+
+    // Nothing written since: 11 minutes on is within the band, 20 is not.
+    let run = discover(&runner, &learned, &[], at + 11 * MINUTE, true).await;
+    let fresh = monitor(&db, &run.results, "ticks", "freshness");
+    assert_eq!(fresh.outcome, Outcome::Pass, "{fresh:#?}");
+    let late = at + 20 * MINUTE;
+    let run = discover(&runner, &learned, &[], late, false).await;
+    let fresh = monitor(&db, &run.results, "ticks", "freshness");
+    assert_eq!(fresh.outcome, Outcome::Fail, "{fresh:#?}");
+    assert_eq!(fresh.observed, Some(1200.0), "{fresh:#?}");
+    assert!(fresh.message.contains("max 12m"), "{}", fresh.message);
+
+    // `max_lag` wins when it is set: 20 minutes is well within 26 hours.
+    let run = discover(&runner, &fixed, &[], late, false).await;
+    let fresh = monitor(&db, &run.results, "ticks", "freshness");
+    assert_eq!(fresh.outcome, Outcome::Pass, "{fresh:#?}");
+    assert!(fresh.message.contains("(max 1d 2h)"), "{}", fresh.message);
+    assert!(fresh.expected.is_none(), "{fresh:#?}");
+    db.cleanup().await;
+}
+
+#[tokio::test]
+async fn a_learned_rhythm_on_a_sqlite_registry() {
+    a_learned_rhythm_fails_a_late_change(TestRegistry::sqlite().await).await;
+}
+
+#[tokio::test]
+async fn a_learned_rhythm_on_a_postgres_registry() {
+    if let Some(registry) = TestRegistry::postgres().await {
+        a_learned_rhythm_fails_a_late_change(registry).await;
+    }
+}
+
 // ---- configuration ----
 
 fn problems_of(check_file: &str) -> (Vec<String>, tempfile::TempDir) {
@@ -461,12 +559,23 @@ fn a_discover_entry_loads_into_typed_values() {
 }
 
 #[test]
+fn an_entry_without_max_lag_learns_its_limits() {
+    let (problems, dir) = problems_of("discover:\n  - warehouse: main\n    schema: analytics\n");
+    assert_eq!(problems, Vec::<String>::new());
+    let loaded = warden::config::load_with_env(&dir.path().join("warden.yaml"), &|_| None).unwrap();
+    let [d] = loaded.config.discover.as_slice() else {
+        panic!("one entry: {:#?}", loaded.config.discover);
+    };
+    assert_eq!(d.max_lag, None);
+    assert_eq!(d.monitors, Monitors::ALL);
+}
+
+#[test]
 fn discover_errors_name_the_file_line_and_key() {
     let (problems, _dir) = problems_of(
         "discover:\n  - warehouse: mian\n    schema: analytics\n    include: [\"[\"]\n    \
          monitors: [freshnes, volume]\n",
     );
-    // An unknown monitor leaves no list to require `max_lag` for.
     assert_eq!(
         problems,
         [
@@ -479,13 +588,10 @@ fn discover_errors_name_the_file_line_and_key() {
     let (problems, _dir) = problems_of(
         "discover:\n  - warehouse: main\n    schema: analytics\n    forget_after: soon\n",
     );
-    assert_eq!(problems.len(), 2, "{problems:#?}");
+    // No `max_lag` is no problem: the limit is learned from each table.
+    assert_eq!(problems.len(), 1, "{problems:#?}");
     assert!(
-        problems[0].starts_with("checks.yaml:2:5: `freshness.max_lag` is required"),
-        "{problems:#?}"
-    );
-    assert!(
-        problems[1].starts_with("checks.yaml:4:19: `forget_after`:"),
+        problems[0].starts_with("checks.yaml:4:19: `forget_after`:"),
         "{problems:#?}"
     );
 

@@ -64,16 +64,6 @@ pub fn discover(
                 .map(Some),
         },
     };
-    // Until limits are learned from each table's rhythm, the freshness
-    // monitor needs a fixed one.
-    if monitors.is_some_and(|m| m.freshness) && matches!(max_lag, Some(None)) {
-        let at = r.freshness.as_ref().map_or(pos.clone(), |f| p.pos(f));
-        p.at_pos(
-            &at,
-            "`freshness.max_lag` is required while the freshness monitor is on \
-             (e.g. `freshness: { max_lag: 26h }`), or leave `freshness` out of `monitors`",
-        );
-    }
     let max_drop = match r.volume.as_ref().and_then(|v| v.value.max_drop.as_ref()) {
         None => Some(crate::discover::DEFAULT_MAX_DROP),
         Some(d) => p.parse(d, "volume.max_drop", |s| {
