@@ -5,7 +5,8 @@
 //! each table that matches becomes a dataset named
 //! `<warehouse>.<schema>.<table>` with up to three monitors, judged in
 //! [`monitor`] from those figures and what the registry kept of the last
-//! run: freshness, volume and schema. A hand-written dataset on the same
+//! run: freshness (against `max_lag`, or a limit learned from the
+//! intervals between the table's last changes), volume and schema. A hand-written dataset on the same
 //! table wins. A table that disappears fails its schema monitor once
 //! ("table dropped") and is forgotten after `forget_after`.
 //!

@@ -24,7 +24,8 @@ pub struct Discover {
     /// When the agent reads the catalog; `None`: on demand only.
     pub schedule: Option<Schedule>,
     pub monitors: Monitors,
-    /// `freshness.max_lag`: longest time without a change.
+    /// `freshness.max_lag`: longest time without a change; `None`: each
+    /// table's limit is learned from its rhythm (`monitor::freshness_limit`).
     pub max_lag: Option<Duration>,
     /// `volume.max_drop`: the largest drop of the row estimate from one run
     /// to the next that passes, as a share (0.5 for 50%).
