@@ -13,7 +13,10 @@ use cli::args::{Cli, LogFormat};
 /// thread an arena of its own (up to eight per core) and keeps what was
 /// freed in each, so an agent whose runs, registry connections and HTTP
 /// workers allocate on many threads held tens of MiB it no longer used;
-/// mimalloc returns freed pages to the system.
+/// mimalloc returns freed pages to the system. Built without asking for
+/// transparent huge pages (`no_thp`): a 2 MiB huge page is resident whole
+/// however little of it is used, which cost an idle agent of 10,000 checks
+/// about 20 MiB.
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
