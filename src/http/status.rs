@@ -77,8 +77,16 @@ pub async fn read(state: &AppState) -> StatusSnapshot {
             Err(e) => registry_error = Some(e.to_string()),
         }
     }
-    let mut datasets = Vec::with_capacity(config.datasets.len());
-    for ds in &config.datasets {
+    // The datasets written by hand, then those `discover:` found.
+    let all = match view::all_datasets(state, &config).await {
+        Ok(all) => all,
+        Err(e) => {
+            registry_error.get_or_insert(e.to_string());
+            config.datasets.clone()
+        }
+    };
+    let mut datasets = Vec::with_capacity(all.len());
+    for ds in &all {
         let results = latest.remove(ds.name.as_str()).unwrap_or_default();
         let dataset = view::dataset_view(state, &config, ds, &results, now);
         let checks = view::check_views(ds, results)

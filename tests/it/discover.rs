@@ -728,6 +728,21 @@ async fn discovered_datasets_appear_in_the_api_metrics_and_alerts(backend: Backe
     );
     assert!(metrics.contains(&series), "no `{series}` in\n{metrics}");
 
+    // The status page lists it under its group, after the hand-written one.
+    let (status, page) = call(&state, "/").await;
+    assert_eq!(status, 200, "{page}");
+    let heading = page
+        .find(&format!("id=\"group-{group}\""))
+        .unwrap_or_else(|| panic!("no group `{group}` on the page:\n{page}"));
+    let listed = page
+        .rfind(&events)
+        .expect("the discovered dataset is listed");
+    assert!(heading < listed, "listed under its group");
+    assert!(
+        page.find(">orders<").is_some_and(|orders| orders < heading),
+        "the hand-written dataset first"
+    );
+
     // The table goes: its schema monitor fails and its alert fires (tier 1).
     write(&db, "DROP TABLE {s}.events").await;
     warden::agent::discover::run_once(&state, spec, t0 + HOUR).await;
