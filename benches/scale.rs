@@ -138,7 +138,7 @@ fn write_project(
     std::fs::write(
         &config,
         format!(
-            "agent:\n  listen: 127.0.0.1:{port}\n  registry: {registry}\n  timezone: UTC\n\
+            "agent:\n  listen: 127.0.0.1:{port}\n  registry: \"{registry}\"\n  timezone: UTC\n\
              warehouses:\n  main:\n    url: sqlite://{}\n    max_connections: 4\n\
              checks: [checks/*.yaml]\n",
             dir.join("warehouse.db").display()
