@@ -35,9 +35,9 @@ pub struct DatasetsBody {
 )]
 pub async fn datasets(State(state): State<AppState>) -> Result<Json<DatasetsBody>, ApiError> {
     let config = state.config();
-    let mut latest = view::latest_by_dataset(&state, &config).await?;
-    let now = Utc::now();
     let all = view::all_datasets(&state, &config).await?;
+    let mut latest = view::latest_by_dataset(&state, &config, &all).await?;
+    let now = Utc::now();
     let datasets = all
         .iter()
         .map(|ds| {

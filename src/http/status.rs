@@ -62,9 +62,17 @@ pub async fn read(state: &AppState) -> StatusSnapshot {
     let config = state.config();
     let now = Utc::now();
     let reads = state.registry().reads();
-    let (mut latest, mut registry_error) = match view::latest_by_dataset(state, &config).await {
-        Ok(l) => (l, None),
-        Err(e) => (Default::default(), Some(e.to_string())),
+    // The datasets written by hand, then those `discover:` found.
+    let (all, mut registry_error) = match view::all_datasets(state, &config).await {
+        Ok(all) => (all, None),
+        Err(e) => (config.datasets.clone(), Some(e.to_string())),
+    };
+    let mut latest = match view::latest_by_dataset(state, &config, &all).await {
+        Ok(l) => l,
+        Err(e) => {
+            registry_error.get_or_insert(e.to_string());
+            Default::default()
+        }
     };
     let mut recent: HashMap<String, Vec<StoredResult>> = HashMap::new();
     if registry_error.is_none() {
@@ -77,14 +85,6 @@ pub async fn read(state: &AppState) -> StatusSnapshot {
             Err(e) => registry_error = Some(e.to_string()),
         }
     }
-    // The datasets written by hand, then those `discover:` found.
-    let all = match view::all_datasets(state, &config).await {
-        Ok(all) => all,
-        Err(e) => {
-            registry_error.get_or_insert(e.to_string());
-            config.datasets.clone()
-        }
-    };
     let mut datasets = Vec::with_capacity(all.len());
     for ds in &all {
         let results = latest.remove(ds.name.as_str()).unwrap_or_default();

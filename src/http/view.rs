@@ -130,19 +130,24 @@ pub fn reports(ds: &Dataset, result: &CheckResult) -> bool {
 
 /// The latest result of each check still configured (or of a discovered
 /// dataset's monitors), by dataset.
+/// `all` is what [`all_datasets`] read, so the discovered tables are read
+/// once per call.
 pub async fn latest_by_dataset(
     state: &AppState,
     config: &Config,
+    all: &[Dataset],
 ) -> Result<HashMap<String, Vec<StoredResult>>, RegistryError> {
     let configured = config.check_ids();
-    let discovered: std::collections::HashSet<String> = discovered_datasets(state, config)
-        .await?
-        .into_iter()
-        .map(|d| d.name.to_string())
+    let discovered: std::collections::HashSet<&str> = all
+        .iter()
+        .filter(|d| d.discovered.is_some())
+        .map(|d| d.name.as_str())
         .collect();
     let mut by_dataset: HashMap<String, Vec<StoredResult>> = HashMap::new();
     for s in state.registry().reads().latest_results_all().await? {
-        if configured.contains(s.result.check.as_str()) || discovered.contains(&s.result.dataset) {
+        if configured.contains(s.result.check.as_str())
+            || discovered.contains(s.result.dataset.as_str())
+        {
             by_dataset
                 .entry(s.result.dataset.clone())
                 .or_default()
