@@ -5,8 +5,10 @@
 //! status page's snapshot) while the agent's HTTP server runs on a local
 //! port. Each round gates every partition twice: once quiet, once while 64
 //! clients load the status page over HTTP as fast as it answers. It prints
-//! the gates' p50/p99 latency both ways, how many pages were served and how
-//! often the page was rendered, and whether the decisions were the same.
+//! the gates' p50/p99 latency both ways, how many pages were served (the
+//! page budget serves 64 at once, then 20 a second, and the loads beyond
+//! wait their turn), how often the page was rendered, and whether the
+//! decisions were the same.
 //! Target: the page loads move the gates' p50 and p99 by at most 5 ms, and
 //! change no decision.
 //! Runs on a SQLite registry, and on a PostgreSQL one when
@@ -185,8 +187,10 @@ async fn bench(label: &str, registry_url: &str, dir: &std::path::Path) {
     );
     let pages = served.load(Ordering::Relaxed);
     println!(
-        "  status pages served {pages} ({:.0}/s while gating), rendered {} times",
+        "  status pages served {pages} ({:.0}/s while gating; budget {} at once, then {}/s), rendered {} times",
         pages as f64 / loaded_time.as_secs_f64().max(1e-9),
+        warden::app::PAGE_BURST,
+        warden::app::PAGE_RATE,
         state.status_page().refreshes()
     );
     println!(

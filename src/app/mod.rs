@@ -16,6 +16,7 @@ pub mod schedule;
 pub mod snapshot;
 
 use std::collections::BTreeMap;
+use std::num::NonZeroU32;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock, Weak};
 
@@ -62,13 +63,27 @@ pub(crate) struct Shared {
     /// What the status page shows, as last read (the HTTP app's
     /// `StatusSnapshot`, kept here without naming it: `http` sits below `app`).
     status_page: Snapshot<StatusData>,
+    /// How fast HTML pages are served (see [`PAGE_RATE`]).
+    page_budget: PageBudget,
 }
+
+type PageBudget = governor::DefaultDirectRateLimiter;
 
 /// The status page's snapshot, of a type the HTTP app owns.
 pub type StatusData = Box<dyn std::any::Any + Send + Sync>;
 
 /// How old the status page may be before a load renders it again.
 pub const STATUS_PAGE_MAX_AGE: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// How many HTML pages (`/`, `/datasets/{d}`, `/checks/{id}`) are served
+/// at once before the budget applies: a team opening the status page
+/// together is served at once.
+pub const PAGE_BURST: u32 = 64;
+
+/// HTML pages served per second beyond [`PAGE_BURST`]; the loads beyond
+/// wait their turn. A flood of page loads then costs the agent a bounded
+/// share of its CPU, and gates, checks and the API keep theirs.
+pub const PAGE_RATE: u32 = 20;
 
 /// Builds an [`AppState`]: the agent gives it everything; a test of the
 /// HTTP app gives a configuration and a registry and takes the defaults
@@ -213,6 +228,10 @@ impl AppState {
             alerts,
             config_report: RwLock::default(),
             status_page: Snapshot::new(STATUS_PAGE_MAX_AGE),
+            page_budget: governor::RateLimiter::direct(
+                governor::Quota::per_second(NonZeroU32::new(PAGE_RATE).expect("a rate"))
+                    .allow_burst(NonZeroU32::new(PAGE_BURST).expect("a burst")),
+            ),
         }));
         // Quarantines raise an alert to the dataset's owner; a partition that
         // passes resolves it. Weak: the hook lives inside the state.
@@ -327,6 +346,12 @@ impl AppState {
     /// [`STATUS_PAGE_MAX_AGE`], or when the configuration changes.
     pub fn status_page(&self) -> &Snapshot<StatusData> {
         &self.0.status_page
+    }
+
+    /// Waits until the page budget lets one more HTML page be served (at
+    /// once within [`PAGE_BURST`], then [`PAGE_RATE`] per second).
+    pub async fn page_turn(&self) {
+        self.0.page_budget.until_ready().await;
     }
 
     /// The alert manager: alert state, silences and the outbox.

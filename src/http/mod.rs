@@ -21,11 +21,12 @@ pub mod view;
 
 use std::time::Duration;
 
-use axum::extract::{DefaultBodyLimit, State};
+use axum::extract::{DefaultBodyLimit, Request, State};
 use axum::handler::Handler;
 use axum::http::{Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{MethodFilter, MethodRouter, get, on};
+use axum::middleware::Next;
 use axum::{Json, Router, middleware};
 use serde_json::json;
 use tower_http::trace::TraceLayer;
@@ -45,15 +46,9 @@ const READY_TIMEOUT: Duration = Duration::from_secs(2);
 pub fn router(state: AppState) -> Router {
     let (api, _) = api_routes(state.clone());
     Router::new()
-        .route("/", guard(&state, Need::page(), get(status::page)))
-        .route(
-            "/datasets/{dataset}",
-            guard(&state, Need::page(), get(status::dataset_page)),
-        )
-        .route(
-            "/checks/{id}",
-            guard(&state, Need::page(), get(status::check_page)),
-        )
+        .route("/", page(&state, get(status::page)))
+        .route("/datasets/{dataset}", page(&state, get(status::dataset_page)))
+        .route("/checks/{id}", page(&state, get(status::check_page)))
         .route("/metrics", get(metrics))
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
@@ -176,6 +171,20 @@ fn guard(state: &AppState, need: Need, route: MethodRouter<AppState>) -> MethodR
         (state.clone(), need),
         auth::require,
     ))
+}
+
+/// An HTML page: behind the guard, then served within the page budget
+/// (`AppState::page_turn`), so that a flood of page loads waits instead of
+/// taking the CPU gates and checks need.
+fn page(state: &AppState, route: MethodRouter<AppState>) -> MethodRouter<AppState> {
+    let budgeted = route.route_layer(middleware::from_fn_with_state(
+        state.clone(),
+        |State(state): State<AppState>, request: Request, next: Next| async move {
+            state.page_turn().await;
+            next.run(request).await
+        },
+    ));
+    guard(state, Need::page(), budgeted)
 }
 
 /// `GET /metrics`: the Prometheus text exposition.

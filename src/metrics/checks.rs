@@ -1,12 +1,15 @@
 //! The per-check and per-dataset series, kept as warden's own state and
-//! turned into metric families only when `/metrics` is scraped.
+//! written out as text only when `/metrics` is scraped.
 //!
 //! With 10,000 checks a labelled gauge per series would hold about 46,000
 //! children of the `prometheus` crate, each with its label pairs and
-//! descriptor, for values that only a scrape reads. Here a check is one
-//! small [`CheckState`] and a dataset one [`DatasetState`]; a series exists
-//! exactly while the state it is read from does, so removing a check or a
-//! dataset from the state removes its series.
+//! descriptor, for values that only a scrape reads; and building the
+//! crate's `MetricFamily` messages at scrape time costs several allocations
+//! a series. Here a check is one small [`CheckState`] and a dataset one
+//! [`DatasetState`], and a scrape writes their series straight into the
+//! exposition, in the order and format the crate's text encoder uses. A
+//! series exists exactly while the state it is read from does, so removing
+//! a check or a dataset from the state removes its series.
 //!
 //! [`CHECK_GAUGES`] lists the gauges with one series per check, labelled
 //! `{dataset, check}`: a new one is a field of [`CheckState`], set where
@@ -15,8 +18,7 @@
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use prometheus::core::{Collector, Desc};
-use prometheus::proto::{Counter, Gauge, LabelPair, Metric, MetricFamily, MetricType};
+use std::fmt::Write as _;
 
 use crate::check::Outcome;
 
@@ -109,29 +111,28 @@ impl CheckSeries {
         self.0.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// A collector per family the state feeds, to register.
-    pub fn collectors(&self) -> Vec<CheckFamily> {
+    /// Every family the state feeds, to write at scrape time.
+    pub fn families(&self) -> Vec<CheckFamily> {
         let mut families = vec![
-            (
-                Family::Outcome,
-                desc(OUTCOME, &["dataset", "check", "outcome"]),
-            ),
-            (Family::Runs, desc(RUNS, &["dataset", "check", "outcome"])),
+            (Family::Outcome, OUTCOME, "gauge"),
+            (Family::Runs, RUNS, "counter"),
         ];
-        families.extend(CHECK_GAUGES.iter().enumerate().map(|(i, g)| {
-            (
-                Family::CheckGauge(i),
-                desc((g.name, g.help), &["dataset", "check"]),
-            )
-        }));
-        families.push((Family::RowCount, desc(ROW_COUNT, &["dataset"])));
-        families.push((Family::FreshnessLag, desc(FRESHNESS_LAG, &["dataset"])));
-        families.push((Family::NullRatio, desc(NULL_RATIO, &["dataset", "column"])));
+        families.extend(
+            CHECK_GAUGES
+                .iter()
+                .enumerate()
+                .map(|(i, g)| (Family::CheckGauge(i), (g.name, g.help), "gauge")),
+        );
+        families.push((Family::RowCount, ROW_COUNT, "untyped"));
+        families.push((Family::FreshnessLag, FRESHNESS_LAG, "gauge"));
+        families.push((Family::NullRatio, NULL_RATIO, "gauge"));
         families
             .into_iter()
-            .map(|(family, desc)| CheckFamily {
+            .map(|(family, (name, help), kind)| CheckFamily {
                 family,
-                desc,
+                name,
+                help,
+                kind,
                 series: self.clone(),
             })
             .collect()
@@ -149,141 +150,124 @@ enum Family {
     NullRatio,
 }
 
-/// The collector of one family, read from the state at scrape time: one
-/// family at a time is built, written out and dropped.
+/// One family, read from the state at scrape time and written as text.
 #[derive(Clone)]
 pub(super) struct CheckFamily {
     family: Family,
-    desc: Desc,
+    name: &'static str,
+    help: &'static str,
+    /// Its `# TYPE`. `warden_dataset_row_count` is exposed untyped: DESIGN
+    /// names it so, a `_count` suffix is reserved for histograms and
+    /// summaries, and `promtool check metrics` flags it on a gauge; PromQL
+    /// treats it the same.
+    kind: &'static str,
     series: CheckSeries,
 }
 
-fn desc((name, help): (&str, &str), labels: &[&str]) -> Desc {
-    Desc::new(
-        name.to_owned(),
-        help.to_owned(),
-        labels.iter().map(|l| (*l).to_owned()).collect(),
-        std::collections::HashMap::new(),
-    )
-    .expect("valid metric")
-}
+/// One series: its label values, in the order of its label names (which
+/// are sorted), and its value.
+type Series<'a> = (Vec<&'a str>, f64);
 
-/// A label pair; the text encoder writes them in the order given, which
-/// must be by name, as the `prometheus` crate's own vectors write them.
-fn label(name: &str, value: &str) -> LabelPair {
-    let mut pair = LabelPair::default();
-    pair.set_name(name.to_owned());
-    pair.set_value(value.to_owned());
-    pair
-}
-
-fn gauge(labels: Vec<LabelPair>, value: f64) -> Metric {
-    let mut g = Gauge::default();
-    g.set_value(value);
-    let mut m = Metric::from_gauge(g);
-    m.set_label(labels);
-    m
-}
-
-fn counter(labels: Vec<LabelPair>, value: f64) -> Metric {
-    let mut c = Counter::default();
-    c.set_value(value);
-    let mut m = Metric::default();
-    m.set_counter(c);
-    m.set_label(labels);
-    m
-}
-
-/// Orders a family's series by their label values, as the registry's
-/// `gather` does.
-pub(super) fn sort_series(metrics: &mut [Metric]) {
-    metrics.sort_by(|a, b| {
-        a.get_label()
-            .iter()
-            .map(LabelPair::value)
-            .cmp(b.get_label().iter().map(LabelPair::value))
-    });
-}
-
-impl Collector for CheckFamily {
-    fn desc(&self) -> Vec<&Desc> {
-        vec![&self.desc]
+impl CheckFamily {
+    pub fn name(&self) -> &'static str {
+        self.name
     }
 
-    fn collect(&self) -> Vec<MetricFamily> {
+    /// Appends the family to `out` as the Prometheus text format, as the
+    /// `prometheus` crate's encoder writes it: `# HELP`, `# TYPE`, then the
+    /// series ordered by their label values. Nothing when it has none.
+    pub fn write(&self, out: &mut String) {
         let state = self.series.state();
         let checks = || {
             state.iter().flat_map(|(dataset, ds)| {
-                ds.checks.iter().map(move |(check, c)| (dataset, check, c))
+                ds.checks
+                    .iter()
+                    .map(move |(check, c)| (dataset.as_str(), check.as_str(), c))
             })
         };
-        // Labels in name order: check, column, dataset, outcome.
-        let pairs =
-            |dataset: &str, check: &str| vec![label("check", check), label("dataset", dataset)];
-        let with_outcome = |dataset: &str, check: &str, o: Outcome| {
-            let mut labels = pairs(dataset, check);
-            labels.push(label("outcome", o.as_str()));
-            labels
-        };
-        let per_dataset = |value: fn(&DatasetState) -> Option<f64>| -> Vec<Metric> {
+        let per_dataset = |value: fn(&DatasetState) -> Option<f64>| -> Vec<Series<'_>> {
             state
                 .iter()
-                .filter_map(|(dataset, ds)| {
-                    Some(gauge(vec![label("dataset", dataset)], value(ds)?))
-                })
+                .filter_map(|(dataset, ds)| Some((vec![dataset.as_str()], value(ds)?)))
                 .collect()
         };
-        let (kind, mut metrics) = match self.family {
+        // Label names in order: check, column, dataset, outcome.
+        let (labels, mut series): (&[&str], Vec<Series<'_>>) = match self.family {
             Family::Outcome => (
-                MetricType::GAUGE,
+                &["check", "dataset", "outcome"],
                 checks()
-                    .map(|(dataset, check, c)| gauge(with_outcome(dataset, check, c.outcome), 1.0))
-                    .collect::<Vec<_>>(),
+                    .map(|(dataset, check, c)| (vec![check, dataset, c.outcome.as_str()], 1.0))
+                    .collect(),
             ),
             Family::Runs => (
-                MetricType::COUNTER,
+                &["check", "dataset", "outcome"],
                 checks()
                     .flat_map(|(dataset, check, c)| {
                         Outcome::ALL
                             .into_iter()
                             .zip(c.runs)
                             .filter(|(_, n)| *n > 0)
-                            .map(move |(o, n)| counter(with_outcome(dataset, check, o), n as f64))
+                            .map(move |(o, n)| (vec![check, dataset, o.as_str()], n as f64))
                     })
                     .collect(),
             ),
             Family::CheckGauge(i) => {
                 let value = CHECK_GAUGES[i].value;
                 (
-                    MetricType::GAUGE,
+                    &["check", "dataset"],
                     checks()
-                        .filter_map(|(dataset, check, c)| {
-                            Some(gauge(pairs(dataset, check), value(c)?))
-                        })
+                        .filter_map(|(dataset, check, c)| Some((vec![check, dataset], value(c)?)))
                         .collect(),
                 )
             }
-            Family::RowCount => (MetricType::GAUGE, per_dataset(|ds| ds.row_count)),
-            Family::FreshnessLag => (MetricType::GAUGE, per_dataset(|ds| ds.freshness_lag)),
+            Family::RowCount => (&["dataset"], per_dataset(|ds| ds.row_count)),
+            Family::FreshnessLag => (&["dataset"], per_dataset(|ds| ds.freshness_lag)),
             Family::NullRatio => (
-                MetricType::GAUGE,
+                &["column", "dataset"],
                 state
                     .iter()
                     .flat_map(|(dataset, ds)| {
-                        ds.null_ratio.iter().map(move |(column, v)| {
-                            gauge(vec![label("column", column), label("dataset", dataset)], *v)
-                        })
+                        ds.null_ratio
+                            .iter()
+                            .map(move |(column, v)| (vec![column.as_str(), dataset.as_str()], *v))
                     })
                     .collect(),
             ),
         };
-        drop(state);
-        sort_series(&mut metrics);
-        let mut mf = MetricFamily::default();
-        mf.set_name(self.desc.fq_name.clone());
-        mf.set_help(self.desc.help.clone());
-        mf.set_field_type(kind);
-        mf.set_metric(metrics);
-        vec![mf]
+        if series.is_empty() {
+            return;
+        }
+        series.sort_by(|a, b| a.0.cmp(&b.0));
+        let _ = writeln!(out, "# HELP {} {}", self.name, escape(self.help, false));
+        let _ = writeln!(out, "# TYPE {} {}", self.name, self.kind);
+        for (values, value) in &series {
+            out.push_str(self.name);
+            for (i, (label, v)) in labels.iter().zip(values).enumerate() {
+                out.push(if i == 0 { '{' } else { ',' });
+                out.push_str(label);
+                out.push_str("=\"");
+                out.push_str(&escape(v, true));
+                out.push('"');
+            }
+            let _ = writeln!(out, "}} {value}");
+        }
     }
+}
+
+/// Escapes `\` and newlines (and `"` in label values), as the text format
+/// requires.
+fn escape(v: &str, quote: bool) -> std::borrow::Cow<'_, str> {
+    if !v.contains(['\\', '\n']) && !(quote && v.contains('"')) {
+        return v.into();
+    }
+    let mut escaped = String::with_capacity(v.len() + 8);
+    for c in v.chars() {
+        match c {
+            '\\' => escaped.push_str("\\\\"),
+            '\n' => escaped.push_str("\\n"),
+            '"' if quote => escaped.push_str("\\\""),
+            c => escaped.push(c),
+        }
+    }
+    escaped.into()
 }

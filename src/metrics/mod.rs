@@ -16,11 +16,11 @@ use std::time::Duration;
 
 use prometheus::core::Collector;
 use prometheus::{
-    Encoder, Gauge, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts,
+    Gauge, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts,
     TextEncoder,
 };
 
-use self::checks::{CheckSeries, CheckState, DatasetState};
+use self::checks::{CheckFamily, CheckSeries, CheckState, DatasetState};
 use crate::check::CheckKind;
 use crate::check::kind::DatasetGauge;
 use crate::check::{CheckResult, Outcome};
@@ -55,13 +55,29 @@ impl SkipReason {
     }
 }
 
-/// The agent's metrics, rendered from their collectors.
+/// Where a family's series come from at scrape time.
+enum Source {
+    /// Warden's own per-check and per-dataset state, written as text.
+    Checks(CheckFamily),
+    /// A vector of the `prometheus` crate, encoded by its text encoder.
+    Crate(Box<dyn Collector>),
+}
+
+impl Source {
+    fn name(&self) -> &str {
+        match self {
+            Self::Checks(family) => family.name(),
+            Self::Crate(collector) => &collector.desc()[0].fq_name,
+        }
+    }
+}
+
+/// The agent's metrics, rendered from their sources.
 pub struct Metrics {
     /// Every per-check and per-dataset series.
     checks: CheckSeries,
-    /// Every metric's collector (each also registered), in name order:
-    /// rendered one family at a time.
-    collectors: Vec<Box<dyn Collector>>,
+    /// Every metric family, in name order: rendered one at a time.
+    families: Vec<Source>,
     check_duration_seconds: HistogramVec,
     gate_decisions_total: IntCounterVec,
     gate_duration_seconds: HistogramVec,
@@ -158,29 +174,26 @@ impl Metrics {
         ))
         .expect("valid metric");
 
-        let mut collectors: Vec<Box<dyn Collector>> = checks
-            .collectors()
-            .into_iter()
-            .map(|c| Box::new(c) as Box<dyn Collector>)
-            .collect();
-        collectors.extend([
-            Box::new(check_duration_seconds.clone()) as Box<dyn Collector>,
-            Box::new(gate_decisions_total.clone()),
-            Box::new(gate_duration_seconds.clone()),
-            Box::new(notifications_total.clone()),
-            Box::new(outbox_pending.clone()),
-            Box::new(queue_depth.clone()),
-            Box::new(warehouse_up.clone()),
-            Box::new(ticks_skipped_total.clone()),
-            Box::new(build_info.clone()),
-            Box::new(config_last_reload_successful.clone()),
-            Box::new(config_last_reload_success_timestamp_seconds.clone()),
-        ]);
-        collectors.sort_by(|a, b| a.desc()[0].fq_name.cmp(&b.desc()[0].fq_name));
+        let mut families: Vec<Source> = checks.families().into_iter().map(Source::Checks).collect();
+        families.extend(
+            [
+                Box::new(check_duration_seconds.clone()) as Box<dyn Collector>,
+                Box::new(gate_decisions_total.clone()),
+                Box::new(gate_duration_seconds.clone()),
+                Box::new(notifications_total.clone()),
+                Box::new(outbox_pending.clone()),
+                Box::new(queue_depth.clone()),
+                Box::new(warehouse_up.clone()),
+                Box::new(ticks_skipped_total.clone()),
+                Box::new(build_info.clone()),
+                Box::new(config_last_reload_successful.clone()),
+                Box::new(config_last_reload_success_timestamp_seconds.clone()),
+            ]
+            .map(Source::Crate),
+        );
+        families.sort_by(|a, b| a.name().cmp(b.name()));
         assert!(
-            collectors
-                .windows(2)
-                .all(|w| w[0].desc()[0].fq_name != w[1].desc()[0].fq_name),
+            families.windows(2).all(|w| w[0].name() != w[1].name()),
             "metric names are unique"
         );
         build_info
@@ -192,7 +205,7 @@ impl Metrics {
 
         Self {
             checks,
-            collectors,
+            families,
             check_duration_seconds,
             gate_decisions_total,
             gate_duration_seconds,
@@ -207,42 +220,38 @@ impl Metrics {
         }
     }
 
-    /// The Prometheus text exposition of every metric: each family
-    /// collected, written and dropped in turn, so a scrape never holds more
-    /// than one family's series besides the text.
+    /// The Prometheus text exposition of every metric: each family read
+    /// and written in turn, so a scrape holds nothing but the text.
     pub fn render(&self) -> String {
         let hint = self.last_size.load(std::sync::atomic::Ordering::Relaxed);
-        let mut buf = Vec::with_capacity(hint.max(16 * 1024));
+        let mut out = String::with_capacity(hint.max(16 * 1024));
         let encoder = TextEncoder::new();
-        for collector in &self.collectors {
-            for mut family in collector.collect() {
-                if family.get_metric().is_empty() {
-                    continue;
-                }
-                checks::sort_series(family.mut_metric());
-                let start = buf.len();
-                encoder
-                    .encode(std::slice::from_ref(&family), &mut buf)
-                    .expect("text encoding of collected metrics cannot fail");
-                // The interface names this gauge `warden_dataset_row_count`; a
-                // `_count` suffix is reserved for histograms and summaries, and
-                // `promtool check metrics` flags it on a gauge. Exposed untyped,
-                // it keeps its name and lints clean; PromQL treats it the same.
-                // (The text encoder cannot write untyped families itself.)
-                if family.name() == checks::ROW_COUNT.0 {
-                    let encoded = String::from_utf8_lossy(&buf[start..]).replacen(
-                        "# TYPE warden_dataset_row_count gauge\n",
-                        "# TYPE warden_dataset_row_count untyped\n",
-                        1,
-                    );
-                    buf.truncate(start);
-                    buf.extend_from_slice(encoded.as_bytes());
+        for family in &self.families {
+            match family {
+                Source::Checks(family) => family.write(&mut out),
+                Source::Crate(collector) => {
+                    let mut families = collector.collect();
+                    if families.iter().all(|f| f.get_metric().is_empty()) {
+                        continue;
+                    }
+                    // In label value order, as the registry's `gather` has them.
+                    for family in &mut families {
+                        family.mut_metric().sort_by(|a, b| {
+                            a.get_label()
+                                .iter()
+                                .map(|l| l.value())
+                                .cmp(b.get_label().iter().map(|l| l.value()))
+                        });
+                    }
+                    encoder
+                        .encode_utf8(&families, &mut out)
+                        .expect("text encoding of collected metrics cannot fail");
                 }
             }
         }
         self.last_size
-            .store(buf.len(), std::sync::atomic::Ordering::Relaxed);
-        String::from_utf8(buf).expect("the text encoder writes UTF-8")
+            .store(out.len(), std::sync::atomic::Ordering::Relaxed);
+        out
     }
 
     /// Records how the latest configuration load went.
@@ -555,5 +564,52 @@ mod tests {
         }
         assert!(!text.contains("outcome=\"pass\"} 1\nwarden_check_outcome"));
         assert_eq!(text.matches("warden_check_outcome{").count(), 1, "{text}");
+    }
+
+    /// The per-check families are written as the `prometheus` crate's own
+    /// labelled gauges would be: same order, escaping and numbers.
+    #[test]
+    fn check_families_are_written_as_the_crate_encodes_gauges() {
+        let m = Metrics::new();
+        let mut results = Vec::new();
+        for (dataset, check, observed) in [
+            ("zeta", "zeta.row_count", Some(12.5)),
+            ("alpha", "alpha.sql_\"odd\\name\nx", Some(-0.25)),
+            ("alpha", "alpha.row_count", Some(1e21)),
+            ("mid", "mid.freshness", None),
+        ] {
+            let mut r = result(check, "sql", observed);
+            r.dataset = dataset.to_owned();
+            results.push(r);
+        }
+        m.record_run("main", Duration::from_millis(5), &results, 1_700_000_000.5);
+
+        let observed = prometheus::GaugeVec::new(
+            Opts::new(
+                "warden_check_observed_value",
+                "The value the check observed on its last run.",
+            ),
+            &["dataset", "check"],
+        )
+        .unwrap();
+        for r in &results {
+            observed
+                .with_label_values(&[r.dataset.as_str(), r.check.as_str()])
+                .set(r.observed.unwrap_or(f64::NAN));
+        }
+        let registry = prometheus::Registry::new();
+        registry.register(Box::new(observed)).unwrap();
+        let crate_text = TextEncoder::new()
+            .encode_to_string(&registry.gather())
+            .unwrap();
+
+        let text = m.render();
+        let start = text.find("# HELP warden_check_observed_value ").unwrap();
+        let end = text[start..]
+            .match_indices("# HELP ")
+            .nth(1)
+            .map_or(text.len(), |(i, _)| start + i);
+        assert_eq!(&text[start..end], crate_text);
+        assert!(crate_text.contains(r#"check="alpha.sql_\"odd\\name\nx""#), "{crate_text}");
     }
 }

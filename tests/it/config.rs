@@ -901,3 +901,31 @@ datasets:
     );
     assert!(!orders.checks[2].kind.is_partition_scoped());
 }
+
+/// Found by fuzzing: a `checks:` glob that matches nothing is reported by
+/// `warden validate` at its place in `warden.yaml`, yet the agent loads, as
+/// a check file with problems does not stop it either. What validate shows
+/// is what the loader reported and went past.
+#[test]
+fn a_glob_matching_nothing_is_reported_yet_the_rest_loads() {
+    let dir = project(&[(
+        "a.yaml",
+        "datasets:\n  - name: orders\n    warehouse: main\n    table: orders\n    checks:\n      - row_count: { min: 1 }\n",
+    )]);
+    let path = dir.path().join("warden.yaml");
+    std::fs::write(
+        &path,
+        "warehouses:\n  main:\n    url: sqlite://wh.db\nchecks: [checks/*.yaml, checks/name*.yaml]\n",
+    )
+    .unwrap();
+    let loaded = load_with_env(&path, &env(&[])).expect("loads");
+    assert!(loaded.config.dataset("orders").is_some());
+    let problems = lines(&validate_all(&path, &env(&[])));
+    assert_eq!(lines(&loaded.diagnostics), problems);
+    assert_eq!(problems.len(), 1, "{problems:?}");
+    assert!(
+        problems[0].starts_with(&format!("{}:4:25: ", path.display()))
+            && problems[0].ends_with("`checks`: `checks/name*.yaml` matches no files"),
+        "{problems:?}"
+    );
+}

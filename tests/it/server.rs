@@ -337,3 +337,69 @@ async fn the_status_page_is_rendered_from_a_snapshot(db: &TestRegistry) {
     assert_eq!(state.status_page().refreshes(), 2);
     state.registry().close().await;
 }
+
+/// A flood of page loads waits its turn: the first `PAGE_BURST` are served
+/// at once, the rest at `PAGE_RATE` a second, while the API, health and
+/// metrics answer at once all along.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_flood_of_page_loads_waits_its_turn_and_the_rest_answers_at_once() {
+    use warden::app::{PAGE_BURST, PAGE_RATE};
+    let project = project("");
+    project.write(
+        "checks/orders.yaml",
+        "datasets:\n  - name: orders\n    warehouse: main\n    table: orders\n    checks:\n      \
+         - row_count: { min: 1 }\n",
+    );
+    let config = Arc::new(project.load());
+    let registry = Registry::open(&format!("sqlite://{}", project.path("warden.db").display()))
+        .await
+        .unwrap();
+    let state = AppState::builder(config, registry).ready(true).build();
+    let router = warden::http::router(state.clone());
+    let get = |path: &'static str| {
+        let router = router.clone();
+        async move {
+            let response = router
+                .oneshot(Request::get(path).body(Body::empty()).unwrap())
+                .await
+                .unwrap();
+            assert_eq!(response.status(), 200, "{path}");
+            Instant::now()
+        }
+    };
+
+    // The budget's worth, and one more second's worth, at once.
+    let beyond = PAGE_RATE as usize;
+    let started = Instant::now();
+    let flood: Vec<_> = (0..PAGE_BURST as usize + beyond)
+        .map(|_| tokio::spawn(get("/")))
+        .collect();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    for path in ["/healthz", "/metrics", "/api/v1/datasets"] {
+        let asked = Instant::now();
+        let answered = get(path).await;
+        assert!(
+            answered - asked < Duration::from_millis(500),
+            "{path} waited behind the pages: {:?}",
+            answered - asked
+        );
+    }
+    let mut served: Vec<Duration> = Vec::new();
+    for load in flood {
+        served.push(load.await.unwrap() - started);
+    }
+    served.sort();
+    // The burst is served without waiting for the rate.
+    assert!(
+        served[PAGE_BURST as usize - 1] < Duration::from_millis(900),
+        "the burst waited: {:?}",
+        served[PAGE_BURST as usize - 1]
+    );
+    // The loads beyond it are spread over about a second, not served at once.
+    let last = *served.last().unwrap();
+    assert!(
+        last >= Duration::from_millis(800),
+        "{beyond} loads beyond the burst were served within {last:?}"
+    );
+    state.registry().close().await;
+}
