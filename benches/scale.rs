@@ -26,6 +26,9 @@
 //!    that scale, rendered in-process and fetched from that agent
 //!    (target: under 50 ms).
 //!
+//! `cargo bench --bench scale -- idle` runs the sixth alone (no PostgreSQL
+//! needed).
+//!
 //! A dataset's schedule fires every five minutes, at the minute after the
 //! agent starts (`M-59/5 * * * *`), so no phase waits more than a minute.
 
@@ -558,6 +561,11 @@ struct Idle {
     waited: Duration,
     scrape: Duration,
     series: usize,
+    /// Of the resident set: anonymous memory, and pages of files (the
+    /// binary and its libraries).
+    anon_kb: u64,
+    file_kb: u64,
+    threads: u64,
 }
 
 /// `warden run` with 1,000 datasets of ten checks on `* * * * *` (a SQLite
@@ -601,6 +609,9 @@ async fn idle_agent(dir: &Path) -> Idle {
     tokio::time::sleep(Duration::from_secs(5)).await;
     let rss_kb = proc_status_kb(agent.pid(), "VmRSS");
     let hwm_kb = proc_status_kb(agent.pid(), "VmHWM");
+    let anon_kb = proc_status_kb(agent.pid(), "RssAnon");
+    let file_kb = proc_status_kb(agent.pid(), "RssFile");
+    let threads = proc_status_kb(agent.pid(), "Threads");
     let client = reqwest::Client::new();
     let mut samples = Vec::with_capacity(ROUNDS);
     let mut series = 0;
@@ -621,6 +632,9 @@ async fn idle_agent(dir: &Path) -> Idle {
     Idle {
         rss_kb,
         hwm_kb,
+        anon_kb,
+        file_kb,
+        threads,
         waited,
         scrape: median(samples),
         series,
@@ -717,7 +731,11 @@ async fn bench(dir: &Path, db: &BenchDatabase) {
     );
     registry_pool.close().await;
 
-    // 3. Idle memory at 10,000 checks, and /metrics.
+    idle_phase(dir).await;
+}
+
+/// 3. Idle memory at 10,000 checks, and /metrics.
+async fn idle_phase(dir: &Path) {
     let idle = idle_agent(dir).await;
     println!("load average: {}", common::load_average());
     let rss = mib(idle.rss_kb);
@@ -730,6 +748,12 @@ async fn bench(dir: &Path, db: &BenchDatabase) {
         "  VmRSS                   : {rss:>8.1} MiB (peak {:.1} MiB); target < {RSS_TARGET_MIB} MiB: {}",
         mib(idle.hwm_kb),
         verdict(rss < RSS_TARGET_MIB)
+    );
+    println!(
+        "    of which             : {:>8.1} MiB anonymous, {:.1} MiB of files (the binary); {} threads",
+        mib(idle.anon_kb),
+        mib(idle.file_kb),
+        idle.threads
     );
     let config_path = write_project(
         dir,
@@ -756,6 +780,18 @@ async fn bench(dir: &Path, db: &BenchDatabase) {
 }
 
 fn main() {
+    if std::env::args().skip(1).any(|a| a == "idle") {
+        // `cargo bench --bench scale -- idle`: the idle phase alone, which
+        // needs no PostgreSQL.
+        let runtime = tokio::runtime::Runtime::new().expect("a runtime");
+        runtime.block_on(async {
+            let dir = tempfile::tempdir().expect("a temporary directory");
+            write_warehouse(dir.path()).await;
+            println!("load average at start: {}", common::load_average());
+            idle_phase(dir.path()).await;
+        });
+        return;
+    }
     let Ok(admin_url) = std::env::var("WARDEN_TEST_POSTGRES_URL") else {
         eprintln!(
             "the scale bench needs WARDEN_TEST_POSTGRES_URL, a PostgreSQL server where it may \

@@ -24,9 +24,9 @@ use std::time::Duration;
 use axum::extract::{DefaultBodyLimit, Request, State};
 use axum::handler::Handler;
 use axum::http::{Method, StatusCode, header};
+use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{MethodFilter, MethodRouter, get, on};
-use axum::middleware::Next;
 use axum::{Json, Router, middleware};
 use serde_json::json;
 use tower_http::trace::TraceLayer;
@@ -47,7 +47,10 @@ pub fn router(state: AppState) -> Router {
     let (api, _) = api_routes(state.clone());
     Router::new()
         .route("/", page(&state, get(status::page)))
-        .route("/datasets/{dataset}", page(&state, get(status::dataset_page)))
+        .route(
+            "/datasets/{dataset}",
+            page(&state, get(status::dataset_page)),
+        )
         .route("/checks/{id}", page(&state, get(status::check_page)))
         .route("/metrics", get(metrics))
         .route("/healthz", get(healthz))

@@ -16,8 +16,7 @@ use std::time::Duration;
 
 use prometheus::core::Collector;
 use prometheus::{
-    Gauge, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts,
-    TextEncoder,
+    Gauge, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts, TextEncoder,
 };
 
 use self::checks::{CheckFamily, CheckSeries, CheckState, DatasetState};
@@ -610,6 +609,9 @@ mod tests {
             .nth(1)
             .map_or(text.len(), |(i, _)| start + i);
         assert_eq!(&text[start..end], crate_text);
-        assert!(crate_text.contains(r#"check="alpha.sql_\"odd\\name\nx""#), "{crate_text}");
+        assert!(
+            crate_text.contains(r#"check="alpha.sql_\"odd\\name\nx""#),
+            "{crate_text}"
+        );
     }
 }

@@ -79,6 +79,8 @@ const READ_CONNECTIONS: u32 = 2;
 /// 2,000): six connections would otherwise hold up to 12 MiB of pages the
 /// operating system caches anyway.
 const SQLITE_PAGE_CACHE_KIB: u32 = 1024;
+/// A SQLite registry connection idle this long is closed.
+const SQLITE_IDLE_CLOSE: Duration = Duration::from_secs(5);
 /// How long SQLite waits for another writer before giving up.
 const SQLITE_BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -174,9 +176,12 @@ impl Registry {
             .foreign_keys(true);
         // One connection first: its error says why the file cannot be opened.
         probe(options.connect(), &redacted).await?;
+        // Connections idle between ticks are closed: each holds a thread and
+        // its caches, and opening the file again is cheap.
         let mut pool_options = SqlitePoolOptions::new()
             .max_connections(4)
-            .acquire_timeout(CONNECT_TIMEOUT);
+            .acquire_timeout(CONNECT_TIMEOUT)
+            .idle_timeout(SQLITE_IDLE_CLOSE);
         if sqlite_in_memory(url) {
             // An in-memory database lives only while a connection is open.
             pool_options = pool_options
@@ -191,6 +196,7 @@ impl Registry {
                 SqlitePoolOptions::new()
                     .max_connections(READ_CONNECTIONS)
                     .acquire_timeout(CONNECT_TIMEOUT)
+                    .idle_timeout(SQLITE_IDLE_CLOSE)
                     .connect_lazy_with(options.clone().pragma("query_only", "ON")),
             )
         });

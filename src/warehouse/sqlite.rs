@@ -109,6 +109,10 @@ const STATEMENT_CACHE: usize = 16;
 /// operating system caches the file too, and a warehouse of many tables
 /// otherwise fills a cache per connection.
 const PAGE_CACHE_KIB: u32 = 512;
+/// A connection idle this long is closed. Each holds a thread, its page
+/// cache and the parsed schema of every table in the file, which between
+/// ticks is memory held for nothing; opening the file again is cheap.
+pub(crate) const IDLE_CLOSE: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// A pool over the database file, opened read-only (whatever the URL's
 /// `mode=` says): no statement can write to it, and whoever fills it does
@@ -121,7 +125,9 @@ pub(super) fn connect(settings: &Settings, _tz: Tz) -> Result<Box<dyn Backend>, 
         .statement_cache_capacity(STATEMENT_CACHE)
         .pragma("cache_size", format!("-{PAGE_CACHE_KIB}"));
     let endpoint = Endpoint::File(opts.get_filename().to_owned());
-    let pool = pooled::options::<Sqlite>(settings).connect_lazy_with(opts);
+    let pool = pooled::options::<Sqlite>(settings)
+        .idle_timeout(IDLE_CLOSE)
+        .connect_lazy_with(opts);
     Ok(Box::new(Pooled::new(
         pool,
         settings,

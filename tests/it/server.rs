@@ -403,3 +403,40 @@ async fn a_flood_of_page_loads_waits_its_turn_and_the_rest_answers_at_once() {
     );
     state.registry().close().await;
 }
+
+/// Bytes that are not an HTTP request never reach a route: the HTTP library
+/// answers a bare 400 (a malformed request line) or 431 (a head beyond its
+/// buffer) and closes the connection, and the agent serves on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn what_is_not_http_gets_a_bare_rejection_and_the_agent_serves_on() {
+    let p = project("");
+    let mut agent = AgentProcess::start(&p.config(), &[]);
+    agent.wait_ready(Duration::from_secs(20)).await;
+
+    let mut garbage = send(&agent, b"\x16\x03\x01 not http at all\r\n\r\n").await;
+    let got = response(&mut garbage, Duration::from_secs(5))
+        .await
+        .expect("an answer");
+    assert!(got.starts_with("HTTP/1.1 400 "), "{got}");
+    assert_eq!(response(&mut garbage, Duration::from_secs(2)).await, None);
+
+    let mut head = b"GET /healthz HTTP/1.1\r\nHost: warden\r\n".to_vec();
+    while head.len() < 1 << 20 {
+        head.extend_from_slice(b"X-Filler: ");
+        head.extend(std::iter::repeat_n(b'a', 1000));
+        head.extend_from_slice(b"\r\n");
+    }
+    let addr = agent.base.trim_start_matches("http://").to_owned();
+    let mut huge = TcpStream::connect(&addr).await.expect("connect");
+    // The server may close before taking it all.
+    let _ = huge.write_all(&head).await;
+    let got = response(&mut huge, Duration::from_secs(5))
+        .await
+        .expect("an answer");
+    assert!(got.starts_with("HTTP/1.1 431 "), "{got}");
+
+    let health = reqwest::get(format!("{}/healthz", agent.base))
+        .await
+        .expect("the agent serves on");
+    assert_eq!(health.status(), 200);
+}
