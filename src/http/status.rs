@@ -44,14 +44,30 @@ pub async fn snapshot(state: &AppState) -> Arc<StatusData> {
     };
     state
         .status_page()
-        .get(key, || async { Box::new(read(state).await) as StatusData })
+        .get(key, || async {
+            Box::new(Taken {
+                snapshot: read(state).await,
+                first_page: std::sync::OnceLock::new(),
+            }) as StatusData
+        })
         .await
 }
 
+/// A snapshot, and the first page of `/` once rendered from it: the page
+/// most loads ask for is rendered once per snapshot, not once per load.
+struct Taken {
+    snapshot: StatusSnapshot,
+    first_page: std::sync::OnceLock<axum::body::Bytes>,
+}
+
 /// The snapshot as the type it is.
-fn view_of(data: &StatusData) -> &StatusSnapshot {
-    data.downcast_ref::<StatusSnapshot>()
+fn taken(data: &StatusData) -> &Taken {
+    data.downcast_ref::<Taken>()
         .expect("the status snapshot holds a StatusSnapshot")
+}
+
+fn view_of(data: &StatusData) -> &StatusSnapshot {
+    &taken(data).snapshot
 }
 
 /// Reads what `/` shows (on the registry's read pool): the latest result
@@ -130,7 +146,8 @@ pub async fn read(state: &AppState) -> StatusSnapshot {
     }
 }
 
-fn html(body: String) -> Response {
+fn html(body: impl Into<axum::body::Body>) -> Response {
+    let body: axum::body::Body = body.into();
     (
         [
             (header::CACHE_CONTROL, "no-store"),
@@ -154,7 +171,20 @@ pub async fn page(
     let query =
         page::home::HomeQuery::parse(params.page.as_deref()).map_err(ApiError::bad_request)?;
     let data = snapshot(&state).await;
-    Ok(html(page::home::render(view_of(&data), &query)))
+    let taken = taken(&data);
+    if query != page::home::HomeQuery::default() {
+        return Ok(html(page::home::render(&taken.snapshot, &query)));
+    }
+    let body = match taken.first_page.get() {
+        Some(body) => body.clone(),
+        None => {
+            // Loads that meet an unrendered page may each render it; the
+            // first to finish is kept.
+            let body = page::home::render(&taken.snapshot, &query).into();
+            taken.first_page.get_or_init(|| body).clone()
+        }
+    };
+    Ok(html(body))
 }
 
 /// `GET /datasets/{d}`: its checks (from the snapshot), partitions and gates.
