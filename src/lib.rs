@@ -5,6 +5,8 @@
 //! and recorded in the [`registry`]; failing checks become alerts
 //! ([`alert`]) delivered through a durable outbox.
 
+#![forbid(unsafe_code)]
+
 pub mod agent;
 pub mod alert;
 pub mod app;
