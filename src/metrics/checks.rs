@@ -257,7 +257,8 @@ impl CheckFamily {
 /// Escapes `\` and newlines (and `"` in label values), as the text format
 /// requires.
 fn escape(v: &str, quote: bool) -> std::borrow::Cow<'_, str> {
-    if !v.contains(['\\', '\n']) && !(quote && v.contains('"')) {
+    let special = |c: char| c == '\\' || c == '\n' || (quote && c == '"');
+    if !v.contains(special) {
         return v.into();
     }
     let mut escaped = String::with_capacity(v.len() + 8);
