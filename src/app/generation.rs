@@ -118,10 +118,16 @@ impl Lane {
         if busy.contains(&name) {
             return Enqueued::AlreadyQueued;
         }
-        match self.tx.try_send(job) {
+        // Counted before it is sent: the worker may take it, and count it
+        // out, before `try_send` returns, and the depth must never go below 0.
+        self.depth.fetch_add(1, Ordering::Relaxed);
+        let sent = self.tx.try_send(job);
+        if sent.is_err() {
+            self.depth.fetch_sub(1, Ordering::Relaxed);
+        }
+        match sent {
             Ok(()) => {
                 busy.insert(name);
-                self.depth.fetch_add(1, Ordering::Relaxed);
                 Enqueued::Queued
             }
             Err(mpsc::error::TrySendError::Full(_)) => Enqueued::Full,

@@ -1246,3 +1246,59 @@ async fn a_second_agent_on_a_sqlite_registry_refuses_to_start() {
     fourth.wait_ready(wait).await;
     assert!(fourth.terminate(wait).await.success());
 }
+
+/// A run queue's depth is counted before its run is sent: a worker that
+/// takes a run at once never counts it out before it was counted in (the
+/// depth went below zero, and summing the depths overflowed).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_taken_at_once_never_takes_the_queue_depth_below_zero() {
+    use warden::app::circuit::Circuit;
+    use warden::app::{Enqueued, Generation, Job, Lane};
+    const DATASETS: usize = 2_000;
+    let project = Project::new();
+    let mut checks = String::from("datasets:\n");
+    for d in 0..DATASETS {
+        checks.push_str(&format!(
+            "  - name: d{d}\n    warehouse: main\n    table: t\n    checks:\n      - row_count: {{ min: 1 }}\n"
+        ));
+    }
+    project.write("checks/many.yaml", &checks);
+    project.write(
+        "warden.yaml",
+        "warehouses:\n  main:\n    url: sqlite://warehouse.db\nchecks: [checks/*.yaml]\n",
+    );
+    let config = Arc::new(project.load());
+    let registry = Registry::open("sqlite::memory:").await.unwrap();
+    let state = AppState::builder(config.clone(), registry).build();
+    let (lane, mut rx) = Lane::new(Arc::new(Circuit::new("main")), DATASETS);
+    let depth = lane.depth_counter().clone();
+    // A worker that takes each run the moment it is sent.
+    let worker = std::thread::spawn(move || {
+        let mut below_zero = 0;
+        let mut taken = 0;
+        while taken < DATASETS {
+            if rx.try_recv().is_ok() {
+                taken += 1;
+                if depth.fetch_sub(1, Ordering::SeqCst) == 0 {
+                    below_zero += 1;
+                }
+            }
+        }
+        below_zero
+    });
+    let generation = Generation {
+        number: 1,
+        config: config.clone(),
+        runner: state.runner(),
+        lanes: [("main".to_owned(), lane)].into_iter().collect(),
+        loaded_at: Utc::now(),
+    };
+    let lane = &generation.lanes["main"];
+    for index in 0..DATASETS {
+        let job = Job::scheduled(&generation, index, Utc::now());
+        assert!(matches!(lane.enqueue(job), Enqueued::Queued));
+        assert!(generation.queued() <= DATASETS);
+    }
+    assert_eq!(worker.join().unwrap(), 0, "the depth went below zero");
+    assert_eq!(generation.queued(), 0);
+}

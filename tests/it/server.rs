@@ -279,9 +279,9 @@ async fn a_long_poll_answers_promptly_at_shutdown() {
     p.finish().await;
 }
 
-on_both_engines!(the_status_page_is_rendered_from_a_snapshot);
-
-async fn the_status_page_is_rendered_from_a_snapshot(db: &TestRegistry) {
+/// The agent's state, ready, for a project of one dataset `orders` with a
+/// `row_count` check, on the registry at `url` (no agent runs).
+async fn one_dataset_app(url: &str) -> (Project, AppState) {
     let project = project("");
     project.write(
         "checks/orders.yaml",
@@ -289,8 +289,15 @@ async fn the_status_page_is_rendered_from_a_snapshot(db: &TestRegistry) {
          - row_count: { min: 1 }\n",
     );
     let config = Arc::new(project.load());
-    let registry = Registry::open(&db.url).await.unwrap();
+    let registry = Registry::open(url).await.unwrap();
     let state = AppState::builder(config, registry).ready(true).build();
+    (project, state)
+}
+
+on_both_engines!(the_status_page_is_rendered_from_a_snapshot);
+
+async fn the_status_page_is_rendered_from_a_snapshot(db: &TestRegistry) {
+    let (_project, state) = one_dataset_app(&db.url).await;
     let router = warden::http::router(state.clone());
     let load = || {
         let router = router.clone();
@@ -344,17 +351,9 @@ async fn the_status_page_is_rendered_from_a_snapshot(db: &TestRegistry) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_flood_of_page_loads_waits_its_turn_and_the_rest_answers_at_once() {
     use warden::app::{PAGE_BURST, PAGE_RATE};
-    let project = project("");
-    project.write(
-        "checks/orders.yaml",
-        "datasets:\n  - name: orders\n    warehouse: main\n    table: orders\n    checks:\n      \
-         - row_count: { min: 1 }\n",
-    );
-    let config = Arc::new(project.load());
-    let registry = Registry::open(&format!("sqlite://{}", project.path("warden.db").display()))
-        .await
-        .unwrap();
-    let state = AppState::builder(config, registry).ready(true).build();
+    let dir = tempfile::tempdir().unwrap();
+    let registry = format!("sqlite://{}", dir.path().join("warden.db").display());
+    let (_project, state) = one_dataset_app(&registry).await;
     let router = warden::http::router(state.clone());
     let get = |path: &'static str| {
         let router = router.clone();
