@@ -101,7 +101,7 @@ const NULL_RATIO: (&str, &str) = (
     "Share of NULLs in the column on the last run, in [0, 1].",
 );
 
-/// Every dataset's state, shared by the collectors of its families.
+/// Every dataset's state, shared by the writers of its families.
 #[derive(Clone, Default)]
 pub(super) struct CheckSeries(Arc<Mutex<BTreeMap<String, DatasetState>>>);
 

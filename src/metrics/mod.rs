@@ -3,7 +3,7 @@
 //!
 //! The series that describe a check or a dataset (outcome, observed value,
 //! last run, runs, row count, freshness lag, null ratios) are warden's own
-//! state, turned into metric families when `/metrics` is scraped
+//! state, written into the text exposition when `/metrics` is scraped
 //! ([`checks`]); series of checks that leave the configuration are removed,
 //! so a dashboard never shows a check that no longer exists
 //! ([`Metrics::retain`]). The few series per warehouse, stage, gate or
