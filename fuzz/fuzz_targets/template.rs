@@ -68,10 +68,11 @@ fuzz_target!(|data: &[u8]| {
                     let (sql, params) = out.finish();
                     let expected = if partition.is_some() { values } else { 0 };
                     assert_eq!(params.len(), expected, "{engine:?}: {sql}");
-                    assert!(
-                        !sql.contains("2026-11-2"),
-                        "a partition value in the text: {sql}"
-                    );
+                    // No placeholder holds a `-`: where the input has no
+                    // `-11-` of its own, one in the SQL is a spliced value.
+                    if !input.contains("-11-") {
+                        assert!(!sql.contains("-11-"), "a partition value in the text: {sql}");
+                    }
                 }
             }
         }
