@@ -383,13 +383,12 @@ async fn scheduler_pass(config: Arc<Config>) -> (Duration, usize, f64) {
     let registry = Registry::open("sqlite::memory:").await.expect("a registry");
     let state = AppState::builder(config.clone(), registry).build();
     let (lane, mut rx) = Lane::new(Arc::new(Circuit::new("main")), config.datasets.len());
-    let generation = Generation {
-        number: 1,
-        config: config.clone(),
-        runner: state.runner(),
-        lanes: [("main".to_owned(), lane)].into_iter().collect(),
-        loaded_at: Utc::now(),
-    };
+    let generation = Generation::new(
+        1,
+        config.clone(),
+        state.runner(),
+        [("main".to_owned(), lane)].into(),
+    );
     let tz = config.agent.timezone;
     let due_at = Utc::now() + chrono::Duration::minutes(10);
     let mut samples = Vec::with_capacity(PASSES);

@@ -184,13 +184,7 @@ impl Agent {
             &evaluator,
             &runs,
         );
-        state.install(Generation {
-            number: 1,
-            config: config.clone(),
-            runner,
-            lanes,
-            loaded_at: Utc::now(),
-        });
+        state.install(Generation::new(1, config.clone(), runner, lanes));
         state.set_config_report(LoadReport::default().after(
             loaded.diagnostics.clone(),
             Vec::new(),
@@ -344,13 +338,7 @@ impl Agent {
             loaded.kept,
             Utc::now(),
         ));
-        self.state.install(Generation {
-            number,
-            config: config.clone(),
-            runner,
-            lanes,
-            loaded_at: Utc::now(),
-        });
+        self.state.install(Generation::new(number, config.clone(), runner, lanes));
         tracing::info!(
             generation = number,
             datasets = config.datasets.len(),

@@ -34,6 +34,22 @@ pub struct Generation {
 }
 
 impl Generation {
+    /// Generation `number` of `config`, loaded now.
+    pub fn new(
+        number: u64,
+        config: Arc<Config>,
+        runner: Arc<Runner>,
+        lanes: BTreeMap<String, Lane>,
+    ) -> Self {
+        Self {
+            number,
+            config,
+            runner,
+            lanes,
+            loaded_at: Utc::now(),
+        }
+    }
+
     /// Runs waiting in every warehouse queue of this generation.
     pub fn queued(&self) -> usize {
         self.lanes.values().map(Lane::depth).sum()

@@ -288,6 +288,23 @@ mod tests {
         assert_eq!(sql, "SELECT 1 FROM `analytics`.`orders` WHERE ? < d");
     }
 
+    /// Found by fuzzing: a date the template writes itself is the user's
+    /// text, kept as written, and binds nothing; only the templates bind.
+    #[test]
+    fn a_date_written_in_the_template_stays_text() {
+        let b = bounds();
+        for engine in Engine::ALL {
+            let (sql, params) = run(
+                engine,
+                "SELECT count(*) FROM {{ table }} WHERE d >= '2026-11-20' AND {{ partition_filter }}",
+                Some(&b),
+            )
+            .unwrap();
+            assert_eq!(sql.matches("2026-11-20").count(), 1, "{engine:?}: {sql}");
+            assert_eq!(params.len(), 2, "{engine:?}: {sql}");
+        }
+    }
+
     #[test]
     fn whole_relation_filters_are_always_true() {
         let (sql, params) = run(

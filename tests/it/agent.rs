@@ -1286,13 +1286,12 @@ async fn a_run_taken_at_once_never_takes_the_queue_depth_below_zero() {
         }
         below_zero
     });
-    let generation = Generation {
-        number: 1,
-        config: config.clone(),
-        runner: state.runner(),
-        lanes: [("main".to_owned(), lane)].into_iter().collect(),
-        loaded_at: Utc::now(),
-    };
+    let generation = Generation::new(
+        1,
+        config.clone(),
+        state.runner(),
+        [("main".to_owned(), lane)].into(),
+    );
     let lane = &generation.lanes["main"];
     for index in 0..DATASETS {
         let job = Job::scheduled(&generation, index, Utc::now());
