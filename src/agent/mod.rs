@@ -338,7 +338,8 @@ impl Agent {
             loaded.kept,
             Utc::now(),
         ));
-        self.state.install(Generation::new(number, config.clone(), runner, lanes));
+        self.state
+            .install(Generation::new(number, config.clone(), runner, lanes));
         tracing::info!(
             generation = number,
             datasets = config.datasets.len(),

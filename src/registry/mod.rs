@@ -83,6 +83,13 @@ const SQLITE_PAGE_CACHE_KIB: u32 = 1024;
 const SQLITE_IDLE_CLOSE: Duration = Duration::from_secs(5);
 /// How long SQLite waits for another writer before giving up.
 const SQLITE_BUSY_TIMEOUT: Duration = Duration::from_secs(10);
+/// How often a SQLite registry's WAL is written back into the database file
+/// after commits. No commit does it: SQLite's automatic checkpoint runs in
+/// the commit that crosses 1,000 pages of WAL and syncs the file there,
+/// which held that commit, and every write queued behind it (a burst of
+/// gates' decisions), for 10–20 ms. The registry's own task checkpoints
+/// instead, beside the writers, without blocking them ([`spawn_checkpoints`]).
+const SQLITE_CHECKPOINT_EVERY: Duration = Duration::from_secs(1);
 
 /// How often SQLite migrations are run when another process may be applying
 /// them at the same time (see [`migrate_sqlite`]).
@@ -173,7 +180,10 @@ impl Registry {
             .synchronous(SqliteSynchronous::Normal)
             .busy_timeout(SQLITE_BUSY_TIMEOUT)
             .pragma("cache_size", format!("-{SQLITE_PAGE_CACHE_KIB}"))
+            .pragma("wal_autocheckpoint", "0")
             .foreign_keys(true);
+        let mut wal = options.get_filename().as_os_str().to_owned();
+        wal.push("-wal");
         // One connection first: its error says why the file cannot be opened.
         probe(options.connect(), &redacted).await?;
         // Connections idle between ticks are closed: each holds a thread and
@@ -204,11 +214,19 @@ impl Registry {
             .connect_with(options)
             .await
             .map_err(|e| unreachable(&redacted, &e))?;
+        let sqlite_writer = std::sync::Arc::default();
+        if !sqlite_in_memory(url) {
+            spawn_checkpoints(
+                pool.clone(),
+                wal.into(),
+                std::sync::Arc::downgrade(&sqlite_writer),
+            );
+        }
         Ok(Self {
             pool: Pool::Sqlite(pool),
             reads,
             url: redacted,
-            sqlite_writer: Default::default(),
+            sqlite_writer,
         })
     }
 
@@ -294,6 +312,48 @@ impl Registry {
             }
         }
     }
+}
+
+/// Writes a SQLite registry's WAL (the file `wal`) back into its database
+/// file every [`SQLITE_CHECKPOINT_EVERY`] in which the WAL was written, on a
+/// connection of its own: a passive checkpoint neither waits for nor blocks
+/// the writer. An idle registry is left alone, so its connections close.
+/// Ends when the pool is closed or every handle on the registry is dropped
+/// (the last connection to close checkpoints what is left).
+fn spawn_checkpoints(
+    pool: SqlitePool,
+    wal: PathBuf,
+    alive: std::sync::Weak<tokio::sync::Mutex<()>>,
+) {
+    let written = move || {
+        let meta = std::fs::metadata(&wal).ok()?;
+        Some((meta.modified().ok(), meta.len()))
+    };
+    tokio::spawn(async move {
+        let mut checkpointed = None;
+        loop {
+            tokio::time::sleep(SQLITE_CHECKPOINT_EVERY).await;
+            if alive.strong_count() == 0 || pool.is_closed() {
+                break;
+            }
+            // Read before the checkpoint: what is written meanwhile is
+            // checkpointed next time.
+            let seen = written();
+            if seen.is_none() || seen == checkpointed {
+                continue;
+            }
+            match sqlx::query("PRAGMA wal_checkpoint(PASSIVE)")
+                .execute(&pool)
+                .await
+            {
+                Ok(_) => checkpointed = seen,
+                Err(_) if pool.is_closed() => break,
+                Err(e) => {
+                    tracing::warn!(error = %e, "the registry's WAL could not be checkpointed; trying again");
+                }
+            }
+        }
+    });
 }
 
 async fn probe<C: Connection>(

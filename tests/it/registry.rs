@@ -22,6 +22,14 @@ fn dataset(name: &str) -> DatasetName {
     DatasetName::parse(name).unwrap()
 }
 
+async fn count_results(registry: &Registry) -> usize {
+    registry
+        .history(&check("orders.row_count"), 1000)
+        .await
+        .unwrap()
+        .len()
+}
+
 async fn count_rows(db: &TestRegistry, check_id: &str) -> usize {
     db.history(&check(check_id), 1000).await.unwrap().len()
 }
@@ -984,6 +992,56 @@ async fn an_in_memory_registry_creates_no_file() {
         registry.close().await;
         assert_eq!(stray(), Vec::<String>::new(), "{url}");
     }
+}
+
+/// A SQLite registry's commits leave its WAL to the registry's own
+/// checkpoints, which write it back into the database file soon after: a
+/// copy of the file alone (as a careless backup takes it) then holds what
+/// was committed, while the agent is still running.
+#[tokio::test]
+async fn a_sqlite_registry_writes_its_wal_back_soon_after_commits() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("registry.db");
+    let registry = Registry::open(&format!("sqlite://{}", file.display()))
+        .await
+        .unwrap();
+    let runs: Vec<_> = (0..200)
+        .map(|h| record("orders.row_count", None, f64::from(h), at(h.into())))
+        .collect();
+    registry.record_run(&runs).await.unwrap();
+    // What a copy of the database file alone holds, opened as a registry.
+    let copied = async |n: usize| {
+        let copy = dir.path().join(format!("copy-{n}.db"));
+        std::fs::copy(&file, &copy).unwrap();
+        let opened = Registry::open(&format!("sqlite://{}", copy.display()))
+            .await
+            .unwrap();
+        let rows = count_results(&opened).await;
+        opened.close().await;
+        rows
+    };
+    // The registry stays in use meanwhile: when its last connection closes,
+    // SQLite writes the WAL back by itself.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    for n in 0.. {
+        registry.ping().await.unwrap();
+        let rows = copied(n).await;
+        if rows == 200 {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the database file alone holds {rows} of 200 results after 10 s"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    // The registry goes on writing after its checkpoints.
+    registry
+        .record_run(&[record("orders.row_count", None, 1.0, at(500))])
+        .await
+        .unwrap();
+    assert_eq!(count_results(&registry).await, 201);
+    registry.close().await;
 }
 
 /// The status page's reads: the last N values of every check in one
