@@ -84,7 +84,7 @@ const SQLITE_IDLE_CLOSE: Duration = Duration::from_secs(5);
 /// How long SQLite waits for another writer before giving up.
 const SQLITE_BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 /// How often a SQLite registry's WAL is written back into the database file
-/// after commits. No commit does it: SQLite's automatic checkpoint runs in
+/// once it was written. No commit does it: SQLite's automatic checkpoint runs in
 /// the commit that crosses 1,000 pages of WAL and syncs the file there,
 /// which held that commit, and every write queued behind it (a burst of
 /// gates' decisions), for 10–20 ms. The registry's own task checkpoints
@@ -318,12 +318,13 @@ impl Registry {
 /// file every [`SQLITE_CHECKPOINT_EVERY`] in which the WAL was written, on a
 /// connection of its own: a passive checkpoint neither waits for nor blocks
 /// the writer. An idle registry is left alone, so its connections close.
-/// Ends when the pool is closed or every handle on the registry is dropped
-/// (the last connection to close checkpoints what is left).
+/// Ends when the pool is closed or every handle on the registry is dropped,
+/// which `writer`, the handles' shared writer turn, tells (the last
+/// connection to close checkpoints what is left).
 fn spawn_checkpoints(
     pool: SqlitePool,
     wal: PathBuf,
-    alive: std::sync::Weak<tokio::sync::Mutex<()>>,
+    writer: std::sync::Weak<tokio::sync::Mutex<()>>,
 ) {
     let written = move || {
         let meta = std::fs::metadata(&wal).ok()?;
@@ -333,7 +334,7 @@ fn spawn_checkpoints(
         let mut checkpointed = None;
         loop {
             tokio::time::sleep(SQLITE_CHECKPOINT_EVERY).await;
-            if alive.strong_count() == 0 || pool.is_closed() {
+            if writer.strong_count() == 0 || pool.is_closed() {
                 break;
             }
             // Read before the checkpoint: what is written meanwhile is

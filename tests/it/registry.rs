@@ -22,16 +22,12 @@ fn dataset(name: &str) -> DatasetName {
     DatasetName::parse(name).unwrap()
 }
 
-async fn count_results(registry: &Registry) -> usize {
+async fn count_rows(registry: &Registry, check_id: &str) -> usize {
     registry
-        .history(&check("orders.row_count"), 1000)
+        .history(&check(check_id), 1000)
         .await
         .unwrap()
         .len()
-}
-
-async fn count_rows(db: &TestRegistry, check_id: &str) -> usize {
-    db.history(&check(check_id), 1000).await.unwrap().len()
 }
 
 on_both_engines!(
@@ -1016,7 +1012,7 @@ async fn a_sqlite_registry_writes_its_wal_back_soon_after_commits() {
         let opened = Registry::open(&format!("sqlite://{}", copy.display()))
             .await
             .unwrap();
-        let rows = count_results(&opened).await;
+        let rows = count_rows(&opened, "orders.row_count").await;
         opened.close().await;
         rows
     };
@@ -1040,7 +1036,7 @@ async fn a_sqlite_registry_writes_its_wal_back_soon_after_commits() {
         .record_run(&[record("orders.row_count", None, 1.0, at(500))])
         .await
         .unwrap();
-    assert_eq!(count_results(&registry).await, 201);
+    assert_eq!(count_rows(&registry, "orders.row_count").await, 201);
     registry.close().await;
 }
 
